@@ -1,0 +1,97 @@
+"""The FastAPI application: wires the domain to its adapters (MQTT, HTTP, WebSocket)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.api import routes, ws
+from cloud.api.live import LiveHub
+from cloud.domain.accounts import AccountService, LoginLimiter
+from cloud.domain.cases import CaseService
+from cloud.domain.clock import SystemClock
+from cloud.domain.ingest import Ingestor
+from cloud.mqtt.bridge import MqttBridge
+from cloud.settings import Settings
+from cloud.store.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("pers.api")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    sm: sessionmaker[Session]
+    clock: object
+    live: LiveHub
+    bridge: MqttBridge | None
+    ingestor: Ingestor
+    cases: CaseService
+    accounts: AccountService
+
+
+def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) -> Services:
+    engine = make_engine(settings.db_url)
+    sm = make_sessionmaker(engine)
+    clock = clock or SystemClock()
+    live = LiveHub()
+
+    class _LateSender:
+        """The bridge needs the ingestor and the ingestor needs a sender: break the cycle."""
+        target = None
+
+        def send_command(self, device_id, command):
+            if self.target is not None:
+                self.target.send_command(device_id, command)
+
+    sender = _LateSender()
+    ingestor = Ingestor(sm, clock, sender, live, late_after_s=settings.late_alert_s)
+    bridge = None
+    if with_mqtt:
+        bridge = MqttBridge(ingestor, host=settings.mqtt_host, port=settings.mqtt_port,
+                            username=settings.mqtt_username, password=settings.mqtt_password,
+                            client_id=settings.mqtt_client_id, shared_group=settings.mqtt_shared_group)
+        sender.target = bridge
+    return Services(settings=settings, sm=sm, clock=clock, live=live, bridge=bridge, ingestor=ingestor,
+                    cases=CaseService(sm, clock, sender, live),
+                    accounts=AccountService(sm, clock, LoginLimiter(settings.login_max_failures,
+                                                                    settings.login_window_s),
+                                            settings.session_hours))
+
+
+def create_app(settings: Settings, *, services: Services | None = None, with_mqtt: bool = True) -> FastAPI:
+    svc = services or build_services(settings, with_mqtt=with_mqtt)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        svc.live.bind(asyncio.get_running_loop())
+        if svc.bridge:
+            svc.bridge.start()
+        yield
+        if svc.bridge:
+            svc.bridge.stop()
+
+    app = FastAPI(title="OpenPERS cloud", version="0.1.0", lifespan=lifespan,
+                  description="Alerts from PERS watches, cases for call-centre operators.")
+    app.state.services = svc
+
+    @app.exception_handler(RequestValidationError)
+    async def _log_bad_request(request: Request, exc: RequestValidationError):
+        log.warning("rejected API request", extra={"path": request.url.path, "reason": "invalid_request",
+                                                   "detail": str(exc.errors())[:300]})
+        # FastAPI's own handler fails (500) on a non-UTF-8 body: encode bytes safely.
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    app.include_router(routes.router)
+    app.include_router(ws.router)
+    from callcenter.pages import mount_console
+    mount_console(app)
+    return app

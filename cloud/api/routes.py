@@ -1,0 +1,172 @@
+"""REST API under /api, health and metrics."""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from cloud.api.deps import SESSION_COOKIE, csrf_checked_operator, current_operator, services
+from cloud.domain.accounts import LoginRefused
+from cloud.domain.cases import OUTCOMES, CaseError
+from cloud.store.models import Operator
+
+router = APIRouter()
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class OperatorOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: str
+    tenant_id: int
+    csrf_token: str | None = None
+
+
+class ResolveIn(BaseModel):
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Location(BaseModel):
+    lat: float
+    lon: float
+    acc: float | None = None
+    src: str | None = None
+    ts: int | None = None
+
+
+class WearerOut(BaseModel):
+    id: int
+    name: str
+    age: int | None = None
+    language: str | None = None
+    home_address: str | None = None
+    home_lat: float | None = None
+    home_lon: float | None = None
+    medical_notes: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    id: int
+    at: str
+    actor: str
+    action: str
+    detail: dict | None = None
+
+
+class CaseOut(BaseModel):
+    id: int
+    tenant_id: int
+    device_id: str
+    kind: str
+    priority: int
+    status: str
+    press_count: int
+    wearer_cancelled: bool
+    late: bool
+    opened_at: str
+    claimed_at: str | None = None
+    claimed_by: int | None = None
+    resolved_at: str | None = None
+    outcome: str | None = None
+    location: Location | None = None
+    batt_pct: int | None = None
+    heart_rate: int | None = None
+    net_profile: str | None = None
+    wearer: WearerOut | None = None
+    timeline: list[TimelineEntry] | None = None
+
+
+def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:
+    return OperatorOut(id=op.id, username=op.username, display_name=op.display_name, role=op.role,
+                       tenant_id=op.tenant_id, csrf_token=csrf)
+
+
+def _case_error(exc: CaseError) -> HTTPException:
+    return HTTPException(status_code=exc.status, detail=exc.message)
+
+
+@router.post("/api/auth/login", response_model=OperatorOut, tags=["auth"])
+def login(body: LoginIn, request: Request, response: Response):
+    svc = services(request)
+    client = request.client.host if request.client else "?"
+    try:
+        result = svc.accounts.login(body.username, body.password, client)
+    except LoginRefused as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message) from None
+    response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="strict",
+                        secure=svc.settings.secure_cookies, max_age=svc.settings.session_hours * 3600, path="/")
+    return _op_out(result.operator, result.csrf_token)
+
+
+@router.post("/api/auth/logout", status_code=204, tags=["auth"])
+def logout(request: Request, response: Response, op: Operator = Depends(csrf_checked_operator)):
+    services(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""), op)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/api/me", response_model=OperatorOut, tags=["auth"])
+def me(request: Request, op: Operator = Depends(current_operator)):
+    found = services(request).accounts.session_operator(request.cookies.get(SESSION_COOKIE))
+    return _op_out(op, found[1] if found else None)
+
+
+@router.get("/api/cases", response_model=list[CaseOut], tags=["cases"])
+def list_cases(request: Request, status: Literal["open", "all"] = "open",
+               limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+               op: Operator = Depends(current_operator)):
+    return services(request).cases.list_cases(op, open_only=status == "open", limit=limit, offset=offset)
+
+
+@router.get("/api/cases/{case_id}", response_model=CaseOut, tags=["cases"])
+def get_case(case_id: int, request: Request, op: Operator = Depends(current_operator)):
+    try:
+        return services(request).cases.get_case(op, case_id)
+    except CaseError as exc:
+        raise _case_error(exc) from None
+
+
+@router.post("/api/cases/{case_id}/claim", response_model=CaseOut, tags=["cases"])
+def claim_case(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    try:
+        return services(request).cases.claim(op, case_id)
+    except CaseError as exc:
+        raise _case_error(exc) from None
+
+
+@router.post("/api/cases/{case_id}/resolve", response_model=CaseOut, tags=["cases"])
+def resolve_case(case_id: int, body: ResolveIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    try:
+        return services(request).cases.resolve(op, case_id, body.outcome, body.note)
+    except CaseError as exc:
+        raise _case_error(exc) from None
+
+
+@router.get("/healthz", tags=["system"])
+def healthz(request: Request):
+    svc = services(request)
+    try:
+        with svc.sm() as s:
+            s.execute(text("SELECT 1"))
+        db_ok = True
+    except Exception:
+        db_ok = False
+    mqtt_ok = svc.bridge.connected.is_set() if svc.bridge else None
+    ok = db_ok and mqtt_ok is not False
+    return Response(content=f'{{"ok":{str(ok).lower()},"db":{str(db_ok).lower()},'
+                            f'"mqtt":{"null" if mqtt_ok is None else str(mqtt_ok).lower()}}}',
+                    media_type="application/json", status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
+def metrics_endpoint():
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

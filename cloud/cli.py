@@ -1,0 +1,210 @@
+"""``pers``: run, provision and simulate OpenPERS."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from cloud.logs import setup_logging
+from cloud.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SCENARIO = REPO / "hwsim" / "scenarios" / "sos_demo.toml"
+log = logging.getLogger("pers.cli")
+
+
+def _settings(args) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "http_port", None):
+        overrides["http_port"] = args.http_port
+    if getattr(args, "mqtt_port", None):
+        overrides["mqtt_port"] = args.mqtt_port
+    return Settings(**overrides)
+
+
+def cmd_serve(args) -> int:
+    from cloud.runtime import Stack
+    settings = _settings(args)
+    setup_logging(settings.log_json)
+    stack = Stack(settings)
+    stack.start()
+    print(f"OpenPERS cloud on {stack.url} (broker {settings.broker} on {settings.mqtt_host}:{settings.mqtt_port})",
+          flush=True)
+    _wait_for_signal()
+    stack.stop()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from cloud.domain.clock import SystemClock
+    from cloud.runtime import Stack, prepare
+    from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, seed_demo
+    from cloud.store.db import make_engine, make_sessionmaker
+
+    settings = _settings(args)
+    if not args.data_dir:
+        settings = settings.model_copy(update={"data_dir": Path("var/demo")})
+    if not args.keep and settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+    setup_logging(settings.log_json, logging.WARNING)
+    prepare(settings)
+    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), settings.data_dir)
+    stack = Stack(settings)
+    stack.start_broker()
+    stack.start_cloud()
+    print(f"""
+  OpenPERS demo is running.
+    Console:   {stack.url}/
+    Log in as: {DEMO_OPERATOR[0]} / {DEMO_OPERATOR[1]}
+               ({DEMO_OTHER_OPERATOR[0]} / {DEMO_OTHER_OPERATOR[1]} is another tenant's operator: they see nothing)
+    API docs:  {stack.url}/docs
+    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL)
+  The simulated watch of Jeanne Martin (real firmware under MicroPython) presses SOS in a few seconds.
+  Acknowledge the case in the console; the watch shows what the operator sends. Ctrl-C stops everything.
+""", flush=True)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "hwsim", "run", str(args.scenario), "--broker",
+         f"{settings.mqtt_host}:{settings.mqtt_port}", "--device-id", seed.device_id,
+         "--flash-dir", str(settings.data_dir / "watch-flash"),
+         "--events", str(settings.data_dir / "watch-events.jsonl")] + ([] if args.check else ["--stay"]),
+        env={**os.environ, "HWSIM_SECRET": seed.device_secret}, cwd=REPO)
+    rc = 0
+    try:
+        if args.check:
+            rc = watch.wait(timeout=args.timeout)
+            print(f"demo check: the watch scenario {'passed' if rc == 0 else 'FAILED'}", flush=True)
+        else:
+            _wait_for_signal(watch)
+    except subprocess.TimeoutExpired:
+        print("demo check: timed out", flush=True)
+        rc = 1
+    finally:
+        if watch.poll() is None:
+            watch.send_signal(signal.SIGINT)
+            try:
+                watch.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+        stack.stop()
+    return rc
+
+
+def cmd_db_upgrade(args) -> int:
+    from cloud.runtime import prepare
+    prepare(_settings(args))
+    print("database at the latest schema")
+    return 0
+
+
+def cmd_device_add(args) -> int:
+    from cloud.domain.accounts import provision_device
+    from cloud.domain.clock import SystemClock
+    from cloud.runtime import prepare, sync_broker_auth
+    from cloud.store.db import make_engine, make_sessionmaker
+    from cloud.store.models import Tenant
+
+    settings = _settings(args)
+    prepare(settings)
+    sm = make_sessionmaker(make_engine(settings.db_url))
+    with sm() as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.name == args.tenant)) or (
+            s.get(Tenant, int(args.tenant)) if args.tenant.isdigit() else None)
+    if tenant is None:
+        print(f"no tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    try:
+        dev = provision_device(sm, SystemClock(), tenant.id, device_id=args.id, wearer_id=args.wearer,
+                               actor=f"cli:{getpass.getuser()}")
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if settings.broker == "embedded":
+        sync_broker_auth(settings)
+    print(f"device id: {dev.device_id}\nsecret:    {dev.secret}\n(the secret is shown once; it is stored hashed)")
+    return 0
+
+
+def cmd_sim_run(args, extra: list[str]) -> int:
+    from hwsim.cli import main as hwsim_main
+    return hwsim_main(["run", *extra])
+
+
+def _wait_for_signal(child: subprocess.Popen | None = None) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if child is not None and child.poll() is not None:
+            print(f"the simulated watch exited ({child.returncode}); the cloud keeps running", flush=True)
+            child = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pers", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--data-dir", help="data directory (default: $PERS_DATA_DIR or ./var)")
+        sp.add_argument("--http-port", type=int)
+        sp.add_argument("--mqtt-port", type=int)
+
+    sp = sub.add_parser("serve", help="run the broker (embedded) and the cloud with its console")
+    common(sp)
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("demo", help="run everything with demo data and a simulated watch that presses SOS")
+    common(sp)
+    sp.add_argument("--keep", action="store_true", help="keep the previous demo data")
+    sp.add_argument("--scenario", type=Path, default=DEMO_SCENARIO)
+    sp.add_argument("--check", action="store_true",
+                    help="exit when the watch scenario ends (0 if the watch showed the cloud's ack)")
+    sp.add_argument("--timeout", type=float, default=120)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("db", help="database maintenance")
+    dbsub = sp.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="apply migrations")
+    common(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    sp = sub.add_parser("device", help="devices")
+    devsub = sp.add_subparsers(dest="device_command", required=True)
+    add = devsub.add_parser("add", help="provision a device: prints its id and secret once")
+    common(add)
+    add.add_argument("--tenant", required=True, help="tenant name or id")
+    add.add_argument("--id", help="device id (usually the IMEI); generated if absent")
+    add.add_argument("--wearer", type=int)
+    add.set_defaults(func=cmd_device_add)
+
+    sp = sub.add_parser("sim", help="the simulated watch (hwsim)")
+    simsub = sp.add_subparsers(dest="sim_command", required=True)
+    run = simsub.add_parser("run", help="run the real firmware in a scenario (see `pers sim run -- --help`)",
+                            add_help=False)
+    run.set_defaults(func=cmd_sim_run, passthrough=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):
+        return args.func(args, extra)
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

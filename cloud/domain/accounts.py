@@ -1,0 +1,149 @@
+"""Operators, their sessions, and device provisioning."""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud import protocol
+from cloud.domain.security import (hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest,
+                                   verify_secret)
+from cloud.domain.uow import transaction
+from cloud.store.models import AuditEntry, Device, Operator, OperatorSession
+
+log = logging.getLogger("pers.auth")
+
+# A fixed hash to verify against when the username is unknown, so that a
+# failed login takes the same time whether or not the user exists.
+_DUMMY_HASH = hash_secret("not-a-real-password")
+
+
+class LoginRefused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class LoginResult:
+    operator: Operator
+    token: str
+    csrf_token: str
+
+
+class LoginLimiter:
+    """Failed logins per (username) and per client address in a sliding window."""
+
+    def __init__(self, max_failures: int, window_s: int, monotonic=time.monotonic):
+        self.max_failures, self.window_s, self.monotonic = max_failures, window_s, monotonic
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str) -> deque[float]:
+        q, now = self._failures[key], self.monotonic()
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def blocked(self, *keys: str) -> bool:
+        return any(len(self._recent(k)) >= self.max_failures for k in keys)
+
+    def fail(self, *keys: str) -> None:
+        for k in keys:
+            self._recent(k).append(self.monotonic())
+
+    def clear(self, *keys: str) -> None:
+        for k in keys:
+            self._failures.pop(k, None)
+
+
+class AccountService:
+    def __init__(self, sm: sessionmaker[Session], clock, limiter: LoginLimiter, session_hours: int = 12):
+        self.sm, self.clock, self.limiter, self.session_hours = sm, clock, limiter, session_hours
+
+    def login(self, username: str, password: str, client: str) -> LoginResult:
+        keys = (f"user:{username.lower()}", f"addr:{client}")
+        if self.limiter.blocked(*keys):
+            self._audit(None, f"anonymous@{client}", "login.rate_limited", {"username": username[:64]})
+            raise LoginRefused(429, "too many failed logins; wait and try again")
+        with transaction(self.sm) as tx:
+            op = tx.session.scalar(select(Operator).where(Operator.username == username))
+            ok = verify_secret(op.password_hash if op else _DUMMY_HASH, password) and op is not None
+            if not ok:
+                self.limiter.fail(*keys)
+                tx.session.add(AuditEntry(at=self.clock.now(), actor=f"anonymous@{client}", action="login.failed",
+                                          detail={"username": username[:64]}))
+                failed = True
+            else:
+                failed = False
+                self.limiter.clear(*keys)
+                token, csrf = new_token(), new_token()
+                now = self.clock.now()
+                tx.session.add(OperatorSession(token_hash=token_digest(token), operator_id=op.id, csrf_token=csrf,
+                                               created_at=now, expires_at=now + timedelta(hours=self.session_hours)))
+                tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action="login",
+                                          tenant_id=op.tenant_id, detail={"client": client}))
+        if failed:
+            raise LoginRefused(401, "wrong username or password")
+        return LoginResult(op, token, csrf)
+
+    def session_operator(self, token: str | None) -> tuple[Operator, str] | None:
+        if not token:
+            return None
+        with self.sm() as s:
+            sess = s.get(OperatorSession, token_digest(token))
+            if sess is None or sess.expires_at < self.clock.now():
+                return None
+            op = s.get(Operator, sess.operator_id)
+            return (op, sess.csrf_token) if op else None
+
+    def logout(self, token: str, op: Operator) -> None:
+        with transaction(self.sm) as tx:
+            tx.session.execute(delete(OperatorSession).where(OperatorSession.token_hash == token_digest(token)))
+            tx.session.add(AuditEntry(at=self.clock.now(), actor=f"operator:{op.username}", action="logout",
+                                      tenant_id=op.tenant_id))
+
+    def create_operator(self, tenant_id: int, username: str, password: str, *, display_name: str | None = None,
+                        role: str = "operator", centre_id: int | None = None) -> Operator:
+        with transaction(self.sm) as tx:
+            op = Operator(tenant_id=tenant_id, username=username, display_name=display_name or username,
+                          password_hash=hash_secret(password), role=role, centre_id=centre_id)
+            tx.session.add(op)
+        return op
+
+    def _audit(self, tenant_id, actor, action, detail=None) -> None:
+        with transaction(self.sm) as tx:
+            tx.session.add(AuditEntry(at=self.clock.now(), actor=actor, action=action, tenant_id=tenant_id,
+                                      detail=detail))
+
+
+@dataclass
+class ProvisionedDevice:
+    device_id: str
+    secret: str  # shown once, never stored in clear
+
+
+def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device_id: str | None = None,
+                     wearer_id: int | None = None, actor: str = "system") -> ProvisionedDevice:
+    device_id = device_id or ("w" + new_token()[:15].replace("-", "x").replace("_", "y"))
+    if not protocol.DEVICE_ID_RE.match(device_id) or device_id.startswith("pers-"):
+        raise ValueError(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
+    secret = new_device_secret()
+    with transaction(sm) as tx:
+        if tx.session.get(Device, device_id) is not None:
+            raise ValueError(f"device {device_id} already exists")
+        tx.session.add(Device(id=device_id, tenant_id=tenant_id, wearer_id=wearer_id,
+                              secret_hash=hash_secret(secret), broker_hash=mosquitto_hash(secret),
+                              created_at=clock.now()))
+        tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.provisioned", tenant_id=tenant_id,
+                                  target=f"device:{device_id}"))
+    return ProvisionedDevice(device_id, secret)
+
+
+def broker_credentials(sm: sessionmaker[Session]) -> list[tuple[str, str]]:
+    with sm() as s:
+        return [(d.id, d.broker_hash) for d in s.scalars(select(Device).order_by(Device.id))]

@@ -1,0 +1,103 @@
+"""The operator's side of a case: list, claim, resolve. Every action is audited."""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud import metrics, protocol
+from cloud.domain.ingest import OPEN_STATUSES, new_cid
+from cloud.domain.ports import CommandSender, EventSink
+from cloud.domain.uow import Tx, transaction
+from cloud.domain.views import case_view
+from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Command, Operator
+
+OUTCOMES = ("false_alarm", "wearer_ok", "contact_came", "ambulance", "police", "no_answer_dispatched", "other")
+
+
+class CaseError(Exception):
+    """An operator action that cannot be done; ``status`` maps to HTTP."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class CaseService:
+    def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink):
+        self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
+
+    def list_cases(self, op: Operator, *, open_only: bool = True, limit: int = 100, offset: int = 0) -> list[dict]:
+        with self.sm() as s:
+            q = select(AlertCase).where(AlertCase.tenant_id == op.tenant_id)
+            if open_only:
+                q = q.where(AlertCase.status.in_(OPEN_STATUSES))
+            q = q.order_by(AlertCase.priority, AlertCase.opened_at).limit(limit).offset(offset)
+            today = self.clock.now().date()
+            return [case_view(s, c, today=today) for c in s.scalars(q)]
+
+    def get_case(self, op: Operator, case_id: int) -> dict:
+        with self.sm() as s:
+            case = self._own_case(s, op, case_id)
+            return case_view(s, case, today=self.clock.now().date(), timeline=True)
+
+    def claim(self, op: Operator, case_id: int) -> dict:
+        """Atomic on the server: of two operators racing, exactly one wins."""
+        with transaction(self.sm) as tx:
+            s, now = tx.session, self.clock.now()
+            case = self._own_case(s, op, case_id)
+            won = s.execute(update(AlertCase)
+                            .where(AlertCase.id == case.id, AlertCase.claimed_by.is_(None),
+                                   AlertCase.status.in_(("new", "routed")))
+                            .values(status="claimed", claimed_by=op.id, claimed_at=now)).rowcount
+            if not won:
+                raise CaseError(409, "case already claimed or closed")
+            s.refresh(case)
+            metrics.TIME_TO_CLAIM.observe((now - case.opened_at).total_seconds())
+            self._record(tx, op, case, "claimed", {"time_to_claim_s": (now - case.opened_at).total_seconds()})
+            self._command(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
+                                                         stage="operator", text="An operator is with you"))
+            return self._publish(tx, case)
+
+    def resolve(self, op: Operator, case_id: int, outcome: str, note: str | None) -> dict:
+        if outcome not in OUTCOMES:
+            raise CaseError(422, f"outcome must be one of {', '.join(OUTCOMES)}")
+        with transaction(self.sm) as tx:
+            s, now = tx.session, self.clock.now()
+            case = self._own_case(s, op, case_id)
+            if case.status == "resolved":
+                raise CaseError(409, "case already resolved")
+            if case.claimed_by is not None and case.claimed_by != op.id and op.role == "operator":
+                raise CaseError(403, "case is claimed by another operator")
+            case.status, case.resolved_at, case.outcome = "resolved", now, outcome
+            self._record(tx, op, case, "resolved", {"outcome": outcome, "note": note})
+            self._command(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
+                                                         stage="closed", text="Alarm closed"))
+            return self._publish(tx, case)
+
+    # --- helpers -------------------------------------------------------------------
+    def _own_case(self, s: Session, op: Operator, case_id: int) -> AlertCase:
+        case = s.get(AlertCase, case_id)
+        # Another tenant's case is reported as absent: its existence is not ours to know.
+        if case is None or case.tenant_id != op.tenant_id:
+            raise CaseError(404, "no such case")
+        return case
+
+    def _record(self, tx: Tx, op: Operator, case: AlertCase, action: str, detail: dict) -> None:
+        now = self.clock.now()
+        tx.session.add(CaseEvent(case_id=case.id, at=now, actor=f"operator:{op.username}", action=action,
+                                 detail=detail))
+        tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action=f"case.{action}",
+                                  tenant_id=op.tenant_id, target=f"case:{case.id}", detail=detail))
+
+    def _command(self, tx: Tx, case: AlertCase, cmd) -> None:
+        body = cmd.model_dump(mode="json", exclude_none=True)
+        tx.session.add(Command(cid=cmd.cid, device_id=case.device_id, case_id=case.id, type=cmd.type,
+                               payload=body, status="sent", created_at=self.clock.now()))
+        tx.after_commit(lambda: self.sender.send_command(case.device_id, body))
+
+    def _publish(self, tx: Tx, case: AlertCase) -> dict:
+        tx.session.flush()
+        view = case_view(tx.session, case, today=self.clock.now().date(), timeline=True)
+        tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
+        return view

@@ -1,0 +1,115 @@
+"""Running the whole service in one place: migrations, the embedded broker, the
+HTTP server. Used by ``pers serve``, ``pers demo`` and the end-to-end tests."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from cloud.api.app import Services, build_services, create_app
+from cloud.broker import Credential, MosquittoBroker
+from cloud.domain.accounts import broker_credentials
+from cloud.domain.security import mosquitto_hash
+from cloud.settings import Settings
+from cloud.store.db import make_engine, make_sessionmaker
+from cloud.store.migrate import upgrade
+
+log = logging.getLogger("pers.runtime")
+
+
+def prepare(settings: Settings) -> None:
+    """Create the data directory and bring the schema to the latest migration."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+
+
+def service_password(settings: Settings) -> str:
+    """The cloud's broker password: from settings, or generated once into the data dir."""
+    if settings.mqtt_password:
+        return settings.mqtt_password
+    path = settings.data_dir / "broker" / "service.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def embedded_broker(settings: Settings) -> MosquittoBroker:
+    return MosquittoBroker(settings.data_dir, host=settings.mqtt_host, port=settings.mqtt_port,
+                           service_accounts=(settings.mqtt_username,))
+
+
+def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None) -> None:
+    """Rewrite the broker's password file and ACL from the database, then reload it."""
+    broker = broker or embedded_broker(settings)
+    sm = make_sessionmaker(make_engine(settings.db_url))
+    creds = [Credential(settings.mqtt_username, mosquitto_hash(service_password(settings)))]
+    creds += [Credential(dev, h) for dev, h in broker_credentials(sm)]
+    broker.write_files(creds)
+    broker.reload()
+
+
+class Stack:
+    """The broker (when embedded) and the cloud app with its HTTP server, in this process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings.model_copy(update={"mqtt_password": service_password(settings)})
+        self.broker: MosquittoBroker | None = None
+        self.server: uvicorn.Server | None = None
+        self.services: Services | None = None
+        self._thread: threading.Thread | None = None
+
+    def start_broker(self) -> None:
+        if self.settings.broker == "embedded":
+            self.broker = embedded_broker(self.settings)
+            sync_broker_auth(self.settings, self.broker)
+            self.broker.start()
+            self.broker.supervise()
+
+    def start_cloud(self, timeout: float = 20.0) -> None:
+        self.services = build_services(self.settings)
+        app = create_app(self.settings, services=self.services)
+        config = uvicorn.Config(app, host=self.settings.http_host, port=self.settings.http_port,
+                                log_config=None, access_log=False, lifespan="on", ws="websockets")
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the HTTP server did not start (is the port free? set PERS_HTTP_PORT)")
+            time.sleep(0.05)
+        if self.services.bridge and not self.services.bridge.connected.wait(timeout):
+            raise RuntimeError("the cloud could not connect to the broker")
+
+    def start(self) -> None:
+        prepare(self.settings)
+        self.start_broker()
+        self.start_cloud()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.should_exit = True
+            if self._thread:
+                self._thread.join(timeout=10)
+        if self.broker:
+            self.broker.stop()
+
+    def wait(self) -> None:
+        while self._thread and self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+
+
+def data_dir_of(path: str | Path) -> Path:
+    return Path(path).expanduser()

@@ -1,0 +1,189 @@
+"""SQLAlchemy models. Schema changes go through Alembic (cloud/migrations)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    """A B2B partner: an insurer, a care home, a lone-worker employer."""
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class CallCentre(Base):
+    __tablename__ = "call_centres"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class Contract(Base):
+    """Which call centres answer a tenant's alarms, in order of preference."""
+    __tablename__ = "contracts"
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    centre_id: Mapped[int] = mapped_column(ForeignKey("call_centres.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    centre_id: Mapped[int | None] = mapped_column(ForeignKey("call_centres.id"))
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="operator")  # operator | supervisor | admin
+
+
+class OperatorSession(Base):
+    __tablename__ = "operator_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Wearer(Base):
+    __tablename__ = "wearers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    language: Mapped[str | None] = mapped_column(String(8))
+    home_address: Mapped[str | None] = mapped_column(String(400))
+    home_lat: Mapped[float | None] = mapped_column(Float)
+    home_lon: Mapped[float | None] = mapped_column(Float)
+    medical_notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # usually the IMEI
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    wearer_id: Mapped[int | None] = mapped_column(ForeignKey("wearers.id"))
+    secret_hash: Mapped[str] = mapped_column(String(200))  # argon2, for the API side
+    broker_hash: Mapped[str] = mapped_column(String(200))  # Mosquitto $7$ PBKDF2, for the broker
+    fw: Mapped[str | None] = mapped_column(String(32))
+    cfg_version: Mapped[int | None] = mapped_column(Integer)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    batt_pct: Mapped[int | None] = mapped_column(Integer)
+    last_status: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertCase(Base):
+    """One emergency, from the first alert to the operator's resolution.
+
+    Repeated presses and falls while a case is open join it (``press_count``)."""
+    __tablename__ = "alert_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    wearer_id: Mapped[int | None] = mapped_column(ForeignKey("wearers.id"))
+    centre_id: Mapped[int | None] = mapped_column(ForeignKey("call_centres.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)  # lower is more urgent
+    status: Mapped[str] = mapped_column(String(16))  # new | routed | claimed | in_call | resolved
+    first_mid: Mapped[str] = mapped_column(String(64))
+    press_count: Mapped[int] = mapped_column(Integer, default=1)
+    wearer_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    acc: Mapped[float | None] = mapped_column(Float)
+    loc_src: Mapped[str | None] = mapped_column(String(8))
+    loc_ts: Mapped[int | None] = mapped_column(Integer)
+    batt_pct: Mapped[int | None] = mapped_column(Integer)
+    heart_rate: Mapped[int | None] = mapped_column(Integer)
+    net_profile: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_cases_open", "tenant_id", "status"),
+                      Index("ix_cases_device_status", "device_id", "status"))
+
+
+class Alert(Base):
+    """Every alert message as received, de-duplicated on (device, mid)."""
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    mid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str | None] = mapped_column(String(16))
+    device_ts: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    payload: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("device_id", "mid", name="uq_alerts_device_mid"),)
+
+
+class CaseEvent(Base):
+    """The case timeline and its audit trail: who did what, when."""
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("alert_cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))  # "device:<id>", "operator:<username>", "system"
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class LocationPoint(Base):
+    """Location history, kept apart from cases (it grows fast and is pruned)."""
+    __tablename__ = "location_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    mid: Mapped[str] = mapped_column(String(64))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    acc: Mapped[float | None] = mapped_column(Float)
+    src: Mapped[str] = mapped_column(String(8))
+    device_ts: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str | None] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("device_id", "mid", name="uq_loc_device_mid"),
+                      Index("ix_loc_device_time", "device_id", "received_at"))
+
+
+class Command(Base):
+    """A command to a watch, tracked sent -> acked (-> expired, later)."""
+    __tablename__ = "commands"
+    cid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # queued | sent | acked | failed
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """Every operator action and every security-relevant event."""
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[int | None] = mapped_column(Integer)
+    target: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict | None] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+# The watch application. Hardware-agnostic: it reaches the board only through `hal`.

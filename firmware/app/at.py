@@ -1,0 +1,177 @@
+# Parsers for modem AT responses. Pure functions over text lines so that every
+# modem family's quirks can be pinned by tests; each returns None when the line
+# is not what it expects (garbage, a URC, an older firmware's variant).
+
+
+def _fields(line, prefix):
+    # "+CSQ: 20,99" -> ["20", "99"]; tolerates "+CPIN:READY" (no space)
+    if not line.startswith(prefix):
+        return None
+    rest = line[len(prefix):].strip()
+    return [f.strip().strip('"') for f in rest.split(",")]
+
+
+def _int(s, base=10):
+    try:
+        return int(s, base)
+    except (ValueError, TypeError):
+        return None
+
+
+def find(lines, prefix):
+    for line in lines:
+        if line.startswith(prefix):
+            return line
+    return None
+
+
+def cpin_ready(line):
+    f = _fields(line, "+CPIN:")
+    return bool(f) and f[0] == "READY"
+
+
+def csq_dbm(line):
+    f = _fields(line, "+CSQ:")
+    if not f:
+        return None
+    n = _int(f[0])
+    if n is None or n == 99 or n < 0 or n > 31:
+        return None
+    return -113 + 2 * n
+
+
+def cereg_stat(line, query=True):
+    # Query answer "+CEREG: <n>,<stat>[,...]"; URC "+CEREG: <stat>[,...]".
+    f = _fields(line, "+CEREG:")
+    if not f:
+        f = _fields(line, "+CREG:")
+    if not f:
+        return None
+    if query:
+        return _int(f[1]) if len(f) >= 2 else None
+    return _int(f[0])
+
+
+def registered(stat):
+    return stat in (1, 5)  # home, roaming
+
+
+def _tenths(v):
+    # SIM7600 reports RSRP/RSSI in tenths of dB (-850), A76xx in dB (-85).
+    if v is None:
+        return None
+    return int(v / 10) if v < -150 else v
+
+
+def cpsi(line):
+    # +CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND3,1300,5,5,-94,-850,-545,15
+    # +CPSI: GSM,Online,208-01,0x3039,12401,27 EGSM 900,-64,2110,42-42
+    # +CPSI: NO SERVICE,Online
+    f = _fields(line, "+CPSI:")
+    if not f or len(f) < 5:
+        return None
+    rat = f[0]
+    plmn = f[2].split("-")
+    if len(plmn) != 2:
+        return None
+    mcc, mnc = _int(plmn[0]), _int(plmn[1])
+    lac = _int(f[3][2:], 16) if f[3][:2] in ("0x", "0X") else _int(f[3])
+    cid = _int(f[4])
+    if cid is None and f[4][:2] in ("0x", "0X"):
+        cid = _int(f[4][2:], 16)
+    if mcc is None or mnc is None:
+        return None
+    rssi = None
+    if rat == "LTE" and len(f) >= 13:
+        rssi = _tenths(_int(f[12]))
+    elif rat == "GSM" and len(f) >= 7:
+        rssi = _int(f[6])
+    elif len(f) >= 9:
+        rssi = _tenths(_int(f[-1]))
+    return {"mcc": mcc, "mnc": mnc, "lac": lac, "cid": cid, "rssi": rssi, "rat": rat,
+            "op": plmn[0] + plmn[1]}
+
+
+def _deg(text, hemi, degree_digits):
+    # Accept both "4545.840000" (NMEA ddmm.mmmm, SIM7600) and "45.764000" (A76xx).
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    intpart = text.split(".")[0].lstrip("-")
+    if len(intpart) > degree_digits:
+        d = int(v / 100)
+        v = d + (v - d * 100) / 60
+    if hemi in ("S", "W"):
+        v = -v
+    return v
+
+
+def days_from_civil(y, m, d):
+    # Unix day number of a date; the board's own epoch is not 1970, so no mktime.
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def cgnssinfo(line):
+    # +CGNSSINFO: 2,06,03,00,4545.840000,N,00450.142000,E,221125,061436.0,170.0,0.0,0.0,1.3,1.0,0.9
+    # No fix: "+CGNSSINFO: ,,,,,,,,,,,,,,," -> None
+    f = _fields(line, "+CGNSSINFO:")
+    if not f:
+        return None
+    i = None
+    for k in range(1, len(f)):
+        if f[k] in ("N", "S"):
+            i = k
+            break
+    if i is None or i + 4 >= len(f):
+        return None
+    lat = _deg(f[i - 1], f[i], 2)
+    lon = _deg(f[i + 1], f[i + 2], 3)
+    if lat is None or lon is None:
+        return None
+    sats = 0
+    for s in f[1:i - 1]:
+        sats += _int(s) or 0
+    ts = None
+    date, tm = f[i + 3], f[i + 4]
+    if len(date) == 6 and len(tm) >= 6:
+        d, mo, y = _int(date[0:2]), _int(date[2:4]), _int(date[4:6])
+        hh, mi, ss = _int(tm[0:2]), _int(tm[2:4]), _int(tm[4:6])
+        if None not in (d, mo, y, hh, mi, ss):
+            ts = days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
+    hdop = None
+    if len(f) >= 3:
+        try:
+            hdop = float(f[-2])
+        except ValueError:
+            pass
+    # 1-sigma radius: HDOP times a typical user range error of 5 m.
+    acc = round(hdop * 5, 1) if hdop is not None else None
+    return {"lat": round(lat, 6), "lon": round(lon, 6), "acc": acc, "src": "gnss",
+            "ts": ts, "sats": sats}
+
+
+def cclk(line):
+    # +CCLK: "25/11/22,06:14:36+04" (quarter hours from UTC) -> unix seconds
+    f = _fields(line, "+CCLK:")
+    if not f or len(f) < 2:
+        return None
+    date, tm = f[0], f[1]
+    try:
+        y, mo, d = [int(x) for x in date.split("/")]
+        tz = 0
+        for sign in "+-":
+            if sign in tm:
+                tm, q = tm.split(sign)
+                tz = int(q) * (1 if sign == "+" else -1)
+        hh, mi, ss = [int(x) for x in tm.split(":")]
+    except ValueError:
+        return None
+    if y < 24:  # the modem's default clock before the network set it
+        return None
+    return days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - tz * 900

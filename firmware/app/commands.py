@@ -1,0 +1,101 @@
+# Parsing of the down messages (commands and config). Checks just enough that
+# the handlers can trust the fields; unknown fields are ignored as the contract
+# says, an unknown type or a missing field is refused with a reason.
+import json
+
+REQUIRED = {
+    "alert_ack": {"ref": str, "stage": str},
+    "call": {"number": str},
+    "locate": {},
+    "track": {"interval_s": int, "duration_s": int},
+    "message": {"text": str},
+    "ring": {"seconds": int},
+    "vsim": {"profiles": list},
+}
+STAGES = ("received", "operator", "closed")
+
+CONFIG_DEFAULTS = {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
+                   "cancel_window_s": 10, "fall_detection": True,
+                   "callcenter_number": None, "whitelist": [], "kids_mode": False,
+                   "reminders": []}
+CONFIG_TYPES = {"version": int, "heartbeat_s": int, "sos_hold_ms": int,
+                "cancel_window_s": int, "fall_detection": bool, "whitelist": list,
+                "kids_mode": bool, "reminders": list}
+
+
+class BadCommand(ValueError):
+    def __init__(self, reason, cid=None):
+        ValueError.__init__(self, reason)
+        self.reason = reason
+        self.cid = cid
+
+
+def _load(payload):
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        raise BadCommand("not json")
+    if not isinstance(doc, dict):
+        raise BadCommand("not an object")
+    return doc
+
+
+def _typed(value, kind):
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def parse_command(payload):
+    doc = _load(payload)
+    cid = doc.get("cid")
+    if not isinstance(cid, str) or not cid or len(cid) > 64:
+        raise BadCommand("bad cid")
+    if doc.get("v") != 1:
+        raise BadCommand("unsupported version", cid)
+    kind = doc.get("type")
+    fields = REQUIRED.get(kind)
+    if fields is None:
+        raise BadCommand("unknown type %s" % kind, cid)
+    for name in fields:
+        if not _typed(doc.get(name), fields[name]):
+            raise BadCommand("bad %s" % name, cid)
+    if kind == "alert_ack" and doc["stage"] not in STAGES:
+        raise BadCommand("bad stage", cid)
+    return doc
+
+
+def parse_config(payload):
+    doc = _load(payload)
+    if doc.get("v") != 1:
+        raise BadCommand("unsupported version")
+    cfg = dict(CONFIG_DEFAULTS)
+    for name in CONFIG_TYPES:
+        if name in doc:
+            if not _typed(doc[name], CONFIG_TYPES[name]):
+                raise BadCommand("bad %s" % name)
+            cfg[name] = doc[name]
+    if "version" not in doc:
+        raise BadCommand("no version")
+    cfg["callcenter_number"] = doc.get("callcenter_number")
+    return cfg
+
+
+class Deduper:
+    # Remembers the outcome of the last commands: a redelivered command is acked
+    # again with the same outcome but not acted on twice. Bounded: the broker only
+    # redelivers recent ones.
+    def __init__(self, size=32):
+        self.size = size
+        self.done = []  # [(cid, outcome)]
+
+    def get(self, cid):
+        for c, outcome in self.done:
+            if c == cid:
+                return outcome
+        return None
+
+    def put(self, cid, outcome):
+        self.done.append((cid, outcome))
+        if len(self.done) > self.size:
+            self.done.pop(0)

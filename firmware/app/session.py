@@ -1,0 +1,96 @@
+# The cloud connection: wait for the network, connect, say hello (presence,
+# status, subscriptions), then drain the outbox; on any failure start again
+# after a jittered back-off, so a cell full of watches does not reconnect in step.
+import asyncio
+import json
+import random
+from app import messages
+from app.mqtt import Client
+
+BACKOFF_FIRST_MS = 1000
+BACKOFF_MAX_MS = 60000
+IDLE_WAIT_MS = 500
+
+
+def backoff_ms(attempt):
+    base = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << min(attempt, 16))
+    return base // 2 + random.getrandbits(16) % (base // 2 + 1)
+
+
+class Session:
+    def __init__(self, board, device, outbox, network_up, on_message, make_status, keepalive=60):
+        self.board = board
+        self.clock = board.clock
+        self.device = device  # {"id","secret","broker_host","broker_port"}
+        self.outbox = outbox
+        self.network_up = network_up  # an Event set while the modem is registered
+        self.on_message = on_message
+        self.make_status = make_status  # () -> status dict with a fresh mid
+        self.keepalive = keepalive
+        self.client = None
+        self.connects = 0
+        self._kick = asyncio.Event()
+
+    def kick(self):
+        self._kick.set()
+
+    def topic(self, kind):
+        return messages.topic(self.device["id"], kind)
+
+    async def run(self):
+        attempt = 0
+        while True:
+            await self.network_up.wait()
+            try:
+                await self._connect()
+                attempt = 0
+                await self._hello()
+                await self._pump()
+            except Exception as e:
+                print("session: link down:", repr(e))
+            finally:
+                if self.client:
+                    self.client.close()
+                    self.client = None
+            attempt += 1
+            await self.clock.sleep_ms(backoff_ms(attempt))
+
+    async def _connect(self):
+        dev = self.device
+        r, w = await self.clock.wait_for_ms(
+            self.board.link.open(dev["broker_host"], dev["broker_port"]), 20000)
+        c = Client(self.clock, dev["id"], dev["secret"], keepalive=self.keepalive,
+                   will=(self.topic("presence"), b'{"online":false}'),
+                   on_message=self.on_message)
+        self.client = c
+        await c.connect(r, w)
+        self.connects += 1
+        print("session: connected")
+
+    async def _hello(self):
+        c = self.client
+        body = messages.presence(True, self.clock.wall())
+        await c.publish(self.topic("presence"), json.dumps(body).encode(), qos=1, retain=True)
+        self.outbox.put("status", self.make_status())
+        self.outbox.resend_alerts_now()
+        await c.subscribe([(self.topic("cmd"), 1), (self.topic("config"), 1)])
+
+    async def _pump(self):
+        c = self.client
+        while c.connected:
+            now = self.clock.ticks_ms()
+            item = self.outbox.due(now, self.clock.ticks_diff)
+            if item is None:
+                wait = self.outbox.next_due_ms(now, self.clock.ticks_diff)
+                wait = IDLE_WAIT_MS if wait is None else min(max(wait, 10), IDLE_WAIT_MS)
+                try:
+                    await self.clock.wait_for_ms(self._kick.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                self._kick.clear()
+                continue
+            name, kind, payload = item
+            await c.publish(self.topic(kind), payload, qos=1)
+            self.outbox.sent(name, self.clock.ticks_ms(), self.clock.ticks_add)
+        raise c.error or Exception("disconnected")
+

@@ -1,0 +1,159 @@
+"""The REST API and live feed through FastAPI's TestClient, on a real database."""
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cloud.api.app import create_app
+from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR
+from cloud.store.models import AuditEntry, CaseEvent
+from tests.cloud_helpers import seeded
+
+
+@pytest.fixture
+def env(tmp_path):
+    svc, sender, seed = seeded(tmp_path)
+    app = create_app(svc.settings, services=svc)
+    with TestClient(app) as client:
+        yield svc, sender, seed, client, app
+
+
+def login(client, who=DEMO_OPERATOR):
+    r = client.post("/api/auth/login", json={"username": who[0], "password": who[1]})
+    assert r.status_code == 200, r.text
+    return r.json()["csrf_token"]
+
+
+def sos(svc, seed, mid="1.1"):
+    body = {"v": 1, "mid": mid, "ts": None, "kind": "sos", "trigger": "button",
+            "loc": {"lat": 45.764, "lon": 4.8357, "acc": 8.5, "src": "gnss"}}
+    return svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", json.dumps(body).encode())
+
+
+def test_health_and_openapi(env):
+    svc, sender, seed, client, app = env
+    assert client.get("/healthz").json()["db"] is True
+    assert "/api/cases" in client.get("/openapi.json").json()["paths"]
+
+
+def test_login_sets_a_safe_cookie_and_wrong_password_is_refused(env):
+    svc, sender, seed, client, app = env
+    r = client.post("/api/auth/login", json={"username": "operator", "password": "nope"})
+    assert r.status_code == 401
+    r = client.post("/api/auth/login", json={"username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]})
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert client.get("/api/me").json()["username"] == "operator"
+
+
+def test_failed_logins_are_rate_limited(env):
+    svc, sender, seed, client, app = env
+    codes = [client.post("/api/auth/login", json={"username": "operator", "password": "x"}).status_code
+             for _ in range(6)]
+    assert codes[:5] == [401] * 5 and codes[5] == 429
+
+
+def test_api_requires_a_session(env):
+    svc, sender, seed, client, app = env
+    assert client.get("/api/cases").status_code == 401
+    assert client.post("/api/cases/1/claim").status_code == 401
+
+
+def test_claim_requires_csrf_token(env):
+    svc, sender, seed, client, app = env
+    login(client)
+    case_id = sos(svc, seed).case_id
+    assert client.post(f"/api/cases/{case_id}/claim").status_code == 403
+
+
+def test_claim_sends_operator_stage_and_resolve_closes(env):
+    svc, sender, seed, client, app = env
+    csrf = login(client)
+    case_id = sos(svc, seed).case_id
+    assert [c["id"] for c in client.get("/api/cases").json()] == [case_id]
+    r = client.post(f"/api/cases/{case_id}/claim", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["status"] == "claimed"
+    r = client.post(f"/api/cases/{case_id}/resolve", headers={"X-CSRF-Token": csrf},
+                    json={"outcome": "wearer_ok", "note": "She pressed it by mistake"})
+    assert r.status_code == 200 and r.json()["status"] == "resolved"
+    assert [c["stage"] for _, c in sender.sent] == ["received", "operator", "closed"]
+    assert client.get("/api/cases").json() == []
+    timeline = [e["action"] for e in client.get(f"/api/cases/{case_id}").json()["timeline"]]
+    assert timeline == ["opened", "routed", "claimed", "resolved"]
+    with svc.sm() as s:
+        assert {a.action for a in s.scalars(select(AuditEntry))} >= {"login", "case.claimed", "case.resolved"}
+
+
+def test_resolve_needs_a_known_outcome(env):
+    svc, sender, seed, client, app = env
+    csrf = login(client)
+    case_id = sos(svc, seed).case_id
+    r = client.post(f"/api/cases/{case_id}/resolve", headers={"X-CSRF-Token": csrf}, json={"outcome": "bored"})
+    assert r.status_code == 422
+
+
+def test_two_operators_race_and_exactly_one_wins(env):
+    svc, sender, seed, client, app = env
+    case_id = sos(svc, seed).case_id
+    with svc.sm() as s:
+        from cloud.store.models import Operator
+        op = s.scalar(select(Operator).where(Operator.username == "operator"))
+    svc.accounts.create_operator(op.tenant_id, "second", "second-pw")
+    with svc.sm() as s:
+        second = s.scalar(select(Operator).where(Operator.username == "second"))
+    results, barrier = [], threading.Barrier(2)
+
+    def try_claim(who):
+        barrier.wait()
+        try:
+            svc.cases.claim(who, case_id)
+            results.append("won")
+        except Exception as exc:
+            results.append(getattr(exc, "status", exc))
+
+    threads = [threading.Thread(target=try_claim, args=(o,)) for o in (op, second)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(map(str, results)) == ["409", "won"]
+    with svc.sm() as s:
+        claims = s.scalars(select(CaseEvent).where(CaseEvent.action == "claimed")).all()
+        assert len(claims) == 1
+
+
+def test_other_tenant_cannot_see_or_touch_the_case(env):
+    svc, sender, seed, client, app = env
+    case_id = sos(svc, seed).case_id
+    csrf = login(client, DEMO_OTHER_OPERATOR)
+    assert client.get("/api/cases").json() == []
+    assert client.get(f"/api/cases/{case_id}").status_code == 404
+    assert client.post(f"/api/cases/{case_id}/claim", headers={"X-CSRF-Token": csrf}).status_code == 404
+
+
+def test_live_feed_sends_snapshot_then_new_cases_of_own_tenant_only(env):
+    svc, sender, seed, client, app = env
+    login(client)
+    with client.websocket_connect("/api/ws") as ws:
+        assert ws.receive_json() == {"type": "snapshot", "cases": []}
+        sos(svc, seed)
+        ev = ws.receive_json()
+        assert ev["type"] == "case" and ev["case"]["wearer"]["name"] == "Jeanne Martin"
+        assert ev["case"]["location"]["lat"] == 45.764
+
+
+def test_live_feed_refuses_without_session(env):
+    svc, sender, seed, client, app = env
+    from starlette.websockets import WebSocketDisconnect
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/api/ws") as ws:
+            ws.receive_json()
+
+
+def test_bad_api_requests_get_clear_errors(env):
+    svc, sender, seed, client, app = env
+    assert client.post("/api/auth/login", json={"username": ""}).status_code == 422
+    assert client.post("/api/auth/login", content=b"\xff\x00").status_code == 422
+    login(client)
+    assert client.get("/api/cases/not-a-number").status_code == 422
+    assert client.get("/api/cases/999999").status_code == 404

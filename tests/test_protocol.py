@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from cloud import protocol
+from tests.conftest import golden_examples, invalid_examples
+
+GOLDEN = golden_examples()
+INVALID = invalid_examples()
+
+
+@pytest.mark.parametrize("name", [n for n, e in GOLDEN.items() if e["kind"] in protocol.UP_KINDS])
+def test_golden_up_messages_validate(name):
+    ex = GOLDEN[name]
+    device_id, kind, msg = protocol.parse_up(ex["topic"], json.dumps(ex["payload"]).encode())
+    assert (device_id, kind) == ("dev-0001", ex["kind"])
+    # Round trip: what we parse is what was sent, minus nulls.
+    assert json.loads(protocol.dumps(msg)) == {k: v for k, v in ex["payload"].items() if v is not None}
+
+
+@pytest.mark.parametrize("name", [n for n, e in GOLDEN.items() if e["kind"] == "cmd"])
+def test_golden_commands_validate(name):
+    cmd = protocol.COMMAND_ADAPTER.validate_python(GOLDEN[name]["payload"])
+    assert cmd.type == GOLDEN[name]["payload"]["type"]
+
+
+def test_golden_config_validates():
+    cfg = protocol.DeviceConfig.model_validate(GOLDEN["config"]["payload"])
+    assert cfg.sos_hold_ms == 1000 and cfg.reminders[0].at == "08:00"
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_examples_are_rejected_with_their_reason(name):
+    ex = INVALID[name]
+    with pytest.raises(protocol.Rejected) as info:
+        protocol.parse_up(ex["topic"], ex["payload_text"].encode())
+    assert info.value.reason == ex["reason"]
+
+
+@pytest.mark.parametrize("topic,reason", [
+    ("pers/v1/dev-1/alert/extra", "bad_topic"),
+    ("pers/v2/dev-1/alert", "bad_topic"),
+    ("pers/v1/dev 1/alert", "bad_device_id"),
+    ("pers/v1/dev-1/cmd", "bad_topic"),
+])
+def test_bad_topics_are_rejected(topic, reason):
+    with pytest.raises(protocol.Rejected) as info:
+        protocol.parse_up(topic, b"{}")
+    assert info.value.reason == reason
+
+
+def test_unknown_fields_are_ignored():
+    _, _, msg = protocol.parse_up("pers/v1/d/alert", b'{"v":1,"mid":"1.1","kind":"sos","future":{"x":1}}')
+    assert msg.kind == "sos"
+
+
+def test_oversized_and_non_utf8_payloads_are_rejected():
+    with pytest.raises(protocol.Rejected) as big:
+        protocol.parse_up("pers/v1/d/alert", b"{" + b" " * 5000 + b"}")
+    assert big.value.reason == "too_large"
+    with pytest.raises(protocol.Rejected) as bad:
+        protocol.parse_up("pers/v1/d/alert", b"\xff\xfe{}")
+    assert bad.value.reason == "not_utf8"
