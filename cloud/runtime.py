@@ -77,7 +77,7 @@ class Stack:
         self.services = build_services(self.settings)
         app = create_app(self.settings, services=self.services)
         config = uvicorn.Config(app, host=self.settings.http_host, port=self.settings.http_port,
-                                log_config=None, access_log=False, lifespan="on", ws="websockets")
+                                log_config=None, access_log=False, lifespan="on", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="http", daemon=True)
         self._thread.start()

@@ -14,7 +14,7 @@ class CellSpec:
     mnc: int = 1
     tac: int = 12345
     cid: int = 67890
-    rsrp: int = -85
+    rssi: int = -85  # dBm
     rat: str = "LTE"
 
 

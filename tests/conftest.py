@@ -45,3 +45,24 @@ def mosquitto(tmp_path):
     yield start
     for b in started:
         b.stop()
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """The real service as `pers demo` runs it: migrated SQLite, demo seed, the
+    embedded Mosquitto and the cloud's HTTP server, on free loopback ports."""
+    from cloud.domain.clock import SystemClock
+    from cloud.runtime import Stack, prepare
+    from cloud.seed import seed_demo
+    from cloud.settings import Settings
+    from cloud.store.db import make_engine, make_sessionmaker
+
+    settings = Settings(data_dir=tmp_path / "data", http_port=free_port(), mqtt_port=free_port(), log_json=False)
+    prepare(settings)
+    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), settings.data_dir)
+    s = Stack(settings)
+    s.start_broker()
+    s.start_cloud()
+    s.seed = seed
+    yield s
+    s.stop()

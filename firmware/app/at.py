@@ -172,6 +172,6 @@ def cclk(line):
         hh, mi, ss = [int(x) for x in tm.split(":")]
     except ValueError:
         return None
-    if y < 24:  # the modem's default clock before the network set it
+    if y < 24 or y >= 80:  # the modem's default clock (2000 or 1980): never set
         return None
     return days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - tz * 900

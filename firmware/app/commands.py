@@ -25,7 +25,7 @@ CONFIG_TYPES = {"version": int, "heartbeat_s": int, "sos_hold_ms": int,
 
 class BadCommand(ValueError):
     def __init__(self, reason, cid=None):
-        ValueError.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.cid = cid
 

@@ -145,7 +145,6 @@ class Board:
         return self._buttons.get(name, False)
 
     def display(self, text):
-        print("display:", text)
         self._send({"ev": "display", "text": text})
 
     def vibrate(self, ms):

@@ -1,0 +1,31 @@
+# The two commands: `make demo` runs the whole system, `make test` runs the tests.
+# Both set everything up on a fresh Debian machine (venv, Python and system packages).
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install serve bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	scripts/install-system-deps.sh mosquitto
+	$(BIN)/pers demo
+
+test: $(STAMP)
+	scripts/install-system-deps.sh mosquitto chromium
+	$(BIN)/pytest
+
+serve: $(STAMP)
+	scripts/install-system-deps.sh mosquitto
+	$(BIN)/pers serve
+
+clean:
+	rm -rf var test-artifacts .pytest_cache

@@ -1,0 +1,224 @@
+"""The Python API of hwsim: run one simulated watch (the real firmware) in its world.
+
+    with Watch("dev-1", "secret", broker=("127.0.0.1", 1883)) as w:
+        w.press("red", 1.5)
+        assert w.wait_display("Help is coming", timeout=30)
+
+All wires are served by an asyncio loop in a background thread; the methods
+here are thread-safe and blocking, for tests and the CLI.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from hwsim import firmware
+from hwsim.board import BoardBus
+from hwsim.events import Recorder
+from hwsim.link import LinkProxy
+from hwsim.modem import ModemEmulator
+from hwsim.scenario import Action, Scenario
+from hwsim.world import World
+
+MONITOR_S = 0.1
+
+
+class Watch:
+    def __init__(self, device_id: str, secret: str, broker: tuple[str, int] = ("127.0.0.1", 1883),
+                 scenario: Scenario | None = None, flash_dir: str | Path | None = None,
+                 recorder: Recorder | None = None, firmware_dir: Path = firmware.FIRMWARE_DIR,
+                 device_extra: dict | None = None):
+        self.device_id, self.secret, self.broker = device_id, secret, broker
+        self.scenario = scenario or Scenario(name="adhoc")
+        self.rec = recorder or Recorder()
+        self._own_flash = flash_dir is None
+        self.flash_dir = Path(flash_dir) if flash_dir else Path(tempfile.mkdtemp(prefix=f"pers-{device_id}-"))
+        self.firmware_dir = firmware_dir
+        self.device_extra = device_extra or {}  # e.g. {"alert_retry_ms": 1000} for tests
+        self.world = World(self.scenario.world, self.rec.now)
+        self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.rec.now)
+        self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot)
+        self.link = LinkProxy(self.rec, self.modem.registered)
+        self.proc = None
+        self.boots = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"hwsim-{device_id}", daemon=True)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._ports: dict[str, int] = {}
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------
+    def start(self) -> "Watch":
+        self._thread.start()
+        self._call(self._start(), timeout=15)
+        return self
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._thread.is_alive():
+            try:
+                self._call(self._stop(), timeout=10)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(5)
+        self._kill()
+        if self._own_flash:
+            shutil.rmtree(self.flash_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Watch":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _call(self, coro, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _start(self) -> None:
+        for name, handler in (("bus", self.bus.serve), ("uart", self.modem.serve), ("link", self.link.serve)):
+            server = await asyncio.start_server(handler, "127.0.0.1", 0)
+            self._servers.append(server)
+            self._ports[name] = server.sockets[0].getsockname()[1]
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        device = {"id": self.device_id, "secret": self.secret,
+                  "broker_host": self.broker[0], "broker_port": self.broker[1], **self.device_extra}
+        (self.flash_dir / "device.json").write_text(json.dumps(device))
+        self.rec.t0 = time.monotonic()
+        self._launch("power_on")
+        asyncio.create_task(self._monitor())
+
+    async def _stop(self) -> None:
+        for t in asyncio.all_tasks():
+            if t is not asyncio.current_task():
+                t.cancel()
+        self._kill()
+        self.link.cut()
+        for s in self._servers:
+            s.close()
+
+    def _launch(self, reset_cause: str) -> None:
+        self.bus.reset_cause = reset_cause
+        self.boots += 1
+        env = {"PERS_SIM_HOST": "127.0.0.1", "PERS_SIM_FLASH": str(self.flash_dir),
+               "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
+               "PERS_SIM_LINK_PORT": str(self._ports["link"])}
+        self.proc = firmware.launch(env, self.firmware_dir)
+        self.rec.record("firmware", state="started", pid=self.proc.pid, reset_cause=reset_cause)
+        threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
+
+    def _read_output(self, proc) -> None:
+        for raw in proc.stdout:
+            self.rec.record("log", line=raw.decode(errors="replace").rstrip())
+        rc = proc.wait()
+        if not self._stopping:
+            self.rec.record("firmware", state="exited", rc=rc)
+
+    def _kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    async def _monitor(self) -> None:
+        """Watches what no single wire sees: registration changes and the watchdog."""
+        registered = False
+        while True:
+            now_registered = self.modem.registered()
+            if now_registered != registered:
+                registered = now_registered
+                self.rec.record("network", registered=registered)
+                if not registered:
+                    self.link.cut()
+            if self.bus.watchdog_expired() and self.proc and self.proc.poll() is None:
+                self.rec.record("watchdog", state="expired, resetting the watch")
+                self._kill()
+                self._launch("wdt")
+            await asyncio.sleep(MONITOR_S)
+
+    # --- the wearer and the world ---------------------------------------------------
+    def press(self, button: str = "red", hold_s: float = 1.5, wait: bool = True) -> None:
+        fut = asyncio.run_coroutine_threadsafe(self._press(button, hold_s), self._loop)
+        if wait:
+            fut.result(hold_s + 5)
+
+    async def _press(self, button: str, hold_s: float) -> None:
+        self.bus.set_button(button, True)
+        await asyncio.sleep(hold_s)
+        self.bus.set_button(button, False)
+
+    def set_coverage(self, on: bool) -> None:
+        self._loop.call_soon_threadsafe(self._coverage, on)
+
+    def _coverage(self, on: bool) -> None:
+        self.world.set_coverage(on)
+        self.rec.record("world", coverage=on)
+
+    def apply(self, action: Action) -> None:
+        """One timeline action, now."""
+        if action.press:
+            self.press(action.press, action.hold, wait=False)
+        if action.coverage is not None:
+            self.set_coverage(action.coverage)
+        if action.indoors is not None:
+            self.world.indoors = action.indoors
+            self.rec.record("world", indoors=action.indoors)
+        if action.move is not None:
+            self.world.lat, self.world.lon = action.move
+            self.rec.record("world", lat=action.move[0], lon=action.move[1])
+
+    # --- what the watch did ---------------------------------------------------------
+    def wait_for(self, match: Callable[[dict], bool], timeout: float, start: int = 0) -> dict | None:
+        return self.rec.wait_for(match, timeout, start)
+
+    def wait_display(self, text: str, timeout: float) -> bool:
+        return self.wait_for(lambda e: e["type"] == "display" and e["text"] == text, timeout) is not None
+
+    @property
+    def displays(self) -> list[str]:
+        return [e["text"] for e in self.rec.of("display")]
+
+    @property
+    def events(self) -> list[dict]:
+        return list(self.rec.events)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def run_scenario(scenario: Scenario, device_id: str, secret: str, broker: tuple[str, int],
+                 flash_dir: str | Path | None = None, recorder: Recorder | None = None,
+                 stay: threading.Event | None = None) -> tuple[bool, str]:
+    """Play a scenario; (True, summary) when every expectation passes, else (False, reason).
+    With ``stay`` (an Event) the watch keeps running after the expectations until it is set."""
+    rec = recorder or Recorder()
+    with Watch(device_id, secret, broker, scenario, flash_dir, rec) as watch:
+        player = threading.Thread(target=_play, args=(watch, scenario.timeline), daemon=True)
+        player.start()
+        for exp in scenario.expect:
+            ev = rec.wait_for(exp.matches, max(0.0, exp.within - rec.now()))
+            if ev is None:
+                if not watch.running():
+                    return False, f"expected {exp.describe()}: the firmware exited"
+                return False, f"expected {exp.describe()}: not seen (display shows \"{watch.bus.display}\")"
+        summary = f"{len(scenario.expect)} expectation(s) passed"
+        if stay is not None:
+            rec.record("scenario", state="expectations passed, staying until interrupted")
+            stay.wait()
+        return True, summary
+
+
+def _play(watch: Watch, timeline: list[Action]) -> None:
+    for action in timeline:
+        delay = action.at - watch.rec.now()
+        if delay > 0:
+            time.sleep(delay)
+        if watch._stopping:
+            return
+        watch.apply(action)

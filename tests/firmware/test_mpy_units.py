@@ -1,0 +1,14 @@
+"""Unit tests written in MicroPython (tests/firmware/mpy/ut_*.py; not named test_* so pytest leaves them alone), run by the real interpreter."""
+import pytest
+
+from .helpers import MPY_TESTS, run_micropython
+
+SCRIPTS = sorted(MPY_TESTS.glob("ut_*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_micropython_unit(script, tmp_path):
+    out = run_micropython(script, TMPDIR=str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "FAIL" not in out.stdout, out.stdout
+    assert "passed" in out.stdout, out.stdout

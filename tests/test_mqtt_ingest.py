@@ -1,0 +1,135 @@
+"""The cloud's MQTT edge against a real Mosquitto (generated password file and ACL)."""
+import json
+import queue
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import func, select
+
+from cloud import metrics
+from cloud.api.app import build_services
+from cloud.mqtt.bridge import MqttBridge
+from cloud.seed import seed_demo
+from cloud.settings import Settings
+from cloud.store.migrate import upgrade
+from cloud.store.models import Alert, AlertCase
+
+
+def device_client(broker, device_id, secret, inbox: queue.Queue | None = None) -> mqtt.Client:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
+    c.username_pw_set(device_id, secret)
+    connected = queue.Queue()
+    c.on_connect = lambda cl, u, f, rc, p: connected.put(rc)
+    if inbox is not None:
+        c.on_message = lambda cl, u, m: inbox.put((m.topic, json.loads(m.payload)))
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    rc = connected.get(timeout=5)
+    assert not rc.is_failure, rc
+    if inbox is not None:
+        c.subscribe(f"pers/v1/{device_id}/cmd", qos=1)
+    return c
+
+
+@pytest.fixture
+def cloud(tmp_path, mosquitto):
+    settings = Settings(data_dir=tmp_path, log_json=False)
+    upgrade(settings.db_url)
+    probe = build_services(settings, with_mqtt=False)
+    seed = seed_demo(probe.sm, probe.clock, tmp_path)
+    broker = mosquitto({seed.device_id: seed.device_secret})
+    settings = settings.model_copy(update={"mqtt_port": broker.port, "mqtt_password": "cloudpw"})
+    started = []
+
+    def start():
+        svc = build_services(settings)
+        svc.bridge.start()
+        assert svc.bridge.connected.wait(5)
+        started.append(svc)
+        return svc
+
+    yield start, broker, seed
+    for svc in started:
+        svc.bridge.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def alerts_in(svc):
+    with svc.sm() as s:
+        return s.scalar(select(func.count()).select_from(Alert))
+
+
+SOS = json.dumps({"v": 1, "mid": "5.1", "ts": None, "kind": "sos", "trigger": "button"}).encode()
+
+
+def test_alert_is_stored_then_acked_to_the_watch(cloud):
+    start, broker, seed = cloud
+    svc = start()
+    inbox = queue.Queue()
+    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
+    topic, cmd = inbox.get(timeout=10)
+    assert topic == f"pers/v1/{seed.device_id}/cmd"
+    assert (cmd["type"], cmd["stage"], cmd["ref"]) == ("alert_ack", "received", "5.1")
+    assert alerts_in(svc) == 1
+    dev.loop_stop()
+
+
+def test_malformed_payload_is_rejected_and_the_service_keeps_running(cloud):
+    start, broker, seed = cloud
+    svc = start()
+    inbox = queue.Queue()
+    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+    for junk in (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000):
+        dev.publish(f"pers/v1/{seed.device_id}/alert", junk, qos=1).wait_for_publish(5)
+    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
+    topic, cmd = inbox.get(timeout=10)
+    assert cmd["ref"] == "5.1"
+    assert alerts_in(svc) == 1
+    assert svc.bridge.connected.is_set()
+
+
+def test_alert_sent_while_the_cloud_is_down_is_delivered_when_it_returns(cloud):
+    """The broker holds QoS1 messages for the cloud's persistent session."""
+    start, broker, seed = cloud
+    first = start()
+    first.bridge.stop()  # the cloud goes away (its session stays on the broker)
+    inbox = queue.Queue()
+    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
+    time.sleep(0.3)
+    assert alerts_in(first) == 0
+    second = start()
+    topic, cmd = inbox.get(timeout=10)
+    assert cmd["ref"] == "5.1" and alerts_in(second) == 1
+
+
+def test_device_cannot_publish_as_another_device_or_use_a_wrong_password(cloud):
+    start, broker, seed = cloud
+    svc = start()
+    bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=seed.device_id)
+    bad.username_pw_set(seed.device_id, "wrong-secret")
+    result = queue.Queue()
+    bad.on_connect = lambda cl, u, f, rc, p: result.put(rc)
+    bad.connect(broker.host, broker.port)
+    bad.loop_start()
+    assert result.get(timeout=5).is_failure
+    bad.loop_stop()
+    # With its own valid credentials, a device's publish on another id's topic is dropped by the ACL.
+    # The message never even reaches the cloud (it would count it as unknown_device).
+    unknown_before = metrics.REJECTED.labels("unknown_device")._value.get()
+    dev = device_client(broker, seed.device_id, seed.device_secret)
+    dev.publish("pers/v1/someone-else/alert", SOS, qos=1).wait_for_publish(5)
+    dev.publish(f"pers/v1/{seed.device_id}/cmd", b'{"v":1}', qos=1).wait_for_publish(5)  # a down topic
+    time.sleep(0.5)
+    assert alerts_in(svc) == 0
+    assert metrics.REJECTED.labels("unknown_device")._value.get() == unknown_before
