@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="a scenario file, or a bundled name (sos_demo)")
     run.add_argument("--broker", type=_host_port, default=("127.0.0.1", 1883), help="HOST:PORT of the MQTT broker")
     run.add_argument("--device-id", required=True)
-    run.add_argument("--secret", required=True)
+    run.add_argument("--secret", default=os.environ.get("HWSIM_SECRET"),
+                     help="the device secret (default: $HWSIM_SECRET, which keeps it out of `ps`)")
     run.add_argument("--flash-dir", help="the watch's flash (default: a fresh temporary directory)")
     run.add_argument("--events", help="also write every event as JSON lines to this file")
     run.add_argument("--stay", action="store_true", help="keep the watch running after the expectations")
@@ -34,7 +36,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if not args.secret:
+        p.error("the device secret is required: --secret or $HWSIM_SECRET")
     try:
         scenario = load(args.scenario)
     except ScenarioError as exc:

@@ -52,6 +52,7 @@ class Watch:
         self._servers: list[asyncio.AbstractServer] = []
         self._ports: dict[str, int] = {}
         self._stopping = False
+        self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> "Watch":
@@ -93,16 +94,22 @@ class Watch:
         (self.flash_dir / "device.json").write_text(json.dumps(device))
         self.rec.t0 = time.monotonic()
         self._launch("power_on")
-        asyncio.create_task(self._monitor())
+        self._spawn(self._monitor())
 
     async def _stop(self) -> None:
-        for t in asyncio.all_tasks():
-            if t is not asyncio.current_task():
-                t.cancel()
+        for t in self._tasks:
+            t.cancel()
+        # Killing the firmware ends every wire (EOF), so their handlers finish by themselves.
         self._kill()
         self.link.cut()
         for s in self._servers:
             s.close()
+        await asyncio.sleep(0.1)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _launch(self, reset_cause: str) -> None:
         self.bus.reset_cause = reset_cause
@@ -149,6 +156,7 @@ class Watch:
             fut.result(hold_s + 5)
 
     async def _press(self, button: str, hold_s: float) -> None:
+        self._tasks.add(asyncio.current_task())
         self.bus.set_button(button, True)
         await asyncio.sleep(hold_s)
         self.bus.set_button(button, False)

@@ -5,6 +5,7 @@ import asyncio
 from app import at
 
 FINAL = ("OK", "ERROR", "NO CARRIER")
+URC_BANNERS = ("RDY", "SMS DONE", "PB DONE", "*ATREADY: 1")
 POLL_MS = 2000
 
 
@@ -14,6 +15,7 @@ class Modem:
         self._r, self._w = reader, writer
         self._lock = asyncio.Lock()
         self._pending = None  # lines of the command in flight
+        self._sent = ""  # that command's text
         self._done = asyncio.Event()
         self.registered = asyncio.Event()
         self.ready = False
@@ -36,12 +38,21 @@ class Modem:
                 continue
             if not line:
                 continue
-            if self._pending is not None:
+            if self._pending is None or self._unsolicited(line):
+                self._urc(line)
+            else:
                 self._pending.append(line)
                 if line in FINAL or line.startswith("+CME ERROR") or line.startswith("+CMS ERROR"):
                     self._done.set()
-            else:
-                self._urc(line)
+
+    def _unsolicited(self, line):
+        # A "+XXX:" line that the pending command cannot have produced, or a
+        # boot banner, is a URC even in the middle of an answer.
+        if line in URC_BANNERS:
+            return True
+        if line[:1] != "+" or ":" not in line or line.startswith("+CME") or line.startswith("+CMS"):
+            return False
+        return line[1:line.index(":")] not in self._sent
 
     def _urc(self, line):
         self.urcs += 1
@@ -59,6 +70,7 @@ class Modem:
         # Returns the response lines (final result last), or None on timeout.
         async with self._lock:
             self._pending = []
+            self._sent = text
             self._done.clear()
             try:
                 self._w.write((text + "\r\n").encode())

@@ -21,10 +21,10 @@ def add(t, ms):
     return t + ms
 
 
-def put(box, kind, **extra):
+def put(box, topic_kind, **extra):
     msg = {"v": 1, "mid": box.new_mid(), "ts": None}
     msg.update(extra)
-    box.put(kind, msg)
+    box.put(topic_kind, msg)
     return msg["mid"]
 
 
