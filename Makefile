@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/pers demo
 
 test: $(STAMP)
-	scripts/install-system-deps.sh mosquitto chromium
+	scripts/install-system-deps.sh mosquitto chromium postgresql
 	$(BIN)/pytest
 
 serve: $(STAMP)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from cloud.domain.accounts import AccountService, LoginLimiter, provision_device
 from cloud.domain.uow import transaction
-from cloud.store.models import CallCentre, Contract, Operator, Tenant, Wearer
+from cloud.store.models import CallCentre, Contact, Contract, Operator, Tenant, Wearer
 
 DEMO_OPERATOR = ("operator", "operator-demo")
 DEMO_OTHER_OPERATOR = ("other", "other-demo")
@@ -55,6 +55,10 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
                         medical_notes="Type 2 diabetes. Hearing aid (left). Lives alone; neighbour has a key.")
         s.add(wearer)
         s.flush()
+        s.add_all([Contact(wearer_id=wearer.id, rank=0, name="Sophie Martin", relation="daughter",
+                           phone="+33611111111", email="sophie.martin@example.org"),
+                   Contact(wearer_id=wearer.id, rank=1, name="Marc Bernard", relation="neighbour (has a key)",
+                           phone="+33622222222")])
         ids = (tenant.id, other.id, wearer.id, lyon.id, north.id)
     tenant_id, other_id, wearer_id, lyon_id, north_id = ids
 

@@ -2,10 +2,11 @@
 # Install the Debian packages OpenPERS needs, if they are missing:
 #   mosquitto  the embedded default MQTT broker that `pers` starts and supervises
 #   chromium   the headless browser the console tests drive (never downloaded by Playwright)
+#   postgresql the scale-out store; the tests run the cloud on it as well as on SQLite
 # Usage: scripts/install-system-deps.sh mosquitto [chromium ...]
 set -euo pipefail
 
-declare -A binary=( [mosquitto]=/usr/sbin/mosquitto [chromium]=/usr/bin/chromium )
+declare -A binary=( [mosquitto]=/usr/sbin/mosquitto [chromium]=/usr/bin/chromium [postgresql]=/usr/lib/postgresql/15/bin/initdb )
 missing=()
 for pkg in "$@"; do
   bin="${binary[$pkg]:-}"

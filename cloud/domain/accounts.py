@@ -137,7 +137,7 @@ def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device
         if tx.session.get(Device, device_id) is not None:
             raise ValueError(f"device {device_id} already exists")
         tx.session.add(Device(id=device_id, tenant_id=tenant_id, wearer_id=wearer_id,
-                              secret_hash=hash_secret(secret), broker_hash=mosquitto_hash(secret),
+                              broker_hash=mosquitto_hash(secret),
                               created_at=clock.now()))
         tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.provisioned", tenant_id=tenant_id,
                                   target=f"device:{device_id}"))

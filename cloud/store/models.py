@@ -67,13 +67,28 @@ class Wearer(Base):
     medical_notes: Mapped[str | None] = mapped_column(Text)
 
 
+class Contact(Base):
+    """An emergency contact of a wearer. ``rank`` is the cascade order (0 first);
+    the contacts' numbers are also the watch's call whitelist."""
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wearer_id: Mapped[int] = mapped_column(ForeignKey("wearers.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    relation: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(200))
+
+
 class Device(Base):
     __tablename__ = "devices"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # usually the IMEI
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
     wearer_id: Mapped[int | None] = mapped_column(ForeignKey("wearers.id"))
-    secret_hash: Mapped[str] = mapped_column(String(200))  # argon2, for the API side
-    broker_hash: Mapped[str] = mapped_column(String(200))  # Mosquitto $7$ PBKDF2, for the broker
+    # Devices authenticate only at the broker, so their secret is kept only as
+    # Mosquitto's $7$ PBKDF2-SHA512 hash. The secret is 144 random bits: no
+    # slow hash is needed against guessing, and fleets of 50k provision fast.
+    broker_hash: Mapped[str] = mapped_column(String(200))
     fw: Mapped[str | None] = mapped_column(String(32))
     cfg_version: Mapped[int | None] = mapped_column(Integer)
     online: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -86,7 +86,6 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('wearer_id', sa.Integer(), nullable=True),
-    sa.Column('secret_hash', sa.String(length=200), nullable=False),
     sa.Column('broker_hash', sa.String(length=200), nullable=False),
     sa.Column('fw', sa.String(length=32), nullable=True),
     sa.Column('cfg_version', sa.Integer(), nullable=True),
