@@ -44,6 +44,31 @@ class Location(BaseModel):
     ts: int | None = None
 
 
+class ContactOut(BaseModel):
+    id: int
+    rank: int
+    name: str
+    relation: str | None = None
+    phone: str
+
+
+class TrailPoint(BaseModel):
+    lat: float
+    lon: float
+    acc: float | None = None
+    src: str
+    at: str
+
+
+class CommandOut(BaseModel):
+    cid: str
+    type: str
+    status: str
+    created_at: str
+    acked_at: str | None = None
+    stage: str | None = None
+
+
 class WearerOut(BaseModel):
     id: int
     name: str
@@ -53,6 +78,7 @@ class WearerOut(BaseModel):
     home_lat: float | None = None
     home_lon: float | None = None
     medical_notes: str | None = None
+    contacts: list[ContactOut] | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -84,6 +110,9 @@ class CaseOut(BaseModel):
     net_profile: str | None = None
     wearer: WearerOut | None = None
     timeline: list[TimelineEntry] | None = None
+    trail: list[TrailPoint] | None = None
+    commands: list[CommandOut] | None = None
+    time_to_claim_s: float | None = None
 
 
 def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:
