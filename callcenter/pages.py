@@ -4,31 +4,64 @@ The pages talk to the cloud only through its public API (/api/...) and live
 feed (/api/ws), like any other client."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
+import xstatic.pkg.leaflet as leaflet
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 HERE = Path(__file__).resolve().parent
 NO_CACHE = {"Cache-Control": "no-store"}
-SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-                    "Referrer-Policy": "no-referrer",
-                    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                               "connect-src 'self'; frame-ancestors 'none'"}
+
+
+def tile_url() -> str | None:
+    """Map tiles come from a configurable URL (e.g. your own tile server):
+    PERS_MAP_TILE_URL="https://tiles.example.org/{z}/{x}/{y}.png". Without it the
+    map still shows the points on a plain background."""
+    return os.environ.get("PERS_MAP_TILE_URL") or None
+
+
+def security_headers() -> dict[str, str]:
+    tiles = tile_url()
+    tile_origin = ""
+    if tiles:
+        u = urlparse(tiles.replace("{s}", "a"))
+        tile_origin = f" {u.scheme}://{u.netloc.split('{')[0]}" if u.scheme else ""
+        if "{s}" in tiles:
+            tile_origin = f" {u.scheme}://*.{u.netloc.split('.', 1)[-1]}"
+    return {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": f"default-src 'self'; img-src 'self' data:{tile_origin}; "
+                                       "connect-src 'self'; frame-ancestors 'none'; object-src 'none'"}
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(HERE / "templates" / name, headers={**NO_CACHE, **security_headers()})
 
 
 def mount_console(app: FastAPI) -> None:
+    app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", include_in_schema=False)
     def queue_page():
-        return FileResponse(HERE / "templates" / "queue.html", headers={**NO_CACHE, **SECURITY_HEADERS})
+        return _page("queue.html")
 
     @app.get("/login", include_in_schema=False)
     def login_page():
-        return FileResponse(HERE / "templates" / "login.html", headers={**NO_CACHE, **SECURITY_HEADERS})
+        return _page("login.html")
+
+    @app.get("/supervisor", include_in_schema=False)
+    def supervisor_page():
+        return _page("supervisor.html")
 
     @app.get("/console", include_in_schema=False)
     def console_alias():
         return RedirectResponse("/")
+
+    @app.get("/api/console/config", tags=["console"])
+    def console_config():
+        return JSONResponse({"tile_url": tile_url(),
+                             "tile_attribution": os.environ.get("PERS_MAP_TILE_ATTRIBUTION", "")})

@@ -18,6 +18,8 @@ from cloud.store.models import CallCentre, Contact, Contract, Operator, Tenant, 
 
 DEMO_OPERATOR = ("operator", "operator-demo")
 DEMO_OTHER_OPERATOR = ("other", "other-demo")
+DEMO_SECOND_OPERATOR = ("nina", "nina-demo")
+DEMO_SUPERVISOR = ("supervisor", "supervisor-demo")
 DEMO_DEVICE_ID = "demo-watch-1"
 
 
@@ -67,6 +69,10 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
         if s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])) is None:
             accounts.create_operator(tenant_id, DEMO_OPERATOR[0], DEMO_OPERATOR[1], display_name="Claire (night shift)",
                                      centre_id=lyon_id)
+            accounts.create_operator(tenant_id, DEMO_SECOND_OPERATOR[0], DEMO_SECOND_OPERATOR[1],
+                                     display_name="Nina (night shift)", centre_id=lyon_id)
+            accounts.create_operator(tenant_id, DEMO_SUPERVISOR[0], DEMO_SUPERVISOR[1],
+                                     display_name="Hugo (supervisor)", role="supervisor", centre_id=lyon_id)
             accounts.create_operator(other_id, DEMO_OTHER_OPERATOR[0], DEMO_OTHER_OPERATOR[1],
                                      display_name="Sam (Northwind)", centre_id=north_id)
     dev = provision_device(sm, clock, tenant_id, device_id=DEMO_DEVICE_ID, wearer_id=wearer_id, actor="seed")

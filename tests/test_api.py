@@ -157,3 +157,40 @@ def test_bad_api_requests_get_clear_errors(env):
     login(client)
     assert client.get("/api/cases/not-a-number").status_code == 422
     assert client.get("/api/cases/999999").status_code == 404
+
+
+def test_operator_actions_send_commands_and_fill_the_timeline(env):
+    svc, sender, seed, client, app = env
+    csrf = login(client)
+    h = {"X-CSRF-Token": csrf}
+    case_id = sos(svc, seed).case_id
+    # Acting on the wearer needs the case in hand.
+    assert client.post(f"/api/cases/{case_id}/locate", headers=h).status_code == 409
+    client.post(f"/api/cases/{case_id}/claim", headers=h)
+    r = client.post(f"/api/cases/{case_id}/call", headers=h, json={})
+    assert r.status_code == 200 and r.json()["status"] == "in_call"
+    assert client.post(f"/api/cases/{case_id}/locate", headers=h).status_code == 200
+    assert client.post(f"/api/cases/{case_id}/message", headers=h, json={"text": "Stay where you are"}).status_code == 200
+    first = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
+    second = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
+    assert client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).status_code == 409
+    assert client.post(f"/api/cases/{case_id}/dispatch", headers=h,
+                       json={"service": "ambulance", "reference": "SAMU-69-1234"}).status_code == 200
+    assert client.post(f"/api/cases/{case_id}/notes", headers=h, json={"text": "Neighbour on the way"}).status_code == 200
+    assert client.post(f"/api/cases/{case_id}/dispatch", headers=h, json={"service": "taxi"}).status_code == 422
+
+    cmds = [(c["type"], c.get("number")) for _, c in sender.sent]
+    assert cmds == [("alert_ack", None), ("alert_ack", None), ("call", "+33400000000"), ("locate", None),
+                    ("message", None)]
+    full = client.get(f"/api/cases/{case_id}").json()
+    notified = [e["detail"]["name"] for e in full["timeline"] if e["action"] == "contact_notified"]
+    assert notified == ["Sophie Martin", "Marc Bernard"]
+    assert [e["action"] for e in full["timeline"]][-3:] == ["contact_notified", "dispatched", "note"]
+    assert [c["name"] for c in full["wearer"]["contacts"]] == ["Sophie Martin", "Marc Bernard"]
+    assert {c["type"] for c in full["commands"]} == {"alert_ack", "call", "locate", "message"}
+    assert first["id"] == second["id"] == case_id
+    with svc.sm() as s:
+        audited = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    for action in ("case.claimed", "case.call_back", "case.locate", "case.message", "case.contact_notified",
+                   "case.dispatched", "case.note"):
+        assert action in audited

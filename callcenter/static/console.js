@@ -1,32 +1,42 @@
 "use strict";
-// The live queue. State comes from the WebSocket: a snapshot on every
-// (re)connection, then one event per change, so a dropped connection resyncs
-// by reconnecting.
+// The operator's live queue and case view. State comes from the WebSocket: a
+// snapshot on every (re)connection, then one event per change, so a dropped
+// connection resyncs by reconnecting. Actions go through the REST API and their
+// answer (the updated case) is shown at once.
 
-const state = { me: null, csrf: null, cases: new Map(), selected: null, ws: null, retry: 500 };
+const state = { cases: new Map(), selected: null, retry: 500, operators: new Map(), map: null, layers: null,
+                config: {} };
 const $ = (id) => document.getElementById(id);
+const { el, since } = pers;
 const URGENT = new Set(["sos", "fall"]);
+const SOURCE = { gnss: "GNSS", cell: "cell tower", last: "last known" };
+const ACTION_TEXT = {
+  opened: "alarm opened", routed: "routed to a call centre", alert_joined: "pressed again", claimed: "acknowledged",
+  wearer_cancelled: "wearer says OK", command_acked: "watch confirmed", call_back: "call back requested",
+  locate: "locate requested", message: "message sent", contact_notified: "contact notified",
+  dispatched: "dispatch recorded", note: "note", resolved: "resolved", escalated: "escalated",
+  reminder: "reminder", notification_delivery: "notification delivery",
+};
 
-async function api(path, options = {}) {
-  const headers = Object.assign({"Content-Type": "application/json"}, options.headers || {});
-  if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = state.csrf;
-  const res = await fetch(path, Object.assign({credentials: "same-origin"}, options, {headers}));
-  if (res.status === 401) { window.location.assign("/login"); throw new Error("not logged in"); }
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new Error((data && typeof data.detail === "string") ? data.detail : `HTTP ${res.status}`);
-  return data;
-}
-
-function since(iso) {
-  const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
-  const m = Math.floor(s / 60);
-  return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+function operatorName(id) {
+  if (id == null) return null;
+  if (pers.me && id === pers.me.id) return "you";
+  const op = state.operators.get(id);
+  return op ? op.display_name : `operator #${id}`;
 }
 
 function where(c) {
   if (!c.location) return "no position yet";
   const l = c.location;
-  return `${l.lat.toFixed(5)}, ${l.lon.toFixed(5)} ±${l.acc != null ? Math.round(l.acc) : "?"} m (${l.src})`;
+  const acc = l.acc != null ? ` ±${Math.round(l.acc)} m` : "";
+  return `${l.lat.toFixed(5)}, ${l.lon.toFixed(5)}${acc} (${SOURCE[l.src] || l.src})`;
+}
+
+function fromHome(c) {
+  const w = c.wearer;
+  if (!c.location || !w || w.home_lat == null) return null;
+  const m = pers.metres(c.location.lat, c.location.lon, w.home_lat, w.home_lon);
+  return m < 1000 ? `${Math.round(m)} m from home` : `${(m / 1000).toFixed(1)} km from home`;
 }
 
 function sortedCases() {
@@ -35,65 +45,164 @@ function sortedCases() {
     .sort((a, b) => a.priority - b.priority || Date.parse(a.opened_at) - Date.parse(b.opened_at));
 }
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
+const cards = new Map();  // case id -> <li>, reused so focus and clicks survive the ticking
+
+function card(c) {
+  let li = cards.get(c.id);
+  if (!li) {
+    li = el("li");
+    li.dataset.caseId = c.id;
+    li.tabIndex = 0;
+    const row = el("div", "row");
+    row.append(el("span", "kind"), el("span", "wearer"), el("span", "waiting"));
+    li.append(row, el("div", "where"), el("div", "state"));
+    li.addEventListener("click", () => select(c.id));
+    li.addEventListener("keydown", (e) => { if (e.key === "Enter") select(c.id); });
+    cards.set(c.id, li);
+  }
+  li.className = `case kind-${c.kind} ${c.claimed_by == null ? "unclaimed" : "claimed"}` +
+                 (state.selected === c.id ? " selected" : "");
+  const owner = c.claimed_by == null ? "waiting for an operator" : `taken by ${operatorName(c.claimed_by)}`;
+  const flags = [c.status, owner];
+  if (c.press_count > 1) flags.push(`${c.press_count} presses`);
+  if (c.wearer_cancelled) flags.push("wearer cancelled");
+  if (c.late) flags.push("late");
+  const [kind, wearer, waiting] = li.firstChild.children;
+  kind.textContent = c.kind;
+  wearer.textContent = c.wearer ? c.wearer.name : c.device_id;
+  waiting.textContent = since(c.opened_at, c.claimed_at);
+  li.children[1].textContent = where(c);
+  li.children[2].textContent = flags.join(" · ");
+  return li;
 }
 
 function renderQueue() {
   const list = $("queue");
-  list.replaceChildren();
   const open = sortedCases();
-  for (const c of open) {
-    const li = el("li", `case kind-${c.kind} ${c.claimed_by == null ? "unclaimed" : "claimed"}`);
-    li.dataset.caseId = c.id;
-    if (state.selected === c.id) li.classList.add("selected");
-    const row = el("div", "row");
-    row.append(el("span", "kind", c.kind), el("span", "wearer", c.wearer ? c.wearer.name : c.device_id),
-               el("span", "waiting", since(c.opened_at)));
-    li.append(row, el("div", "where", where(c)),
-              el("div", "state", `${c.status}${c.press_count > 1 ? ` · ${c.press_count} presses` : ""}` +
-                                 `${c.wearer_cancelled ? " · wearer cancelled" : ""}${c.late ? " · late" : ""}`));
-    li.addEventListener("click", () => select(c.id));
-    list.append(li);
-  }
+  const keep = new Set(open.map((c) => c.id));
+  for (const [id, li] of cards) if (!keep.has(id)) { li.remove(); cards.delete(id); }
+  open.forEach((c, i) => {
+    const li = card(c);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
   $("case-count").textContent = open.length;
   $("empty").hidden = open.length > 0;
   const alarm = open.some((c) => URGENT.has(c.kind) && c.claimed_by == null);
   document.body.dataset.alarm = alarm ? "on" : "off";
+  if (!alarm) document.body.dataset.sound = "off";
+}
+
+function fact(dl, label, value, cls) {
+  if (value == null || value === "") return;
+  dl.append(el("dt", null, label), el("dd", cls || null, String(value)));
 }
 
 function renderDetail() {
   const c = state.cases.get(state.selected);
   $("detail").hidden = !c;
   if (!c) return;
-  $("detail-title").textContent = `${c.kind.toUpperCase()} · ${c.wearer ? c.wearer.name : c.device_id}`;
+  const w = c.wearer || {};
+  $("avatar").textContent = (w.name || c.device_id).split(/\s+/).map((p) => p[0]).join("").slice(0, 2).toUpperCase();
+  $("detail-title").textContent = `${c.kind.toUpperCase()} · ${w.name || c.device_id}`;
   const badges = $("detail-badges");
   badges.replaceChildren(el("span", "status", c.status));
+  if (c.claimed_by != null) badges.append(el("span", "owner", `taken by ${operatorName(c.claimed_by)}`));
   if (c.wearer_cancelled) badges.append(el("span", "cancelled", "wearer cancelled"));
   if (c.late) badges.append(el("span", "late", "late"));
+  if (c.press_count > 1) badges.append(el("span", "presses", `${c.press_count} presses`));
+
   const facts = $("detail-facts");
   facts.replaceChildren();
-  const w = c.wearer || {};
-  const rows = [["Wearer", w.name], ["Age", w.age], ["Language", w.language], ["Home", w.home_address],
-                ["Medical notes", w.medical_notes], ["Position", where(c)], ["Battery", c.batt_pct != null ? `${c.batt_pct}%` : null],
-                ["Heart rate", c.heart_rate != null ? `${c.heart_rate} bpm` : null], ["Network", c.net_profile],
-                ["Presses", c.press_count], ["Waiting", since(c.opened_at)], ["Device", c.device_id]];
-  for (const [k, v] of rows) {
-    if (v == null || v === "") continue;
-    facts.append(el("dt", null, k), el("dd", null, String(v)));
+  fact(facts, "Age", w.age != null ? `${w.age} years` : null);
+  fact(facts, "Language", w.language);
+  fact(facts, "Home", w.home_address);
+  fact(facts, "Medical notes", w.medical_notes, "medical");
+  fact(facts, "Position", where(c));
+  if (c.location && c.location.ts) fact(facts, "Fix age", since(new Date(c.location.ts * 1000).toISOString()));
+  fact(facts, "Distance", fromHome(c));
+  fact(facts, "Battery", c.batt_pct != null ? `${c.batt_pct}%` : null);
+  fact(facts, "Heart rate", c.heart_rate != null ? `${c.heart_rate} bpm` : null);
+  fact(facts, "Network", c.net_profile);
+  fact(facts, "Waiting", since(c.opened_at, c.claimed_at));
+  fact(facts, "Device", c.device_id);
+
+  const mine = c.claimed_by != null && pers.me && (c.claimed_by === pers.me.id || pers.me.role !== "operator");
+  const open = c.status !== "resolved";
+  $("claim").disabled = c.claimed_by != null || !open;
+  $("claim").firstChild.textContent = c.claimed_by == null ? "Acknowledge " :
+    (pers.me && c.claimed_by === pers.me.id ? "Acknowledged by you " : `Taken by ${operatorName(c.claimed_by)} `);
+  for (const id of ["call", "locate", "notify", "send-message", "dispatch", "resolve"]) $(id).disabled = !(mine && open);
+
+  const contacts = $("contacts");
+  contacts.replaceChildren();
+  const notified = new Set((c.timeline || []).filter((e) => e.action === "contact_notified").map((e) => e.detail.contact_id));
+  for (const k of (w.contacts || [])) {
+    const li = el("li", notified.has(k.id) ? "notified" : null);
+    li.append(el("span", "name", `${k.name}${k.relation ? ` (${k.relation})` : ""}`), el("a", "phone", k.phone));
+    li.lastChild.href = `tel:${k.phone}`;
+    if (notified.has(k.id)) li.append(el("span", "tag", "notified"));
+    contacts.append(li);
   }
-  $("claim").disabled = c.claimed_by != null || c.status === "resolved";
-  $("claim").textContent = c.claimed_by == null ? "Acknowledge" :
-    (state.me && c.claimed_by === state.me.id ? "Acknowledged by you" : "Taken by another operator");
-  $("resolve").disabled = c.status === "resolved";
+  const next = (w.contacts || []).find((k) => !notified.has(k.id));
+  $("notify").firstChild.textContent = next ? `Notify ${next.name} ${next.phone} ` : "All contacts notified ";
+  if (!next) $("notify").disabled = true;
+
+  const commands = $("commands");
+  commands.replaceChildren();
+  for (const cmd of (c.commands || [])) {
+    const label = cmd.type === "alert_ack" ? `ack "${cmd.stage}"` : cmd.type;
+    commands.append(el("li", `cmd-${cmd.status}`, `${label}: ${cmd.status === "acked" ? "done by the watch" : cmd.status}`));
+  }
+
   const tl = $("timeline");
   tl.replaceChildren();
-  for (const e of (c.timeline || [])) {
-    tl.append(el("li", null, `${new Date(e.at).toLocaleTimeString()} · ${e.actor} · ${e.action}`));
+  for (const e of (c.timeline || []).slice().reverse()) {
+    const d = e.detail || {};
+    let extra = d.text || d.reference || d.outcome || d.number || d.note || "";
+    if (e.action === "contact_notified") extra = `${d.name} ${d.phone}`;
+    if (e.action === "dispatched") extra = `${d.service}${d.reference ? ` ref ${d.reference}` : ""}`;
+    if (e.action === "command_acked") extra = `${d.type}${d.stage ? ` ${d.stage}` : ""}${d.ok === false ? " FAILED" : ""}`;
+    const li = el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${e.actor.replace(/^operator:/, "")} · ` +
+                                           `${ACTION_TEXT[e.action] || e.action}${extra ? ` · ${extra}` : ""}`);
+    tl.append(li);
   }
+  renderMap(c);
+}
+
+function renderMap(c) {
+  const w = c.wearer || {};
+  const caption = [where(c), fromHome(c)].filter(Boolean).join(" · ");
+  $("map-caption").textContent = caption;
+  if (typeof L === "undefined") return;
+  if (!state.map) {
+    state.map = L.map("map", { zoomControl: true, attributionControl: !!state.config.tile_url });
+    if (state.config.tile_url) {
+      L.tileLayer(state.config.tile_url, { maxZoom: 19, attribution: state.config.tile_attribution }).addTo(state.map);
+    }
+    state.layers = L.layerGroup().addTo(state.map);
+  }
+  state.layers.clearLayers();
+  const points = [];
+  const trail = (c.trail || []).map((p) => [p.lat, p.lon]);
+  if (trail.length > 1) L.polyline(trail, { color: "#4da3ff", weight: 3 }).addTo(state.layers);
+  if (w.home_lat != null) {
+    L.circleMarker([w.home_lat, w.home_lon], { radius: 7, color: "#3ecf8e", fillOpacity: 0.9 })
+      .bindTooltip("home").addTo(state.layers);
+    points.push([w.home_lat, w.home_lon]);
+  }
+  if (c.location) {
+    const p = [c.location.lat, c.location.lon];
+    if (c.location.acc) L.circle(p, { radius: c.location.acc, color: "#ff4d4f", weight: 1, fillOpacity: 0.15 }).addTo(state.layers);
+    L.circleMarker(p, { radius: 8, color: "#ff4d4f", fillOpacity: 1 }).bindTooltip("wearer").addTo(state.layers);
+    points.push(p);
+  }
+  const key = `${c.id}:${points.map((p) => p.join(",")).join(";")}`;
+  if (points.length && state.mapKey !== key) {
+    state.mapKey = key;
+    if (points.length === 1) state.map.setView(points[0], 16);
+    else state.map.fitBounds(points, { padding: [30, 30], maxZoom: 17 });
+  }
+  state.map.invalidateSize();
 }
 
 async function select(id) {
@@ -101,8 +210,7 @@ async function select(id) {
   renderQueue();
   renderDetail();
   try {
-    const full = await api(`/api/cases/${id}`);
-    state.cases.set(full.id, full);
+    upsert(await pers.api(`/api/cases/${id}`));
     renderDetail();
   } catch (e) { showError(e); }
 }
@@ -110,26 +218,37 @@ async function select(id) {
 function showError(e) {
   const p = $("action-error");
   p.textContent = e.message; p.hidden = false;
-  setTimeout(() => { p.hidden = true; }, 6000);
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { p.hidden = true; }, 8000);
 }
 
 function upsert(c) {
   const old = state.cases.get(c.id);
-  if (old && old.timeline && !c.timeline) c.timeline = old.timeline;
+  // Live events carry the case without its timeline; keep what we had and refetch.
+  if (old && !c.timeline) {
+    for (const k of ["timeline", "trail", "commands"]) if (old[k]) c[k] = old[k];
+    if (old.wearer && old.wearer.contacts && c.wearer && !c.wearer.contacts) c.wearer.contacts = old.wearer.contacts;
+  }
   state.cases.set(c.id, c);
 }
 
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${proto}://${location.host}/api/ws`);
-  state.ws = ws;
   ws.onopen = () => { state.retry = 500; document.body.dataset.connection = "live"; $("conn").textContent = "live"; };
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     if (ev.type === "snapshot") {
-      state.cases = new Map(ev.cases.map((c) => [c.id, c]));
+      const keep = state.cases;
+      state.cases = new Map();
+      for (const c of ev.cases) { if (keep.has(c.id)) state.cases.set(c.id, keep.get(c.id)); upsert(c); }
+      if (state.selected != null && state.cases.has(state.selected)) select(state.selected);
     } else if (ev.type === "case") {
+      const isNew = !state.cases.has(ev.case.id);
+      const partial = !ev.case.timeline;  // live events omit the timeline: fetch it for the open case
       upsert(ev.case);
+      if (ev.case.id === state.selected && partial) refreshSelected();
+      if (isNew && state.selected == null) state.selected = ev.case.id;
     } else { return; }
     renderQueue();
     renderDetail();
@@ -141,58 +260,107 @@ function connect() {
     setTimeout(connect, state.retry);
     state.retry = Math.min(state.retry * 2, 8000);
   };
+  state.ws = ws;
 }
 
-async function claim() {
-  if (state.selected == null) return;
-  try { upsert(await api(`/api/cases/${state.selected}/claim`, {method: "POST"})); renderQueue(); renderDetail(); }
-  catch (e) { showError(e); }
+let refreshTimer = null;
+function refreshSelected() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { if (state.selected != null) select(state.selected); }, 150);
 }
 
-async function resolve() {
+async function act(path, body) {
   if (state.selected == null) return;
-  const body = JSON.stringify({outcome: $("outcome").value, note: $("note").value || null});
   try {
-    upsert(await api(`/api/cases/${state.selected}/resolve`, {method: "POST", body}));
-    $("note").value = ""; renderQueue(); renderDetail();
+    const c = await pers.api(`/api/cases/${state.selected}/${path}`,
+                             {method: "POST", body: body === undefined ? undefined : JSON.stringify(body)});
+    upsert(c);
+    renderQueue();
+    renderDetail();
+    return c;
   } catch (e) { showError(e); }
 }
 
-// A short beep while an SOS or fall waits unclaimed. Browsers allow sound only
-// after the operator has interacted with the page; the flash works regardless.
+const actions = {
+  claim: () => act("claim"),
+  call: () => act("call", {}),
+  locate: () => act("locate"),
+  notify: () => act("notify-next-contact"),
+  message: async () => {
+    const text = $("message-text").value.trim();
+    if (!text) { $("message-text").focus(); return; }
+    if (await act("message", {text})) $("message-text").value = "";
+  },
+  dispatch: () => act("dispatch", {service: $("dispatch-service").value, reference: $("dispatch-ref").value || null}),
+  note: async () => {
+    const text = $("note").value.trim();
+    if (!text) { $("note").focus(); return; }
+    if (await act("notes", {text})) $("note").value = "";
+  },
+  resolve: async () => {
+    const outcome = $("outcome").value;
+    if (!outcome) { showError(new Error("choose an outcome first")); $("outcome").focus(); return; }
+    if (await act("resolve", {outcome, note: $("note").value || null})) { $("note").value = ""; $("outcome").value = ""; }
+  },
+};
+
+// A short beep every two seconds while an SOS or fall waits unclaimed. Browsers
+// allow sound only after the operator has interacted with the page; the flash
+// works regardless.
 let audio = null;
 function beep() {
   if (document.body.dataset.alarm !== "on") return;
   try {
     audio = audio || new (window.AudioContext || window.webkitAudioContext)();
     const o = audio.createOscillator(), g = audio.createGain();
-    o.frequency.value = 880; g.gain.value = 0.15;
+    o.frequency.value = 880; g.gain.value = 0.2;
     o.connect(g); g.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.25);
-  } catch (e) { /* no audio device: the flash remains */ }
+    document.body.dataset.sound = "on";
+  } catch (e) { document.body.dataset.sound = "blocked"; }
+}
+
+function onKey(ev) {
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const map = { a: actions.claim, c: actions.call, l: actions.locate, n: actions.notify, r: actions.resolve,
+                m: () => $("message-text").focus() };
+  if (map[ev.key]) { ev.preventDefault(); map[ev.key](); return; }
+  if (ev.key === "j" || ev.key === "k") {
+    const ids = sortedCases().map((c) => c.id);
+    if (!ids.length) return;
+    const i = ids.indexOf(state.selected);
+    select(ids[ev.key === "j" ? Math.min(i + 1, ids.length - 1) : Math.max(i - 1, 0)]);
+  }
 }
 
 async function main() {
-  const me = await api("/api/me");
-  state.me = me; state.csrf = me.csrf_token;
+  const me = await pers.whoami();
   $("operator-name").textContent = `${me.display_name} (${me.role})`;
-  $("claim").addEventListener("click", claim);
-  $("resolve").addEventListener("click", resolve);
-  $("logout").addEventListener("click", async () => {
-    try { await api("/api/auth/logout", {method: "POST"}); } finally { window.location.assign("/login"); }
-  });
-  document.addEventListener("keydown", (ev) => {
-    if (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
-    if (ev.key === "a") claim();
-    if (ev.key === "r") resolve();
-    if (ev.key === "j" || ev.key === "k") {
-      const ids = sortedCases().map((c) => c.id);
-      if (!ids.length) return;
-      const i = ids.indexOf(state.selected);
-      select(ids[ev.key === "j" ? Math.min(i + 1, ids.length - 1) : Math.max(i - 1, 0)]);
-    }
-  });
+  $("supervisor-link").hidden = me.role === "operator";
+  try {
+    for (const op of await pers.api("/api/operators")) state.operators.set(op.id, op);
+    state.config = await pers.api("/api/console/config");
+  } catch (e) { /* names fall back to ids */ }
+  $("claim").addEventListener("click", actions.claim);
+  $("call").addEventListener("click", actions.call);
+  $("locate").addEventListener("click", actions.locate);
+  $("notify").addEventListener("click", actions.notify);
+  $("send-message").addEventListener("click", actions.message);
+  $("dispatch").addEventListener("click", actions.dispatch);
+  $("add-note").addEventListener("click", actions.note);
+  $("resolve").addEventListener("click", actions.resolve);
+  $("message-text").addEventListener("keydown", (e) => { if (e.key === "Enter") actions.message(); });
+  $("note").addEventListener("keydown", (e) => { if (e.key === "Enter") actions.note(); });
+  $("logout").addEventListener("click", pers.logout);
+  document.addEventListener("keydown", onKey);
   connect();
-  setInterval(() => { renderQueue(); if (state.selected != null) renderDetail(); }, 1000);
+  setInterval(() => {
+    renderQueue();
+    if (state.selected != null) {
+      // Only the ticking figures change every second; do not rebuild the map.
+      const c = state.cases.get(state.selected);
+      if (c) renderDetail();
+    }
+  }, 1000);
   setInterval(beep, 2000);
 }
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from cloud.api.deps import SESSION_COOKIE, csrf_checked_operator, current_operator, services
 from cloud.domain.accounts import LoginRefused
-from cloud.domain.cases import OUTCOMES, CaseError
+from cloud.domain.cases import DISPATCH_SERVICES, OUTCOMES, CaseError
 from cloud.store.models import Operator
 
 router = APIRouter()
@@ -34,6 +34,25 @@ class OperatorOut(BaseModel):
 class ResolveIn(BaseModel):
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
     note: str | None = Field(default=None, max_length=2000)
+
+
+class CallIn(BaseModel):
+    number: str | None = Field(default=None, pattern=r"^\+?[0-9]{2,20}$",
+                               description="defaults to the case's call-centre number")
+
+
+class MessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=160)
+    ack_required: bool = False
+
+
+class DispatchIn(BaseModel):
+    service: Literal[DISPATCH_SERVICES]  # type: ignore[valid-type]
+    reference: str | None = Field(default=None, max_length=100)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
 
 
 class Location(BaseModel):
@@ -149,6 +168,21 @@ def me(request: Request, op: Operator = Depends(current_operator)):
     return _op_out(op, found[1] if found else None)
 
 
+class OperatorBrief(BaseModel):
+    id: int
+    display_name: str
+    role: str
+
+
+@router.get("/api/operators", response_model=list[OperatorBrief], tags=["auth"])
+def list_operators(request: Request, op: Operator = Depends(current_operator)):
+    """The operators of one's own tenant, so the console can say who took a case."""
+    from sqlalchemy import select
+    with services(request).sm() as s:
+        rows = s.scalars(select(Operator).where(Operator.tenant_id == op.tenant_id).order_by(Operator.id))
+        return [OperatorBrief(id=o.id, display_name=o.display_name, role=o.role) for o in rows]
+
+
 @router.get("/api/cases", response_model=list[CaseOut], tags=["cases"])
 def list_cases(request: Request, status: Literal["open", "all"] = "open",
                limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
@@ -178,6 +212,44 @@ def resolve_case(case_id: int, body: ResolveIn, request: Request, op: Operator =
         return services(request).cases.resolve(op, case_id, body.outcome, body.note)
     except CaseError as exc:
         raise _case_error(exc) from None
+
+
+def _act(request: Request, action, *args):
+    try:
+        return action(*args)
+    except CaseError as exc:
+        raise _case_error(exc) from None
+
+
+@router.post("/api/cases/{case_id}/call", response_model=CaseOut, tags=["cases"])
+def call_back(case_id: int, body: CallIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    """Make the watch dial the call centre (or `number`), hands-free."""
+    return _act(request, services(request).cases.call_back, op, case_id, body.number)
+
+
+@router.post("/api/cases/{case_id}/locate", response_model=CaseOut, tags=["cases"])
+def locate(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    return _act(request, services(request).cases.locate, op, case_id)
+
+
+@router.post("/api/cases/{case_id}/message", response_model=CaseOut, tags=["cases"])
+def message(case_id: int, body: MessageIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    return _act(request, services(request).cases.message, op, case_id, body.text, body.ack_required)
+
+
+@router.post("/api/cases/{case_id}/notify-next-contact", response_model=CaseOut, tags=["cases"])
+def notify_next_contact(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    return _act(request, services(request).cases.notify_next_contact, op, case_id)
+
+
+@router.post("/api/cases/{case_id}/dispatch", response_model=CaseOut, tags=["cases"])
+def dispatch(case_id: int, body: DispatchIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    return _act(request, services(request).cases.dispatch, op, case_id, body.service, body.reference)
+
+
+@router.post("/api/cases/{case_id}/notes", response_model=CaseOut, tags=["cases"])
+def add_note(case_id: int, body: NoteIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+    return _act(request, services(request).cases.add_note, op, case_id, body.text)
 
 
 @router.get("/healthz", tags=["system"])

@@ -9,9 +9,10 @@ from cloud.domain.ingest import OPEN_STATUSES, new_cid
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
-from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Command, Operator
+from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Command, Contact, Operator, Wearer
 
 OUTCOMES = ("false_alarm", "wearer_ok", "contact_came", "ambulance", "police", "no_answer_dispatched", "other")
+DISPATCH_SERVICES = ("ambulance", "police", "fire", "doctor", "neighbour")
 
 
 class CaseError(Exception):
@@ -24,8 +25,10 @@ class CaseError(Exception):
 
 
 class CaseService:
-    def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink):
+    def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
+                 notifier=None):
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
+        self.notifier = notifier  # cloud.domain.notify.Notifier, when channels are configured
 
     def list_cases(self, op: Operator, *, open_only: bool = True, limit: int = 100, offset: int = 0) -> list[dict]:
         with self.sm() as s:
@@ -75,7 +78,100 @@ class CaseService:
                                                          stage="closed", text="Alarm closed"))
             return self._publish(tx, case)
 
+    # --- actions on a claimed case --------------------------------------------------
+    def call_back(self, op: Operator, case_id: int, number: str | None = None) -> dict:
+        """The watch dials the call centre (or the given number): the wearer answers
+        hands-free without touching anything."""
+        with transaction(self.sm) as tx:
+            case = self._claimed_by(tx.session, op, case_id)
+            if number is None:
+                centre = tx.session.get(CallCentre, case.centre_id) if case.centre_id else None
+                number = centre.phone if centre and centre.phone else None
+            if not number:
+                raise CaseError(422, "no number to call: the case's call centre has no phone number")
+            cmd = protocol.CallCmd(cid=new_cid(), ts=self.clock.unix(), number=number)
+            case.status = "in_call"
+            self._record(tx, op, case, "call_back", {"number": number, "cid": cmd.cid})
+            self._command(tx, case, cmd)
+            return self._publish(tx, case)
+
+    def locate(self, op: Operator, case_id: int) -> dict:
+        with transaction(self.sm) as tx:
+            case = self._claimed_by(tx.session, op, case_id)
+            cmd = protocol.LocateCmd(cid=new_cid(), ts=self.clock.unix())
+            self._record(tx, op, case, "locate", {"cid": cmd.cid})
+            self._command(tx, case, cmd)
+            return self._publish(tx, case)
+
+    def message(self, op: Operator, case_id: int, text: str, ack_required: bool = False) -> dict:
+        with transaction(self.sm) as tx:
+            case = self._claimed_by(tx.session, op, case_id)
+            cmd = protocol.MessageCmd(cid=new_cid(), ts=self.clock.unix(), text=text, ack_required=ack_required)
+            self._record(tx, op, case, "message", {"text": text, "cid": cmd.cid})
+            self._command(tx, case, cmd)
+            return self._publish(tx, case)
+
+    def notify_next_contact(self, op: Operator, case_id: int) -> dict:
+        """Walk the wearer's contact cascade: each call notifies the next one."""
+        with transaction(self.sm) as tx:
+            s = tx.session
+            case = self._claimed_by(s, op, case_id)
+            done = {e.detail.get("contact_id") for e in s.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "contact_notified"))}
+            contacts = s.scalars(select(Contact).where(Contact.wearer_id == case.wearer_id)
+                                 .order_by(Contact.rank, Contact.id)).all() if case.wearer_id else []
+            nxt = next((c for c in contacts if c.id not in done), None)
+            if nxt is None:
+                raise CaseError(409, "every contact in the cascade has been notified")
+            detail = {"contact_id": nxt.id, "name": nxt.name, "relation": nxt.relation, "phone": nxt.phone,
+                      "rank": nxt.rank}
+            if self.notifier is not None:
+                message = f"OpenPERS alarm for {self._wearer_name(s, case)}: the call centre asks you to help."
+                tx.after_commit(lambda: self._deliver(case.tenant_id, case.id, nxt.id, message))
+            self._record(tx, op, case, "contact_notified", detail)
+            return self._publish(tx, case)
+
+    def dispatch(self, op: Operator, case_id: int, service: str, reference: str | None) -> dict:
+        if service not in DISPATCH_SERVICES:
+            raise CaseError(422, f"service must be one of {', '.join(DISPATCH_SERVICES)}")
+        with transaction(self.sm) as tx:
+            case = self._claimed_by(tx.session, op, case_id)
+            self._record(tx, op, case, "dispatched", {"service": service, "reference": reference})
+            return self._publish(tx, case)
+
+    def add_note(self, op: Operator, case_id: int, text: str) -> dict:
+        with transaction(self.sm) as tx:
+            case = self._own_case(tx.session, op, case_id)
+            self._record(tx, op, case, "note", {"text": text})
+            return self._publish(tx, case)
+
     # --- helpers -------------------------------------------------------------------
+    def _claimed_by(self, s: Session, op: Operator, case_id: int) -> AlertCase:
+        """Actions on the wearer need the case in hand: claimed by this operator
+        (a supervisor or admin may act on any case of their tenant)."""
+        case = self._own_case(s, op, case_id)
+        if case.status == "resolved":
+            raise CaseError(409, "case is resolved")
+        if case.claimed_by is None:
+            raise CaseError(409, "claim the case first")
+        if case.claimed_by != op.id and op.role == "operator":
+            raise CaseError(403, "case is claimed by another operator")
+        return case
+
+    def _wearer_name(self, s: Session, case: AlertCase) -> str:
+        w = s.get(Wearer, case.wearer_id) if case.wearer_id else None
+        return w.name if w else case.device_id
+
+    def _deliver(self, tenant_id: int, case_id: int, contact_id: int, message: str) -> None:
+        try:
+            results = self.notifier.notify_contact(None, case_id, contact_id, message)
+        except Exception as exc:  # a failed channel must not undo the recorded action
+            results = {"error": str(exc)[:200]}
+        with transaction(self.sm) as tx:
+            tx.session.add(CaseEvent(case_id=case_id, at=self.clock.now(), actor="system",
+                                     action="notification_delivery", detail={"contact_id": contact_id,
+                                                                             "results": results}))
+
     def _own_case(self, s: Session, op: Operator, case_id: int) -> AlertCase:
         case = s.get(AlertCase, case_id)
         # Another tenant's case is reported as absent: its existence is not ours to know.

@@ -1,0 +1,54 @@
+"use strict";
+// Shared by the console pages: the API client (session cookie + CSRF header),
+// and small DOM and time helpers.
+
+const pers = {
+  csrf: null,
+  me: null,
+
+  async api(path, options = {}) {
+    const headers = Object.assign({"Content-Type": "application/json"}, options.headers || {});
+    if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = pers.csrf;
+    const res = await fetch(path, Object.assign({credentials: "same-origin"}, options, {headers}));
+    if (res.status === 401) { window.location.assign("/login"); throw new Error("not logged in"); }
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) {
+      const detail = data && data.detail;
+      throw new Error(typeof detail === "string" ? detail : `request failed (HTTP ${res.status})`);
+    }
+    return data;
+  },
+
+  async whoami() {
+    pers.me = await pers.api("/api/me");
+    pers.csrf = pers.me.csrf_token;
+    return pers.me;
+  },
+
+  async logout() {
+    try { await pers.api("/api/auth/logout", {method: "POST"}); } finally { window.location.assign("/login"); }
+  },
+
+  el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  },
+
+  since(iso, until) {
+    const end = until ? Date.parse(until) : Date.now();
+    const s = Math.max(0, Math.floor((end - Date.parse(iso)) / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+    return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+  },
+
+  metres(aLat, aLon, bLat, bLon) {
+    // Haversine is plenty for "N m from home" on a screen; the cloud uses geodesics.
+    const r = 6371000, rad = Math.PI / 180;
+    const dLat = (bLat - aLat) * rad, dLon = (bLon - aLon) * rad;
+    const h = Math.sin(dLat / 2) ** 2 + Math.cos(aLat * rad) * Math.cos(bLat * rad) * Math.sin(dLon / 2) ** 2;
+    return 2 * r * Math.asin(Math.sqrt(h));
+  },
+};
