@@ -98,6 +98,13 @@ class Stack:
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
+    def stop_cloud(self) -> None:
+        if self.server:
+            self.server.should_exit = True
+            if self._thread:
+                self._thread.join(timeout=10)
+            self.server = None
+
     def stop(self) -> None:
         if self.server:
             self.server.should_exit = True
