@@ -1,0 +1,127 @@
+"""Security by default: the broker's auth and ACL, secrets kept out of logs,
+sessions, and a durable database."""
+import json
+import logging
+import queue
+import time
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import text
+
+from cloud.domain.accounts import provision_device
+from cloud.domain.clock import SystemClock
+from cloud.seed import DEMO_OPERATOR
+from cloud.store.db import make_engine
+from tests.conftest import free_port
+
+
+def connect(host, port, username, password, client_id=None):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or username or "anon")
+    if username is not None:
+        c.username_pw_set(username, password)
+    result, inbox = queue.Queue(), queue.Queue()
+    c.on_connect = lambda cl, u, f, rc, p: result.put(rc)
+    c.on_message = lambda cl, u, m: inbox.put((m.topic, m.payload))
+    c.connect(host, port)
+    c.loop_start()
+    rc = result.get(timeout=5)
+    return c, rc, inbox
+
+
+def test_broker_refuses_wrong_missing_and_unknown_credentials(mosquitto):
+    broker = mosquitto({"watch-a": "secret-a"})
+    for user, pw in (("watch-a", "wrong"), ("watch-a", None), (None, None), ("nobody", "x")):
+        c, rc, _ = connect(broker.host, broker.port, user, pw)
+        c.loop_stop()
+        assert rc.is_failure, (user, pw)
+
+
+def test_a_device_cannot_read_another_devices_commands_or_write_down_topics(mosquitto):
+    broker = mosquitto({"watch-a": "secret-a", "watch-b": "secret-b"})
+    cloud, rc, cloud_inbox = connect(broker.host, broker.port, "pers-cloud", "cloudpw")
+    assert not rc.is_failure
+    cloud.subscribe("pers/v1/+/#", qos=1)
+    a, _, a_inbox = connect(broker.host, broker.port, "watch-a", "secret-a")
+    b, _, b_inbox = connect(broker.host, broker.port, "watch-b", "secret-b")
+    a.subscribe("pers/v1/watch-a/cmd", qos=1)
+    b.subscribe("pers/v1/watch-a/cmd", qos=1)   # B spies on A
+    b.subscribe("pers/v1/+/alert", qos=1)       # B wants everyone's alerts
+    time.sleep(0.3)
+    cloud.publish("pers/v1/watch-a/cmd", b'{"v":1,"cid":"c-1","type":"locate"}', qos=1).wait_for_publish(5)
+    b.publish("pers/v1/watch-a/alert", b'{"forged":true}', qos=1).wait_for_publish(5)   # as A
+    b.publish("pers/v1/watch-b/cmd", b'{"v":1,"cid":"c-2","type":"ring"}', qos=1).wait_for_publish(5)  # down topic
+    a.publish("pers/v1/watch-a/alert", b'{"genuine":true}', qos=1).wait_for_publish(5)
+    time.sleep(0.8)
+    assert a_inbox.get(timeout=2)[0] == "pers/v1/watch-a/cmd"  # A gets its command
+    assert b_inbox.empty()                                    # B got nothing of A's
+    seen = []
+    while not cloud_inbox.empty():
+        seen.append(cloud_inbox.get())
+    payloads = [p for t, p in seen if t.endswith("/alert")]
+    assert payloads == [b'{"genuine":true}']                  # the forged alert never arrived
+    assert not any(t == "pers/v1/watch-b/cmd" for t, _ in seen)
+    for c in (cloud, a, b):
+        c.loop_stop()
+
+
+def test_a_device_cannot_take_over_another_devices_session(mosquitto):
+    """Client id = username is enforced, so B cannot kick A or steal its queued commands."""
+    broker = mosquitto({"watch-a": "secret-a", "watch-b": "secret-b"})
+    a, rc, _ = connect(broker.host, broker.port, "watch-a", "secret-a")
+    dropped = queue.Queue()
+    a.on_disconnect = lambda *args: dropped.put(True)
+    b, rc_b, _ = connect(broker.host, broker.port, "watch-b", "secret-b", client_id="watch-a")
+    time.sleep(0.5)
+    assert dropped.empty()
+    a.loop_stop()
+    b.loop_stop()
+
+
+def test_secrets_never_reach_the_logs(stack, caplog):
+    caplog.set_level(logging.DEBUG)
+    dev = provision_device(stack.services.sm, SystemClock(), stack.seed.tenant_id, device_id="imei-0001")
+    with httpx.Client(base_url=stack.url) as api:
+        api.post("/api/auth/login", json={"username": DEMO_OPERATOR[0], "password": "not-the-password"})
+        r = api.post("/api/auth/login", json={"username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]})
+        token = r.cookies.get("pers_session")
+        api.get("/api/cases")
+    # Bad input from a device that carries a secret-looking field is logged without it.
+    c, rc, _ = connect(stack.settings.mqtt_host, stack.settings.mqtt_port, stack.seed.device_id,
+                       stack.seed.device_secret)
+    c.publish(f"pers/v1/{stack.seed.device_id}/alert", b"not json", qos=1).wait_for_publish(5)
+    time.sleep(0.5)
+    c.loop_stop()
+    # Everything the service logged (the test's own HTTP client, httpx, is not the service).
+    logged = "\n".join(r.getMessage() + " " + json.dumps(r.__dict__, default=str) for r in caplog.records
+                       if not r.name.startswith(("httpx", "httpcore")))
+    assert "rejected up message" in logged  # the logs were captured at all
+    for secret in (dev.secret, stack.seed.device_secret, DEMO_OPERATOR[1], token, stack.settings.mqtt_password):
+        assert secret and secret not in logged
+    broker_log = (stack.broker.dir / "mosquitto.log").read_text()
+    for secret in (dev.secret, stack.seed.device_secret, stack.settings.mqtt_password):
+        assert secret not in broker_log
+
+
+def test_a_forged_or_old_session_cookie_is_refused_and_login_rotates_it(stack):
+    with httpx.Client(base_url=stack.url) as api:
+        api.cookies.set("pers_session", "forged-token-of-my-choosing")
+        assert api.get("/api/me").status_code == 401
+        r1 = api.post("/api/auth/login", json={"username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]})
+        first = r1.cookies.get("pers_session")
+        assert first and first != "forged-token-of-my-choosing"
+        api.cookies.clear()
+        api.cookies.set("pers_session", first)
+        csrf = api.get("/api/me").json()["csrf_token"]
+        assert api.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+        api.cookies.set("pers_session", first)
+        assert api.get("/api/me").status_code == 401  # logged out means gone on the server
+
+
+def test_sqlite_runs_in_wal_mode_with_durable_commits(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as db:
+        assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert db.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert db.execute(text("PRAGMA foreign_keys")).scalar() == 1
