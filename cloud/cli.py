@@ -76,8 +76,8 @@ def cmd_demo(args) -> int:
     watch = subprocess.Popen(
         [sys.executable, "-m", "hwsim", "run", str(args.scenario), "--broker",
          f"{settings.mqtt_host}:{settings.mqtt_port}", "--device-id", seed.device_id,
-         "--flash-dir", str(settings.data_dir / "watch-flash"),
-         "--events", str(settings.data_dir / "watch-events.jsonl")] + ([] if args.check else ["--stay"]),
+         "--flash-dir", str((settings.data_dir / "watch-flash").resolve()),
+         "--events", str((settings.data_dir / "watch-events.jsonl").resolve())] + ([] if args.check else ["--stay"]),
         env={**os.environ, "HWSIM_SECRET": seed.device_secret}, cwd=REPO)
     rc = 0
     try:

@@ -13,15 +13,16 @@ from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command
 from hwsim.runner import Watch
 from hwsim.scenario import load
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 
 
 def test_pers_demo_check_stores_the_alert_once_and_the_watch_shows_the_ack(tmp_path):
-    data = tmp_path / "demo"
+    # Run from a fresh directory with the default (relative) data directory, as a new user would.
+    data = tmp_path / "var" / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "cloud.cli", "demo", "--check", "--data-dir", str(data),
+        [sys.executable, "-m", "cloud.cli", "demo", "--check",
          "--http-port", str(free_port()), "--mqtt-port", str(free_port()), "--timeout", "90"],
-        cwd=ROOT, capture_output=True, text=True, timeout=150)
+        cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "display: Help is coming" in proc.stdout
 
