@@ -1,9 +1,10 @@
 """REST API under /api, health and metrics."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -14,7 +15,23 @@ from cloud.domain.accounts import LoginRefused
 from cloud.domain.cases import DISPATCH_SERVICES, OUTCOMES, CaseError
 from cloud.store.models import Operator
 
-router = APIRouter()
+class ErrorOut(BaseModel):
+    detail: str | list | dict
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "Bad request", 401: "Not logged in", 403: "Forbidden (role, ownership or CSRF token)",
+            404: "No such object in your tenant", 409: "Conflicts with the case's state",
+            422: "Invalid request", 429: "Too many failed logins", 503: "Not ready"}
+    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
+
+
+# Every /api route may answer these; each documents them so clients (and the
+# schema fuzzer) know what to expect.
+router = APIRouter(responses=_errors(400, 401, 403, 404, 409, 422))
+
+# Ids are database integers: bound them so an absurd id is a 422, not a crash.
+CaseId = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
 
 
 class LoginIn(BaseModel):
@@ -143,7 +160,7 @@ def _case_error(exc: CaseError) -> HTTPException:
     return HTTPException(status_code=exc.status, detail=exc.message)
 
 
-@router.post("/api/auth/login", response_model=OperatorOut, tags=["auth"])
+@router.post("/api/auth/login", response_model=OperatorOut, tags=["auth"], responses=_errors(429))
 def login(body: LoginIn, request: Request, response: Response):
     svc = services(request)
     client = request.client.host if request.client else "?"
@@ -185,13 +202,13 @@ def list_operators(request: Request, op: Operator = Depends(current_operator)):
 
 @router.get("/api/cases", response_model=list[CaseOut], tags=["cases"])
 def list_cases(request: Request, status: Literal["open", "all"] = "open",
-               limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+               limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
                op: Operator = Depends(current_operator)):
     return services(request).cases.list_cases(op, open_only=status == "open", limit=limit, offset=offset)
 
 
 @router.get("/api/cases/{case_id}", response_model=CaseOut, tags=["cases"])
-def get_case(case_id: int, request: Request, op: Operator = Depends(current_operator)):
+def get_case(case_id: CaseId, request: Request, op: Operator = Depends(current_operator)):
     try:
         return services(request).cases.get_case(op, case_id)
     except CaseError as exc:
@@ -199,7 +216,7 @@ def get_case(case_id: int, request: Request, op: Operator = Depends(current_oper
 
 
 @router.post("/api/cases/{case_id}/claim", response_model=CaseOut, tags=["cases"])
-def claim_case(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def claim_case(case_id: CaseId, request: Request, op: Operator = Depends(csrf_checked_operator)):
     try:
         return services(request).cases.claim(op, case_id)
     except CaseError as exc:
@@ -207,7 +224,7 @@ def claim_case(case_id: int, request: Request, op: Operator = Depends(csrf_check
 
 
 @router.post("/api/cases/{case_id}/resolve", response_model=CaseOut, tags=["cases"])
-def resolve_case(case_id: int, body: ResolveIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def resolve_case(case_id: CaseId, body: ResolveIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
     try:
         return services(request).cases.resolve(op, case_id, body.outcome, body.note)
     except CaseError as exc:
@@ -222,37 +239,37 @@ def _act(request: Request, action, *args):
 
 
 @router.post("/api/cases/{case_id}/call", response_model=CaseOut, tags=["cases"])
-def call_back(case_id: int, body: CallIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def call_back(case_id: CaseId, body: CallIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
     """Make the watch dial the call centre (or `number`), hands-free."""
     return _act(request, services(request).cases.call_back, op, case_id, body.number)
 
 
 @router.post("/api/cases/{case_id}/locate", response_model=CaseOut, tags=["cases"])
-def locate(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def locate(case_id: CaseId, request: Request, op: Operator = Depends(csrf_checked_operator)):
     return _act(request, services(request).cases.locate, op, case_id)
 
 
 @router.post("/api/cases/{case_id}/message", response_model=CaseOut, tags=["cases"])
-def message(case_id: int, body: MessageIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def message(case_id: CaseId, body: MessageIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
     return _act(request, services(request).cases.message, op, case_id, body.text, body.ack_required)
 
 
 @router.post("/api/cases/{case_id}/notify-next-contact", response_model=CaseOut, tags=["cases"])
-def notify_next_contact(case_id: int, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def notify_next_contact(case_id: CaseId, request: Request, op: Operator = Depends(csrf_checked_operator)):
     return _act(request, services(request).cases.notify_next_contact, op, case_id)
 
 
 @router.post("/api/cases/{case_id}/dispatch", response_model=CaseOut, tags=["cases"])
-def dispatch(case_id: int, body: DispatchIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def dispatch(case_id: CaseId, body: DispatchIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
     return _act(request, services(request).cases.dispatch, op, case_id, body.service, body.reference)
 
 
 @router.post("/api/cases/{case_id}/notes", response_model=CaseOut, tags=["cases"])
-def add_note(case_id: int, body: NoteIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
+def add_note(case_id: CaseId, body: NoteIn, request: Request, op: Operator = Depends(csrf_checked_operator)):
     return _act(request, services(request).cases.add_note, op, case_id, body.text)
 
 
-@router.get("/healthz", tags=["system"])
+@router.get("/healthz", tags=["system"], responses=_errors(503))
 def healthz(request: Request):
     svc = services(request)
     try:
