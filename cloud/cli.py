@@ -46,6 +46,21 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_broker(args) -> int:
+    """Only the embedded broker, supervised: lets the cloud run (and be restarted,
+    or killed in a chaos run) as a separate process with PERS_BROKER=external."""
+    from cloud.runtime import Stack, prepare
+    settings = _settings(args)
+    setup_logging(settings.log_json)
+    prepare(settings)
+    stack = Stack(settings.model_copy(update={"broker": "embedded"}))
+    stack.start_broker()
+    print(f"Mosquitto on {settings.mqtt_host}:{settings.mqtt_port} (files in {stack.broker.dir})", flush=True)
+    _wait_for_signal()
+    stack.stop()
+    return 0
+
+
 def cmd_demo(args) -> int:
     from cloud.domain.clock import SystemClock
     from cloud.runtime import Stack, prepare
@@ -162,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("serve", help="run the broker (embedded) and the cloud with its console")
     common(sp)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("broker", help="run only the embedded Mosquitto (then `PERS_BROKER=external pers serve`)")
+    common(sp)
+    sp.set_defaults(func=cmd_broker)
 
     sp = sub.add_parser("demo", help="run everything with demo data and a simulated watch that presses SOS")
     common(sp)

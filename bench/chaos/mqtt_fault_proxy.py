@@ -1,0 +1,122 @@
+"""An MQTT-aware TCP proxy that injects delivery faults between devices and the broker.
+
+It frames MQTT packets (fixed header + remaining length) so that it can drop or
+duplicate whole PUBLISH packets in either direction, and cut every connection
+for a while (a network outage). Everything else passes through untouched.
+Used by the chaos run (bench/chaos/run.py) and its CI form (tests/test_chaos.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+PUBLISH = 3
+
+
+@dataclass
+class Policy:
+    drop_up: float = 0.0     # device -> broker PUBLISH dropped
+    dup_up: float = 0.0      # device -> broker PUBLISH sent twice
+    drop_down: float = 0.0   # broker -> device PUBLISH dropped (e.g. a lost alert_ack)
+    dup_down: float = 0.0    # broker -> device PUBLISH sent twice
+
+
+async def read_packet(reader: asyncio.StreamReader) -> bytes:
+    first = await reader.readexactly(1)
+    length, multiplier, header = 0, 1, bytearray(first)
+    while True:
+        b = (await reader.readexactly(1))[0]
+        header.append(b)
+        length += (b & 0x7F) * multiplier
+        if not b & 0x80:
+            break
+        multiplier *= 128
+        if multiplier > 128 ** 3:
+            raise ValueError("malformed remaining length")
+    return bytes(header) + await reader.readexactly(length)
+
+
+class FaultProxy:
+    def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0), seed: int = 1):
+        self.upstream, self.listen = upstream, listen
+        self.policy = Policy()
+        self.rng = random.Random(seed)
+        self.stats: Counter = Counter()
+        self._down_until = 0.0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self.port = 0
+
+    # --- control (thread-safe) ---------------------------------------------------------
+    def start(self) -> "FaultProxy":
+        self._thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def outage(self, seconds: float) -> None:
+        """Cut every connection and refuse new ones for ``seconds``."""
+        self.stats["outages"] += 1
+        self._down_until = self._loop.time() + seconds
+        asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(10)
+
+    # --- proxying -----------------------------------------------------------------------
+    async def _serve(self) -> int:
+        self._server = await asyncio.start_server(self._client, *self.listen)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        await self._close_all()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_all(self) -> None:
+        for w in list(self._writers):
+            w.close()
+        self._writers.clear()
+
+    async def _client(self, reader, writer) -> None:
+        if self._loop.time() < self._down_until:
+            self.stats["refused"] += 1
+            writer.close()
+            return
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_w))
+        await asyncio.gather(self._pipe(reader, up_w, "up"), self._pipe(up_r, writer, "down"),
+                             return_exceptions=True)
+        for w in (writer, up_w):
+            w.close()
+            self._writers.discard(w)
+
+    async def _pipe(self, reader, writer, direction: str) -> None:
+        try:
+            while True:
+                packet = await read_packet(reader)
+                if packet[0] >> 4 == PUBLISH:
+                    drop = self.policy.drop_up if direction == "up" else self.policy.drop_down
+                    dup = self.policy.dup_up if direction == "up" else self.policy.dup_down
+                    if drop and self.rng.random() < drop:
+                        self.stats[f"dropped_{direction}"] += 1
+                        continue
+                    if dup and self.rng.random() < dup:
+                        self.stats[f"duplicated_{direction}"] += 1
+                        writer.write(packet)
+                writer.write(packet)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, OSError):
+            writer.close()
