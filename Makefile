@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install serve bench clean
+.PHONY: demo test install serve bench fuzz chaos audit clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 serve: $(STAMP)
 	scripts/install-system-deps.sh mosquitto
 	$(BIN)/pers serve
+
+fuzz: $(STAMP)
+	scripts/install-system-deps.sh mosquitto postgresql
+	$(BIN)/python scripts/fuzz.py
+
+audit: $(STAMP)
+	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
 
 clean:
 	rm -rf var test-artifacts .pytest_cache

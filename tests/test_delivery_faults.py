@@ -76,3 +76,29 @@ def test_an_outage_delays_but_loses_nothing(stack):
     client.loop_stop()
     proxy.stop()
     assert counts(stack) == (1, 1)
+
+
+def test_a_broker_crash_loses_no_alert(stack):
+    """kill -9 Mosquitto mid-stream; pers restarts it; the watch side re-sends
+    until acked and the cloud's session comes back by itself."""
+    client, inbox = device(stack, stack.settings.mqtt_port)
+    mids = [f"9.{i}" for i in range(1, 11)]
+    results = {}
+
+    def run():
+        for mid in mids:
+            results[mid] = send_until_acked(client, inbox, stack.seed.device_id, mid, timeout=40)
+
+    import threading
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)
+    restarts = stack.broker.restarts
+    stack.broker.kill()
+    t.join(timeout=120)
+    client.disconnect()
+    client.loop_stop()
+    assert stack.broker.restarts == restarts + 1
+    assert all(results.get(m) for m in mids), results
+    with stack.services.sm() as s:
+        assert sorted(s.scalars(select(Alert.mid)).all()) == sorted(mids)

@@ -2,6 +2,7 @@
 are rejected with a reason; nothing else escapes. (A short run here; the long
 run belongs to `make fuzz`.)"""
 import json
+import os
 
 from hypothesis import given, settings, strategies as st
 
@@ -11,11 +12,12 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
     max_leaves=30)
+EXAMPLES = int(os.environ.get("PERS_FUZZ_EXAMPLES", "1500"))
 kinds = st.sampled_from(protocol.UP_KINDS + ("cmd", "config", "", "x" * 70))
 device_ids = st.sampled_from(["dev-1", "", "a/b", "+", "#", "x" * 65, "ok_id"]) | st.text(max_size=8)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(device_ids, kinds, st.binary(max_size=600) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_parse_up_only_accepts_or_rejects(device_id, kind, payload):
     try:
@@ -27,7 +29,7 @@ def test_parse_up_only_accepts_or_rejects(device_id, kind, payload):
         assert k in protocol.UP_KINDS and protocol.DEVICE_ID_RE.match(dev)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=max(EXAMPLES // 3, 100), deadline=None)
 @given(st.fixed_dictionaries({"v": st.just(1), "mid": st.text(max_size=70), "kind": st.text(max_size=12)},
                              optional={"ts": json_values, "loc": json_values, "ref": json_values}))
 def test_alert_shaped_garbage(body):
