@@ -1,0 +1,145 @@
+"""The tenant-isolation matrix, generated from the route table: every /api
+endpoint × (no session, own tenant, other tenant, wrong role). A new endpoint
+cannot skip it: an unknown path parameter or role makes this test fail until
+it is described here."""
+import json
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from cloud.api.app import create_app
+from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR
+from tests.cloud_helpers import seeded
+
+PUBLIC = {("POST", "/api/auth/login"), ("GET", "/api/console/config")}
+# Which role a path needs; anything else needs an operator (any role).
+ROLE_BY_PREFIX = (("/api/admin/", "admin"), ("/api/supervisor/", "supervisor"))
+RANK = {"operator": 0, "supervisor": 1, "admin": 2}
+# Minimal valid bodies, so "own tenant" reaches the handler rather than stopping at validation.
+BODIES = {
+    "/api/cases/{case_id}/resolve": {"outcome": "wearer_ok"},
+    "/api/cases/{case_id}/message": {"text": "hello"},
+    "/api/cases/{case_id}/dispatch": {"service": "ambulance"},
+    "/api/cases/{case_id}/notes": {"text": "note"},
+    "/api/cases/{case_id}/call": {},
+}
+SKIP_OWN = {("POST", "/api/auth/logout")}  # would end the session the matrix uses
+
+
+def required_role(path: str) -> str:
+    for prefix, role in ROLE_BY_PREFIX:
+        if path.startswith(prefix):
+            return role
+    return "operator"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("iso")
+    svc, sender, seed = seeded(tmp)
+    svc.accounts.create_operator(seed.tenant_id, "admin-a", "admin-a-pw", role="admin")
+    svc.accounts.create_operator(seed.other_tenant_id, "admin-b", "admin-b-pw", role="admin")
+    svc.accounts.create_operator(seed.other_tenant_id, "super-b", "super-b-pw", role="supervisor")
+    out = svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert",
+                              b'{"v":1,"mid":"1.1","kind":"sos","loc":{"lat":45.76,"lon":4.83,"src":"gnss"}}')
+    app = create_app(svc.settings, services=svc)
+    params = {"case_id": out.case_id, "device_id": seed.device_id, "wearer_id": seed.wearer_id,
+              "tenant_id": seed.tenant_id}
+    with TestClient(app) as client:
+        yield app, client, params, seed
+
+
+def session(client, who):
+    client.cookies.clear()
+    r = client.post("/api/auth/login", json={"username": who[0], "password": who[1]})
+    assert r.status_code == 200, r.text
+    return {"X-CSRF-Token": r.json()["csrf_token"]}
+
+
+ACCOUNTS = {  # (tenant A, tenant B) accounts per role
+    "operator": (DEMO_OPERATOR, DEMO_OTHER_OPERATOR),
+    "supervisor": (DEMO_SUPERVISOR, ("super-b", "super-b-pw")),
+    "admin": (("admin-a", "admin-a-pw"), ("admin-b", "admin-b-pw")),
+}
+
+
+def all_routes(routes, prefix=""):
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI >= 0.160 wraps included routers
+        if inner is not None:
+            ctx = getattr(route, "include_context", None)
+            yield from all_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+        elif isinstance(route, APIRoute):
+            yield prefix + route.path, route
+
+
+def api_routes(app):
+    seen = set()
+    for path, route in all_routes(app.routes):
+        if path.startswith("/api/"):
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                if (method, path) not in seen:
+                    seen.add((method, path))
+                    yield method, path
+
+
+def url_for(path, params):
+    def fill(m):
+        name = m.group(1)
+        if name not in params:
+            pytest.fail(f"{path}: add a tenant-A value for path parameter {name!r} in the isolation matrix")
+        return str(params[name])
+    return re.sub(r"\{(\w+)\}", fill, path)
+
+
+def call(client, method, url, headers, path):
+    body = BODIES.get(path, {}) if method in ("POST", "PUT", "PATCH") else None
+    return client.request(method, url, headers=headers, json=body)
+
+
+def test_matrix_covers_every_api_route(world):
+    app, client, params, seed = world
+    routes = list(api_routes(app))
+    assert len(routes) >= 10
+    failures = []
+    for method, path in routes:
+        url = url_for(path, params)
+        role = required_role(path)
+        public = (method, path) in PUBLIC
+
+        client.cookies.clear()
+        r = call(client, method, url, {}, path)
+        if not public and r.status_code != 401:
+            failures.append(f"{method} {path}: no session gave {r.status_code}, expected 401")
+        if public or (method, path) in SKIP_OWN:
+            continue
+
+        own, other = ACCOUNTS[role]
+        headers = session(client, own)
+        r = call(client, method, url, headers, path)
+        if r.status_code in (401, 403, 404) or r.status_code >= 500:
+            failures.append(f"{method} {path}: own tenant ({role}) gave {r.status_code}: {r.text[:120]}")
+
+        headers = session(client, other)
+        r = call(client, method, url, headers, path)
+        has_ids = "{" in path
+        if r.status_code >= 500:
+            failures.append(f"{method} {path}: other tenant gave {r.status_code}")
+        elif has_ids and r.status_code < 400:
+            failures.append(f"{method} {path}: other tenant got {r.status_code} on tenant A's object")
+        elif r.status_code < 400:
+            text = json.dumps(r.json())
+            for secret in ("Jeanne Martin", seed.device_id, "Type 2 diabetes"):
+                if secret in text:
+                    failures.append(f"{method} {path}: other tenant's listing shows {secret!r}")
+
+        if RANK[role] > 0:
+            weaker = [r_ for r_, rank in RANK.items() if rank < RANK[role]]
+            for w in weaker:
+                headers = session(client, ACCOUNTS[w][0])
+                r = call(client, method, url, headers, path)
+                if r.status_code != 403:
+                    failures.append(f"{method} {path}: role {w} gave {r.status_code}, expected 403")
+    assert not failures, "\n".join(failures)
