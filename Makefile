@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install serve bench fuzz chaos audit clean
+.PHONY: demo test install serve bench bench-quick fuzz chaos audit clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: $(STAMP)
 serve: $(STAMP)
 	scripts/install-system-deps.sh mosquitto
 	$(BIN)/pers serve
+
+bench: $(STAMP)
+	scripts/install-system-deps.sh mosquitto postgresql
+	$(BIN)/python bench/run_all.py
+
+bench-quick: $(STAMP)
+	scripts/install-system-deps.sh mosquitto postgresql
+	$(BIN)/python bench/run_all.py --quick
 
 fuzz: $(STAMP)
 	scripts/install-system-deps.sh mosquitto postgresql

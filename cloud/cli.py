@@ -155,6 +155,11 @@ def cmd_sim_run(args, extra: list[str]) -> int:
     return hwsim_main(["run", *extra])
 
 
+def cmd_sim_fleet(args, extra: list[str]) -> int:
+    from hwsim.fleet import main as fleet_main
+    return fleet_main(extra)
+
+
 def _wait_for_signal(child: subprocess.Popen | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = simsub.add_parser("run", help="run the real firmware in a scenario (see `pers sim run -- --help`)",
                             add_help=False)
     run.set_defaults(func=cmd_sim_run, passthrough=True)
+    fleet = simsub.add_parser("fleet", help="N light device twins against a broker (see `pers sim fleet -- --help`)",
+                              add_help=False)
+    fleet.set_defaults(func=cmd_sim_fleet, passthrough=True)
     return p
 
 

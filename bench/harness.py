@@ -1,0 +1,379 @@
+"""Shared plumbing for the benchmarks: a temp data dir with the demo seed and a
+provisioned fleet, the embedded Mosquitto (started here, so the same broker
+serves the baseline and the cloud), the cloud as a real separate process
+(``python -m cloud.cli serve`` with ``PERS_BROKER=external``), psutil sampling
+and py-spy profiles.
+
+Nothing here changes the cloud: it runs exactly as ``pers serve`` runs it.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> dict:
+    import resource
+    return {"cpus": os.cpu_count(), "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+            "mosquitto": _mosquitto_version()}
+
+
+def _mosquitto_version() -> str | None:
+    try:
+        from cloud.broker import find_mosquitto
+        out = subprocess.run([find_mosquitto(), "-h"], capture_output=True, text=True, timeout=5).stdout
+        return out.splitlines()[0] if out else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def results_dir(quick: bool = False) -> Path:
+    """bench/results/ (full runs, committed) or bench/results/quick/ (smoke runs);
+    ``PERS_BENCH_RESULTS`` overrides the base (the smoke test writes to a temp dir)."""
+    base = Path(os.environ.get("PERS_BENCH_RESULTS") or RESULTS)
+    return base / "quick" if quick else base
+
+
+def write_result(name: str, data: dict) -> Path:
+    out_dir = results_dir(bool(data.get("quick")))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {"bench": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **data}
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+class Env:
+    """Data dir + seed + fleet credentials + the embedded Mosquitto (run by us)."""
+
+    def __init__(self, devices: int, *, database_url: str | None = None, keep: bool = False, workers: int = 1):
+        from cloud.settings import Settings
+        self.tmp = Path(tempfile.mkdtemp(prefix="pers-bench-"))
+        self.keep = keep
+        self.settings = Settings(data_dir=self.tmp / "data", http_port=free_port(), mqtt_port=free_port(),
+                                 log_json=False, database_url=database_url, broker="external")
+        self.devices = devices
+        self.broker = None
+        self.cloud: CloudProcess | None = None
+        self.workers = workers
+        self.clouds: list[CloudProcess] = []
+        self.creds: list[tuple[str, str]] = []
+        self.timings: dict[str, float] = {}
+
+    def setup(self) -> "Env":
+        from cloud.domain.clock import SystemClock
+        from cloud.runtime import embedded_broker, prepare, service_password, sync_broker_auth
+        from cloud.seed import seed_demo
+        from cloud.store.db import make_engine, make_sessionmaker
+        from hwsim.fleet import provision_fleet
+        t0 = time.perf_counter()
+        prepare(self.settings)
+        engine = make_engine(self.settings.db_url)
+        self.seed = seed_demo(make_sessionmaker(engine), SystemClock(), self.settings.data_dir)
+        engine.dispose()
+        self.timings["migrate_seed_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        self.creds = provision_fleet(self.settings, self.devices, sync_broker=False) if self.devices else []
+        self.timings["provision_s"] = round(time.perf_counter() - t0, 3)
+        self.service_password = service_password(self.settings)
+        t0 = time.perf_counter()
+        if self.workers > 1:
+            # one service account per ingest worker: Mosquitto's use_username_as_clientid would
+            # otherwise make two workers take each other's session over
+            from cloud.broker import Credential, MosquittoBroker
+            from cloud.domain.accounts import broker_credentials
+            from cloud.domain.security import mosquitto_hash
+            from cloud.store.db import make_engine, make_sessionmaker
+            self.service_users = [self.settings.mqtt_username] + [
+                f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]
+            self.broker = MosquittoBroker(self.settings.data_dir, host=self.settings.mqtt_host,
+                                          port=self.settings.mqtt_port, service_accounts=tuple(self.service_users))
+            eng = make_engine(self.settings.db_url)
+            creds = [Credential(u, mosquitto_hash(self.service_password)) for u in self.service_users]
+            creds += [Credential(d, h) for d, h in broker_credentials(make_sessionmaker(eng))]
+            eng.dispose()
+            self.broker.write_files(creds)
+        else:
+            self.broker = embedded_broker(self.settings)
+            sync_broker_auth(self.settings, self.broker)
+        self.timings["broker_auth_s"] = round(time.perf_counter() - t0, 3)
+        self.broker.start()
+        return self
+
+    @property
+    def broker_pid(self) -> int:
+        return self.broker.proc.pid
+
+    def start_cloud(self, **env) -> "CloudProcess":
+        self.cloud = CloudProcess(self, **env).start()
+        self.clouds = [self.cloud]
+        return self.cloud
+
+    def start_workers(self) -> list["CloudProcess"]:
+        """``workers`` cloud processes sharing the ingest ($share/pers/...), each with its own
+        service account and HTTP port."""
+        self.clouds = []
+        for i, user in enumerate(self.service_users):
+            self.clouds.append(CloudProcess(self, http_port=self.settings.http_port if i == 0 else free_port(),
+                                            PERS_MQTT_USERNAME=user, PERS_MQTT_SHARED_GROUP="pers",
+                                            log_name=f"cloud{i + 1}.log").start())
+        self.cloud = self.clouds[0]
+        return self.clouds
+
+    def stop_cloud(self) -> None:
+        for c in self.clouds or ([self.cloud] if self.cloud else []):
+            c.stop()
+        self.cloud, self.clouds = None, []
+
+    def db_count(self, table: str) -> int:
+        from sqlalchemy import text
+        from cloud.store.db import make_engine
+        eng = getattr(self, "_engine", None) or make_engine(self.settings.db_url)
+        self._engine = eng
+        with eng.connect() as c:
+            return c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+    def db_bytes(self) -> int:
+        url = self.settings.db_url
+        if url.startswith("sqlite"):
+            base = Path(url.split("///", 1)[1])
+            return sum(p.stat().st_size for p in base.parent.glob(base.name + "*") if p.exists())
+        from sqlalchemy import text
+        with self._engine.connect() as c:
+            return c.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+
+    def close(self) -> None:
+        self.stop_cloud()
+        if getattr(self, "_engine", None):
+            self._engine.dispose()
+        if self.broker:
+            self.broker.stop()
+        if not self.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class CloudProcess:
+    def __init__(self, env: Env, http_port: int | None = None, log_name: str = "cloud.log", **extra_env):
+        self.env = env
+        self.http_port = http_port or env.settings.http_port
+        self.extra_env = {k: str(v) for k, v in extra_env.items()}
+        self.proc: subprocess.Popen | None = None
+        self.log = env.tmp / log_name
+
+    def start(self, timeout: float = 60.0) -> "CloudProcess":
+        s = self.env.settings
+        env = {**os.environ, "PERS_BROKER": "external", "PERS_MQTT_HOST": s.mqtt_host,
+               "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_PASSWORD": self.env.service_password,
+               "PERS_LOG_JSON": "false", "PYTHONPATH": str(REPO), **self.extra_env}
+        if s.database_url:
+            env["PERS_DATABASE_URL"] = s.database_url
+        self._fh = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "cloud.cli", "serve", "--data-dir", str(s.data_dir),
+                                      "--http-port", str(self.http_port)], cwd=REPO, env=env,
+                                     stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True)
+        import httpx
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cloud exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"http://{s.http_host}:{self.http_port}/healthz", timeout=1).status_code == 200:
+                    # the bridge is connected once the serve process printed its banner
+                    if b"OpenPERS cloud on" in self.log.read_bytes():
+                        return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("cloud did not start: " + self.log.read_text()[-2000:])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.env.settings.http_host}:{self.http_port}"
+
+    def ingested(self) -> dict[str, float]:
+        """The cloud's own counters (/metrics): up messages accepted, by kind."""
+        import httpx
+        out: dict[str, float] = {}
+        try:
+            text = httpx.get(self.url + "/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return out
+        for line in text.splitlines():
+            if line.startswith("pers_ingest_messages_total{"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                out[kind] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    def wait_ingested(self, kind: str, n: int, timeout: float) -> float:
+        """Wait until the cloud has accepted ``n`` messages of ``kind``; returns seconds waited."""
+        t0 = time.monotonic()
+        while self.ingested().get(kind, 0) < n and time.monotonic() - t0 < timeout:
+            time.sleep(0.2)
+        return round(time.monotonic() - t0, 2)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_fh", None):
+            self._fh.close()
+
+
+class Sampler(threading.Thread):
+    """CPU % (of one core) and RSS of some processes, every ``interval`` s."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.procs = {}
+        for name, pid in pids.items():
+            try:
+                self.procs[name] = psutil.Process(pid)
+                self.procs[name].cpu_percent()
+            except psutil.Error:
+                pass
+        self.interval = interval
+        self.samples: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self._halt.wait(self.interval):
+            for name, p in self.procs.items():
+                try:
+                    with p.oneshot():
+                        self.samples[name].append((time.monotonic() - t0, p.cpu_percent(),
+                                                   p.memory_info().rss / 2**20))
+                except psutil.Error:
+                    pass
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(timeout=2)
+        return self.summary()
+
+    def summary(self) -> dict:
+        out = {}
+        for name, rows in self.samples.items():
+            if not rows:
+                continue
+            cpu = [r[1] for r in rows]
+            rss = [r[2] for r in rows]
+            out[name] = {"cpu_pct_mean": round(sum(cpu) / len(cpu), 1), "cpu_pct_max": round(max(cpu), 1),
+                         "rss_mb_start": round(rss[0], 1), "rss_mb_end": round(rss[-1], 1),
+                         "rss_mb_max": round(max(rss), 1)}
+        return out
+
+
+def rss_mb(pid: int) -> float:
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def cpu_s(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+class PySpy:
+    """py-spy record of a process for ``seconds`` (raw collapsed stacks) -> top functions."""
+
+    def __init__(self, pid: int, seconds: int, out: Path, rate: int = 100):
+        self.out = out
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.available = Path(exe).exists()
+        self.proc = None
+        if self.available:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.proc = subprocess.Popen([exe, "record", "-p", str(pid), "-d", str(seconds), "-r", str(rate),
+                                          "-f", "raw", "-o", str(out), "--threads", "--nonblocking"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self, timeout: float = 60) -> dict:
+        if not self.proc:
+            return {"available": False}
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if not self.out.exists():
+            return {"available": True, "error": err.decode(errors="replace")[-500:]}
+        return summarize_collapsed(self.out)
+
+
+def summarize_collapsed(path: Path, top: int = 15) -> dict:
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed) output,
+    restricted to the ingest worker thread when present."""
+    self_c, incl_c = collections.Counter(), collections.Counter()
+    threads = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        try:
+            n = int(n)
+        except ValueError:
+            continue
+        frames = stack.split(";")
+        threads[frames[0]] += n
+        total += n
+        if frames:
+            self_c[_short(frames[-1])] += n
+        for f in set(_short(f) for f in frames[1:]):
+            incl_c[f] += n
+    if not total:
+        return {"samples": 0}
+    return {"samples": total, "file": str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path),
+            "threads": {k: round(v / total, 3) for k, v in threads.most_common(6)},
+            "top_self": [[k, round(v / total, 3)] for k, v in self_c.most_common(top)],
+            "top_inclusive": [[k, round(v / total, 3)] for k, v in incl_c.most_common(top * 2)]}
+
+
+def _short(frame: str) -> str:
+    # "func (path/to/file.py:123)" -> "func (file.py)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    f = where.rsplit(":", 1)[0]
+    parts = f.split("/")
+    if "site-packages" in parts:
+        f = "/".join(parts[parts.index("site-packages") + 1:][:2])
+    elif "main" in parts:
+        f = "/".join(parts[parts.index("main") + 1:])
+    else:
+        f = parts[-1]
+    return f"{name} ({f})"
+
+
+def run_async(coro):
+    import asyncio
+    return asyncio.run(coro)

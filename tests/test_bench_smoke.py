@@ -1,0 +1,56 @@
+"""The benchmarks still work: every quick mode runs and writes JSON with the named
+figures. Never a speed assertion (issue 8): speed is reported, not tested."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+NUM = (int, float)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """Quick runs write to a temp dir: the committed full-run JSON stays untouched."""
+    monkeypatch.setenv("PERS_BENCH_RESULTS", str(tmp_path))
+    return tmp_path / "quick"
+
+
+def _run(script: str, results) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads((results / (script.replace("_bench.py", "") + ".json")).read_text())
+
+
+def _num(d: dict, *keys):
+    for k in keys:
+        assert isinstance(d.get(k), NUM) and not isinstance(d.get(k), bool), (k, d.get(k))
+        assert d[k] >= 0, (k, d[k])
+
+
+@pytest.mark.parametrize("script,keys", [
+    ("ingest_bench.py", ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "cloud_rss_mb")),
+    ("sos_latency_bench.py", ("sos_to_ack_p50_ms", "sos_to_ack_p99_ms", "sos_to_console_p50_ms",
+                              "sos_to_console_p99_ms", "connected_devices", "cloud_rss_mb")),
+    ("connections_bench.py", ("connected_devices", "connect_per_s", "errors_total", "broker_rss_mb",
+                              "cloud_rss_mb")),
+    ("growth_bench.py", ("cloud_cpu_pct_per_1k_devices", "cloud_rss_mb")),
+])
+def test_quick_bench_writes_named_figures(script, keys, results):
+    data = _run(script, results)
+    assert data["quick"] is True and "machine" in data
+    _num(data, *keys)
+
+
+def test_run_all_summary_has_the_issue_figures(results):
+    # merges whatever results exist; --only with an empty selection just writes the summary
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", "none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    for key in ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "sos_to_ack_p50_ms", "sos_to_ack_p99_ms",
+                "sos_to_console_p50_ms", "sos_to_console_p99_ms", "connected_devices", "cloud_rss_mb"):
+        assert key in summary

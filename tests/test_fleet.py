@@ -1,0 +1,94 @@
+"""Fleet twins against the real stack (embedded Mosquitto + cloud + demo seed):
+the same wire contract as the firmware, at a small scale."""
+import asyncio
+import json
+import time
+
+from sqlalchemy import func, select
+
+from cloud import protocol
+from cloud.store.models import AlertCase, Command, Device, LocationPoint
+from hwsim.fleet import Fleet, main, percentiles, provision_fleet, read_credentials
+
+N = 20
+
+
+def _provision(stack, tmp_path, n=N, prefix="fleet"):
+    creds_file = tmp_path / f"{prefix}.csv"
+    creds = provision_fleet(stack.settings, n, prefix=prefix, credentials=creds_file)
+    time.sleep(0.5)  # Mosquitto re-reads its password file on SIGHUP
+    return creds, creds_file
+
+
+def test_every_twin_sos_becomes_one_case_and_is_acked(stack, tmp_path):
+    creds, creds_file = _provision(stack, tmp_path)
+    assert read_credentials(creds_file) == creds
+    with stack.services.sm() as s:
+        tenants = set(s.scalars(select(Device.tenant_id).where(Device.id.like("fleet-%"))))
+        demo_tenant = s.get(Device, stack.seed.device_id).tenant_id
+    assert tenants == {demo_tenant}  # the demo operator's tenant sees the fleet's cases
+
+    async def scenario():
+        fleet = Fleet(creds, stack.settings.mqtt_host, stack.settings.mqtt_port, alert_resend_s=5.0)
+        fleet.record = []
+        await fleet.connect_all()
+        assert len(fleet.connected) == N, fleet.stats.errors
+        load = asyncio.create_task(fleet.run_load(2.0, loc_rate=20, heartbeat_s=1.0))
+        await fleet.sos(N, interval_s=0.02)
+        await load
+        acked = await fleet.wait_alerts_acked(20)
+        await fleet.drain(10)
+        rep = fleet.report()
+        await fleet.close()
+        return fleet, rep, acked
+
+    fleet, rep, acked = asyncio.run(scenario())
+    assert acked, rep
+    assert rep["alerts"] == {"sent": N, "acked": N, "unacked": 0, "resent": rep["alerts"]["resent"]}
+    assert rep["alert_ack_ms"]["n"] == N and rep["alert_ack_ms"]["p50"] > 0
+    assert rep["errors_total"] == 0, rep["errors"]
+    assert rep["commands"].get("alert_ack", 0) >= N and rep["acks_sent"] >= N
+
+    # every message a twin sent is valid under the one wire contract
+    kinds = set()
+    for topic, payload in fleet.record:
+        device_id, kind, _ = protocol.parse_up(topic, payload)
+        assert device_id.startswith("fleet-")
+        kinds.add(kind)
+    assert kinds == {"alert", "loc", "status", "ack", "presence"}
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with stack.services.sm() as s:
+            cases = s.execute(select(AlertCase.device_id, func.count()).where(AlertCase.device_id.like("fleet-%"))
+                              .group_by(AlertCase.device_id)).all()
+            acked_cmds = s.scalar(select(func.count()).select_from(Command).where(
+                Command.device_id.like("fleet-%"), Command.status == "acked"))
+            locs = s.scalar(select(func.count()).select_from(LocationPoint))
+        if len(cases) == N and acked_cmds >= N:
+            break
+        time.sleep(0.2)
+    assert sorted(d for d, _ in cases) == sorted(d for d, _ in creds)
+    assert all(c == 1 for _, c in cases), cases  # exactly one case per twin
+    assert acked_cmds >= N                        # the twins acked their alert_ack commands
+    assert locs == rep["sent"]["loc"]
+
+
+def test_fleet_cli_reports_json(stack, tmp_path):
+    _, creds_file = _provision(stack, tmp_path, n=10, prefix="cli")
+    out = tmp_path / "fleet.json"
+    rc = main(["--devices", "10", "--rate", "20", "--heartbeat", "2", "--duration", "1.5", "--sos", "3",
+               "--broker", f"{stack.settings.mqtt_host}:{stack.settings.mqtt_port}",
+               "--credentials", str(creds_file), "--out", str(out)])
+    rep = json.loads(out.read_text())
+    assert rc == 0, rep
+    assert rep["connected"] == 10 and rep["alerts"]["acked"] == 3
+    for key in ("sent", "pubacked", "errors", "alert_ack_ms", "connect_per_s"):
+        assert key in rep
+    assert set(rep["alert_ack_ms"]) >= {"p50", "p99", "max"}
+
+
+def test_percentiles():
+    assert percentiles([]) == {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    p = percentiles([float(i) for i in range(1, 101)])
+    assert p["n"] == 100 and p["max"] == 100.0 and 49 <= p["p50"] <= 51 and p["p99"] >= 98
