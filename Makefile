@@ -35,6 +35,10 @@ bench-quick: $(STAMP)
 	scripts/install-system-deps.sh mosquitto postgresql
 	$(BIN)/python bench/run_all.py --quick
 
+chaos: $(STAMP)
+	scripts/install-system-deps.sh mosquitto
+	$(BIN)/python -m bench.chaos.run --alerts 1000 --twins 100 --spread 180 --outage 120
+
 fuzz: $(STAMP)
 	scripts/install-system-deps.sh mosquitto postgresql
 	$(BIN)/python scripts/fuzz.py

@@ -97,8 +97,11 @@ class FaultProxy:
             writer.close()
             return
         self._writers.update((writer, up_w))
-        await asyncio.gather(self._pipe(reader, up_w, "up"), self._pipe(up_r, writer, "down"),
-                             return_exceptions=True)
+        try:
+            await asyncio.gather(self._pipe(reader, up_w, "up"), self._pipe(up_r, writer, "down"),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the proxy is shutting down
         for w in (writer, up_w):
             w.close()
             self._writers.discard(w)
@@ -118,5 +121,5 @@ class FaultProxy:
                         writer.write(packet)
                 writer.write(packet)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError, OSError):
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, OSError, asyncio.CancelledError):
             writer.close()
