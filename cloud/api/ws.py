@@ -31,14 +31,21 @@ async def live_feed(ws: WebSocket):
     op = found[0]
     await ws.accept()
     queue = svc.live.subscribe(op.tenant_id)
+    # Notice a closed socket (or a server shutdown) at once, not at the next event.
+    closed = asyncio.create_task(_until_closed(ws))
     try:
         cases = await run_in_threadpool(svc.cases.list_cases, op)
         await ws.send_json({"type": "snapshot", "cases": cases})
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=20)
-            except asyncio.TimeoutError:
+        while not closed.done():
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, closed}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                if closed.done():
+                    break
                 event = {"type": "ping"}
+            else:
+                event = getter.result()
             if event.get("type") == "resync":
                 cases = await run_in_threadpool(svc.cases.list_cases, op)
                 event = {"type": "snapshot", "cases": cases}
@@ -46,4 +53,16 @@ async def live_feed(ws: WebSocket):
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        closed.cancel()
         svc.live.unsubscribe(op.tenant_id, queue)
+
+
+async def _until_closed(ws: WebSocket) -> None:
+    """The console sends nothing; any receive ends only when the socket closes."""
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
