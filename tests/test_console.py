@@ -3,6 +3,7 @@ against the real cloud, broker and database."""
 import json
 import os
 import queue
+import re
 import shutil
 import time
 from pathlib import Path
@@ -149,7 +150,9 @@ def test_two_operators_race_to_claim_and_only_one_wins(stack, browser):
     first.evaluate("document.getElementById('claim').click()")
     second.evaluate("document.getElementById('claim').click()")
     for page in (first, second):
-        page.wait_for_selector("#claim:disabled", timeout=10000)
+        playwright_api.expect(page.locator("#claim")).to_have_text(
+            re.compile(r"^(Acknowledged by you|Taken by)"), timeout=10000)
+        playwright_api.expect(page.locator("#claim")).to_be_disabled()
     texts = sorted([first.inner_text("#claim"), second.inner_text("#claim")])
     assert texts[0].startswith("Acknowledged by you"), texts
     assert texts[1].startswith("Taken by"), texts
