@@ -160,6 +160,11 @@ def cmd_sim_fleet(args, extra: list[str]) -> int:
     return fleet_main(extra)
 
 
+def cmd_flash(args, extra: list[str]) -> int:
+    from cloud.flash import main as flash_main
+    return flash_main(extra)
+
+
 def _wait_for_signal(child: subprocess.Popen | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", help="device id (usually the IMEI); generated if absent")
     add.add_argument("--wearer", type=int)
     add.set_defaults(func=cmd_device_add)
+
+    sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
+                        add_help=False)
+    sp.set_defaults(func=cmd_flash, passthrough=True)
 
     sp = sub.add_parser("sim", help="the simulated watch (hwsim)")
     simsub = sp.add_subparsers(dest="sim_command", required=True)

@@ -6,13 +6,24 @@ from app import flash
 
 WDT_MS = 30000
 MAX_RESETS = 20
+SHUTDOWN_MARKER = "shutdown.json"  # written by app.watch.Watch.shutdown
 
 
 def record_reset(fdir, boot, cause, wall):
+    # The hardware tells power-on, watchdog, brown-out...; only we know that the
+    # last run ended on purpose, so the app leaves a marker before it does.
+    marker = flash.join(fdir, SHUTDOWN_MARKER)
+    clean = flash.read_json(marker)
+    entry = {"boot": boot, "cause": cause, "ts": wall, "clean": clean is not None}
+    if clean is not None:
+        entry["shutdown"] = clean.get("reason")
+        import os
+        os.remove(marker)
     path = flash.join(fdir, "resets.json")
     log = flash.read_json(path, [])
-    log.append({"boot": boot, "cause": cause, "ts": wall})
+    log.append(entry)
     flash.write_json(path, log[-MAX_RESETS:])
+    return entry
 
 
 def main():
@@ -27,8 +38,8 @@ def main():
         return
     boot = flash.bump_counter(flash.join(board.flash_dir, "boot"))
     cause = board.reset_cause()
-    record_reset(board.flash_dir, boot, cause, board.clock.wall())
-    print("boot", boot, "reset cause", cause)
+    entry = record_reset(board.flash_dir, boot, cause, board.clock.wall())
+    print("boot", boot, "reset cause", cause, "after a clean shutdown" if entry["clean"] else "")
     import asyncio
     from app.watch import Watch
     asyncio.run(Watch(board, boot, wdt).run())

@@ -1,25 +1,40 @@
-"""The board bus: the watch's buttons, display and vibration motor, as newline JSON."""
+"""The board bus: the watch's buttons, display, vibration motor, accelerometer,
+heart-rate sensor, battery gauge and power state, as newline JSON.
+
+Inputs flow to the firmware as events (a button edge, a batch of accelerometer
+samples from the sensor's FIFO, a battery reading); outputs are recorded so a
+test can assert what the wearer saw and felt.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
 
+from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.world import World
 
+ACCEL_CHUNK = 25  # samples per FIFO read (half a second at 50 Hz)
+BATTERY_EVERY_S = 60.0
+
 
 class BoardBus:
-    def __init__(self, world: World, rec: Recorder, held_at_boot: list[str] = ()):
+    def __init__(self, world: World, rec: Recorder, held_at_boot: list[str] = (), meter: Meter | None = None):
         self.world, self.rec = world, rec
+        self.meter = meter or Meter(rec.now)
         self.buttons = {"red": False, "black": False}
         for name in held_at_boot:
             self.buttons[name] = True
         self.reset_cause = "power_on"
         self.display = ""
+        self.display_on = False
         self.wdt_timeout_ms: int | None = None
         self.wdt_held = False
         self.last_feed = 0.0
+        self.last_feed_real = 0.0
         self._writer: asyncio.StreamWriter | None = None
+        self._vib_until = 0.0
+        self.restart_requested = False  # the firmware asked for a reset (not a power-off)
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
@@ -30,9 +45,21 @@ class BoardBus:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write((json.dumps(msg) + "\n").encode())
 
+    def send_battery(self) -> None:
+        self._send({"ev": "state", "batt": self.meter.battery()})
+
+    async def play_accel(self, samples: list[list[int]], hz: int, label: str) -> None:
+        """Streams a trace to the firmware in FIFO-sized batches, at the trace's own pace."""
+        self.rec.record("accel", trace=label, samples=len(samples))
+        for i in range(0, len(samples), ACCEL_CHUNK):
+            chunk = samples[i:i + ACCEL_CHUNK]
+            await asyncio.sleep(self.rec.real(len(chunk) / hz))
+            self._send({"ev": "accel", "hz": hz, "s": chunk})
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self.wdt_timeout_ms, self.wdt_held = None, False
+        ticker = asyncio.create_task(self._battery_ticker())
         try:
             while line := await reader.readline():
                 try:
@@ -44,31 +71,78 @@ class BoardBus:
         except (ConnectionError, OSError):
             pass
         finally:
+            ticker.cancel()
             if self._writer is writer:
                 self._writer = None
+                self.meter.set("mcu", "deep_sleep")  # no firmware: only the RTC draws
+                self.meter.set("display", "off")
             writer.close()
+
+    async def _battery_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.rec.real(BATTERY_EVERY_S))
+            self.send_battery()
+            self._vibration_off()
+
+    def _vibration_off(self) -> None:
+        if self._vib_until and self.rec.now() >= self._vib_until:
+            self._vib_until = 0.0
+            self.meter.set("vibration", "off")
 
     def _handle(self, msg: dict) -> None:
         ev = msg.get("ev")
+        now = self.rec.now()
         if ev == "hello":
-            self._send({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(),
-                        "batt": self.world.battery, "reset_cause": self.reset_cause})
+            self.meter.set("mcu", "active")
+            self._send({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
+                        "speed": self.rec.speed, "batt": self.meter.battery(), "hr": self.world.heart_rate(),
+                        "reset_cause": self.reset_cause})
         elif ev == "display":
             self.display = msg.get("text", "")
+            if not self.display_on:
+                self.display_on = True
+                self.meter.set("display", "on")
             self.rec.record("display", text=self.display)
+        elif ev == "display_off":
+            if self.display_on:
+                self.display_on = False
+                self.meter.set("display", "off")
+                self.rec.record("display_off")
         elif ev == "vibrate":
-            self.rec.record("vibrate", ms=msg.get("ms"))
+            ms = msg.get("ms") or 0
+            self.rec.record("vibrate", ms=ms)
+            self.meter.set("vibration", "on")
+            self._vib_until = max(self._vib_until, now + ms / 1000)
+            asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)
+        elif ev == "hr?":
+            self._send({"ev": "state", "hr": self.world.heart_rate()})
+        elif ev == "cpu":
+            self.meter.set("mcu", "light_sleep" if msg.get("state") == "sleep" else "active")
         elif ev == "wdt":
             self.wdt_timeout_ms = msg.get("timeout_ms")
-            self.last_feed = self.rec.now()
+            self._fed(now)
         elif ev == "feed":
-            self.last_feed = self.rec.now()
+            self._fed(now)
         elif ev == "wdt_hold":
             self.wdt_held = True
+        elif ev in ("reboot", "power_off"):
+            self.restart_requested = ev == "reboot"
+            self.rec.record("board", state=ev)
+        elif ev == "audio":
+            self.rec.record("audio", state=msg.get("state"))
         else:
             self.rec.record("board", **{k: v for k, v in msg.items() if k != "type"})
+        self._vibration_off()
+
+    def _fed(self, now: float) -> None:
+        import time
+        self.last_feed, self.last_feed_real = now, time.monotonic()
 
     def watchdog_expired(self) -> bool:
         if self.wdt_timeout_ms is None or self.wdt_held:
             return False
-        return (self.rec.now() - self.last_feed) * 1000 > self.wdt_timeout_ms
+        import time
+        # Both clocks must agree: at 50x a real hiccup of the test machine is not
+        # the firmware's fault, so a real second of silence is needed too.
+        return ((self.rec.now() - self.last_feed) * 1000 > self.wdt_timeout_ms
+                and time.monotonic() - self.last_feed_real > 1.0)

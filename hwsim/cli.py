@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--flash-dir", help="the watch's flash (default: a fresh temporary directory)")
     run.add_argument("--events", help="also write every event as JSON lines to this file")
     run.add_argument("--stay", action="store_true", help="keep the watch running after the expectations")
+    run.add_argument("--speed", type=float, help="scenario seconds per real second (default: the scenario's)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the firmware's own log lines")
     return p
 
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.speed is not None:
+        if not 0.1 <= args.speed <= 200:
+            p.error("--speed must be from 0.1 to 200")
+        scenario.speed = args.speed
     events = open(args.events, "w") if args.events else None
     stay = threading.Event() if args.stay else None
     previous = {}
@@ -52,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stay.set())
     print(f"scenario {scenario.name}: {scenario.description}".rstrip(": "), flush=True)
+    if scenario.speed != 1:
+        print(f"(at {scenario.speed:g}x real time; times below are scenario seconds)", flush=True)
     try:
         ok, reason = run_scenario(scenario, args.device_id, args.secret, args.broker,
                                   args.flash_dir, Recorder(sys.stdout, events, args.verbose), stay)

@@ -1,5 +1,10 @@
 """The recorder: every observable thing in a simulation, with its scenario time.
 
+It is also the scenario clock. A scenario runs at ``speed`` times real time:
+scenario seconds = real seconds since ``t0`` x speed. Every time in hwsim's
+API (timeouts, ``within``, ``at``) is in scenario seconds, so a test reads the
+same at 1x and at 50x.
+
 Printed as a readable timeline, written as JSON lines, and waited on by tests.
 """
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Recorder:
     def __init__(self, out: TextIO | None = None, jsonl: TextIO | None = None,
                  show_logs: bool = False):
         self.t0 = time.monotonic()
+        self.speed = 1.0
         self.events: list[dict] = []
         self.out = out
         self.jsonl = jsonl
@@ -37,7 +43,11 @@ class Recorder:
         self._cond = threading.Condition()
 
     def now(self) -> float:
-        return time.monotonic() - self.t0
+        return (time.monotonic() - self.t0) * self.speed
+
+    def real(self, scenario_s: float) -> float:
+        """Real seconds that ``scenario_s`` scenario seconds take."""
+        return scenario_s / self.speed
 
     def record(self, kind: str, **fields) -> dict:
         ev = {"t": round(self.now(), 3), "type": kind, **fields}
@@ -52,8 +62,9 @@ class Recorder:
         return ev
 
     def wait_for(self, match: Callable[[dict], bool], timeout: float, start: int = 0) -> dict | None:
-        """The first event (from index ``start``) that matches, waiting up to ``timeout`` s."""
-        deadline = time.monotonic() + timeout
+        """The first event (from index ``start``) that matches, waiting up to ``timeout``
+        scenario seconds (plus a real second of slack for a busy machine)."""
+        deadline = time.monotonic() + self.real(timeout) + (1.0 if self.speed > 1 else 0.0)
         i = start
         with self._cond:
             while True:

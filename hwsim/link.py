@@ -1,20 +1,30 @@
 """The data link: the watch's TCP traffic to the broker, passed only while the
-simulated modem is registered. Losing coverage cuts every open connection, as
-a real PDP context loss would."""
+simulated modem has a data bearer. Losing coverage cuts every open connection,
+as a real PDP context loss would; a broker outage refuses new connections.
+Every chunk on the air costs a transmit burst, and weak signal adds latency."""
 from __future__ import annotations
 
 import asyncio
 from typing import Callable
 
+from hwsim.energy import Meter
 from hwsim.events import Recorder
+
+BASE_LATENCY_S = 0.04
 
 
 class LinkProxy:
-    def __init__(self, rec: Recorder, network_up: Callable[[], bool]):
+    def __init__(self, rec: Recorder, network_up: Callable[[], bool], meter: Meter | None = None,
+                 broker_up: Callable[[], bool] = lambda: True, latency_s: Callable[[], float] = lambda: BASE_LATENCY_S):
         self.rec = rec
         self.network_up = network_up
+        self.broker_up = broker_up
+        self.latency_s = latency_s
+        self.meter = meter
         self._open: set[asyncio.StreamWriter] = set()
         self.opened = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -27,6 +37,11 @@ class LinkProxy:
                 writer.write(b"ERR no network\n")
                 self.rec.record("link", state="refused", reason="no network")
                 return
+            if not self.broker_up():
+                await asyncio.sleep(self.rec.real(1.0))
+                writer.write(b"ERR connection refused\n")
+                self.rec.record("link", state="refused", reason="broker down")
+                return
             try:
                 up_r, up_w = await asyncio.open_connection(host, port)
             except OSError as exc:
@@ -38,7 +53,7 @@ class LinkProxy:
             self.opened += 1
             self.rec.record("link", state="up", to=f"{host}:{port}")
             self._open.update((writer, up_w))
-            await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+            await asyncio.gather(self._pipe(reader, up_w, True), self._pipe(up_r, writer, False))
             self._open.difference_update((writer, up_w))
             self.rec.record("link", state="down")
         except (ConnectionError, OSError, ValueError):
@@ -46,11 +61,18 @@ class LinkProxy:
         finally:
             writer.close()
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
         try:
             while data := await src.read(4096):
-                if not self.network_up():
+                if not self.network_up() or not self.broker_up():
                     break
+                if self.meter is not None:
+                    self.meter.transmit()
+                if up:
+                    self.bytes_up += len(data)
+                    await asyncio.sleep(self.rec.real(self.latency_s()))
+                else:
+                    self.bytes_down += len(data)
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):

@@ -5,7 +5,10 @@
         assert w.wait_display("Help is coming", timeout=30)
 
 All wires are served by an asyncio loop in a background thread; the methods
-here are thread-safe and blocking, for tests and the CLI.
+here are thread-safe and blocking, for tests and the CLI. Every time given to
+or read from a Watch is in scenario seconds: ``speed`` (the scenario's unless
+given) says how many pass per real second, and the firmware's HAL clock runs
+at the same rate.
 """
 from __future__ import annotations
 
@@ -19,9 +22,11 @@ from pathlib import Path
 from typing import Callable
 
 from hwsim import firmware
+from hwsim import traces
 from hwsim.board import BoardBus
+from hwsim.energy import Meter
 from hwsim.events import Recorder
-from hwsim.link import LinkProxy
+from hwsim.link import BASE_LATENCY_S, LinkProxy
 from hwsim.modem import ModemEmulator
 from hwsim.scenario import Action, Scenario
 from hwsim.world import World
@@ -33,18 +38,25 @@ class Watch:
     def __init__(self, device_id: str, secret: str, broker: tuple[str, int] = ("127.0.0.1", 1883),
                  scenario: Scenario | None = None, flash_dir: str | Path | None = None,
                  recorder: Recorder | None = None, firmware_dir: Path = firmware.FIRMWARE_DIR,
-                 device_extra: dict | None = None):
+                 device_extra: dict | None = None, speed: float | None = None,
+                 firmware_env: dict | None = None, heap: str = firmware.HEAP):
         self.device_id, self.secret, self.broker = device_id, secret, broker
         self.scenario = scenario or Scenario(name="adhoc")
         self.rec = recorder or Recorder()
+        self.rec.speed = speed or self.scenario.speed
         self._own_flash = flash_dir is None
         self.flash_dir = Path(flash_dir) if flash_dir else Path(tempfile.mkdtemp(prefix=f"pers-{device_id}-"))
         self.firmware_dir = firmware_dir
-        self.device_extra = device_extra or {}  # e.g. {"alert_retry_ms": 1000} for tests
+        # e.g. {"alert_retry_ms": 1000} for tests; the scenario's [device] first
+        self.device_extra = {**self.scenario.device, **(device_extra or {})}
+        self.heap = heap  # the MicroPython heap (-X heapsize)
+        self.firmware_env = firmware_env or {}  # e.g. {"PERS_SIM_MEM_REPORT": "500"} for a benchmark
         self.world = World(self.scenario.world, self.rec.now)
-        self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.rec.now)
-        self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot)
-        self.link = LinkProxy(self.rec, self.modem.registered)
+        self.meter = Meter(self.rec.now, self.scenario.world.battery_mah, self.scenario.world.battery_pct)
+        self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.meter)
+        self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
+        self.link = LinkProxy(self.rec, self.modem.data_ready, self.meter,
+                              broker_up=lambda: self.world.broker_up, latency_s=self._latency)
         self.proc = None
         self.boots = 0
         self._loop = asyncio.new_event_loop()
@@ -92,6 +104,9 @@ class Watch:
         device = {"id": self.device_id, "secret": self.secret,
                   "broker_host": self.broker[0], "broker_port": self.broker[1], **self.device_extra}
         (self.flash_dir / "device.json").write_text(json.dumps(device))
+        if self.scenario.config and not (self.flash_dir / "config.json").exists():
+            (self.flash_dir / "config.json").write_text(json.dumps({"v": 1, "version": 0, **self.scenario.config}))
+        await asyncio.to_thread(firmware.compiled, self.firmware_dir)  # before t=0: it takes a while once
         self.rec.t0 = time.monotonic()
         self._launch("power_on")
         self._spawn(self._monitor())
@@ -105,6 +120,11 @@ class Watch:
         for s in self._servers:
             s.close()
         await asyncio.sleep(0.1)
+        # Wire handlers still waiting (a slow AT answer) end here, not when the loop dies.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -116,8 +136,8 @@ class Watch:
         self.boots += 1
         env = {"PERS_SIM_HOST": "127.0.0.1", "PERS_SIM_FLASH": str(self.flash_dir),
                "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
-               "PERS_SIM_LINK_PORT": str(self._ports["link"])}
-        self.proc = firmware.launch(env, self.firmware_dir)
+               "PERS_SIM_LINK_PORT": str(self._ports["link"]), "PERS_SIM_SPEED": repr(self.rec.speed), **self.firmware_env}
+        self.proc = firmware.launch(env, self.firmware_dir, self.heap)
         self.rec.record("firmware", state="started", pid=self.proc.pid, reset_cause=reset_cause)
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
 
@@ -137,29 +157,51 @@ class Watch:
         """Watches what no single wire sees: registration changes and the watchdog."""
         registered = False
         while True:
-            now_registered = self.modem.registered()
+            now_registered = self.modem.data_ready() and self.world.broker_up
             if now_registered != registered:
                 registered = now_registered
                 self.rec.record("network", registered=registered)
                 if not registered:
                     self.link.cut()
+            if self.bus.restart_requested and self.proc and self.proc.poll() is not None:
+                self.bus.restart_requested = False
+                self._launch("soft")
             if self.bus.watchdog_expired() and self.proc and self.proc.poll() is None:
                 self.rec.record("watchdog", state="expired, resetting the watch")
                 self._kill()
                 self._launch("wdt")
-            await asyncio.sleep(MONITOR_S)
+            await asyncio.sleep(max(0.01, self.rec.real(MONITOR_S)))
 
     # --- the wearer and the world ---------------------------------------------------
     def press(self, button: str = "red", hold_s: float = 1.5, wait: bool = True) -> None:
         fut = asyncio.run_coroutine_threadsafe(self._press(button, hold_s), self._loop)
         if wait:
-            fut.result(hold_s + 5)
+            fut.result(self.rec.real(hold_s) + 5)
 
     async def _press(self, button: str, hold_s: float) -> None:
         self._tasks.add(asyncio.current_task())
         self.bus.set_button(button, True)
-        await asyncio.sleep(hold_s)
+        await asyncio.sleep(self.rec.real(hold_s))
         self.bus.set_button(button, False)
+
+    def sleep(self, scenario_s: float) -> None:
+        """Let ``scenario_s`` scenario seconds pass (blocking)."""
+        time.sleep(self.rec.real(scenario_s))
+
+    def accel(self, label: str, seed: int = 0) -> None:
+        """The wearer moves: a labelled accelerometer trace (a fall, walking...)."""
+        samples = traces.generate(label, seed)
+        self._loop.call_soon_threadsafe(self._spawn, self.bus.play_accel(samples, traces.HZ, label))
+        if traces.is_fall(label):
+            self._loop.call_soon_threadsafe(self.world.body_shock)
+
+    def _latency(self) -> float:
+        s = self.modem.serving()
+        weak = 0.0 if s is None else max(0.0, (-95 - s.rssi) * 0.01)  # retransmissions at the cell edge
+        return BASE_LATENCY_S + weak
+
+    def _threadsafe(self, fn, *args) -> None:
+        self._loop.call_soon_threadsafe(fn, *args)
 
     def set_coverage(self, on: bool) -> None:
         self._loop.call_soon_threadsafe(self._coverage, on)
@@ -180,6 +222,54 @@ class Watch:
         if action.move is not None:
             self.world.lat, self.world.lon = action.move
             self.rec.record("world", lat=action.move[0], lon=action.move[1])
+        if action.fall:
+            self.accel(action.fall if action.fall.startswith("fall_") else "fall_" + action.fall)
+        if action.activity:
+            self.accel(action.activity)
+        if action.incoming_call:
+            self._threadsafe(self.modem.incoming_call, action.incoming_call)
+        if action.sms_from:
+            self._threadsafe(self.modem.incoming_sms, action.sms_from, action.sms_text)
+        if action.modem_reboot:
+            self._threadsafe(self.modem.reboot)
+        if action.hangup:
+            self._threadsafe(self.modem.remote_hangup)
+        if action.broker is not None:
+            self.set_broker(action.broker)
+        self.modem.answer_after = action.answer_after
+
+    def set_broker(self, up: bool) -> None:
+        def apply():
+            self.world.broker_up = up
+            self.rec.record("world", broker=up)
+            if not up:
+                self.link.cut()
+        self._threadsafe(apply)
+
+    def incoming_call(self, number: str) -> None:
+        self._threadsafe(self.modem.incoming_call, number)
+
+    def incoming_sms(self, sender: str, text: str) -> None:
+        self._threadsafe(self.modem.incoming_sms, sender, text)
+
+    def hangup(self) -> None:
+        """The far end of the call in progress hangs up."""
+        self._threadsafe(self.modem.remote_hangup)
+
+    def modem_reboot(self) -> None:
+        self._threadsafe(self.modem.reboot)
+
+    def power_on(self) -> None:
+        """Power comes back (the charger): a watch that switched itself off starts again."""
+        if not self.running():
+            self._launch("power_on")
+
+    def power_cut(self) -> None:
+        """The battery connector slips: the firmware dies wherever it was; then power returns."""
+        self._kill()
+        self.rec.record("power", state="cut")
+        self.link.cut()
+        self._launch("power_on")
 
     # --- what the watch did ---------------------------------------------------------
     def wait_for(self, match: Callable[[dict], bool], timeout: float, start: int = 0) -> dict | None:
@@ -226,7 +316,7 @@ def _play(watch: Watch, timeline: list[Action]) -> None:
     for action in timeline:
         delay = action.at - watch.rec.now()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(watch.rec.real(delay))
         if watch._stopping:
             return
         watch.apply(action)

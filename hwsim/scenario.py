@@ -1,4 +1,8 @@
-"""Scenario files (TOML): the world, a timeline of events and wearer actions, expectations."""
+"""Scenario files (TOML): the world, a timeline of events and wearer actions, expectations.
+
+Times (``at``, ``within``) are scenario seconds; ``speed`` says how many of them
+pass per real second, so a scenario with realistic modem timings stays cheap.
+"""
 from __future__ import annotations
 
 import tomllib
@@ -14,8 +18,47 @@ class CellSpec:
     mnc: int = 1
     tac: int = 12345
     cid: int = 67890
-    rssi: int = -85  # dBm
+    rssi: int = -85  # dBm at the site (or at the wearer when the cell has no position)
     rat: str = "LTE"
+    lat: float | None = None  # None: the cell follows the wearer (a flat world)
+    lon: float | None = None
+
+    @property
+    def mccmnc(self) -> str:
+        return f"{self.mcc:03d}{self.mnc:02d}"
+
+
+@dataclass
+class OperatorSpec:
+    mcc: int
+    mnc: int
+    name: str = ""
+    # APNs whose SIM profile this network lets register; empty: any. A profile
+    # it does not accept is rejected (CEREG stat 3), as a roaming partner would.
+    apns: list[str] = field(default_factory=list)
+    cost: float = 1.0
+    data: bool = True  # False: it registers but passes no data (a dead data link)
+
+    @property
+    def mccmnc(self) -> str:
+        return f"{self.mcc:03d}{self.mnc:02d}"
+
+
+@dataclass
+class HoleSpec:
+    """A place with no coverage at all: a cellar, a lift, a basement."""
+    lat: float
+    lon: float
+    radius_m: float = 30.0
+    name: str = ""
+
+
+@dataclass
+class Waypoint:
+    at: float
+    lat: float
+    lon: float
+    indoors: bool | None = None
 
 
 @dataclass
@@ -25,17 +68,31 @@ class WorldSpec:
     indoors: bool = False
     coverage: bool = True
     wall_clock: bool = True  # False: the watch boots with no valid time
+    start: str | None = None  # ISO UTC wall time at scenario t=0; None: real now
     battery_pct: int = 80
-    battery_mv: int = 3950
+    battery_mv: int = 3950  # ignored since the battery model gives it; kept for old files
+    battery_mah: float = 600.0
+    hr: int = 72  # resting heart rate
     cell: CellSpec = field(default_factory=CellSpec)
+    cells: list[CellSpec] = field(default_factory=list)
+    operators: list[OperatorSpec] = field(default_factory=list)
+    holes: list[HoleSpec] = field(default_factory=list)
+    route: list[Waypoint] = field(default_factory=list)
 
 
 @dataclass
 class ModemSpec:
-    boot_s: float = 1.0       # power-on to first answer
-    register_s: float = 1.0   # booted (or coverage back) to registered
-    ttff_s: float = 1.5       # GNSS time to first fix, outdoors
+    family: str = "SIM7600"   # or "A7670": answer layouts and GNSS commands differ
+    boot_s: float = 11.0      # power-on to a responsive UART (SIM7600/A7670 datasheets)
+    register_s: float = 3.0   # booted (or coverage back) to registered
+    cops_scan_s: float = 25.0  # AT+COPS=? scans every band
+    ttff_s: float | None = None  # forces one time to first fix, whatever the start
+    ttff_cold_s: float = 35.0
+    ttff_warm_s: float = 5.0
+    ttff_hot_s: float = 1.0
+    hdop: float = 0.9
     cpin: str = "+CPIN: READY"
+    answer_delay_s: float = 0.02  # UART turnaround of an ordinary command
 
 
 @dataclass
@@ -46,6 +103,20 @@ class Action:
     coverage: bool | None = None
     indoors: bool | None = None
     move: tuple[float, float] | None = None
+    fall: str | None = None       # a labelled accelerometer trace: forward, backward, ...
+    activity: str | None = None   # walking, clapping, sitting_hard, stairs
+    incoming_call: str | None = None  # the caller's number
+    answer_after: float = 3.0     # when the watch dials: the callee picks up after this
+    sms_from: str | None = None
+    sms_text: str = ""
+    modem_reboot: bool = False
+    broker: bool | None = None    # False: the broker is unreachable (the link refuses)
+    hangup: bool = False          # the far end hangs up the call in progress
+
+    def does_something(self) -> bool:
+        return bool(self.press or self.fall or self.activity or self.incoming_call or self.sms_from
+                    or self.modem_reboot or self.hangup) or any(
+            v is not None for v in (self.coverage, self.indoors, self.move, self.broker))
 
 
 @dataclass
@@ -53,26 +124,50 @@ class Expectation:
     within: float
     display: str | None = None
     vibrate: bool = False
+    dial: str | None = None   # a number the watch dialled
+    log: str | None = None    # a firmware log line containing this
+    modem: str | None = None  # a modem state: "power on", "booted", "off", "registered"
 
     def describe(self) -> str:
-        what = f'display "{self.display}"' if self.display else "vibration"
+        if self.display is not None:
+            what = f'display "{self.display}"'
+        elif self.dial is not None:
+            what = f"dial {self.dial}"
+        elif self.log is not None:
+            what = f'firmware log "{self.log}"'
+        elif self.modem is not None:
+            what = f"modem {self.modem}"
+        else:
+            what = "vibration"
         return f"{what} within {self.within:g}s"
 
     def matches(self, ev: dict) -> bool:
         if self.display is not None:
             return ev["type"] == "display" and ev["text"] == self.display
+        if self.dial is not None:
+            return ev["type"] == "call" and ev.get("state") == "dial" and ev.get("number") == self.dial
+        if self.log is not None:
+            return ev["type"] == "log" and self.log in ev["line"]
+        if self.modem is not None:
+            return ev["type"] == "modem" and ev.get("state") == self.modem
         return self.vibrate and ev["type"] == "vibrate"
+
+    def empty(self) -> bool:
+        return all(v is None for v in (self.display, self.dial, self.log, self.modem)) and not self.vibrate
 
 
 @dataclass
 class Scenario:
     name: str
     description: str = ""
+    speed: float = 1.0
     world: WorldSpec = field(default_factory=WorldSpec)
     modem: ModemSpec = field(default_factory=ModemSpec)
     held_at_boot: list[str] = field(default_factory=list)
     timeline: list[Action] = field(default_factory=list)
     expect: list[Expectation] = field(default_factory=list)
+    device: dict = field(default_factory=dict)  # extra device.json fields (profiles, timings)
+    config: dict = field(default_factory=dict)  # a config document already on flash
 
 
 class ScenarioError(ValueError):
@@ -86,30 +181,48 @@ def _build(cls, data: dict, where: str):
         raise ScenarioError(f"{where}: {exc}") from None
 
 
+def _list(cls, items, where: str) -> list:
+    return [_build(cls, dict(x), f"{where} #{i + 1}") for i, x in enumerate(items or [])]
+
+
 def parse(doc: dict, name: str = "scenario") -> Scenario:
     world = dict(doc.get("world", {}))
-    cell = _build(CellSpec, world.pop("cell", {}), "[world.cell]")
+    world["cell"] = _build(CellSpec, world.pop("cell", {}), "[world.cell]")
+    world["cells"] = _list(CellSpec, world.pop("cells", []), "[[world.cells]]")
+    world["operators"] = _list(OperatorSpec, world.pop("operators", []), "[[world.operators]]")
+    world["holes"] = _list(HoleSpec, world.pop("holes", []), "[[world.holes]]")
+    world["route"] = sorted(_list(Waypoint, world.pop("route", []), "[[world.route]]"), key=lambda w: w.at)
     actions = []
     for i, a in enumerate(doc.get("timeline", [])):
         a = dict(a)
         if "move" in a:
             a["move"] = tuple(a["move"])
         act = _build(Action, a, f"[[timeline]] #{i + 1}")
-        if act.press is None and act.coverage is None and act.indoors is None and act.move is None:
-            raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors or move)")
+        if not act.does_something():
+            raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors, move, "
+                                "fall, activity, incoming_call, sms_from, modem_reboot, broker or hangup)")
         actions.append(act)
     expects = [_build(Expectation, e, f"[[expect]] #{i + 1}") for i, e in enumerate(doc.get("expect", []))]
     for i, e in enumerate(expects):
-        if e.display is None and not e.vibrate:
-            raise ScenarioError(f"[[expect]] #{i + 1}: expects nothing (display or vibrate)")
+        if e.empty():
+            raise ScenarioError(f"[[expect]] #{i + 1}: expects nothing (display, vibrate, dial, log or modem)")
+    speed = doc.get("speed", 1.0)
+    if not isinstance(speed, (int, float)) or not 0.1 <= speed <= 200:
+        raise ScenarioError(f"speed must be a number from 0.1 to 200, got {speed!r}")
+    modem = _build(ModemSpec, doc.get("modem", {}), "[modem]")
+    if modem.family not in ("SIM7600", "A7670"):
+        raise ScenarioError(f"[modem] family must be SIM7600 or A7670, got {modem.family!r}")
     return Scenario(
         name=doc.get("name", name),
         description=doc.get("description", ""),
-        world=_build(WorldSpec, {**world, "cell": cell}, "[world]"),
-        modem=_build(ModemSpec, doc.get("modem", {}), "[modem]"),
+        speed=float(speed),
+        world=_build(WorldSpec, world, "[world]"),
+        modem=modem,
         held_at_boot=list(doc.get("held_at_boot", [])),
         timeline=sorted(actions, key=lambda a: a.at),
         expect=expects,
+        device=dict(doc.get("device", {})),
+        config=dict(doc.get("config", {})),
     )
 
 
@@ -120,7 +233,7 @@ def load(path_or_name: str | Path) -> Scenario:
         bundled = SCENARIO_DIR / f"{path_or_name}.toml"
         if not bundled.exists():
             raise ScenarioError(f"no scenario file {path_or_name} (bundled: "
-                                f"{', '.join(p.stem for p in SCENARIO_DIR.glob('*.toml'))})")
+                                f"{', '.join(sorted(p.stem for p in SCENARIO_DIR.glob('*.toml')))})")
         path = bundled
     try:
         doc = tomllib.loads(path.read_text())

@@ -1,10 +1,38 @@
-"""The world around the watch: where it is, whether there is coverage, what time it is."""
+"""The world around the watch: where it is, the radio networks it can hear, the
+time of day, and the wearer's body (heart rate).
+
+Signal falls with distance from each cell (log-distance path loss), walls cost
+a fixed loss, and a coverage hole (cellar, lift) silences every cell. A world
+with no positioned cells keeps the single ``cell`` next to the wearer.
+"""
 from __future__ import annotations
 
+import calendar
+import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-from hwsim.scenario import WorldSpec
+from hwsim.scenario import CellSpec, OperatorSpec, WorldSpec
+
+PATH_LOSS_EXPONENT = 3.5   # suburban macro cells
+REFERENCE_M = 100.0        # a cell's rssi is given at this distance from its site
+INDOOR_LOSS_DB = 12
+SENSITIVITY_DBM = -120     # below this a cell is not heard at all
+EARTH_M = 6371000.0
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass
+class Heard:
+    cell: CellSpec
+    rssi: int
 
 
 class World:
@@ -16,13 +44,97 @@ class World:
         self.coverage = spec.coverage
         self.coverage_since = 0.0  # scenario time coverage (re)appeared
         self.cell = spec.cell
-        self.battery = {"pct": spec.battery_pct, "mv": spec.battery_mv}
+        self.cells = spec.cells or [spec.cell]
+        self.operators = {o.mccmnc: o for o in spec.operators}
+        self.broker_up = True
+        self.hr_base = spec.hr
+        self._hr_event: tuple[float, int] | None = None  # (when, extra beats per minute)
+        self._wall0 = _parse_start(spec.start) if spec.start else time.time()
+        self._was_covered = self.covered()
+
+    # --- where the wearer is -----------------------------------------------------
+    def position(self) -> tuple[float, float, bool]:
+        """(lat, lon, indoors) now: the route if there is one, else the last move."""
+        route = self.spec.route
+        if route:
+            t = self.now()
+            if t <= route[0].at:
+                w = route[0]
+                return w.lat, w.lon, self._indoors(w)
+            for a, b in zip(route, route[1:]):
+                if a.at <= t <= b.at:
+                    f = (t - a.at) / (b.at - a.at) if b.at > a.at else 1.0
+                    return (a.lat + (b.lat - a.lat) * f, a.lon + (b.lon - a.lon) * f, self._indoors(a))
+            w = route[-1]
+            return w.lat, w.lon, self._indoors(w)
+        return self.lat, self.lon, self.indoors
+
+    def _indoors(self, w) -> bool:
+        return self.indoors if w.indoors is None else w.indoors
+
+    def in_hole(self) -> bool:
+        lat, lon, _ = self.position()
+        return any(distance_m(lat, lon, h.lat, h.lon) <= h.radius_m for h in self.spec.holes)
+
+    # --- radio ----------------------------------------------------------------------
+    def heard(self) -> list[Heard]:
+        """The cells the modem can hear now, strongest first."""
+        if not self.coverage or self.in_hole():
+            return []
+        lat, lon, indoors = self.position()
+        out = []
+        for c in self.cells:
+            if c.lat is None:
+                rssi = c.rssi
+            else:
+                d = max(REFERENCE_M, distance_m(lat, lon, c.lat, c.lon))
+                rssi = c.rssi - 10 * PATH_LOSS_EXPONENT * math.log10(d / REFERENCE_M)
+                if indoors:
+                    rssi -= INDOOR_LOSS_DB
+            if rssi >= SENSITIVITY_DBM:
+                out.append(Heard(c, int(round(rssi))))
+        return sorted(out, key=lambda h: -h.rssi)
+
+    def covered(self) -> bool:
+        return bool(self.heard())
+
+    def operator(self, mccmnc: str) -> OperatorSpec:
+        return self.operators.get(mccmnc) or OperatorSpec(int(mccmnc[:3]), int(mccmnc[3:]))
+
+    def check_coverage(self) -> bool:
+        """Notes when coverage comes back (registration takes time from then)."""
+        now_covered = self.covered()
+        if now_covered and not self._was_covered:
+            self.coverage_since = self.now()
+        self._was_covered = now_covered
+        return now_covered
 
     def set_coverage(self, on: bool) -> None:
-        if on and not self.coverage:
-            self.coverage_since = self.now()
         self.coverage = on
+        self.check_coverage()
 
+    # --- time and body ----------------------------------------------------------------
     def wall(self) -> float | None:
-        """Real UTC; scenarios may start the watch with no clock."""
-        return time.time() if self.spec.wall_clock else None
+        """UTC of the scenario; scenarios may start the watch with no clock."""
+        return self.utc() if self.spec.wall_clock else None
+
+    def utc(self) -> float:
+        """The true time (satellites and the network know it even when the watch does not)."""
+        return self._wall0 + self.now()
+
+    def body_shock(self, extra_bpm: int = 40) -> None:
+        """A fall: the heart races, then settles over a few minutes."""
+        self._hr_event = (self.now(), extra_bpm)
+
+    def heart_rate(self) -> int:
+        hr = self.hr_base
+        if self._hr_event:
+            since, extra = self.now() - self._hr_event[0], self._hr_event[1]
+            rise = min(1.0, since / 10.0)         # climbs over ten seconds
+            decay = math.exp(-max(0.0, since - 10.0) / 300.0)  # settles over five minutes
+            hr += int(extra * rise * decay)
+        return hr
+
+
+def _parse_start(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text.replace("Z", ""), "%Y-%m-%dT%H:%M:%S")))

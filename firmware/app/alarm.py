@@ -12,35 +12,74 @@ TEXT_CALLING = "Calling for help"
 TEXT_RECEIVED = "Help is coming"
 TEXT_OPERATOR = "An operator is with you"
 TEXT_CLOSED = "Alarm over"
+TEXT_CANCELLED = "Cancelled - an operator will still check on you"
 
 
 class Alarm:
-    def __init__(self, ui, outbox, snapshot, kick):
+    def __init__(self, ui, outbox, snapshot, kick, clock=None, on_change=None):
         self.ui = ui            # display(text), vibrate(ms)
         self.outbox = outbox
         self.snapshot = snapshot  # () -> {"ts","loc","cell","batt","net"}
         self.kick = kick        # wake the sender
+        self.clock = clock
+        self.on_change = on_change  # (state) -> None: the watch powers the radio for an alarm
         self.state = IDLE
         self.mids = []          # alerts of the open alarm
+        self.started = None     # ticks of the first alert
+        self.cancelled = False
+
+    def _set(self, state):
+        self.state = state
+        if self.on_change:
+            self.on_change(state)
 
     def restore(self):
         # After a reboot an unacknowledged alert in the outbox is an open alarm.
-        if self.outbox.alerts():
-            self.state = CALLING
+        names = self.outbox.alerts()
+        if names:
+            self.mids = [self.outbox.mid_of(n) for n in names]
+            self._set(CALLING)
             self.ui.display(TEXT_CALLING)
 
-    def raise_alert(self, kind="sos", trigger="button"):
-        self.ui.vibrate(300)  # at once: the wearer must feel the press worked
-        if self.state == IDLE:
-            self.state = CALLING
-            self.mids = []
-            self.ui.display(TEXT_CALLING)
+    def active(self):
+        return self.state != IDLE
+
+    def raise_alert(self, kind="sos", trigger="button", vitals=None, buzz=True):
+        if buzz:
+            self.ui.vibrate(300)  # at once: the wearer must feel the press worked
+        first = self.state == IDLE
+        ref = None if first else self.current_ref()  # a second press joins the same case
         s = self.snapshot()
         mid = self.outbox.new_mid()
-        msg = messages.alert(mid, s.get("ts"), kind, trigger, loc=s.get("loc"),
-                             cell=s.get("cell"), batt=s.get("batt"), net=s.get("net"))
+        msg = messages.alert(mid, s.get("ts"), kind, trigger, loc=s.get("loc"), cell=s.get("cell"),
+                             batt=s.get("batt"), net=s.get("net"), ref=ref, vitals=vitals)
+        # On flash before the wearer is told: "Calling for help" must never be a lie
+        # that a power cut reveals.
         self.outbox.put("alert", msg)
+        if first:
+            self.mids = []
+            self.cancelled = False
+            self.started = self.clock.ticks_ms() if self.clock else None
+            self._set(CALLING)
+            self.ui.display(TEXT_CALLING)
         self.mids.append(mid)
+        self.kick()
+        return mid
+
+    def in_cancel_window(self, window_s):
+        if self.state == IDLE or self.cancelled or self.started is None or not self.mids:
+            return False
+        return self.clock.ticks_diff(self.clock.ticks_ms(), self.started) <= window_s * 1000
+
+    def cancel(self):
+        # The wearer says "I am OK": the cloud marks the case, an operator still checks.
+        ref = self.current_ref()
+        s = self.snapshot()
+        mid = self.outbox.new_mid()
+        self.outbox.put("alert", messages.alert(mid, s.get("ts"), "cancel", "user", ref=ref))
+        self.cancelled = True
+        self.ui.vibrate(100)
+        self.ui.display(TEXT_CANCELLED)
         self.kick()
         return mid
 
@@ -53,17 +92,19 @@ class Alarm:
         text = cmd.get("text")
         if stage == "closed":
             if self.state != IDLE:
-                self.state = IDLE
                 self.mids = []
+                self._set(IDLE)
                 self.ui.display(text or TEXT_CLOSED)
+                self.ui.unpin()
             return
-        if self.state == IDLE:
-            return  # a late ack of an alarm already closed changes nothing
+        if self.state == IDLE or cmd["ref"] not in self.mids:
+            return  # a late ack of an alarm already closed, or of a low-battery note
         if stage == "received" and self.state == CALLING:
-            self.state = RECEIVED
-            self.ui.display(text or TEXT_RECEIVED)
+            self._set(RECEIVED)
+            if not self.cancelled:
+                self.ui.display(text or TEXT_RECEIVED)
             self.ui.vibrate(500)
         elif stage == "operator" and self.state != OPERATOR:
-            self.state = OPERATOR
+            self._set(OPERATOR)
             self.ui.display(text or TEXT_OPERATOR)
             self.ui.vibrate(200)

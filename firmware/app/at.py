@@ -98,6 +98,8 @@ def _deg(text, hemi, degree_digits):
         v = float(text)
     except ValueError:
         return None
+    if v != v or not -18100 < v < 18100:  # NaN, "1E999" or no coordinate at all
+        return None
     intpart = text.split(".")[0].lstrip("-")
     if len(intpart) > degree_digits:
         d = int(v / 100)
@@ -118,8 +120,9 @@ def days_from_civil(y, m, d):
 
 
 def cgnssinfo(line):
-    # +CGNSSINFO: 2,06,03,00,4545.840000,N,00450.142000,E,221125,061436.0,170.0,0.0,0.0,1.3,1.0,0.9
-    # No fix: "+CGNSSINFO: ,,,,,,,,,,,,,,," -> None
+    # SIM7600: +CGNSSINFO: 2,06,03,00,4545.840000,N,00450.142000,E,221125,061436.0,170.0,0.0,0.0,1.3,1.0,0.9
+    # A7670:   +CGNSSINFO: 3,07,03,02,01,45.7640000,N,4.8357000,E,221125,061436.00,170.0,0.000,,1.30,0.90,1.20,13
+    # No fix: "+CGNSSINFO: ,,,,,,,,,,,,,,," (or 17 commas) -> None
     f = _fields(line, "+CGNSSINFO:")
     if not f:
         return None
@@ -144,10 +147,12 @@ def cgnssinfo(line):
         hh, mi, ss = _int(tm[0:2]), _int(tm[2:4]), _int(tm[4:6])
         if None not in (d, mo, y, hh, mi, ss):
             ts = days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
+    # HDOP sits seven fields after E/W in both layouts (A76xx adds a satellite
+    # count after VDOP, so counting from the end would pick VDOP there).
     hdop = None
-    if len(f) >= 3:
+    if len(f) > i + 9:
         try:
-            hdop = float(f[-2])
+            hdop = float(f[i + 9])
         except ValueError:
             pass
     # 1-sigma radius: HDOP times a typical user range error of 5 m.
@@ -175,3 +180,36 @@ def cclk(line):
     if y < 24 or y >= 80:  # the modem's default clock (2000 or 1980): never set
         return None
     return days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - tz * 900
+
+
+def cops_list(line):
+    # +COPS: (2,"Orange F","Orange","20801",7),(1,"SFR","SFR","20810",7),,(0,1,2,3,4),(0,1,2)
+    # -> [("20801", 2), ("20810", 1)] in the modem's order; stat 3 (forbidden) left out.
+    if not line.startswith("+COPS:"):
+        return []
+    out = []
+    for part in line[6:].split("("):
+        f = [x.strip().strip('"') for x in part.rstrip("), ").split(",")]
+        if len(f) < 4:
+            continue
+        stat, plmn = _int(f[0]), f[3]
+        if stat is None or stat == 3 or not plmn.isdigit() or len(plmn) not in (5, 6):
+            continue
+        out.append((plmn, stat))
+    return out
+
+
+def clip_number(line):
+    # +CLIP: "+33611111111",145,"",0,"",0 -> "+33611111111"
+    f = _fields(line, "+CLIP:")
+    if not f or not f[0]:
+        return None
+    return f[0]
+
+
+def cmti_index(line):
+    # +CMTI: "SM",3 -> 3
+    f = _fields(line, "+CMTI:")
+    if not f or len(f) < 2:
+        return None
+    return _int(f[1])

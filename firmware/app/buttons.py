@@ -1,22 +1,43 @@
-# Long-press detection. A press counts once it has been held for hold_ms, so a
-# knock against a door frame does not call the call centre.
-POLL_MS = 20
+# The two buttons, from their edges (a pin interrupt on the board, a bus event
+# in simulation), so nothing polls while the watch sleeps.
+#   red held for hold_ms -> on_hold(): an SOS, so a knock against a door frame
+#                           does not call the call centre
+#   black released before LONG_MS -> on_click()
+import asyncio
+
+LONG_MS = 1500
 
 
-async def watch_hold(board, name, hold_ms, on_hold):
-    # hold_ms: a function, so a new config applies to the next press
-    clock = board.clock
-    down_since = None
-    fired = False
-    while True:
-        if board.button(name):
-            now = clock.ticks_ms()
-            if down_since is None:
-                down_since = now
-                fired = False
-            elif not fired and clock.ticks_diff(now, down_since) >= hold_ms():
-                fired = True
-                on_hold()
-        else:
-            down_since = None
-        await clock.sleep_ms(POLL_MS)
+class Buttons:
+    def __init__(self, board, hold_ms, on_hold, on_click, on_red_down=None):
+        self.board = board
+        self.clock = board.clock
+        self.hold_ms = hold_ms  # a function, so a new config applies to the next press
+        self.on_hold = on_hold
+        self.on_click = on_click
+        self.on_red_down = on_red_down
+        self._red_gen = 0
+        self._black_down = None
+        board.on_button(self._edge)
+
+    def _edge(self, name, down):
+        if name == "red":
+            self._red_gen += 1
+            if down:
+                if self.on_red_down:
+                    self.on_red_down()
+                asyncio.create_task(self._held(self._red_gen))
+        elif name == "black":
+            now = self.clock.ticks_ms()
+            if down:
+                self._black_down = now
+            elif self._black_down is not None:
+                if self.clock.ticks_diff(now, self._black_down) < LONG_MS:
+                    self.on_click()
+                self._black_down = None
+
+    async def _held(self, gen):
+        await self.clock.sleep_ms(self.hold_ms())
+        # Still the same press and still down: a release in between bumped gen.
+        if gen == self._red_gen and self.board.button("red"):
+            self.on_hold()

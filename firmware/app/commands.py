@@ -17,10 +17,12 @@ STAGES = ("received", "operator", "closed")
 CONFIG_DEFAULTS = {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
                    "cancel_window_s": 10, "fall_detection": True,
                    "callcenter_number": None, "whitelist": [], "kids_mode": False,
-                   "reminders": []}
+                   "reminders": [], "track_s": 30, "fall_countdown_s": 15, "fall": {},
+                   "low_battery_pct": 15, "emergency_number": "112"}
 CONFIG_TYPES = {"version": int, "heartbeat_s": int, "sos_hold_ms": int,
                 "cancel_window_s": int, "fall_detection": bool, "whitelist": list,
-                "kids_mode": bool, "reminders": list}
+                "kids_mode": bool, "reminders": list, "track_s": int, "fall_countdown_s": int,
+                "fall": dict, "low_battery_pct": int, "emergency_number": str}
 
 
 class BadCommand(ValueError):

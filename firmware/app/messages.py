@@ -40,11 +40,11 @@ def net_part(cell, rssi=None, profile=None):
     return n
 
 
-def alert(mid, ts, kind, trigger, loc=None, cell=None, batt=None, net=None, ref=None):
+def alert(mid, ts, kind, trigger, loc=None, cell=None, batt=None, net=None, ref=None, vitals=None):
     m = _base(mid, ts)
     m["kind"] = kind
     m["trigger"] = trigger
-    return _put(m, ref=ref, loc=loc, cell=cell_part(cell), batt=batt, net=net, fw=FW)
+    return _put(m, ref=ref, loc=loc, cell=cell_part(cell), batt=batt, vitals=vitals, net=net, fw=FW)
 
 
 def loc_report(mid, ts, reason, loc=None, cell=None, batt=None, ref=None):

@@ -10,6 +10,8 @@ from app import flash
 
 RETRY_FIRST_MS = 3000
 RETRY_MAX_MS = 60000
+DROP_LETTER = {"loc": "l", "status": "s", "ack": "k", "presence": "p"}
+DROP_ORDER = ("l", "s", None)
 
 
 class Outbox:
@@ -39,7 +41,10 @@ class Outbox:
     @staticmethod
     def _name(kind, mid):
         boot, seq = mid.split(".")
-        return "%s%08d.%08d.msg" % ("a" if kind == "alert" else "m", int(boot), int(seq))
+        if kind == "alert":
+            return "a%08d.%08d.msg" % (int(boot), int(seq))
+        # The kind's letter lets a full outbox pick what to drop without reading files.
+        return "m%08d.%08d.%s.msg" % (int(boot), int(seq), DROP_LETTER.get(kind, "x"))
 
     def put(self, kind, payload):
         # payload: the message dict, with its "mid". Returns the mid.
@@ -52,36 +57,53 @@ class Outbox:
         return mid
 
     def _make_room(self, names):
-        # Drop the oldest routine message; alerts are never dropped.
-        for n in names:
-            if n[0] == "m":
-                os.remove(flash.join(self.dir, n))
-                self._retry.pop(n, None)
-                return
+        # Drop the oldest location report first, then the oldest status, then
+        # anything routine; alerts are never dropped.
+        for letter in DROP_ORDER:
+            for n in names:
+                if n[0] == "m" and (letter is None or n[-5] == letter):
+                    os.remove(flash.join(self.dir, n))
+                    self._retry.pop(n, None)
+                    return
+
+    def _load(self, n):
+        try:
+            doc = json.loads(flash.read(flash.join(self.dir, n)))
+            return (n, doc["kind"], json.dumps(doc["payload"]).encode())
+        except (ValueError, KeyError, TypeError):
+            os.remove(flash.join(self.dir, n))  # unreadable: it can never be sent
+            return None
 
     def items(self):
         # [(name, kind, payload bytes)] in sending order
         out = []
         for n in self._names():
-            try:
-                doc = json.loads(flash.read(flash.join(self.dir, n)))
-                out.append((n, doc["kind"], json.dumps(doc["payload"]).encode()))
-            except (ValueError, KeyError, TypeError):
-                os.remove(flash.join(self.dir, n))  # unreadable: it can never be sent
+            item = self._load(n)
+            if item:
+                out.append(item)
         return out
 
     def count(self):
         return len(self._names())
 
+    @staticmethod
+    def mid_of(name):
+        # "a00000017.00000204.msg" -> "17.204"
+        boot, seq = name[1:].split(".")[:2]
+        return "%d.%d" % (int(boot), int(seq))
+
     def alerts(self):
         return [n for n in self._names() if n[0] == "a"]
 
     def due(self, now, ticks_diff):
-        # The first message that may be sent now, or None.
-        for item in self.items():
-            r = self._retry.get(item[0])
+        # The first message that may be sent now, or None. Reads one file only:
+        # a full outbox must not fill the heap.
+        for n in self._names():
+            r = self._retry.get(n)
             if r is None or ticks_diff(now, r[0]) >= 0:
-                return item
+                item = self._load(n)
+                if item:
+                    return item
         return None
 
     def next_due_ms(self, now, ticks_diff):
@@ -96,6 +118,10 @@ class Outbox:
         r = self._retry.get(name)
         delay = self.retry_first_ms if r is None else min(r[1] * 2, RETRY_MAX_MS)
         self._retry[name] = [ticks_add(now, delay), delay]
+
+    def unsent(self):
+        # Messages never sent this boot (alerts waiting for their ack do not count).
+        return [n for n in self._names() if n not in self._retry]
 
     def resend_alerts_now(self):
         self._retry = {}

@@ -17,8 +17,13 @@ def backoff_ms(attempt):
     return base // 2 + random.getrandbits(16) % (base // 2 + 1)
 
 
+class RadioOff(Exception):
+    pass
+
+
 class Session:
-    def __init__(self, board, device, outbox, network_up, on_message, make_status, keepalive=60):
+    def __init__(self, board, device, outbox, network_up, on_message, make_status, keepalive=60,
+                 on_link=None):
         self.board = board
         self.clock = board.clock
         self.device = device  # {"id","secret","broker_host","broker_port"}
@@ -28,7 +33,9 @@ class Session:
         self.make_status = make_status  # () -> status dict with a fresh mid
         self.keepalive = keepalive
         self.client = None
+        self.on_link = on_link  # (ok) -> None: the radio counts refusals of a registered link
         self.connects = 0
+        self.synced = asyncio.Event()  # connected, subscribed and the outbox drained
         self._kick = asyncio.Event()
 
     def kick(self):
@@ -41,24 +48,40 @@ class Session:
         attempt = 0
         while True:
             await self.network_up.wait()
+            planned = False
             try:
                 await self._connect()
                 attempt = 0
                 await self._hello()
                 await self._pump()
+            except RadioOff:
+                planned = True
             except Exception as e:
                 print("session: link down:", repr(e))
             finally:
+                self.synced.clear()
                 if self.client:
+                    if planned:
+                        await self.client.disconnect()
                     self.client.close()
                     self.client = None
+            if planned or not self.network_up.is_set():
+                attempt = 0  # the network went, not the broker: go as soon as it is back
+                continue
             attempt += 1
             await self.clock.sleep_ms(backoff_ms(attempt))
 
     async def _connect(self):
         dev = self.device
-        r, w = await self.clock.wait_for_ms(
-            self.board.link.open(dev["broker_host"], dev["broker_port"]), 20000)
+        try:
+            r, w = await self.clock.wait_for_ms(
+                self.board.link.open(dev["broker_host"], dev["broker_port"]), 20000)
+        except Exception:
+            if self.on_link:
+                self.on_link(False)
+            raise
+        if self.on_link:
+            self.on_link(True)
         c = Client(self.clock, dev["id"], dev["secret"], keepalive=self.keepalive,
                    will=(self.topic("presence"), b'{"online":false}'),
                    on_message=self.on_message)
@@ -80,7 +103,11 @@ class Session:
         while c.connected:
             now = self.clock.ticks_ms()
             item = self.outbox.due(now, self.clock.ticks_diff)
+            if not self.network_up.is_set():
+                raise RadioOff()
             if item is None:
+                if not self.outbox.unsent():
+                    self.synced.set()
                 wait = self.outbox.next_due_ms(now, self.clock.ticks_diff)
                 wait = IDLE_WAIT_MS if wait is None else min(max(wait, 10), IDLE_WAIT_MS)
                 try:

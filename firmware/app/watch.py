@@ -1,16 +1,27 @@
-# The application: wires the modem, outbox, alarm, commands and cloud session
-# together on one asyncio loop. Everything hardware comes in through `board`.
+# The application: wires the radio, outbox, alarm, buttons, fall detector,
+# calls and cloud session together on one asyncio loop. Everything hardware
+# comes in through `board`; every duration comes from `board.clock`.
 import asyncio
-import json
 from app import flash, messages
 from app.alarm import Alarm
-from app.buttons import watch_hold
+from app.buttons import Buttons
+from app.calls import Calls
 from app.commands import BadCommand, Deduper, parse_command, parse_config, CONFIG_DEFAULTS
-from app.modem import Modem
+from app.fall import FallDetector
 from app.outbox import Outbox
+from app.radio import Radio
 from app.session import Session
+from app.ui import UI
+from app.vsim import Profiles
 
 FIX_FRESH_MS = 30000
+CHECKIN_TIMEOUT_MS = 180000
+CHECKIN_SETTLE_MS = 3000   # queued commands arrive just after the subscription
+ACCEL_READ_MS = 500
+BATTERY_CHECK_MS = 60000
+REMINDER_CHECK_MS = 20000
+IDLE_SLEEP_MS = 10000      # light sleep slices: the watchdog is fed between them
+EMPTY_PCT = 1              # below this the cell is protected: shut down cleanly
 
 
 class Watch:
@@ -24,29 +35,50 @@ class Watch:
         if not self.device or "id" not in self.device:
             raise ValueError("no device.json in " + fdir)
         self.cfg_path = flash.join(fdir, "config.json")
-        self.cfg = flash.read_json(self.cfg_path) or dict(CONFIG_DEFAULTS)
+        self.cfg = dict(CONFIG_DEFAULTS)
+        self.cfg.update(flash.read_json(self.cfg_path) or {})
         self.outbox = Outbox(flash.join(fdir, "outbox"), boot,
+                             limit=self.device.get("outbox_limit", 100),
                              retry_first_ms=self.device.get("alert_retry_ms", 3000))
-        self.modem = None
+        self.ui = UI(board)
+        self.profiles = Profiles(self.device.get("profiles"), flash.join(fdir, "vsim.json"))
+        self.radio = Radio(board, self.profiles, self._urc, self.device.get("linger_ms", 5000),
+                           self.device.get("apn"))
+        self.radio.on_no_network = self._no_network
         self.dedup = Deduper()
-        self.session = Session(board, self.device, self.outbox, None, self.on_message,
-                               self.status_msg, keepalive=self.device.get("keepalive", 60))
-        self.alarm = Alarm(board, self.outbox, self.snapshot, self.session.kick)
+        self.session = Session(board, self.device, self.outbox, self.radio.up, self.on_message,
+                               self.status_msg, keepalive=self.device.get("keepalive", 60),
+                               on_link=self._on_link)
+        self.radio.on_down = self.session.kick
+        self.alarm = Alarm(self.ui, self.outbox, self.snapshot, self.session.kick, self.clock,
+                           self._alarm_changed)
+        self.calls = Calls(self)
+        self.fall = None
+        self.countdown = None      # a fall countdown in progress: an Event set to cancel it
+        self.awaiting_ack = None   # cid of a message the wearer must confirm
+        self.track_until = None
+        self.track_s = None
+        self._fired = {}           # reminder "at" -> day it fired
+        self._low_path = flash.join(fdir, "lowbatt")
+        self._emergency_dialled = False
+        self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
     def snapshot(self):
-        m = self.modem
         loc = None
-        cell = rssi = None
+        m = self.modem
         if m is not None:
+            fix, age = m.fix, m.fix_age_ms()
             cell, rssi = m.cell, m.rssi
-            if m.fix is not None:
-                loc = dict(m.fix)
-                age = m.fix_age_ms()
-                if age is None or age > FIX_FRESH_MS:
-                    loc["src"] = "last"
-        return {"ts": self.clock.wall(), "loc": loc, "cell": cell,
-                "batt": self.board.battery(), "net": messages.net_part(cell, rssi)}
+        else:
+            fix, age = self.radio.fix()
+            cell, rssi = self.radio.cell, self.radio.rssi
+        if fix is not None:
+            loc = dict(fix)
+            if age is None or age > FIX_FRESH_MS:
+                loc["src"] = "last"
+        return {"ts": self.clock.wall(), "loc": loc, "cell": cell, "batt": self.board.battery(),
+                "net": messages.net_part(cell, rssi, self.radio.profile_name())}
 
     def status_msg(self):
         s = self.snapshot()
@@ -54,6 +86,12 @@ class Watch:
         return messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
                                uptime=up, cfg=self.cfg.get("version", 0),
                                outbox=self.outbox.count())
+
+    def put_loc(self, reason, ref=None):
+        s = self.snapshot()
+        self.outbox.put("loc", messages.loc_report(self.outbox.new_mid(), s["ts"], reason, loc=s["loc"],
+                                                   cell=s["cell"], batt=s["batt"], ref=ref))
+        self.session.kick()
 
     # --- down messages ------------------------------------------------------------
     def on_message(self, topic, payload):
@@ -72,6 +110,7 @@ class Watch:
         if cfg["version"] > self.cfg.get("version", 0):
             flash.write_json(self.cfg_path, cfg)
             self.cfg = cfg
+            self.fall = None  # new thresholds
             print("config applied: version", cfg["version"])
 
     def command(self, payload):
@@ -88,6 +127,8 @@ class Watch:
                 done = self.act(cmd)
             except Exception as e:
                 done = (False, "failed: %r" % (e,))
+            if done == "later":
+                return  # acked when the wearer confirms
             self.dedup.put(cid, done)
         self._ack(cid, done[0], done[1])
 
@@ -96,15 +137,26 @@ class Watch:
         if t == "alert_ack":
             self.alarm.on_ack(cmd)
         elif t == "locate":
-            s = self.snapshot()
-            self.outbox.put("loc", messages.loc_report(
-                self.outbox.new_mid(), s["ts"], "request", loc=s["loc"], cell=s["cell"],
-                batt=s["batt"], ref=self.alarm.current_ref()))
+            self.put_loc("request", self.alarm.current_ref())
+            self.radio.want("locate", gnss=True)
+            asyncio.create_task(self._locate())
+        elif t == "track":
+            self.track_s = max(5, cmd["interval_s"])
+            self.track_until = self.clock.ticks_add(self.clock.ticks_ms(), cmd["duration_s"] * 1000)
+            self.radio.want("track", gnss=True)
         elif t == "message":
-            self.board.display(cmd["text"])
-            self.board.vibrate(400)
+            self.ui.show(cmd["text"], pin=bool(cmd.get("ack_required")))
+            self.ui.vibrate(400)
+            if cmd.get("ack_required"):
+                self.awaiting_ack = cmd["cid"]
+                return "later"
         elif t == "ring":
-            self.board.vibrate(cmd["seconds"] * 1000)
+            self.ui.vibrate(cmd["seconds"] * 1000)
+        elif t == "call":
+            asyncio.create_task(self.calls.dial(cmd["number"]))
+        elif t == "vsim":
+            self.profiles.replace(cmd["profiles"])
+            print("vsim: %d profiles" % len(self.profiles.profiles))
         else:
             return (False, "unsupported")
         return (True, None)
@@ -113,31 +165,238 @@ class Watch:
         self.outbox.put("ack", messages.ack(self.outbox.new_mid(), self.clock.wall(), cid, ok, err))
         self.session.kick()
 
+    async def _locate(self):
+        # The answer went at once with what the watch knew; a fresh GNSS fix follows.
+        if await self._wait_fix(self.clock.ticks_ms(), 60000):
+            self.put_loc("fix", self.alarm.current_ref())
+        self.radio.done("locate")
+
+    async def _wait_fix(self, since, timeout_ms):
+        end = self.clock.ticks_add(self.clock.ticks_ms(), timeout_ms)
+        while self.clock.ticks_diff(end, self.clock.ticks_ms()) > 0:
+            t = self.radio.fix_ticks()
+            if t is not None and self.clock.ticks_diff(t, since) >= 0:
+                return True
+            await self.clock.sleep_ms(1000)
+        return False
+
+    # --- the wearer -------------------------------------------------------------------
+    def on_sos(self):
+        if self.countdown is not None:
+            self.countdown.set()  # a press during a fall countdown: help is wanted now
+        asyncio.create_task(self.raise_alert("sos", "button"))
+
+    async def raise_alert(self, kind, trigger):
+        hr = None
+        self.ui.vibrate(300)  # before anything slow: the wearer must feel it worked
+        if self.alarm.state == "idle" and hasattr(self.board, "heart_rate"):
+            hr = await self.board.heart_rate()
+        self.alarm.raise_alert(kind, trigger, {"hr": hr} if hr else None, buzz=False)
+
+    def on_click(self):
+        # The black button: answer what is asking, else show the watch face.
+        if self.countdown is not None:
+            self.countdown.set()
+            self.countdown = None
+            self.ui.show("Fall alarm cancelled")
+        elif self.alarm.in_cancel_window(self.cfg.get("cancel_window_s", 10)):
+            self.alarm.cancel()
+        elif self.awaiting_ack is not None:
+            cid, self.awaiting_ack = self.awaiting_ack, None
+            self.dedup.put(cid, (True, None))
+            self._ack(cid, True, None)
+            self.ui.show("Thank you")
+            self.radio.want("ack")
+            asyncio.create_task(self._release_when_sent("ack"))
+        elif self.calls.ringing():
+            asyncio.create_task(self.calls.answer())
+        else:
+            asyncio.create_task(self.ui.watch_face())
+
+    async def _release_when_sent(self, reason):
+        await self.clock.sleep_ms(1000)
+        try:
+            await self.clock.wait_for_ms(self.session.synced.wait(), CHECKIN_TIMEOUT_MS)
+        except asyncio.TimeoutError:
+            pass
+        self.radio.done(reason)
+
+    def _alarm_changed(self, state):
+        if state == "idle":
+            self.radio.alarm = False
+            self.radio.done("alarm")
+            self._emergency_dialled = False
+        else:
+            self.radio.alarm = True
+            if "alarm" not in self.radio.needs:
+                self.radio.want("alarm", gnss=True)
+                asyncio.create_task(self._alarm_tracking())
+
+    async def _alarm_tracking(self):
+        # The alert went without waiting for GNSS; the first fresh fix follows as
+        # a `loc` with the alert's mid, then a report every track period.
+        since = self.clock.ticks_ms()
+        got = False
+        last = since
+        while self.alarm.active():
+            ref = self.alarm.current_ref()
+            t = self.radio.fix_ticks()
+            if not got and t is not None and self.clock.ticks_diff(t, since) > 0:
+                got = True
+                last = self.clock.ticks_ms()
+                self.put_loc("fix", ref)
+            elif self.clock.ticks_diff(self.clock.ticks_ms(), last) >= self.cfg.get("track_s", 30) * 1000:
+                last = self.clock.ticks_ms()
+                self.put_loc("alarm", ref)
+            await self.clock.sleep_ms(1000)
+
+    def _no_network(self):
+        if self.alarm.active() and not self._emergency_dialled:
+            # Last resort: no profile registers, but an emergency call needs none.
+            self._emergency_dialled = True
+            number = self.cfg.get("emergency_number") or "112"
+            print("alarm: no network, dialling", number)
+            asyncio.create_task(self.calls.dial(number, need_network=False))
+
+    def _urc(self, line):
+        self.calls.urc(line)
+
+    def _on_link(self, ok):
+        if ok:
+            self.radio.link_ok()
+        else:
+            self.radio.link_refused()
+
     # --- tasks --------------------------------------------------------------------
-    async def heartbeat(self):
+    async def checkins(self):
+        # Wake the radio, say hello, drain the outbox, take queued commands, sleep.
         while True:
+            self.radio.want("checkin", gnss=self.radio.last.get("fix") is None)
+            try:
+                await self.clock.wait_for_ms(self.session.synced.wait(), CHECKIN_TIMEOUT_MS)
+                await self.clock.sleep_ms(CHECKIN_SETTLE_MS)
+            except asyncio.TimeoutError:
+                print("checkin: no cloud this time")
+            self.radio.done("checkin")
             await self.clock.sleep_ms(self.cfg.get("heartbeat_s", 3600) * 1000)
-            self.outbox.put("status", self.status_msg())
-            self.session.kick()
+            c = self.session.client
+            if c is not None and c.connected:
+                # Still online (an alarm, a call): no new connection will say hello.
+                self.outbox.put("status", self.status_msg())
+
+    async def fall_watch(self):
+        while True:
+            await self.clock.sleep_ms(ACCEL_READ_MS)
+            samples = self.board.accel_read()
+            if not samples or not self.cfg.get("fall_detection", True):
+                continue
+            if self.fall is None:
+                self.fall = FallDetector(self.board.accel_hz, self.cfg.get("fall"))
+            if self.fall.feed(samples) and self.countdown is None and not self.alarm.active():
+                asyncio.create_task(self._fall_countdown())
+
+    async def _fall_countdown(self):
+        cancel = asyncio.Event()
+        self.countdown = cancel
+        secs = self.cfg.get("fall_countdown_s", 15)
+        print("fall: detected, countdown", secs, "s")
+        self.radio.want("fall")  # the modem boots meanwhile: the alert leaves sooner
+        for left in range(secs, 0, -1):
+            self.ui.show("Fall detected - press to cancel %d" % left, pin=True)
+            self.ui.vibrate(300)
+            try:
+                await self.clock.wait_for_ms(cancel.wait(), 1000)
+                break
+            except asyncio.TimeoutError:
+                pass
+        pressed = cancel.is_set()
+        self.countdown = None
+        self.radio.done("fall")
+        if not pressed:
+            await self.raise_alert("fall", "fall_detector")
+        elif not self.alarm.active():
+            self.ui.unpin()
+
+    async def battery_watch(self):
+        while True:
+            b = self.board.battery()
+            low = self.cfg.get("low_battery_pct", 15)
+            flagged = flash.exists(self._low_path)
+            if b.get("pct", 100) <= low and not flagged:
+                # Once per discharge: the flag survives reboots, a charge clears it.
+                flash.write_atomic(self._low_path, b"1")
+                s = self.snapshot()
+                self.outbox.put("alert", messages.alert(self.outbox.new_mid(), s["ts"], "low_battery", "battery",
+                                                        loc=s["loc"], cell=s["cell"], batt=b, net=s["net"]))
+                self.ui.show("Battery low - please charge")
+                self.radio.want("battery")
+                asyncio.create_task(self._release_when_sent("battery"))
+            if b.get("pct", 100) <= EMPTY_PCT:
+                self.ui.show("Battery empty")
+                await self.shutdown("battery empty")
+            elif b.get("pct", 100) >= low + 10 and flagged:
+                import os
+                os.remove(self._low_path)
+            await self.clock.sleep_ms(BATTERY_CHECK_MS)
+
+    async def reminders(self):
+        while True:
+            await self.clock.sleep_ms(REMINDER_CHECK_MS)
+            wall = self.clock.wall()
+            if wall is None:
+                continue
+            day, rem = divmod(wall, 86400)
+            now = "%02d:%02d" % (rem // 3600, rem % 3600 // 60)
+            for r in self.cfg.get("reminders") or []:
+                at = r.get("at") if isinstance(r, dict) else None
+                if at == now and self._fired.get(at) != day:
+                    self._fired[at] = day
+                    print("reminder:", r.get("text"))
+                    self.ui.show(r.get("text") or "Reminder", pin=True)
+                    self.ui.vibrate(600)
+
+    async def tracking(self):
+        while True:
+            await self.clock.sleep_ms(1000)
+            if self.track_until is None:
+                continue
+            if self.clock.ticks_diff(self.track_until, self.clock.ticks_ms()) <= 0:
+                self.track_until = None
+                self.radio.done("track")
+                continue
+            self.put_loc("periodic", self.alarm.current_ref())
+            await self.clock.sleep_ms(self.track_s * 1000 - 1000)
+
+    async def shutdown(self, reason):
+        # On purpose (flat battery, update): say so on flash first, so the next
+        # boot's reset record tells it from a crash.
+        flash.write_json(flash.join(self.board.flash_dir, "shutdown.json"),
+                         {"reason": reason, "ts": self.clock.wall()})
+        self.radio.needs = {}
+        self.radio.done("shutdown")
+        await self.clock.sleep_ms(3000)  # the radio powers the modem off cleanly
+        self.board.power_off()
+
+    def idle(self):
+        return (not self.radio.wanted() and not self.radio.powered and self.countdown is None
+                and not self.ui.on and not self.calls.active())
 
     async def feed(self):
         # Fed from the loop itself: if the loop stalls, the watchdog resets the watch.
         while True:
             if self.wdt:
                 self.wdt.feed()
-            await self.clock.sleep_ms(1000)
+            if self.idle() and hasattr(self.board, "light_sleep"):
+                await self.board.light_sleep(IDLE_SLEEP_MS)
+            else:
+                await self.clock.sleep_ms(1000)
 
     async def run(self):
         await self.board.start()
-        self.board.display("Ready")
+        self.ui.show("Ready")
         self.alarm.restore()
-        r, w = await self.board.modem_uart()
-        self.modem = Modem(self.clock, r, w)
-        self.session.network_up = self.modem.registered
-        asyncio.create_task(self.modem.run())
-        asyncio.create_task(self.session.run())
-        asyncio.create_task(self.heartbeat())
-        asyncio.create_task(watch_hold(self.board, "red",
-                                       lambda: self.cfg.get("sos_hold_ms", 1000),
-                                       self.alarm.raise_alert))
+        Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        for task in (self.radio.run(), self.session.run(), self.checkins(), self.fall_watch(),
+                     self.battery_watch(), self.reminders(), self.tracking()):
+            asyncio.create_task(task)
         await self.feed()

@@ -5,8 +5,11 @@ import time
 import machine
 import network
 
-PINS = {"red": 0, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
-        "modem_pwrkey": 4, "batt_adc": 34}
+PINS = {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
+        "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
+        "audio_en": 25}
+ACCEL_ADDR = 0x19   # LIS3DH, SA0 high
+HR_ADDR = 0x57      # MAX30102
 UNIX_OFFSET = 946684800  # MicroPython's epoch on ESP32 is 2000-01-01
 FLASH_DIR = "/data"
 
@@ -93,6 +96,12 @@ class Board:
                                  timeout=0, rxbuf=2048)
         self.link = Link(self)
         self.text = ""
+        self.i2c = machine.I2C(0, scl=machine.Pin(PINS["i2c_scl"]), sda=machine.Pin(PINS["i2c_sda"]), freq=400000)
+        self._audio = machine.Pin(PINS["audio_en"], machine.Pin.OUT, value=0)
+        self.accel_hz = 50
+        self._accel_ok = self._accel_init()
+        self._on_button = None
+        self._uart_writer = None
 
     async def start(self):
         asyncio.create_task(self._vibration())
@@ -100,6 +109,60 @@ class Board:
     def button(self, name):
         pin = self._red if name == "red" else self._black
         return pin.value() == 0  # buttons pull the line low
+
+    def on_button(self, callback):
+        # Edges from pin interrupts, handed to the app outside the interrupt.
+        import micropython
+        self._on_button = callback
+        for name, pin in (("red", self._red), ("black", self._black)):
+            pin.irq(lambda p, n=name: micropython.schedule(self._edge, n),
+                    machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
+
+    def _edge(self, name):
+        if self._on_button:
+            self._on_button(name, self.button(name))
+
+    def _accel_init(self):
+        try:
+            self.i2c.writeto_mem(ACCEL_ADDR, 0x20, b"\x47")  # CTRL_REG1: 50 Hz, x/y/z on
+            self.i2c.writeto_mem(ACCEL_ADDR, 0x23, b"\x18")  # CTRL_REG4: +-4 g, high resolution
+            self.i2c.writeto_mem(ACCEL_ADDR, 0x24, b"\x40")  # CTRL_REG5: FIFO on
+            self.i2c.writeto_mem(ACCEL_ADDR, 0x2E, b"\x80")  # FIFO_CTRL: stream mode
+            return True
+        except OSError:
+            print("accelerometer not found")
+            return False
+
+    def accel_read(self):
+        # Drains the LIS3DH FIFO: [[x, y, z] milli-g, ...]
+        if not self._accel_ok:
+            return []
+        n = self.i2c.readfrom_mem(ACCEL_ADDR, 0x2F, 1)[0] & 0x1F  # FIFO_SRC: samples waiting
+        out = []
+        for _ in range(n):
+            raw = self.i2c.readfrom_mem(ACCEL_ADDR, 0x28 | 0x80, 6)
+            out.append([((raw[i + 1] << 8 | raw[i]) - (65536 if raw[i + 1] & 0x80 else 0)) >> 4 << 1
+                        for i in (0, 2, 4)])  # 12-bit left-justified, 2 mg per digit at +-4 g
+        return out
+
+    async def heart_rate(self):
+        # The reference board has no heart-rate driver yet: no reading rather than a guess.
+        return None
+
+    def display_off(self):
+        self.text = ""
+
+    def audio(self, state):
+        self._audio.value(1 if state == "on" else 0)
+
+    async def light_sleep(self, ms):
+        # The whole loop stops; a button (ext1) or the accelerometer interrupt wakes it early.
+        import esp32
+        # ext0 takes one pin at a level (the button pulls low); ext1 on the
+        # original ESP32 can only wake on "any high" (the LIS3DH INT1 is active high).
+        esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+        esp32.wake_on_ext1(pins=(machine.Pin(PINS["accel_int"]),), level=esp32.WAKEUP_ANY_HIGH)
+        machine.lightsleep(ms)
 
     def display(self, text):
         # The reference board has no screen driver yet: the text goes to the console.
@@ -133,7 +196,16 @@ class Board:
         pwr.value(1)
         await asyncio.sleep_ms(600)  # PWRKEY pulse that switches the modem on
         pwr.value(0)
-        return asyncio.StreamReader(self.uart), asyncio.StreamWriter(self.uart, {})
+        self._uart_writer = asyncio.StreamWriter(self.uart, {})
+        return asyncio.StreamReader(self.uart), self._uart_writer
+
+    def modem_power_off(self, writer):
+        # AT+CPOF already switched it off; the UART itself stays (it is not a socket).
+        self._uart_writer = None
 
     def reboot(self):
         machine.reset()
+
+    def power_off(self):
+        # Deep sleep with no timer: only a reset (the charger's) wakes the board.
+        machine.deepsleep()

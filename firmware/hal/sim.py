@@ -1,7 +1,12 @@
 # The simulated board (MicroPython unix port). Every wire goes to hwsim over
-# loopback TCP: the board bus (buttons in; display, vibration out; newline
-# JSON), the modem UART (raw AT bytes), and the data link (a proxy that passes
-# traffic only while the simulated modem has coverage).
+# loopback TCP: the board bus (buttons, accelerometer, heart rate, battery in;
+# display, vibration, power state out; newline JSON), the modem UART (raw AT
+# bytes), and the data link (a proxy that passes traffic only while the
+# simulated modem has a data bearer).
+#
+# Time runs at hwsim's scenario speed (PERS_SIM_SPEED): the app's 11 s wait for
+# the modem or 10 minutes of back-off take a fraction of that in CI, while the
+# app code stays exactly what runs on the board.
 import asyncio
 import errno
 import json
@@ -14,6 +19,9 @@ ENV_BUS = "PERS_SIM_BUS_PORT"
 ENV_UART = "PERS_SIM_UART_PORT"
 ENV_LINK = "PERS_SIM_LINK_PORT"
 ENV_FLASH = "PERS_SIM_FLASH"
+ENV_SPEED = "PERS_SIM_SPEED"
+ENV_MEM = "PERS_SIM_MEM_REPORT"  # ms between heap reports (benchmarks); unset: none
+TICKS_MAX = time.ticks_add(0, -1)
 
 
 def _addr(host, port):
@@ -21,13 +29,14 @@ def _addr(host, port):
 
 
 class Clock:
-    # Real time for now; hwsim's time acceleration will scale these in one place.
-    def __init__(self):
+    def __init__(self, speed=1.0):
+        self.speed = speed
+        self._real0 = time.ticks_ms()
         self._wall0 = None
-        self._ticks0 = time.ticks_ms()
+        self._wall_at = 0
 
     def ticks_ms(self):
-        return time.ticks_ms()
+        return int(time.ticks_diff(time.ticks_ms(), self._real0) * self.speed) & TICKS_MAX
 
     def ticks_diff(self, a, b):
         return time.ticks_diff(a, b)
@@ -35,20 +44,23 @@ class Clock:
     def ticks_add(self, t, ms):
         return time.ticks_add(t, ms)
 
+    def _real_ms(self, ms):
+        return max(0, int(ms / self.speed))
+
     async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(ms)
+        await asyncio.sleep_ms(self._real_ms(ms))
 
     async def wait_for_ms(self, aw, ms):
-        return await asyncio.wait_for_ms(aw, ms)
+        return await asyncio.wait_for_ms(aw, max(1, self._real_ms(ms)))
 
     def set_wall(self, unix_s):
         self._wall0 = unix_s
-        self._ticks0 = time.ticks_ms()
+        self._wall_at = self.ticks_ms()
 
     def wall(self):
         if self._wall0 is None:
             return None
-        return int(self._wall0 + time.ticks_diff(time.ticks_ms(), self._ticks0) // 1000)
+        return int(self._wall0 + self.ticks_diff(self.ticks_ms(), self._wall_at) // 1000)
 
 
 class Watchdog:
@@ -60,7 +72,7 @@ class Watchdog:
         board._send({"ev": "wdt", "timeout_ms": timeout_ms})
 
     def feed(self):
-        now = time.ticks_ms()
+        now = self.board.clock.ticks_ms()
         if self._last is None or time.ticks_diff(now, self._last) >= 1000:
             self._last = now
             self.board._send({"ev": "feed"})
@@ -87,12 +99,20 @@ class Link:
 
 
 class Board:
+    name = "sim"
+
     def __init__(self):
         self.host = os.getenv(ENV_HOST) or "127.0.0.1"
         self.flash_dir = os.getenv(ENV_FLASH) or "flash"
-        self.clock = Clock()
+        self.clock = Clock(float(os.getenv(ENV_SPEED) or "1"))
         self._buttons = {}
         self._batt = {"pct": 100, "mv": 4150}
+        self._hr = None
+        self._hr_event = None
+        self._accel = []
+        self.accel_hz = 50
+        self._on_button = None
+        self._wake = None
         self._sock = socket.socket()
         self._sock.connect(_addr(self.host, int(os.getenv(ENV_BUS))))
         # The first exchange is blocking: boot needs the buttons before asyncio runs.
@@ -110,6 +130,10 @@ class Board:
             self.clock.set_wall(msg["wall"])
         if "batt" in msg:
             self._batt = msg["batt"]
+        if "hr" in msg:
+            self._hr = msg["hr"]
+            if self._hr_event:
+                self._hr_event.set()
 
     def _send(self, obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -133,25 +157,94 @@ class Board:
                 msg = json.loads(line)
             except ValueError:
                 continue
-            if msg.get("ev") == "button":
+            ev = msg.get("ev")
+            if ev == "button":
                 self._buttons[msg["name"]] = bool(msg["down"])
+                self._wakeup()
+                if self._on_button:
+                    self._on_button(msg["name"], bool(msg["down"]))
+            elif ev == "accel":
+                self.accel_hz = msg.get("hz", 50)
+                self._accel.extend(msg["s"])
+                if len(self._accel) > 512:  # the sensor FIFO overflows: oldest lost
+                    self._accel = self._accel[-512:]
+                self._wakeup()  # the sensor's motion interrupt
             else:
                 self._apply(msg)
 
+    def _wakeup(self):
+        if self._wake:
+            self._wake.set()
+
     async def start(self):
         asyncio.create_task(self._bus())
+        every = os.getenv(ENV_MEM)
+        if every:
+            asyncio.create_task(self._mem_report(int(every)))
 
+    async def _mem_report(self, every_ms):
+        # "mem: live=N" lines for the heap benchmark: what stays allocated after a
+        # collection, sampled; the benchmark also runs the watch in a heap cut to
+        # the budget, which catches the short peaks a sample misses.
+        import gc
+        while True:
+            gc.collect()
+            print("mem: live=%d" % gc.mem_alloc())
+            await self.clock.sleep_ms(every_ms)
+
+    # --- inputs -----------------------------------------------------------------
     def button(self, name):
         return self._buttons.get(name, False)
 
+    def on_button(self, callback):
+        # callback(name, down) on every edge, as a pin interrupt would call it
+        self._on_button = callback
+
+    def accel_read(self):
+        # Drains the accelerometer FIFO: [[x, y, z] milli-g, ...] at accel_hz.
+        out, self._accel = self._accel, []
+        return out
+
+    async def heart_rate(self):
+        self._hr_event = asyncio.Event()
+        self._send({"ev": "hr?"})
+        try:
+            await self.clock.wait_for_ms(self._hr_event.wait(), 3000)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._hr_event = None
+        return self._hr
+
+    def battery(self):
+        return dict(self._batt)
+
+    # --- outputs ----------------------------------------------------------------
     def display(self, text):
         self._send({"ev": "display", "text": text})
+
+    def display_off(self):
+        self._send({"ev": "display_off"})
 
     def vibrate(self, ms):
         self._send({"ev": "vibrate", "ms": ms})
 
-    def battery(self):
-        return dict(self._batt)
+    def audio(self, state):
+        # The call's audio path (speaker and microphone) on or off.
+        self._send({"ev": "audio", "state": state})
+
+    # --- power ------------------------------------------------------------------
+    async def light_sleep(self, ms):
+        # Until ms pass or a button or motion interrupt: the CPU draws its sleep current.
+        self._wake = asyncio.Event()
+        self._send({"ev": "cpu", "state": "sleep"})
+        try:
+            await self.clock.wait_for_ms(self._wake.wait(), ms)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._wake = None
+            self._send({"ev": "cpu", "state": "active"})
 
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)
@@ -160,8 +253,20 @@ class Board:
         return self._reset_cause
 
     async def modem_uart(self):
+        # Opening the UART is the PWRKEY pulse: the emulator counts it as power-on.
         return await asyncio.open_connection(self.host, int(os.getenv(ENV_UART)))
+
+    def modem_power_off(self, writer):
+        try:
+            writer.close()
+        except OSError:
+            pass
 
     def reboot(self):
         self._send({"ev": "reboot"})
+        raise SystemExit(0)
+
+    def power_off(self):
+        # Until the charger wakes it: hwsim does not restart the watch.
+        self._send({"ev": "power_off"})
         raise SystemExit(0)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -28,8 +27,13 @@ def cloud(broker):
     c.close()
 
 
-def watch(broker, **kw) -> Watch:
-    return Watch(DEV, SECRET, ("127.0.0.1", broker.port), **kw)
+SPEED = 10  # realistic modem timings (11 s boot) at ten times real speed
+
+
+def watch(broker, scenario: Scenario | None = None, **kw) -> Watch:
+    scenario = scenario or Scenario(name="test")
+    scenario.speed = SPEED
+    return Watch(DEV, SECRET, ("127.0.0.1", broker.port), scenario=scenario, **kw)
 
 
 def valid(kind: str, payload: dict):
@@ -59,7 +63,8 @@ def test_sos_reaches_the_cloud_and_help_is_coming(broker, cloud):
 
 
 def test_alert_is_resent_until_alert_ack_then_stops(broker, cloud):
-    with watch(broker, device_extra={"alert_retry_ms": 1000}) as w:
+    with watch(broker, device_extra={"alert_retry_ms": 10000}) as w:
+        assert w.wait_display("Ready", 20)
         w.press("red", 1.2, wait=False)
         first = cloud.wait("alert")[0]
         sends = cloud.wait("alert", lambda p: p["mid"] == first["mid"], count=3, timeout=20)
@@ -67,18 +72,19 @@ def test_alert_is_resent_until_alert_ack_then_stops(broker, cloud):
         assert w.displays[-1] == "Calling for help"  # a PUBACK is not help
         cloud.command(DEV, cid="c-200", type="alert_ack", ref=first["mid"], stage="received")
         assert w.wait_display("Help is coming", 15)
-        time.sleep(0.5)
+        w.sleep(5)
         settled = len(cloud.received("alert"))
-        time.sleep(4)
+        w.sleep(40)
         assert len(cloud.received("alert")) == settled
 
 
 def test_alert_waits_on_flash_for_coverage(broker, cloud):
     scenario = Scenario(name="no-coverage", world=WorldSpec(coverage=False))
     with watch(broker, scenario=scenario) as w:
+        assert w.wait_display("Ready", 20)
         w.press("red", 1.2)
         assert w.wait_display("Calling for help", 2)
-        time.sleep(2)
+        w.sleep(30)
         assert cloud.received("alert") == []
         assert list((w.flash_dir / "outbox").glob("a*.msg")), "the alert must be on flash"
         w.set_coverage(True)
@@ -90,7 +96,7 @@ def test_repeated_command_is_acked_twice_acted_once(broker, cloud):
     with watch(broker) as w:
         cloud.wait("status")
         for _ in range(2):
-            cloud.command(DEV, cid="m-1", type="message", text="Take your pills")
+            cloud.command(DEV, cid="m-1", type="message", text="Take your pills", ack_required=False)
         cloud.wait("ack", lambda p: p["cid"] == "m-1", count=2)
         assert w.displays.count("Take your pills") == 1
 

@@ -127,6 +127,24 @@ def test_bounded_drops_oldest_routine_never_alerts():
     eq(kinds(box2).count("alert"), 3)
 
 
+def test_full_outbox_drops_location_reports_before_anything_else():
+    d = fresh()
+    box = Outbox(d, boot=1, limit=4)
+    st = put(box, "status")
+    put(box, "loc")
+    ak = put(box, "ack")
+    l2 = put(box, "loc")
+    a = put(box, "alert", kind="sos")  # full: the oldest loc goes
+    import json
+    mids = [json.loads(p)["mid"] for _, _, p in box.items()]
+    eq(mids, [a, st, ak, l2])
+    put(box, "alert", kind="sos")      # then the other loc
+    put(box, "alert", kind="sos")      # then the status, never the ack before it
+    mids = [json.loads(p)["mid"] for _, k, p in box.items() if k != "alert"]
+    eq(mids, [ak])
+
+
+
 def test_flash_write_atomic_replaces():
     d = fresh()
     flash.makedirs(d + "/a/b")

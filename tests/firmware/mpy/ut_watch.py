@@ -96,7 +96,7 @@ def test_repeated_cid_acked_again_not_acted_twice():
 
 def test_unsupported_and_bad_commands_are_acked_not_ok():
     w = new_watch()
-    cmd(w, cid="x1", type="call", number="+33400000000")
+    cmd(w, cid="x1", type="teleport", where="moon")
     cmd(w, cid="x2", type="ring", seconds="loud")
     got = acks(w)
     eq([(a["cid"], a["ok"]) for a in got], [("x1", False), ("x2", False)])

@@ -1,0 +1,143 @@
+"""Flashing a watch: compile the firmware, copy it to the board, provision it.
+
+``flash(port, device_id, secret, broker_host, broker_port, profiles=None)``
+compiles ``firmware/`` with mpy-cross (the board runs .mpy: less RAM, no
+compile on the device), stages the board's filesystem, writes the device
+config (``/data/device.json``: id, secret, broker, virtual-SIM profiles) and
+copies everything with mpremote. ``main(argv)`` is the ``pers flash`` command;
+``--dry-run DIR`` stops after staging so the image can be checked without a board.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
+SCRIPTS = ("main.py", "boot.py")          # run from source by the board's boot sequence
+NOT_ON_BOARD = ("hal/sim.py", "manifest.py")  # the simulator's HAL; the image build's manifest
+DATA_DIR = "data"                         # FLASH_DIR of firmware/hal/esp32.py, without the slash
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PROFILE_FIELDS = {"name": str, "mccmnc": list, "apn": str}
+
+
+class FlashError(ValueError):
+    pass
+
+
+def _tool(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        raise FlashError(f"{name} not found (pip install {name})")
+    return found
+
+
+def check_profiles(profiles) -> list[dict]:
+    if profiles is None:
+        return []
+    if not isinstance(profiles, list):
+        raise FlashError("profiles must be a list")
+    for i, p in enumerate(profiles):
+        if not isinstance(p, dict):
+            raise FlashError(f"profile #{i + 1} is not an object")
+        for field, kind in PROFILE_FIELDS.items():
+            if not isinstance(p.get(field), kind):
+                raise FlashError(f"profile #{i + 1}: {field} must be a {kind.__name__}")
+        if not all(isinstance(m, str) and m.isdigit() and len(m) in (5, 6) for m in p["mccmnc"]):
+            raise FlashError(f"profile #{i + 1}: mccmnc entries are 5 or 6 digits")
+    return profiles
+
+
+def device_config(device_id: str, secret: str, broker_host: str, broker_port: int, profiles=None) -> dict:
+    if not DEVICE_ID.match(device_id or ""):
+        raise FlashError(f"device id must match {DEVICE_ID.pattern}")
+    if not secret:
+        raise FlashError("the device secret is required")
+    if not broker_host or not 0 < int(broker_port) < 65536:
+        raise FlashError("broker must be HOST and a port from 1 to 65535")
+    return {"id": device_id, "secret": secret, "broker_host": broker_host, "broker_port": int(broker_port),
+            "profiles": check_profiles(profiles)}
+
+
+def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR) -> Path:
+    """The board's filesystem in ``out``: compiled modules, the boot scripts, /data/device.json."""
+    mpy_cross = _tool("mpy-cross")
+    out.mkdir(parents=True, exist_ok=True)
+    for src in sorted(firmware_dir.rglob("*.py")):
+        rel = src.relative_to(firmware_dir).as_posix()
+        if "__pycache__" in rel or rel in NOT_ON_BOARD:
+            continue
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if rel in SCRIPTS:
+            shutil.copy(src, dst)
+            continue
+        proc = subprocess.run([mpy_cross, "-march=xtensawin", "-o", str(dst.with_suffix(".mpy")), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise FlashError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
+    data = out / DATA_DIR
+    data.mkdir(exist_ok=True)
+    (data / "device.json").write_text(json.dumps(device))
+    os.chmod(data / "device.json", 0o600)  # it holds the device secret
+    return out
+
+
+def mpremote_commands(port: str, staged: Path) -> list[list[str]]:
+    """The mpremote invocations that copy a staged tree to the board, then reset it."""
+    mpremote = _tool("mpremote")
+    entries = sorted(p.name for p in staged.iterdir())
+    return [[mpremote, "connect", port, "fs", "cp", "-r", *entries, ":", "+", "reset"]]
+
+
+def flash(port: str, device_id: str, secret: str, broker_host: str, broker_port: int, profiles=None,
+          dry_run: Path | None = None) -> Path:
+    device = device_config(device_id, secret, broker_host, broker_port, profiles)
+    staged = stage(Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix="pers-flash-")), device)
+    if dry_run:
+        return staged
+    for argv in mpremote_commands(port, staged):
+        proc = subprocess.run(argv, cwd=staged, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise FlashError(f"mpremote failed: {(proc.stderr or proc.stdout).strip()}")
+    shutil.rmtree(staged, ignore_errors=True)  # the secret does not stay on the PC
+    return staged
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pers flash", description="compile the firmware, copy it to a watch, provision it")
+    p.add_argument("--port", default="/dev/ttyUSB0", help="the board's serial port")
+    p.add_argument("--device-id", required=True)
+    p.add_argument("--secret", default=os.environ.get("PERS_DEVICE_SECRET"),
+                   help="the device secret from `pers device add` (default: $PERS_DEVICE_SECRET)")
+    p.add_argument("--broker", type=_host_port, required=True, help="HOST:PORT the watch connects to")
+    p.add_argument("--profiles", type=Path, help="a JSON file with the virtual-SIM profile list")
+    p.add_argument("--dry-run", type=Path, metavar="DIR", help="only stage the board's files in DIR")
+    args = p.parse_args(argv)
+    try:
+        profiles = json.loads(args.profiles.read_text()) if args.profiles else None
+        out = flash(args.port, args.device_id, args.secret, args.broker[0], args.broker[1], profiles,
+                    dry_run=args.dry_run)
+    except (FlashError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"staged in {out}" if args.dry_run else f"flashed {args.device_id} on {args.port}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+# The power policy of the radio: the modem (and its GNSS) is on only while
+# something needs it: an alarm, a check-in, a call, tracking. Idle means both
+# off, which is what makes a week of standby on a small battery. While on, it
+# keeps the modem set up (again after a reboot of its own), registered on the
+# best virtual-SIM profile, and polled for cell, signal and GNSS fix.
+import asyncio
+from app import flash
+from app.modem import Modem
+
+POLL_MS = 2000
+FIX_POLL_MS = 500
+LINGER_MS = 20000        # stay on a little after the last need: commands may follow
+RETRY_ATTACH_MS = 15000
+DEAD_LINK_FAILURES = 3   # registered, yet the data link refused this many times
+
+
+class Radio:
+    def __init__(self, board, profiles, on_urc=None, linger_ms=LINGER_MS, apn=None):
+        self.board = board
+        self.clock = board.clock
+        self.profiles = profiles
+        self.on_urc = on_urc
+        self.linger_ms = linger_ms
+        self.apn = apn            # for a device with no profile list
+        self.needs = {}           # reason -> True
+        self.gnss_needs = {}
+        self.up = asyncio.Event()  # registered: the session may open the data link
+        self.modem = None
+        self.alarm = False        # in an alarm cost is no object
+        self.on_no_network = None  # () -> None: every profile failed
+        self.on_down = None        # () -> None: about to power off
+        self.link_failures = 0
+        self.powered = False
+        self.power_ons = 0
+        self.fdir = board.flash_dir
+        self.last = flash.read_json(flash.join(self.fdir, "last.json"), {}) or {}  # cell, fix
+        self._wake = asyncio.Event()
+
+    # --- who needs the radio --------------------------------------------------------
+    def want(self, reason, gnss=False):
+        self.needs[reason] = True
+        if gnss:
+            self.gnss_needs[reason] = True
+        self._wake.set()
+
+    def done(self, reason):
+        self.needs.pop(reason, None)
+        self.gnss_needs.pop(reason, None)
+        self._wake.set()
+
+    def wanted(self):
+        return bool(self.needs)
+
+    # --- what it knows ----------------------------------------------------------------
+    @property
+    def cell(self):
+        m = self.modem
+        return (m.cell if m and m.cell else None) or self.last.get("cell")
+
+    @property
+    def rssi(self):
+        return self.modem.rssi if self.modem else None
+
+    def fix(self):
+        # (loc, age ms or None): the modem's fix this power-on, else the one kept on flash
+        m = self.modem
+        if m is not None and m.fix is not None:
+            return m.fix, m.fix_age_ms()
+        return self.last.get("fix"), None
+
+    def fix_ticks(self):
+        return self.modem.fix_ticks if self.modem else None
+
+    def profile_name(self):
+        p = self.profiles.current
+        return p.get("name") if p else None
+
+    def _keep(self, key, value):
+        if value is not None and self.last.get(key) != value:
+            self.last[key] = value
+            flash.write_json(flash.join(self.fdir, "last.json"), self.last)
+
+    def link_refused(self):
+        # The session could not open the data link although the modem is registered.
+        if self.up.is_set():
+            self.link_failures += 1
+            self._wake.set()
+
+    def link_ok(self):
+        self.link_failures = 0
+
+    # --- the modem's life ---------------------------------------------------------------
+    async def run(self):
+        while True:
+            while not self.needs:
+                self._wake.clear()
+                await self._wake.wait()
+            try:
+                await self._powered_session()
+            except Exception as e:
+                print("radio: failed", repr(e))
+            await self.clock.sleep_ms(1000)
+
+    async def _powered_session(self):
+        r, w = await self.board.modem_uart()
+        self.powered = True
+        self.power_ons += 1
+        m = Modem(self.clock, r, w, self.on_urc)
+        self.modem = m
+        m.start()
+        print("radio: modem on")
+        try:
+            if not await m.bring_up():
+                print("radio: modem does not answer")
+                return
+            await m.gnss(bool(self.gnss_needs))  # the sky needs no registration: start early
+            await self._attach(m)
+            idle_since = None
+            next_attach = 0
+            while m.alive:
+                if m.rebooted:
+                    self.up.clear()
+                    if not await m.bring_up():
+                        return
+                    await self._attach(m)
+                    continue
+                await m.poll()
+                now = self.clock.ticks_ms()
+                if m.registered.is_set():
+                    self.up.set()
+                else:
+                    self.up.clear()
+                    if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
+                        await self._attach(m)
+                        next_attach = self.clock.ticks_add(self.clock.ticks_ms(), RETRY_ATTACH_MS)
+                if self.link_failures >= DEAD_LINK_FAILURES:
+                    print("radio: data link dead on", self.profile_name())
+                    self.link_failures = 0
+                    self.up.clear()
+                    await self._attach(m, avoid=self.profiles.current)
+                await m.gnss(bool(self.gnss_needs))
+                self._keep("cell", m.cell)
+                if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < POLL_MS * 2:
+                    self._keep("fix", m.fix)
+                if self.needs:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = self.clock.ticks_ms()
+                elif self.clock.ticks_diff(self.clock.ticks_ms(), idle_since) >= self.linger_ms:
+                    break
+                self._wake.clear()
+                # Waiting for a first fix: ask often, an alarm may need it any second.
+                wait = FIX_POLL_MS if m.gnss_on and m.fix is None else POLL_MS
+                try:
+                    await self.clock.wait_for_ms(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            if m.alive:
+                # Let the session say DISCONNECT first: a clean goodbye keeps the
+                # broker from publishing the "offline" will for a planned sleep.
+                self.up.clear()
+                if self.on_down:
+                    self.on_down()
+                await self.clock.sleep_ms(1000)
+                await m.gnss(False)
+                await m.power_off()
+        finally:
+            self.up.clear()
+            self.modem = None
+            self.powered = False
+            self.board.modem_power_off(w)
+            print("radio: modem off")
+
+    async def _attach(self, m, avoid=None):
+        # Registers with the best profile; True when registered.
+        profiles = self.profiles
+        if not profiles.profiles:
+            ok = await m.select(self.apn, None)
+            if ok:
+                self.up.set()
+            return ok
+        cell = self.cell
+        mcc = cell.get("mcc") if cell else None
+        tried = []
+        mem = profiles.remembered(mcc)
+        if mem and mem[0] is not avoid:
+            if await self._try(m, mem[0], mem[1]):
+                return True
+            tried.append((mem[0].get("name"), mem[1]))
+            profiles.forget(mcc)
+        visible = [plmn for plmn, _ in await m.scan()]
+        print("radio: networks in range", visible)
+        for p, plmn in profiles.ranked(visible, self.alarm):
+            if (p.get("name"), plmn) in tried or p is avoid:
+                continue
+            if await self._try(m, p, plmn):
+                return True
+            tried.append((p.get("name"), plmn))
+        print("radio: no profile registers")
+        if self.on_no_network:
+            self.on_no_network()
+        return False
+
+    async def _try(self, m, profile, plmn):
+        print("radio: trying profile", profile.get("name"), "on", plmn)
+        if await m.select(profile.get("apn"), plmn):
+            await m.poll()
+            mcc = m.cell.get("mcc") if m.cell else int(plmn[:3])
+            self.profiles.remember(mcc, profile, plmn)
+            self.link_failures = 0
+            self.up.set()
+            print("radio: registered with profile", profile.get("name"))
+            return True
+        print("radio: profile", profile.get("name"), "rejected on", plmn)
+        return False

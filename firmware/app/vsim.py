@@ -1,0 +1,58 @@
+# Virtual-SIM profile choice. A profile is {"name","mccmnc":[...],"apn","priority","cost"}.
+# The country (MCC) comes from the serving cell (or the last one seen); the
+# networks in range from AT+COPS=? in the modem's order, which follows signal.
+# Normally the cheapest good profile wins; in an alarm cost is ignored and every
+# (profile, network) pair is worth a try. The last profile that worked in a
+# country is tried first next time, before any slow scan.
+from app import flash
+
+
+class Profiles:
+    def __init__(self, profiles, memory_path):
+        self.profiles = list(profiles or [])
+        self.memory_path = memory_path
+        self.memory = flash.read_json(memory_path, {}) or {}  # mcc -> [profile name, plmn]
+        self.current = None  # the profile in use (its name goes into net.profile)
+
+    def replace(self, profiles):
+        self.profiles = list(profiles)
+        names = [p.get("name") for p in self.profiles]
+        self.memory = {k: v for k, v in self.memory.items() if v[0] in names}
+        flash.write_json(self.memory_path, self.memory)
+
+    def by_name(self, name):
+        for p in self.profiles:
+            if p.get("name") == name:
+                return p
+        return None
+
+    def remembered(self, mcc):
+        # (profile, plmn) that last worked in this country, or None
+        got = self.memory.get(str(mcc)) if mcc is not None else None
+        if not got:
+            return None
+        p = self.by_name(got[0])
+        return (p, got[1]) if p else None
+
+    def remember(self, mcc, profile, plmn):
+        self.current = profile
+        if mcc is None or profile is None:
+            return
+        if self.memory.get(str(mcc)) != [profile["name"], plmn]:
+            self.memory[str(mcc)] = [profile["name"], plmn]
+            flash.write_json(self.memory_path, self.memory)
+
+    def forget(self, mcc):
+        if self.memory.pop(str(mcc), None) is not None:
+            flash.write_json(self.memory_path, self.memory)
+
+    def ranked(self, visible, alarm=False):
+        # visible: [plmn] strongest first. -> [(profile, plmn)] in the order to try.
+        out = []
+        for rank, plmn in enumerate(visible):
+            for p in self.profiles:
+                if plmn in p.get("mccmnc", []):
+                    cost = 0 if alarm else p.get("cost", 1.0)
+                    out.append((cost, rank, p.get("priority", 9), p, plmn))
+        out.sort(key=lambda t: (t[0], t[1], t[2]))
+        return [(t[3], t[4]) for t in out]

@@ -1,0 +1,224 @@
+"""hwsim's device model on its own (CPython, no firmware): the modem's AT
+dialects and timings, the radio world, GNSS starts, energy and the battery."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hwsim import traces
+from hwsim.energy import Meter, standby_days
+from hwsim.events import Recorder
+from hwsim.modem import ModemEmulator
+from hwsim.scenario import (CellSpec, HoleSpec, ModemSpec, OperatorSpec, ScenarioError, Waypoint,
+                            WorldSpec, load, parse)
+from hwsim.world import World
+
+
+class ManualRecorder(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+
+def modem(family="SIM7600", world: WorldSpec | None = None, **spec):
+    rec = ManualRecorder()
+    w = World(world or WorldSpec(), rec.now)
+    m = ModemEmulator(w, ModemSpec(family=family, **spec), rec)
+    m.powered_at = 0.0
+    return m, rec
+
+
+def test_deaf_for_eleven_seconds_then_registers_seconds_later():
+    m, rec = modem()
+    rec.t = 10.9
+    assert not m.booted() and m.reg_stat() == 0
+    rec.t = 11.0
+    assert m.booted() and m.reg_stat() == 2
+    rec.t = 14.1
+    assert m.registered()
+    assert m.answer("AT+CEREG?") == ["+CEREG: 0,1", "OK"]
+    assert m.duration("AT+COPS=?") == 25.0 and m.duration("AT") < 0.1
+
+
+@pytest.mark.parametrize("family,rsrp", [("SIM7600", "-1050,-850"), ("A7670", "-105,-85")])
+def test_cpsi_signal_units_by_family(family, rsrp):
+    m, rec = modem(family)
+    rec.t = 20
+    assert rsrp in m.answer("AT+CPSI?")[0]
+    assert m.answer("AT+CGMM")[0].startswith("SIMCOM_SIM7600" if family == "SIM7600" else "A7670")
+
+
+def test_gnss_commands_and_layouts_differ_by_family():
+    m, rec = modem("SIM7600", ttff_s=None)
+    rec.t = 20
+    assert m.answer("AT+CGNSSPWR=1") == ["ERROR"]
+    assert m.answer("AT+CGPS=1") == ["OK"]
+    assert m.answer("AT+CGNSSINFO")[0] == "+CGNSSINFO: " + "," * 15  # cold: nothing yet
+    rec.t = 20 + 35
+    line = m.answer("AT+CGNSSINFO")[0]
+    assert "4545.840000,N,00450.142000,E" in line and len(line.split(",")) == 16
+    a, rec2 = modem("A7670")
+    rec2.t = 20
+    assert a.answer("AT+CGPS=1") == ["ERROR"] and a.answer("AT+CGNSSPWR=1") == ["OK"]
+    assert a.answer("AT+CGNSSINFO")[0] == "+CGNSSINFO: " + "," * 17
+    rec2.t = 60
+    line = a.answer("AT+CGNSSINFO")[0]
+    assert "45.7640000,N,4.8357000,E" in line and len(line.split(",")) == 18
+
+
+def test_time_to_first_fix_cold_warm_hot():
+    m, rec = modem()
+    rec.t = 20
+    m.answer("AT+CGPS=1")
+    assert m.ttff() == 35.0
+    rec.t = 60
+    m.answer("AT+CGNSSINFO")  # fixes, and remembers when
+    m.answer("AT+CGPS=0")
+    rec.t = 120
+    m.answer("AT+CGPS=1")
+    assert m.ttff() == 1.0  # hot
+    m.answer("AT+CGPS=0")
+    rec.t = 60 + 3600
+    m.answer("AT+CGPS=1")
+    assert m.ttff() == 5.0  # warm
+    m.answer("AT+CGPS=0")
+    rec.t = 60 + 5 * 3600
+    m.answer("AT+CGPS=1")
+    assert m.ttff() == 35.0  # cold again
+
+
+def test_no_fix_indoors():
+    m, rec = modem(world=WorldSpec(indoors=True))
+    rec.t = 20
+    m.answer("AT+CGPS=1")
+    rec.t = 200
+    assert not m.has_fix()
+
+
+def test_profile_apn_rejected_by_the_network():
+    world = WorldSpec(operators=[OperatorSpec(208, 1, "Orange F", apns=["iot.good"])])
+    m, rec = modem(world=world)
+    rec.t = 20
+    m.answer('AT+CGDCONT=1,"IP","iot.bad"')
+    assert m.answer('AT+COPS=1,2,"20801"') == ["+CME ERROR: 111"]
+    assert m.reg_stat() == 3
+    m.answer('AT+CGDCONT=1,"IP","iot.good"')
+    assert m.answer('AT+COPS=1,2,"20801"') == ["OK"]
+    assert '"20801"' in m.answer("AT+COPS?")[0]
+
+
+def test_cops_scan_lists_every_operator_heard():
+    world = WorldSpec(cells=[CellSpec(208, 1, cid=1, rssi=-70, lat=45.764, lon=4.836),
+                             CellSpec(208, 10, cid=2, rssi=-75, lat=45.765, lon=4.837)],
+                      operators=[OperatorSpec(208, 1, "Orange F"), OperatorSpec(208, 10, "SFR")])
+    m, rec = modem(world=world)
+    rec.t = 20
+    line = m.answer("AT+COPS=?")[0]
+    assert '"Orange F"' in line and '"20810"' in line
+
+
+def test_signal_falls_with_distance_and_holes_silence_everything():
+    spec = WorldSpec(lat=45.0, lon=4.0, cells=[CellSpec(rssi=-60, lat=45.0, lon=4.0)],
+                     holes=[HoleSpec(45.01, 4.0, 50, "cellar")])
+    rec = ManualRecorder()
+    w = World(spec, rec.now)
+    near = w.heard()[0].rssi
+    w.lat = 45.005
+    far = w.heard()[0].rssi
+    assert near == -60 and far < near - 20  # 556 m: 26 dB at exponent 3.5
+    w.lat = 45.01
+    assert w.heard() == [] and w.in_hole()
+
+
+def test_route_is_interpolated():
+    spec = WorldSpec(route=[Waypoint(0, 45.0, 4.0), Waypoint(100, 46.0, 4.0, indoors=True)])
+    rec = ManualRecorder()
+    w = World(spec, rec.now)
+    rec.t = 50
+    lat, lon, indoors = w.position()
+    assert math.isclose(lat, 45.5) and not indoors
+    rec.t = 200
+    assert w.position()[2] is True
+
+
+def test_calls_ring_with_caller_id_and_end():
+    m, rec = modem()
+    rec.t = 20
+    out = []
+    m._urc = out.append
+    m.incoming_call("+33611111111")
+    m._unsolicited()
+    assert "RING" in out and '+CLIP: "+33611111111",145,"",0,"",0' in out
+    assert m.answer("ATA") == ["OK", "VOICE CALL: BEGIN"]
+    rec.t = 32
+    m.remote_hangup()
+    assert out[-1] == "VOICE CALL: END: 000012"
+    assert m.answer("ATD+33400000000;") == ["OK"]
+    m.answer("ATH")
+    assert out[-1] == "NO CARRIER"
+
+
+def test_emergency_number_without_registration():
+    world = WorldSpec(operators=[OperatorSpec(208, 1, apns=["nobody"])])
+    m, rec = modem(world=world)
+    rec.t = 20
+    m.answer('AT+CGDCONT=1,"IP","mine"')
+    assert not m.registered()
+    assert m.answer("ATD+33400000000;") == ["NO CARRIER"]
+    assert m.answer("ATD112;") == ["OK"]
+
+
+def test_sms_and_reboot():
+    m, rec = modem()
+    rec.t = 20
+    out = []
+    m._urc = out.append
+    m.incoming_sms("+33611111111", "hello")
+    assert out == ['+CMTI: "SM",1']
+    assert m.answer("AT+CMGR=1")[1] == "hello"
+    m.reboot()
+    assert not m.booted() and m.sms == {} and m.echo
+
+
+def test_energy_integrates_per_part_and_drains_the_battery():
+    rec = ManualRecorder()
+    meter = Meter(rec.now, capacity_mah=600, start_pct=100)
+    meter.set("mcu", "light_sleep")
+    rec.t = 3600
+    assert math.isclose(meter.used(), 0.8 + 0.02, rel_tol=1e-6)  # mcu + modem off
+    meter.set("modem", "idle")
+    rec.t = 7200
+    assert math.isclose(meter.report()["by_part_mah"]["modem"], 0.02 + 23, rel_tol=1e-6)
+    assert meter.battery()["pct"] == 95
+    days = standby_days(600, cycle_mah=0.2, cycle_s=20, sleep_ma=0.83, heartbeat_s=3600)
+    assert 20 < days < 30
+
+
+def test_traces_are_labelled_and_reproducible():
+    for label in traces.FALLS + traces.ACTIVITIES:
+        a, b = traces.generate(label, 3), traces.generate(label, 3)
+        assert a == b and len(a) > 2 * traces.HZ
+    with pytest.raises(ValueError):
+        traces.generate("moonwalk")
+
+
+def test_scenario_errors_are_clear():
+    with pytest.raises(ScenarioError, match="speed"):
+        parse({"speed": 1000})
+    with pytest.raises(ScenarioError, match="family"):
+        parse({"modem": {"family": "SIM800"}})
+    with pytest.raises(ScenarioError, match="nothing happens"):
+        parse({"timeline": [{"at": 1}]})
+    with pytest.raises(ScenarioError, match="expects nothing"):
+        parse({"expect": [{"within": 1}]})
+
+
+def test_bundled_scenarios_load():
+    from hwsim.scenario import SCENARIO_DIR
+    for path in SCENARIO_DIR.glob("*.toml"):
+        s = load(path.stem)
+        assert s.expect, path
