@@ -1,5 +1,5 @@
 """Prometheus metrics (served at /metrics)."""
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INGESTED = Counter("pers_ingest_messages_total", "Up messages accepted", ["kind"])
 REJECTED = Counter("pers_ingest_rejected_total", "Up messages rejected", ["reason"])
@@ -10,3 +10,15 @@ INGEST_SECONDS = Histogram("pers_ingest_seconds", "Time to validate, store and a
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 TIME_TO_CLAIM = Histogram("pers_time_to_claim_seconds", "From case opened to claimed",
                           buckets=(5, 10, 20, 30, 40, 60, 120, 300, 600))
+
+# Issue 5: routing, escalation, devices, notifications. Ingest rate is rate(pers_ingest_messages_total).
+ROUTED = Counter("pers_cases_routed_total", "Cases routed, by how the centre was chosen", ["basis"])
+ESCALATIONS = Counter("pers_escalations_total", "Escalation steps", ["kind"])  # centre | supervisors | reminder | cascade
+DEVICE_PRESENCE = Counter("pers_device_presence_changes_total", "Device presence changes", ["to"])
+COMMANDS_EXPIRED = Counter("pers_commands_expired_total", "Commands never acked in time", ["type"])
+NOTIFICATIONS = Counter("pers_notifications_total", "Contact notifications", ["channel", "result"])
+GEOFENCE_EVENTS = Counter("pers_geofence_events_total", "Geofence crossings", ["kind"])
+VSIM_SWITCHES = Counter("pers_vsim_profiles_sent_total", "vSIM profile lists sent on a country change", ["country"])
+OPEN_CASES = Gauge("pers_open_cases", "Open cases at the last tick", ["status"])
+TICK_SECONDS = Histogram("pers_tick_seconds", "Duration of one escalation/presence tick",
+                         buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))

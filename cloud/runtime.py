@@ -46,10 +46,16 @@ def embedded_broker(settings: Settings) -> MosquittoBroker:
                            service_accounts=(settings.mqtt_username,))
 
 
-def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None) -> None:
-    """Rewrite the broker's password file and ACL from the database, then reload it."""
+def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, sm=None) -> None:
+    """Rewrite the broker's password file and ACL from the database, then reload it.
+
+    The reload (SIGHUP) also disconnects a connected device whose password no
+    longer matches (a rotated secret). With an external broker the files are
+    written under the data directory for deployment and nothing is signalled."""
     broker = broker or embedded_broker(settings)
-    sm = make_sessionmaker(make_engine(settings.db_url))
+    if sm is None:
+        engine = make_engine(settings.db_url)
+        sm = make_sessionmaker(engine)
     creds = [Credential(settings.mqtt_username, mosquitto_hash(service_password(settings)))]
     creds += [Credential(dev, h) for dev, h in broker_credentials(sm)]
     broker.write_files(creds)
@@ -86,6 +92,10 @@ class Stack:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the HTTP server did not start (is the port free? set PERS_HTTP_PORT)")
             time.sleep(0.05)
+        if self.services.broker_auth is not None:
+            # Provisioning and rotation through the API rewrite and reload the broker's files.
+            self.services.broker_auth.target = lambda: sync_broker_auth(self.settings, self.broker,
+                                                                        sm=self.services.sm)
         if self.services.bridge and not self.services.bridge.connected.wait(timeout):
             raise RuntimeError("the cloud could not connect to the broker")
 
@@ -99,6 +109,7 @@ class Stack:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
     def stop_cloud(self) -> None:
+        """Stop the HTTP server and the MQTT bridge, keep the broker (fault injection)."""
         if self.server:
             self.server.should_exit = True
             if self._thread:

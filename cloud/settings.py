@@ -37,6 +37,47 @@ class Settings(BaseSettings):
     late_alert_s: int = 300  # an alert whose ts is older than this on receipt is flagged late
     log_json: bool = True
 
+    # --- routing and escalation (docs/operations.md) ---
+    operator_present_s: int = 120  # an operator seen within this many seconds is "present"
+    escalate_unclaimed_s: int = 30  # unclaimed this long: next centre in the contract + supervisors
+    remind_idle_s: int = 120  # claimed with no operator action this long: remind
+    cascade_after_s: int = 300  # open, idle this long after the reminder: notify the next contact
+    tick_s: float = 1.0  # period of the background ticker (escalation, presence, command expiry)
+    sla_targets: str = "10:80,40:98.5"  # seconds:percent accepted within, per the telecare standards
+
+    # --- devices ---
+    heartbeat_s: int = 3600  # default config heartbeat
+    heartbeat_tolerance: float = 2.5  # silent for heartbeat_s x this: suspect
+    offline_grace_s: int = 300  # suspect for this long (no message at all): offline
+    offline_opens_case: bool = True  # an offline device opens a low-priority "offline" case
+    command_ttl_s: int = 600  # a command not acked within this is marked expired
+    callcenter_number: str | None = None  # default call-centre number in device configs
+
+    # --- location ---
+    cells_csv: Path | None = None  # OpenCelliD-format CSV; default: the sample in cloud/data
+    geocoder: Literal["none", "nominatim"] = "none"
+    geocoder_url: str | None = None  # e.g. a self-hosted Nominatim "nominatim.example.org"
+    geocoder_user_agent: str = "openpers"
+
+    # --- notifications to contacts ---
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "openpers@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_gateway_url: str | None = None  # POST {"to","text"} as JSON
+    sms_gateway_token: str | None = None  # sent as "Authorization: Bearer ..."
+    webhook_url: str | None = None  # default webhook when the tenant sets none
+    notify_timeout_s: float = 5.0
+
+    def sla_target_list(self) -> list[tuple[float, float]]:
+        out = []
+        for part in self.sla_targets.split(","):
+            secs, pct = part.split(":")
+            out.append((float(secs), float(pct)))
+        return out
+
     @property
     def db_url(self) -> str:
         if self.database_url:

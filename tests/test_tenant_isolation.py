@@ -44,9 +44,19 @@ def world(tmp_path_factory):
     svc.accounts.create_operator(seed.other_tenant_id, "super-b", "super-b-pw", role="supervisor")
     out = svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert",
                               b'{"v":1,"mid":"1.1","kind":"sos","loc":{"lat":45.76,"lon":4.83,"src":"gnss"}}')
+    # Issue 5's admin routes: a tenant-A centre, geofence and operator.
+    from sqlalchemy import select as _select
+    from cloud.store.models import CallCentre, Operator
+    with svc.sm() as s:
+        centre_id = s.scalar(_select(CallCentre.id).where(CallCentre.name == "Lyon Alarm Centre"))
+        admin_a = s.scalar(_select(Operator).where(Operator.username == "admin-a"))
+        operator_id = s.scalar(_select(Operator.id).where(Operator.username == DEMO_OPERATOR[0]))
+    geofence_id = svc.admin.create_geofence(admin_a, seed.wearer_id, {
+        "name": "Home", "shape": "circle", "lat": 45.76, "lon": 4.83, "radius_m": 100})["id"]
     app = create_app(svc.settings, services=svc)
     params = {"case_id": out.case_id, "device_id": seed.device_id, "wearer_id": seed.wearer_id,
-              "tenant_id": seed.tenant_id}
+              "tenant_id": seed.tenant_id, "centre_id": centre_id, "geofence_id": geofence_id,
+              "operator_id": operator_id}
     with TestClient(app) as client:
         yield app, client, params, seed
 

@@ -12,10 +12,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api import routes, ws
+from cloud.api import admin, routes, ws
 from cloud.api.live import LiveHub
 from cloud.domain.accounts import AccountService, LoginLimiter
+from cloud.domain.admin import AdminService
 from cloud.domain.cases import CaseService
+from cloud.domain.cells import CellDB
+from cloud.domain.geo import make_geocoder, set_geocoder
+from cloud.domain.notify import Notifier, channels_from_settings
+from cloud.domain.ticker import BackgroundTicker, Ticker
 from cloud.domain.clock import SystemClock
 from cloud.domain.ingest import Ingestor
 from cloud.mqtt.bridge import MqttBridge
@@ -35,6 +40,21 @@ class Services:
     ingestor: Ingestor
     cases: CaseService
     accounts: AccountService
+    # Issue 5 (defaults keep older constructions working).
+    admin: AdminService | None = None
+    notifier: Notifier | None = None
+    ticker: Ticker | None = None
+    background: BackgroundTicker | None = None  # started by the app's lifespan when set
+    broker_auth: object | None = None  # late-bound BrokerAuth port; the runtime sets .target
+
+
+class _LateBrokerAuth:
+    """The runtime knows the broker; the domain only calls sync()."""
+    target = None
+
+    def sync(self):
+        if self.target is not None:
+            self.target()
 
 
 def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) -> Services:
@@ -51,19 +71,37 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
             if self.target is not None:
                 self.target.send_command(device_id, command)
 
+        def publish_config(self, device_id, config):
+            publish = getattr(self.target, "publish_config", None)  # a test's sender may only send commands
+            if publish is not None:
+                publish(device_id, config)
+
     sender = _LateSender()
-    ingestor = Ingestor(sm, clock, sender, live, late_after_s=settings.late_alert_s)
+    set_geocoder(make_geocoder(settings))
+    cells = CellDB.load(settings.cells_csv)
+    ingestor = Ingestor(sm, clock, sender, live, late_after_s=settings.late_alert_s, cells=cells,
+                        present_window_s=settings.operator_present_s)
     bridge = None
     if with_mqtt:
         bridge = MqttBridge(ingestor, host=settings.mqtt_host, port=settings.mqtt_port,
                             username=settings.mqtt_username, password=settings.mqtt_password,
                             client_id=settings.mqtt_client_id, shared_group=settings.mqtt_shared_group)
         sender.target = bridge
+    notifier = Notifier(sm, clock, channels_from_settings(settings), live)
+    ticker = Ticker(sm, clock, live, settings, notifier)
+    broker_auth = _LateBrokerAuth()
     return Services(settings=settings, sm=sm, clock=clock, live=live, bridge=bridge, ingestor=ingestor,
                     cases=CaseService(sm, clock, sender, live),
                     accounts=AccountService(sm, clock, LoginLimiter(settings.login_max_failures,
                                                                     settings.login_window_s),
-                                            settings.session_hours))
+                                            settings.session_hours),
+                    admin=AdminService(sm, clock, broker=broker_auth, publisher=sender,
+                                       default_heartbeat_s=settings.heartbeat_s,
+                                       default_number=settings.callcenter_number),
+                    notifier=notifier, ticker=ticker,
+                    # Timers run by themselves only in a real service; tests tick a FakeClock.
+                    background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
+                    broker_auth=broker_auth)
 
 
 def create_app(settings: Settings, *, services: Services | None = None, with_mqtt: bool = True) -> FastAPI:
@@ -74,7 +112,11 @@ def create_app(settings: Settings, *, services: Services | None = None, with_mqt
         svc.live.bind(asyncio.get_running_loop())
         if svc.bridge:
             svc.bridge.start()
+        if svc.background:
+            svc.background.start()
         yield
+        if svc.background:
+            svc.background.stop()
         if svc.bridge:
             svc.bridge.stop()
 
@@ -92,6 +134,7 @@ def create_app(settings: Settings, *, services: Services | None = None, with_mqt
 
     app.include_router(routes.router)
     app.include_router(ws.router)
+    app.include_router(admin.router)
     from callcenter.pages import mount_console
     mount_console(app)
     return app

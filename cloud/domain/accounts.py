@@ -6,6 +6,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,6 +102,12 @@ class AccountService:
             op = s.get(Operator, sess.operator_id)
             return (op, sess.csrf_token) if op else None
 
+    def touch(self, operator_id: int) -> bool:
+        """Operator presence for routing: call on every authenticated request or
+        WebSocket message (writes at most every 15 s per operator)."""
+        from cloud.domain.routing import record_operator_seen
+        return record_operator_seen(self.sm, self.clock, operator_id)
+
     def logout(self, token: str, op: Operator) -> None:
         with transaction(self.sm) as tx:
             tx.session.execute(delete(OperatorSession).where(OperatorSession.token_hash == token_digest(token)))
@@ -127,8 +134,19 @@ class ProvisionedDevice:
     secret: str  # shown once, never stored in clear
 
 
+class BrokerAuth(Protocol):
+    """Implemented by the runtime: rewrite the broker's password file and ACL from
+    the database and make the broker re-read them. Mosquitto (2.0.11 measured, see
+    tests/cloud/test_broker_rotation.py) re-checks every connected client on that
+    reload and disconnects those whose password no longer matches: a rotated
+    secret ends the old session at once."""
+
+    def sync(self) -> None: ...
+
+
 def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device_id: str | None = None,
-                     wearer_id: int | None = None, actor: str = "system") -> ProvisionedDevice:
+                     wearer_id: int | None = None, actor: str = "system",
+                     broker: BrokerAuth | None = None) -> ProvisionedDevice:
     device_id = device_id or ("w" + new_token()[:15].replace("-", "x").replace("_", "y"))
     if not protocol.DEVICE_ID_RE.match(device_id) or device_id.startswith("pers-"):
         raise ValueError(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
@@ -136,11 +154,39 @@ def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device
     with transaction(sm) as tx:
         if tx.session.get(Device, device_id) is not None:
             raise ValueError(f"device {device_id} already exists")
+        if wearer_id is not None:
+            from cloud.store.models import Wearer
+            w = tx.session.get(Wearer, wearer_id)
+            if w is None or w.tenant_id != tenant_id:
+                raise ValueError(f"no wearer {wearer_id} in this tenant")
         tx.session.add(Device(id=device_id, tenant_id=tenant_id, wearer_id=wearer_id,
-                              broker_hash=mosquitto_hash(secret),
+                              broker_hash=mosquitto_hash(secret), presence="unknown",
                               created_at=clock.now()))
         tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.provisioned", tenant_id=tenant_id,
                                   target=f"device:{device_id}"))
+        if broker is not None:
+            tx.after_commit(broker.sync)
+    return ProvisionedDevice(device_id, secret)
+
+
+def rotate_device_secret(sm: sessionmaker[Session], clock, device_id: str, *, actor: str,
+                         tenant_id: int | None = None, broker: BrokerAuth | None = None) -> ProvisionedDevice:
+    """A new secret; the old one stops working when the broker reloads (and its
+    live session is dropped then). The watch must be given the new secret (at
+    the service desk or by the installer): until then it cannot connect, which
+    is the point when a secret leaked. Raises LookupError for an unknown device
+    or another tenant's."""
+    secret = new_device_secret()
+    with transaction(sm) as tx:
+        d = tx.session.get(Device, device_id)
+        if d is None or (tenant_id is not None and d.tenant_id != tenant_id):
+            raise LookupError("no such device")
+        d.broker_hash, d.secret_rotated_at = mosquitto_hash(secret), clock.now()
+        tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.secret_rotated",
+                                  tenant_id=d.tenant_id, target=f"device:{device_id}"))
+        if broker is not None:
+            tx.after_commit(broker.sync)
+    log.info("device secret rotated", extra={"device_id": device_id, "actor": actor})
     return ProvisionedDevice(device_id, secret)
 
 

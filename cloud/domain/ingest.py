@@ -8,22 +8,25 @@ because the watch may have missed the first ack.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
+from cloud.domain import geofence, presence, vsim_pool
+from cloud.domain.casefile import route_case
+from cloud.domain.cells import CellDB
+from cloud.domain.geo import country_of_mcc, distance_m, mcc_of_operator
+from cloud.domain.ingest_ids import new_cid  # noqa: F401 (re-exported: cases.py imports it from here)
+from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY  # noqa: F401 (re-exported)
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, LocationPoint
 
 log = logging.getLogger("pers.ingest")
-
-PRIORITY = {"sos": 0, "fall": 0, "geofence": 1, "low_battery": 2, "offline": 3}
-OPEN_STATUSES = ("new", "routed", "claimed", "in_call")
 ACK_TEXT = {"sos": "Help is coming", "fall": "Help is coming", "low_battery": "Battery low noted",
             "cancel": "An operator will still check on you"}
 
@@ -38,15 +41,13 @@ class Outcome:
     case_id: int | None = None
 
 
-def new_cid() -> str:
-    return "c-" + secrets.token_hex(6)
-
-
 class Ingestor:
     def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
-                 late_after_s: int = 300):
+                 late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120):
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
         self.late_after_s = late_after_s
+        self.cells = cells
+        self.present_window_s = present_window_s
 
     # --- entry point for the MQTT adapter ----------------------------------------
     def handle(self, topic: str, payload: bytes) -> Outcome:
@@ -79,6 +80,11 @@ class Ingestor:
                 device = tx.session.get(Device, device_id)
                 if device is None:
                     raise protocol.Rejected("unknown_device", device_id)
+                if kind != "presence":
+                    presence.seen(tx, device, self.clock.now(), self.events)
+                    # Take the write lock now (SQLite): the handler then reads the clock under it,
+                    # so case events are stamped in the order of their ids, as the audit demands.
+                    tx.session.flush()
                 outcome = handler(tx, device, msg)
         except IntegrityError:
             # A concurrent worker stored the same (device, mid) first.
@@ -124,7 +130,12 @@ class Ingestor:
             s.flush()
             self._event(s, case, f"device:{device.id}", "opened", {"mid": alert.mid, "kind": alert.kind,
                                                                    "trigger": alert.trigger, "late": late})
-            self._route(s, case)
+            if case.loc_src == "cell":
+                self._event(s, case, "system", "located_by_cell", {"lat": case.lat, "lon": case.lon,
+                                                                   "acc": case.acc, "cell": alert.cell.model_dump()})
+            # A fresh reading of the clock: the timeline must never go back in time.
+            route_case(s, case, self.clock.now(), present_window_s=self.present_window_s,
+                       country=country_of_mcc(alert.cell.mcc) if alert.cell else None)
             metrics.CASES_OPENED.labels(alert.kind).inc()
 
         s.add(Alert(case_id=case.id if case else None, device_id=device.id, mid=alert.mid, kind=alert.kind,
@@ -133,15 +144,25 @@ class Ingestor:
         s.flush()  # the unique (device, mid) constraint speaks here, before any effect is queued
         metrics.ALERTS.labels(alert.kind).inc()
         self._ack_alert(tx, device.id, alert, case)
+        self._side_effects(tx, device, alert.mid, alert.loc, alert.cell, alert.net)
         if case is not None:
             view = case_view(s, case, today=now.date())
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
         return Outcome(True, case_id=case.id if case else None)
 
     def _apply_alert_details(self, case: AlertCase, alert: protocol.Alert) -> None:
-        if alert.loc is not None:
-            case.lat, case.lon, case.acc = alert.loc.lat, alert.loc.lon, alert.loc.acc
-            case.loc_src, case.loc_ts = alert.loc.src, alert.loc.ts
+        cell_fix = self._cell_fix(alert.cell)
+        loc = alert.loc
+        if loc is not None and loc.src == "last" and cell_fix is not None:
+            # A remembered fix the current cell cannot hear is stale: the wearer has moved.
+            if distance_m((loc.lat, loc.lon), (cell_fix.lat, cell_fix.lon)) > cell_fix.range_m + (loc.acc or 0):
+                loc = None
+        if loc is not None:
+            case.lat, case.lon, case.acc = loc.lat, loc.lon, loc.acc
+            case.loc_src, case.loc_ts = loc.src, loc.ts
+        elif cell_fix is not None and (case.lat is None or case.loc_src in ("cell", "last")):
+            case.lat, case.lon, case.acc = cell_fix.lat, cell_fix.lon, cell_fix.range_m
+            case.loc_src, case.loc_ts = "cell", alert.ts
         if alert.batt and alert.batt.pct is not None:
             case.batt_pct = alert.batt.pct
         if alert.vitals and alert.vitals.hr is not None:
@@ -149,13 +170,22 @@ class Ingestor:
         if alert.net and alert.net.profile:
             case.net_profile = alert.net.profile
 
-    def _route(self, s: Session, case: AlertCase) -> None:
-        """Thin routing: the tenant's first contracted centre. (Geodesic routing: issue 5.)"""
-        from cloud.store.models import Contract
-        contract = s.scalar(select(Contract).where(Contract.tenant_id == case.tenant_id).order_by(Contract.rank))
-        if contract is not None:
-            case.centre_id, case.status = contract.centre_id, "routed"
-            self._event(s, case, "system", "routed", {"centre_id": contract.centre_id})
+    def _cell_fix(self, cell: protocol.Cell | None):
+        if self.cells is None or cell is None:
+            return None
+        return self.cells.lookup(cell.mcc, cell.mnc, cell.lac, cell.cid)
+
+    def _side_effects(self, tx: Tx, device: Device, mid: str, loc, cell, net) -> None:
+        """What any up message with a position or a network can trigger: the device's
+        last cell, a new country's vSIM profiles, geofence crossings."""
+        now = self.clock.now()
+        if cell is not None:
+            device.last_cell = cell.model_dump(exclude_none=True)
+        mcc = cell.mcc if cell is not None else mcc_of_operator(net.op if net else None)
+        vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, self.sender, self.clock)
+        if loc is not None and loc.src != "last":
+            geofence.check(tx, device, loc.lat, loc.lon, loc.acc, now, mid, self.events,
+                           present_window_s=self.present_window_s)
 
     def _ack_alert(self, tx: Tx, device_id: str, alert: protocol.Alert, case: AlertCase | None = None) -> None:
         cmd = protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=alert.mid, stage="received",
@@ -185,14 +215,21 @@ class Ingestor:
         if s.scalar(select(LocationPoint.id).where(LocationPoint.device_id == device.id,
                                                    LocationPoint.mid == rep.mid)) is not None:
             return Outcome(True, duplicate=True)
-        if rep.loc is None:
+        loc = rep.loc
+        if loc is None:
+            fix = self._cell_fix(rep.cell)
+            if fix is not None:
+                loc = protocol.Location(lat=fix.lat, lon=fix.lon, acc=fix.range_m, src="cell", ts=rep.ts)
+        self._side_effects(tx, device, rep.mid, loc, rep.cell, None)
+        if loc is None:
             return Outcome(True)
-        s.add(LocationPoint(device_id=device.id, mid=rep.mid, lat=rep.loc.lat, lon=rep.loc.lon, acc=rep.loc.acc,
-                            src=rep.loc.src, device_ts=rep.ts, received_at=now, reason=rep.reason, ref=rep.ref))
+        s.add(LocationPoint(device_id=device.id, mid=rep.mid, lat=loc.lat, lon=loc.lon, acc=loc.acc,
+                            src=loc.src, device_ts=rep.ts, received_at=now, reason=rep.reason, ref=rep.ref))
         case = self._open_case(s, device.id)
-        if case is not None:
+        # A coarse cell fix never overwrites a GNSS position of the case.
+        if case is not None and not (loc.src == "cell" and case.loc_src == "gnss"):
             case.lat, case.lon, case.acc, case.loc_src, case.loc_ts = (
-                rep.loc.lat, rep.loc.lon, rep.loc.acc, rep.loc.src, rep.loc.ts)
+                loc.lat, loc.lon, loc.acc, loc.src, loc.ts)
             s.flush()
             view = case_view(s, case, today=now.date())
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
@@ -207,6 +244,7 @@ class Ingestor:
         if st.batt and st.batt.pct is not None:
             device.batt_pct = st.batt.pct
         device.last_status = st.model_dump(mode="json", exclude_none=True)
+        self._side_effects(tx, device, st.mid, None, None, st.net)
         return Outcome(True)
 
     def _ack(self, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcome:
@@ -216,20 +254,25 @@ class Ingestor:
             raise protocol.Rejected("unknown_command", ack.cid)
         if cmd.status == "acked":
             return Outcome(True, duplicate=True)
+        late = cmd.status == "expired"  # acked after its time to live: record it, it did happen
         cmd.status = "acked" if ack.ok else "failed"
         cmd.acked_at = self.clock.now()
         if cmd.case_id is not None:
             case = s.get(AlertCase, cmd.case_id)
             self._event(s, case, f"device:{device.id}", "command_acked",
                         {"cid": cmd.cid, "type": cmd.type, "ok": ack.ok, "err": ack.err,
-                         "stage": cmd.payload.get("stage")})
+                         "stage": cmd.payload.get("stage"), **({"late": True} if late else {})})
             s.flush()
             view = case_view(s, case, today=self.clock.now().date())
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
         return Outcome(True, case_id=cmd.case_id)
 
     def _presence(self, tx: Tx, device: Device, p: protocol.Presence) -> Outcome:
-        device.online = p.online
-        device.last_seen = self.clock.now() if p.online else device.last_seen
+        # The retained "online" and the last will are not messages from the watch
+        # itself in the same sense: online is proof of life, the will only a suspicion.
+        if p.online:
+            presence.seen(tx, device, self.clock.now(), self.events)
+        else:
+            presence.last_will(device, self.clock.now())
         return Outcome(True)
 

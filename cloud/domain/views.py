@@ -6,7 +6,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.store.models import AlertCase, CaseEvent, Command, Contact, Device, LocationPoint, Wearer
+from cloud.domain.geo import location_label
+from cloud.store.models import (AlertCase, CallCentre, CaseEvent, Command, Contact, Device, Geofence, LocationPoint,
+                                Operator, Tenant, VsimProfilePool, Wearer)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -19,8 +21,11 @@ def age_years(birth: date | None, today: date) -> int | None:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def contact_view(c: Contact) -> dict:
-    return {"id": c.id, "rank": c.rank, "name": c.name, "relation": c.relation, "phone": c.phone}
+def contact_view(c: Contact, full: bool = False) -> dict:
+    view = {"id": c.id, "rank": c.rank, "name": c.name, "relation": c.relation, "phone": c.phone}
+    if full:
+        view.update(email=c.email, channels=c.channels)
+    return view
 
 
 def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = None) -> dict | None:
@@ -50,7 +55,16 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
                      if case.lat is not None else None),
         "batt_pct": case.batt_pct, "heart_rate": case.heart_rate, "net_profile": case.net_profile,
         "wearer": wearer_view(wearer, today),
+        # Issue 5: where it is routed, how far it escalated, and a human label for the position.
+        "centre_id": case.centre_id, "routed_at": iso(case.routed_at), "in_call_at": iso(case.in_call_at),
+        "escalation_level": case.escalation_level or 0,
+        "location_label": location_label(case.lat, case.lon,
+                                         (wearer.home_lat, wearer.home_lon) if wearer and wearer.home_lat is not None
+                                         else None),
     }
+    if case.centre_id is not None:
+        centre = session.get(CallCentre, case.centre_id)
+        view["centre"] = {"id": centre.id, "name": centre.name, "phone": centre.phone} if centre else None
     if timeline:
         events = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))
         view["timeline"] = [event_view(e) for e in events]
@@ -75,4 +89,38 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
 def device_view(d: Device) -> dict:
     return {"id": d.id, "tenant_id": d.tenant_id, "wearer_id": d.wearer_id, "fw": d.fw,
             "cfg_version": d.cfg_version, "online": d.online, "last_seen": iso(d.last_seen),
-            "batt_pct": d.batt_pct}
+            "batt_pct": d.batt_pct, "presence": d.presence, "heartbeat_s": d.heartbeat_s, "country": d.country,
+            "vsim_profile": d.vsim_profile, "last_cell": d.last_cell, "created_at": iso(d.created_at),
+            "secret_rotated_at": iso(d.secret_rotated_at)}
+
+
+def tenant_view(t: Tenant) -> dict:
+    return {"id": t.id, "name": t.name, "webhook_url": t.webhook_url}
+
+
+def centre_view(c: CallCentre, rank: int | None = None) -> dict:
+    return {"id": c.id, "name": c.name, "phone": c.phone, "countries": c.countries or [], "areas": c.areas or [],
+            "languages": c.languages or [], "hours": c.hours or [], "timezone": c.timezone, "rank": rank,
+            "owned": None}
+
+
+def operator_view(o: Operator) -> dict:
+    return {"id": o.id, "tenant_id": o.tenant_id, "centre_id": o.centre_id, "username": o.username,
+            "display_name": o.display_name, "role": o.role, "active": o.active, "last_seen_at": iso(o.last_seen_at)}
+
+
+def wearer_admin_view(w: Wearer, today: date, contacts: list[Contact]) -> dict:
+    return {**wearer_view(w, today), "tenant_id": w.tenant_id,
+            "birth_date": w.birth_date.isoformat() if w.birth_date else None, "photo_url": w.photo_url,
+            "timezone": w.timezone, "contacts": [contact_view(c, full=True) for c in contacts]}
+
+
+def geofence_view(g: Geofence) -> dict:
+    return {"id": g.id, "wearer_id": g.wearer_id, "name": g.name, "shape": g.shape, "lat": g.lat, "lon": g.lon,
+            "radius_m": g.radius_m, "points": g.points, "schedule": g.schedule, "alert_on_exit": g.alert_on_exit,
+            "alert_on_enter": g.alert_on_enter, "active": g.active}
+
+
+def vsim_view(p: VsimProfilePool) -> dict:
+    return {"id": p.id, "country": p.country, "name": p.name, "mccmnc": p.mccmnc, "apn": p.apn,
+            "priority": p.priority, "cost": p.cost, "active": p.active}

@@ -17,13 +17,26 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Where this partner wants case notifications POSTed (its own systems).
+    webhook_url: Mapped[str | None] = mapped_column(String(400))
 
 
 class CallCentre(Base):
+    """An alarm receiving centre. Coverage: ``countries`` (ISO 3166 alpha-2) and
+    ``areas`` (``{"type":"circle","lat","lon","radius_m"}`` or
+    ``{"type":"polygon","points":[[lat,lon],...]}``); none of either covers
+    everywhere (a national backup). ``hours``: a list of
+    ``{"days":[0..6],"from":"HH:MM","to":"HH:MM"}`` in ``timezone``; empty is 24/7."""
     __tablename__ = "call_centres"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     phone: Mapped[str | None] = mapped_column(String(32))
+    owner_tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    countries: Mapped[list | None] = mapped_column(JSON)
+    areas: Mapped[list | None] = mapped_column(JSON)
+    languages: Mapped[list | None] = mapped_column(JSON)
+    hours: Mapped[list | None] = mapped_column(JSON)
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Contract(Base):
@@ -43,6 +56,9 @@ class Operator(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="operator")  # operator | supervisor | admin
+    # Presence: the last authenticated API/WebSocket activity (record_operator_seen).
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class OperatorSession(Base):
@@ -65,6 +81,8 @@ class Wearer(Base):
     home_lat: Mapped[float | None] = mapped_column(Float)
     home_lon: Mapped[float | None] = mapped_column(Float)
     medical_notes: Mapped[str | None] = mapped_column(Text)
+    photo_url: Mapped[str | None] = mapped_column(String(400))
+    timezone: Mapped[str | None] = mapped_column(String(64))  # for geofence schedules (school hours)
 
 
 class Contact(Base):
@@ -78,6 +96,8 @@ class Contact(Base):
     relation: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(200))
+    # Channels this contact accepts ("email", "sms", "webhook"); null means every one that applies.
+    channels: Mapped[list | None] = mapped_column(JSON)
 
 
 class Device(Base):
@@ -96,6 +116,14 @@ class Device(Base):
     batt_pct: Mapped[int | None] = mapped_column(Integer)
     last_status: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Presence with hysteresis: online -> suspect (silent or last will) -> offline (after the grace).
+    presence: Mapped[str] = mapped_column(String(8), default="unknown")  # unknown|online|suspect|offline
+    suspect_since: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_s: Mapped[int | None] = mapped_column(Integer)  # from its latest config
+    country: Mapped[str | None] = mapped_column(String(2))  # from the MCC it last reported
+    vsim_profile: Mapped[str | None] = mapped_column(String(64))
+    last_cell: Mapped[dict | None] = mapped_column(JSON)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AlertCase(Base):
@@ -128,6 +156,15 @@ class AlertCase(Base):
     batt_pct: Mapped[int | None] = mapped_column(Integer)
     heart_rate: Mapped[int | None] = mapped_column(Integer)
     net_profile: Mapped[str | None] = mapped_column(String(64))
+    # Lifecycle and escalation bookkeeping (issue 5).
+    routed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    in_call_at: Mapped[datetime | None] = mapped_column(DateTime)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    tried_centres: Mapped[list | None] = mapped_column(JSON)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cascade_next: Mapped[int] = mapped_column(Integer, default=0)  # index of the next contact to notify
+    cascade_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_cases_open", "tenant_id", "status"),
                       Index("ix_cases_device_status", "device_id", "status"))
@@ -187,9 +224,10 @@ class Command(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"))
     type: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))  # queued | sent | acked | failed
+    status: Mapped[str] = mapped_column(String(16))  # queued | sent | acked | failed | expired
     created_at: Mapped[datetime] = mapped_column(DateTime)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AuditEntry(Base):
@@ -202,3 +240,80 @@ class AuditEntry(Base):
     tenant_id: Mapped[int | None] = mapped_column(Integer)
     target: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class DeviceConfig(Base):
+    """Every config version sent to a device (published retained on ``config``)."""
+    __tablename__ = "device_configs"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+class Geofence(Base):
+    """A wearer's zone: a circle (lat, lon, radius_m) or a polygon (points [[lat, lon], ...]).
+    ``alert_on_exit`` with a ``schedule`` (same shape as centre hours) opens a case when
+    the wearer leaves during those hours: a child leaving school during school hours."""
+    __tablename__ = "geofences"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    wearer_id: Mapped[int] = mapped_column(ForeignKey("wearers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    shape: Mapped[str] = mapped_column(String(8))  # circle | polygon
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    points: Mapped[list | None] = mapped_column(JSON)
+    schedule: Mapped[list | None] = mapped_column(JSON)
+    alert_on_exit: Mapped[bool] = mapped_column(Boolean, default=False)
+    alert_on_enter: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class GeofenceState(Base):
+    """Whether a device was last seen inside a geofence: enter/exit are its changes."""
+    __tablename__ = "geofence_states"
+    geofence_id: Mapped[int] = mapped_column(ForeignKey("geofences.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    inside: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class GeofenceEvent(Base):
+    __tablename__ = "geofence_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    geofence_id: Mapped[int] = mapped_column(ForeignKey("geofences.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # enter | exit
+    at: Mapped[datetime] = mapped_column(DateTime)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"))
+
+
+class VsimProfilePool(Base):
+    """A local virtual-SIM profile the cloud can hand to watches in that country."""
+    __tablename__ = "vsim_profiles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), index=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    mccmnc: Mapped[list] = mapped_column(JSON)
+    apn: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # lower is better
+    cost: Mapped[float] = mapped_column(Float, default=0)  # per MB, tie-break
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Notification(Base):
+    """One delivery attempt to a contact on one channel."""
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(400))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)

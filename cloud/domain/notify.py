@@ -1,0 +1,177 @@
+"""Notifications to a wearer's contacts through pluggable channels.
+
+Channels: ``webhook`` (HTTP POST of JSON to the tenant's URL), ``email``
+(SMTP), ``sms`` (an HTTP SMS gateway: POST {"to","text"}). Each channel that
+applies to a contact is tried independently: an SMTP outage must not stop the
+SMS. Every attempt is stored (Notification) and written to the case timeline.
+Only the standard library speaks the protocols, so nothing new is needed at
+run time."""
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud import metrics
+from cloud.domain.uow import transaction
+from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Contact, Notification, Tenant, Wearer
+
+log = logging.getLogger("pers.notify")
+
+
+class NotifyError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Channel(Protocol):
+    name: str
+
+    def target(self, contact: Contact, tenant: Tenant) -> str | None:
+        """Where this channel would deliver for that contact, or None if it does not apply."""
+
+    def send(self, target: str, *, subject: str, message: str, data: dict) -> str:
+        """Deliver or raise; returns a short delivery detail (e.g. the HTTP status)."""
+
+
+def _post_json(url: str, body: dict, timeout: float, headers: dict | None = None) -> str:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:  # a 4xx/5xx is a failed delivery, with its status as the reason
+        raise RuntimeError(f"HTTP {exc.code}") from None
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(self, default_url: str | None = None, timeout: float = 5.0):
+        self.default_url, self.timeout = default_url, timeout
+
+    def target(self, contact, tenant):
+        return tenant.webhook_url or self.default_url
+
+    def send(self, target, *, subject, message, data):
+        return _post_json(target, {"event": "contact_notification", "subject": subject, "message": message,
+                                   **data}, self.timeout)
+
+
+class SmsGatewayChannel:
+    name = "sms"
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 5.0):
+        self.url, self.token, self.timeout = url, token, timeout
+
+    def target(self, contact, tenant):
+        return contact.phone or None
+
+    def send(self, target, *, subject, message, data):
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # SMS is 160 characters a part; gateways split, but keep it short anyway.
+        return _post_json(self.url, {"to": target, "text": message[:459]}, self.timeout, headers)
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, host: str, port: int = 25, sender: str = "openpers@localhost", *, user: str | None = None,
+                 password: str | None = None, starttls: bool = False, timeout: float = 5.0):
+        self.host, self.port, self.sender = host, port, sender
+        self.user, self.password, self.starttls, self.timeout = user, password, starttls, timeout
+
+    def target(self, contact, tenant):
+        return contact.email or None
+
+    def send(self, target, *, subject, message, data):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = self.sender, target, subject
+        msg.set_content(message)
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.user:
+                smtp.login(self.user, self.password or "")
+            refused = smtp.send_message(msg)
+        if refused:
+            raise RuntimeError(f"refused: {refused}")
+        return "accepted by SMTP server"
+
+
+def channels_from_settings(settings) -> list:
+    # The webhook is always offered: it applies whenever the tenant (or the settings) names a URL.
+    out: list = [WebhookChannel(settings.webhook_url, settings.notify_timeout_s)]
+    if settings.smtp_host:
+        out.append(EmailChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from,
+                                user=settings.smtp_user, password=settings.smtp_password,
+                                starttls=settings.smtp_starttls, timeout=settings.notify_timeout_s))
+    if settings.sms_gateway_url:
+        out.append(SmsGatewayChannel(settings.sms_gateway_url, settings.sms_gateway_token, settings.notify_timeout_s))
+    return out
+
+
+class Notifier:
+    def __init__(self, sm: sessionmaker[Session], clock, channels: list, events=None):
+        self.sm, self.clock, self.channels, self.events = sm, clock, list(channels), events
+
+    def notify_contact(self, session: Session | None, case_id: int, contact_id: int, message: str, *,
+                       actor: str = "system", tenant_id: int | None = None) -> dict:
+        """Send ``message`` to one contact of the case's wearer on every channel that
+        applies. Returns ``{channel: {"ok", "target", "detail"}}``. With a session the
+        records join the caller's transaction; without, they are committed here.
+        ``tenant_id``, when given, must be the case's (else 404, as for any other
+        tenant's object)."""
+        if session is not None:
+            return self._notify(session, case_id, contact_id, message, actor, tenant_id)
+        with transaction(self.sm) as tx:
+            return self._notify(tx.session, case_id, contact_id, message, actor, tenant_id)
+
+    def _notify(self, s: Session, case_id, contact_id, message, actor, tenant_id) -> dict:
+        case = s.get(AlertCase, case_id)
+        if case is None or (tenant_id is not None and case.tenant_id != tenant_id):
+            raise NotifyError(404, "no such case")
+        contact = s.get(Contact, contact_id)
+        if contact is None or contact.wearer_id != case.wearer_id:
+            raise NotifyError(404, "no such contact for this case's wearer")
+        if not message or len(message) > 2000:
+            raise NotifyError(422, "message must be 1-2000 characters")
+        tenant = s.get(Tenant, case.tenant_id)
+        wearer = s.get(Wearer, case.wearer_id) if case.wearer_id else None
+        subject = f"OpenPERS alarm: {wearer.name if wearer else case.device_id} ({case.kind}) - case {case.id}"
+        data = {"case_id": case.id, "kind": case.kind, "wearer": wearer.name if wearer else None,
+                "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone},
+                "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None}
+        results: dict = {}
+        now = self.clock.now()
+        for ch in self.channels:
+            if contact.channels is not None and ch.name not in contact.channels:
+                continue
+            target = ch.target(contact, tenant)
+            if not target:
+                continue
+            try:
+                detail, ok = ch.send(target, subject=subject, message=message, data=data), True
+            except Exception as exc:  # any channel failure is a result to record, not a crash
+                detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
+                log.warning("notification failed", extra={"channel": ch.name, "case_id": case.id,
+                                                          "contact_id": contact.id, "error": detail})
+            metrics.NOTIFICATIONS.labels(ch.name, "ok" if ok else "failed").inc()
+            results[ch.name] = {"ok": ok, "target": target, "detail": detail}
+            s.add(Notification(case_id=case.id, contact_id=contact.id, channel=ch.name, target=target[:400],
+                               ok=ok, detail=detail, at=now))
+        summary = {"contact_id": contact.id, "contact": contact.name,
+                   "results": {k: v["ok"] for k, v in results.items()}}
+        if not results:
+            summary["error"] = "no channel applies to this contact"
+        s.add(CaseEvent(case_id=case.id, at=now, actor=actor, action="contact_notified", detail=summary))
+        s.add(AuditEntry(at=now, actor=actor, action="case.contact_notified", tenant_id=case.tenant_id,
+                         target=f"case:{case.id}", detail=summary))
+        return results
