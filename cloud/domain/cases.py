@@ -58,7 +58,7 @@ class CaseService:
             s.refresh(case)
             metrics.TIME_TO_CLAIM.observe((now - case.opened_at).total_seconds())
             self._record(tx, op, case, "claimed", {"time_to_claim_s": (now - case.opened_at).total_seconds()})
-            self._command(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
+            self._ack_watch(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
                                                          stage="operator", text="An operator is with you"))
             return self._publish(tx, case)
 
@@ -74,7 +74,7 @@ class CaseService:
                 raise CaseError(403, "case is claimed by another operator")
             case.status, case.resolved_at, case.outcome = "resolved", now, outcome
             self._record(tx, op, case, "resolved", {"outcome": outcome, "note": note})
-            self._command(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
+            self._ack_watch(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
                                                          stage="closed", text="Alarm closed"))
             return self._publish(tx, case)
 
@@ -185,6 +185,13 @@ class CaseService:
                                  detail=detail))
         tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action=f"case.{action}",
                                   tenant_id=op.tenant_id, target=f"case:{case.id}", detail=detail))
+
+    def _ack_watch(self, tx: Tx, case: AlertCase, cmd) -> None:
+        """Only a wearer's own alarm is acknowledged on the watch: an offline or
+        geofence case was not raised by the wearer, who must not read
+        "An operator is with you" out of the blue."""
+        if case.kind in ("sos", "fall", "low_battery") and not case.first_mid.startswith("sys:"):
+            self._command(tx, case, cmd)
 
     def _command(self, tx: Tx, case: AlertCase, cmd) -> None:
         body = cmd.model_dump(mode="json", exclude_none=True)
