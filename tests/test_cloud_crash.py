@@ -3,15 +3,10 @@
 Real processes: `pers broker` (the embedded Mosquitto, supervised) and
 `pers serve` with PERS_BROKER=external, exactly as a deployment runs them."""
 import json
-import os
 import queue
-import signal
-import subprocess
-import sys
 import threading
 import time
 
-import httpx
 import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, func, select
 
@@ -21,38 +16,18 @@ from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.models import Alert, AlertCase
-from tests.conftest import free_port
-
-
-def spawn(args, env):
-    return subprocess.Popen([sys.executable, "-m", "cloud.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def wait_healthy(url, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the cloud did not become healthy")
+from bench.chaos.run import System
 
 
 def test_kill_9_the_cloud_mid_stream(tmp_path):
-    data, http_port, mqtt_port = tmp_path / "data", free_port(), free_port()
-    settings = Settings(data_dir=data, http_port=http_port, mqtt_port=mqtt_port)
+    system = System(tmp_path / "data")  # the chaos run's harness: real `pers broker` + `pers serve`
+    system.data.mkdir()
+    settings = Settings(data_dir=system.data, http_port=system.http_port, mqtt_port=system.mqtt_port)
     prepare(settings)
-    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), data)
-    env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(http_port),
-           "PERS_MQTT_PORT": str(mqtt_port), "PERS_BROKER": "external"}
-    broker = spawn(["broker"], env)
-    cloud = spawn(["serve"], env)
-    url = f"http://127.0.0.1:{http_port}"
+    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), system.data)
+    mqtt_port = system.mqtt_port
     try:
-        wait_healthy(url)
+        system.start()
         acks: dict[str, float] = {}
         inbox: queue.Queue = queue.Queue()
         dev = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=seed.device_id, clean_session=False)
@@ -90,11 +65,9 @@ def test_kill_9_the_cloud_mid_stream(tmp_path):
         sender = threading.Thread(target=watch_side)
         sender.start()
         time.sleep(0.8)  # mid-stream
-        os.kill(cloud.pid, signal.SIGKILL)
-        cloud.wait()
+        system.kill_cloud()
         time.sleep(1.5)
-        cloud = spawn(["serve"], env)
-        wait_healthy(url)
+        system.start_cloud()
         sender.join(timeout=90)
         dev.disconnect()
         dev.loop_stop()
@@ -106,10 +79,4 @@ def test_kill_9_the_cloud_mid_stream(tmp_path):
             assert sorted(stored) == sorted(mids)          # nothing lost, nothing twice
             assert db.scalar(select(func.count()).select_from(AlertCase)) == 1
     finally:
-        for p in (cloud, broker):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        system.stop()

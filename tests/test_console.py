@@ -13,7 +13,7 @@ import pytest
 
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SECOND_OPERATOR
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # a dev dependency: never skip the browser tests
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,21 +10,7 @@ from hwsim.cli import main as hwsim_main
 from hwsim.runner import Watch
 from hwsim.scenario import Scenario, WorldSpec
 
-from .cloudsim import FakeCloud
-
-DEV, SECRET = "watch-7", "s3cret-7"
-
-
-@pytest.fixture
-def broker(mosquitto):
-    return mosquitto({DEV: SECRET})
-
-
-@pytest.fixture
-def cloud(broker):
-    c = FakeCloud(broker.port)
-    yield c
-    c.close()
+from .conftest import DEV, SECRET  # the broker and cloud fixtures come from conftest.py
 
 
 SPEED = 10  # realistic modem timings (11 s boot) at ten times real speed
