@@ -48,21 +48,40 @@ def mosquitto(tmp_path):
 
 
 @pytest.fixture
-def stack(tmp_path):
-    """The real service as `pers demo` runs it: migrated SQLite, demo seed, the
-    embedded Mosquitto and the cloud's HTTP server, on free loopback ports."""
+def stack_factory(tmp_path):
+    """A factory: ``stack_factory(escalate_unclaimed_s=3, before_start=fn)`` starts
+    the real service as `pers demo` runs it (migrated SQLite, demo seed, the
+    embedded Mosquitto, the cloud's HTTP server) on free loopback ports.
+    ``before_start(sessionmaker, seed)`` may add data before the cloud starts."""
     from cloud.domain.clock import SystemClock
     from cloud.runtime import Stack, prepare
     from cloud.seed import seed_demo
     from cloud.settings import Settings
     from cloud.store.db import make_engine, make_sessionmaker
 
-    settings = Settings(data_dir=tmp_path / "data", http_port=free_port(), mqtt_port=free_port(), log_json=False)
-    prepare(settings)
-    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), settings.data_dir)
-    s = Stack(settings)
-    s.start_broker()
-    s.start_cloud()
-    s.seed = seed
-    yield s
-    s.stop()
+    started = []
+
+    def start(before_start=None, **overrides):
+        settings = Settings(data_dir=tmp_path / f"data{len(started) or ''}", http_port=free_port(),
+                            mqtt_port=free_port(), log_json=False, **overrides)
+        prepare(settings)
+        sm = make_sessionmaker(make_engine(settings.db_url))
+        seed = seed_demo(sm, SystemClock(), settings.data_dir)
+        if before_start is not None:
+            before_start(sm, seed)
+        s = Stack(settings)
+        started.append(s)
+        s.start_broker()
+        s.start_cloud()
+        s.seed = seed
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def stack(stack_factory):
+    """The real service with the demo's defaults."""
+    return stack_factory()

@@ -41,21 +41,25 @@ class CaseService:
 
     def get_case(self, op: Operator, case_id: int) -> dict:
         with self.sm() as s:
-            case = self._own_case(s, op, case_id)
+            case = self._own_case(s, op, case_id, lock=False)
             return case_view(s, case, today=self.clock.now().date(), timeline=True)
 
     def claim(self, op: Operator, case_id: int) -> dict:
         """Atomic on the server: of two operators racing, exactly one wins."""
         with transaction(self.sm) as tx:
-            s, now = tx.session, self.clock.now()
-            case = self._own_case(s, op, case_id)
+            s = tx.session
+            case = self._own_case(s, op, case_id, lock=False)
             won = s.execute(update(AlertCase)
                             .where(AlertCase.id == case.id, AlertCase.claimed_by.is_(None),
                                    AlertCase.status.in_(("new", "routed")))
-                            .values(status="claimed", claimed_by=op.id, claimed_at=now)).rowcount
+                            .values(status="claimed", claimed_by=op.id)).rowcount
             if not won:
                 raise CaseError(409, "case already claimed or closed")
+            # The clock is read only once the row is ours: a concurrent writer's events
+            # can then never be stamped later than ours yet stored before them.
+            now = self.clock.now()
             s.refresh(case)
+            case.claimed_at = now
             metrics.TIME_TO_CLAIM.observe((now - case.opened_at).total_seconds())
             self._record(tx, op, case, "claimed", {"time_to_claim_s": (now - case.opened_at).total_seconds()})
             self._ack_watch(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
@@ -66,8 +70,9 @@ class CaseService:
         if outcome not in OUTCOMES:
             raise CaseError(422, f"outcome must be one of {', '.join(OUTCOMES)}")
         with transaction(self.sm) as tx:
-            s, now = tx.session, self.clock.now()
+            s = tx.session
             case = self._own_case(s, op, case_id)
+            now = self.clock.now()
             if case.status == "resolved":
                 raise CaseError(409, "case already resolved")
             if case.claimed_by is not None and case.claimed_by != op.id and op.role == "operator":
@@ -172,11 +177,15 @@ class CaseService:
                                      action="notification_delivery", detail={"contact_id": contact_id,
                                                                              "results": results}))
 
-    def _own_case(self, s: Session, op: Operator, case_id: int) -> AlertCase:
+    def _own_case(self, s: Session, op: Operator, case_id: int, *, lock: bool = True) -> AlertCase:
         case = s.get(AlertCase, case_id)
         # Another tenant's case is reported as absent: its existence is not ours to know.
         if case is None or case.tenant_id != op.tenant_id:
             raise CaseError(404, "no such case")
+        if lock:
+            # A no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite)
+            # before anything reads the clock, so the timeline's stamps follow its ids.
+            s.execute(update(AlertCase).where(AlertCase.id == case.id).values(id=AlertCase.id))
         return case
 
     def _record(self, tx: Tx, op: Operator, case: AlertCase, action: str, detail: dict) -> None:

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.domain.geo import area_contains, within_windows
-from cloud.store.models import AlertCase, CallCentre, Contract, Operator, Wearer
+from cloud.domain.geo import area_contains, country_of_mcc, within_windows
+from cloud.store.models import AlertCase, CallCentre, Contract, Device, Operator, Wearer
 
 log = logging.getLogger("pers.routing")
 
@@ -129,6 +129,10 @@ def decide(s: Session, *, tenant_id: int, lat: float | None, lon: float | None, 
 def decide_for_case(s: Session, case: AlertCase, now: datetime, present_window_s: int = 120,
                     country: str | None = None, exclude: tuple[int, ...] = ()) -> RoutingDecision:
     wearer = s.get(Wearer, case.wearer_id) if case.wearer_id else None
+    if country is None:
+        # Re-routing (the ticker, an escalation) must judge by the same country the
+        # first routing saw: the one the watch's network last reported.
+        country = _country_of_device(s, case.device_id)
     lat, lon, basis = case.lat, case.lon, "alert"
     if lat is None and wearer is not None and wearer.home_lat is not None:
         lat, lon, basis = wearer.home_lat, wearer.home_lon, "home"
@@ -137,6 +141,13 @@ def decide_for_case(s: Session, case: AlertCase, now: datetime, present_window_s
     return decide(s, tenant_id=case.tenant_id, lat=lat, lon=lon, country=country,
                   language=wearer.language if wearer else None, now=now,
                   present_window_s=present_window_s, basis=basis, exclude=exclude)
+
+
+def _country_of_device(s: Session, device_id: str | None) -> str | None:
+    device = s.get(Device, device_id) if device_id else None
+    cell = device.last_cell if device is not None else None
+    mcc = cell.get("mcc") if isinstance(cell, dict) else None
+    return country_of_mcc(mcc) if isinstance(mcc, int) else None
 
 
 def record_operator_seen(sm: sessionmaker[Session], clock, operator_id: int) -> bool:
