@@ -150,6 +150,30 @@ def cmd_device_add(args) -> int:
     return 0
 
 
+def cmd_device_rotate(args) -> int:
+    from cloud.domain.accounts import rotate_device_secret
+    from cloud.domain.clock import SystemClock
+    from cloud.runtime import prepare, sync_broker_auth
+    from cloud.store.db import make_engine, make_sessionmaker
+
+    settings = _settings(args)
+    prepare(settings)
+    sm = make_sessionmaker(make_engine(settings.db_url))
+    try:
+        dev = rotate_device_secret(sm, SystemClock(), args.device_id, actor=f"cli:{getpass.getuser()}")
+    except LookupError:
+        print(f"no device {args.device_id!r}", file=sys.stderr)
+        return 2
+    if settings.broker == "embedded":
+        # The running broker re-reads its files and drops the watch's session on the old secret.
+        sync_broker_auth(settings)
+    else:
+        print("external broker: deploy the regenerated password file from the data directory", file=sys.stderr)
+    print(f"device id: {dev.device_id}\nsecret:    {dev.secret}\n"
+          "(the old secret no longer works; the new one is shown once and stored hashed)")
+    return 0
+
+
 def cmd_sim_run(args, extra: list[str]) -> int:
     from hwsim.cli import main as hwsim_main
     return hwsim_main(["run", *extra])
@@ -215,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", help="device id (usually the IMEI); generated if absent")
     add.add_argument("--wearer", type=int)
     add.set_defaults(func=cmd_device_add)
+    rot = devsub.add_parser("rotate", help="give a device a new secret (printed once); the old one stops working")
+    common(rot)
+    rot.add_argument("device_id")
+    rot.set_defaults(func=cmd_device_rotate)
 
     sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
                         add_help=False)

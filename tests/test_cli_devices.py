@@ -1,0 +1,74 @@
+"""`pers device add` / `pers device rotate` from a second process while the
+service runs, as an installer or the service desk would use them."""
+import queue
+import re
+import subprocess
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+
+
+def pers(stack, *args):
+    proc = subprocess.run([sys.executable, "-m", "cloud.cli", "device", *args,
+                           "--data-dir", str(stack.settings.data_dir),
+                           "--mqtt-port", str(stack.settings.mqtt_port)],
+                          capture_output=True, text=True, timeout=60)
+    return proc
+
+
+def connect(stack, device_id, secret):
+    events = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
+    c.username_pw_set(device_id, secret)
+    c.on_connect = lambda cl, u, f, rc, p: events.put(("connect", rc.is_failure))
+    c.on_disconnect = lambda cl, u, f, rc, p: events.put(("disconnect", str(rc)))
+    c.reconnect_delay_set(60, 60)  # no retry during the test
+    c.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+    c.loop_start()
+    return c, events
+
+
+def secret_of(output: str) -> str:
+    return re.search(r"^secret:\s+(\S+)$", output, re.M).group(1)
+
+
+def test_rotate_from_the_cli_ends_the_old_session_and_only_the_new_secret_connects(stack):
+    watch, events = connect(stack, stack.seed.device_id, stack.seed.device_secret)
+    assert events.get(timeout=5) == ("connect", False)
+
+    proc = pers(stack, "rotate", stack.seed.device_id)
+    assert proc.returncode == 0, proc.stderr
+    new_secret = secret_of(proc.stdout)
+    assert new_secret != stack.seed.device_secret
+    assert events.get(timeout=10)[0] == "disconnect"  # the running broker dropped the old session
+    watch.loop_stop()
+
+    old, old_events = connect(stack, stack.seed.device_id, stack.seed.device_secret)
+    assert old_events.get(timeout=5) == ("connect", True)  # refused
+    old.loop_stop()
+    fresh, fresh_events = connect(stack, stack.seed.device_id, new_secret)
+    assert fresh_events.get(timeout=5) == ("connect", False)
+    fresh.disconnect()
+    fresh.loop_stop()
+
+
+def test_add_prints_a_working_secret_and_unknown_devices_are_refused(stack):
+    proc = pers(stack, "add", "--tenant", "Les Tilleuls care home", "--id", "864000000000077")
+    assert proc.returncode == 0, proc.stderr
+    # The broker's reload (SIGHUP) is asynchronous: give it a moment to read the new file.
+    for _ in range(20):
+        c, events = connect(stack, "864000000000077", secret_of(proc.stdout))
+        if events.get(timeout=10) == ("connect", False):
+            break
+        c.loop_stop()
+        time.sleep(0.25)
+    else:
+        raise AssertionError("the new device's secret never worked")
+    c.disconnect()
+    c.loop_stop()
+
+    proc = pers(stack, "rotate", "no-such-watch")
+    assert proc.returncode == 2 and "no device 'no-such-watch'" in proc.stderr
+    proc = pers(stack, "add", "--tenant", "No Such Tenant")
+    assert proc.returncode == 2 and "no tenant" in proc.stderr
