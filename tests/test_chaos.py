@@ -1,5 +1,5 @@
 """The CI form of the chaos run (bench/chaos/run.py --quick): 200 alerts from
-device twins with every fault kind injected at least once, against real
+device twins and two real firmware watches with every fault kind injected at least once, against real
 processes. Nothing lost, nothing duplicated, every alert acked, audit in order."""
 import json
 import subprocess
@@ -22,4 +22,9 @@ def test_chaos_quick(tmp_path):
     assert result["all_acked"], result["unacked"]
     assert result["audit_out_of_order"] == []
     assert result["cases_flagged_late"] >= 1  # the far-off clocks were noticed
+    # The faults really hit: packets dropped and duplicated, real firmware power-cut mid-alarm.
+    assert result["proxy"].get("dropped_up", 0) + result["proxy"].get("dropped_down", 0) >= 1, result["proxy"]
+    assert result["proxy"].get("duplicated_up", 0) + result["proxy"].get("duplicated_down", 0) >= 1
+    assert result["firmware_alerts"] >= 2 and all(w["acked"] and w["outbox_left"] == 0
+                                                  for w in result["firmware_watches"])
     assert proc.returncode == 0

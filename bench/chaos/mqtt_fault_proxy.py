@@ -8,7 +8,9 @@ Used by the chaos run (bench/chaos/run.py) and its CI form (tests/test_chaos.py)
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import time
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +47,9 @@ class FaultProxy:
         self.policy = Policy()
         self.rng = random.Random(seed)
         self.stats: Counter = Counter()
+        # Every (device, mid) of an alert a device put on the wire, dropped or not:
+        # what the chaos run must find stored, firmware watches included.
+        self.alerts_up: dict[tuple[str, str], float] = {}
         self._down_until = 0.0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -111,6 +116,8 @@ class FaultProxy:
             while True:
                 packet = await read_packet(reader)
                 if packet[0] >> 4 == PUBLISH:
+                    if direction == "up":
+                        self._observe_alert(packet)
                     drop = self.policy.drop_up if direction == "up" else self.policy.drop_down
                     dup = self.policy.dup_up if direction == "up" else self.policy.dup_down
                     if drop and self.rng.random() < drop:
@@ -123,3 +130,19 @@ class FaultProxy:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, OSError, asyncio.CancelledError):
             writer.close()
+
+    def _observe_alert(self, packet: bytes) -> None:
+        try:
+            i = 1
+            while packet[i] & 0x80:  # the remaining length's continuation bytes
+                i += 1
+            i += 1
+            tlen = int.from_bytes(packet[i:i + 2], "big")
+            topic = packet[i + 2:i + 2 + tlen].decode()
+            if not topic.endswith("/alert"):
+                return
+            body = i + 2 + tlen + (2 if (packet[0] >> 1) & 3 else 0)  # QoS > 0 carries a packet id
+            mid = json.loads(packet[body:])["mid"]
+            self.alerts_up.setdefault((topic.split("/")[2], str(mid)), time.monotonic())
+        except (IndexError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            self.stats["unparsed_alerts"] += 1

@@ -1,9 +1,11 @@
-"""The chaos run: N SOS and fall alerts from device twins while faults hit the
-system at random moments; then count what was lost or duplicated.
+"""The chaos run: N SOS and fall alerts from device twins and from real firmware
+watches while faults hit the system at random moments; then count what was lost
+or duplicated.
 
 Real processes: `pers broker` (Mosquitto, supervised) and `pers serve`
 (PERS_BROKER=external) on a fresh SQLite database; the twins (hwsim.fleet,
-gmqtt) reach the broker through an MQTT-aware fault proxy (their radio link).
+gmqtt) and the firmware watches (the real firmware under `micropython`, in
+hwsim) reach the broker through an MQTT-aware fault proxy (their radio link).
 
 Faults (each at least once, at random moments):
 - cloud_kill9       kill -9 the cloud process, restart it after a pause
@@ -12,6 +14,8 @@ Faults (each at least once, at random moments):
 - coverage_cut      every device link cut, new connections refused, for a while
 - deliveries        PUBLISH packets dropped and duplicated in both directions
 - clock_far_off     alerts stamped days in the past or a year ahead
+- power_cut         a firmware watch loses power while its alarm is being
+                    written to the flash outbox and sent; a second press follows
 
 Afterwards: every alert is stored exactly once, every twin's alerts are in one
 case (presses counted), every twin got `alert_ack` `received` for every alert,
@@ -41,7 +45,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-FAULTS = ("cloud_kill9", "broker_kill9", "db_unavailable", "coverage_cut", "deliveries", "clock_far_off")
+FAULTS = ("cloud_kill9", "broker_kill9", "db_unavailable", "coverage_cut", "deliveries", "clock_far_off",
+          "power_cut")
+# Faults the driver schedules on the whole system; the other two ride on the alerts themselves.
+SYSTEM_FAULTS = FAULTS[:5]
 
 
 def free_port() -> int:
@@ -67,7 +74,7 @@ class System:
         return subprocess.Popen([sys.executable, "-m", "cloud.cli", cmd], env=self.env, stdout=log, stderr=log,
                                 start_new_session=True, cwd=ROOT)
 
-    def prepare(self, twins: int):
+    def prepare(self, twins: int, watches: int = 0):
         from cloud.domain.clock import SystemClock
         from cloud.runtime import prepare, sync_broker_auth
         from cloud.seed import seed_demo
@@ -79,8 +86,9 @@ class System:
         prepare(settings)
         seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), self.data)
         creds = provision_fleet(settings, twins, prefix="chaos", sync_broker=False)
+        watch_creds = provision_fleet(settings, watches, prefix="chaos-fw", sync_broker=False) if watches else []
         sync_broker_auth(settings)
-        return creds
+        return creds, watch_creds
 
     def start(self):
         self.broker = self._spawn("broker")
@@ -141,7 +149,43 @@ def send_alert(twin, kind: str, ts_offset: int = 0) -> str:
     return msg["mid"]
 
 
-async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s: float, seed: int) -> dict:
+def firmware_watch(device_id: str, secret: str, port: int, press_at: float, seed: int) -> dict:
+    """One real watch through the faulty link: the wearer presses SOS, the power is cut
+    while the alarm is stored and sent, power returns and the wearer presses again.
+    Done when the flash outbox is empty: every alert left it only on the cloud's ack."""
+    from hwsim.runner import Watch
+    from hwsim.scenario import load
+
+    rng = random.Random(seed)
+    link_up = lambda ev: ev.get("type") == "link" and ev.get("state") == "up"  # noqa: E731
+    result = {"device": device_id, "acked": False, "delay_s": None, "outbox_left": None, "power_cuts": 0}
+    with Watch(device_id, secret, broker=("127.0.0.1", port), scenario=load("sos_demo")) as w:
+        w.wait_for(link_up, timeout=120)
+        time.sleep(max(0.0, press_at - time.monotonic()))
+        t0 = time.monotonic()
+        w.press("red", hold_s=1.2, wait=True)
+        time.sleep(rng.uniform(0.02, 0.8))  # mid-write or mid-publish
+        mark = len(w.events)
+        w.power_cut()
+        result["power_cuts"] += 1
+        w.wait_for(lambda ev: ev.get("type") == "firmware" and ev.get("state") == "started", 30, start=mark)
+        time.sleep(rng.uniform(2.0, 6.0))
+        w.press("red", hold_s=1.2, wait=True)
+        outbox = w.flash_dir / "outbox"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            pending = list(outbox.glob("a*.msg")) if outbox.exists() else []
+            if not pending and w.wait_for(lambda ev: ev.get("type") == "display"
+                                          and ev.get("text") == "Help is coming", 0.5, start=mark):
+                result["acked"], result["delay_s"] = True, round(time.monotonic() - t0, 3)
+                break
+            time.sleep(0.5)
+        result["outbox_left"] = len(list(outbox.glob("a*.msg"))) if outbox.exists() else 0
+    return result
+
+
+async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s: float, seed: int,
+                watch_creds=()) -> dict:
     from bench.chaos.mqtt_fault_proxy import FaultProxy
     from hwsim.fleet import Fleet
 
@@ -171,14 +215,25 @@ async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s
         elif kind == "deliveries":
             p = proxy.policy
             p.drop_up, p.dup_up, p.drop_down, p.dup_down = 0.2, 0.2, 0.2, 0.2
-            await asyncio.sleep(rng.uniform(3, 6))
+            hit = lambda: sum(n for k, n in proxy.stats.items()  # noqa: E731
+                              if k.startswith(("dropped_", "duplicated_")))
+            before, until = hit(), loop.time() + rng.uniform(3, 6)
+            # Long enough to hit real traffic, even if an outage overlaps the window.
+            while loop.time() < until or (hit() - before < 10 and loop.time() < until + 30):
+                await asyncio.sleep(0.2)
             p.drop_up = p.dup_up = p.drop_down = p.dup_down = 0.0
 
     # Each fault kind at least once, at random moments within the alert stream.
-    schedule = [(rng.uniform(0.1, 0.9) * spread_s, k) for k in FAULTS if k != "clock_far_off"]
+    schedule = [(rng.uniform(0.1, 0.9) * spread_s, k) for k in SYSTEM_FAULTS]
     extra = max(0, alerts // 400)
-    schedule += [(rng.uniform(0.1, 0.9) * spread_s, rng.choice(FAULTS[:-1])) for _ in range(extra)]
+    schedule += [(rng.uniform(0.1, 0.9) * spread_s, rng.choice(SYSTEM_FAULTS)) for _ in range(extra)]
     schedule.sort()
+
+    # The firmware watches press at random moments too, so the faults find them mid-alarm.
+    started = time.monotonic()
+    watch_runs = [loop.run_in_executor(None, firmware_watch, dev, secret, proxy.port,
+                                       started + rng.uniform(0.1, 0.8) * spread_s, seed + i)
+                  for i, (dev, secret) in enumerate(watch_creds)]
 
     async def run_faults():
         start = loop.time()
@@ -205,12 +260,19 @@ async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s
         faults["clock_far_off"] += 1
     await faults_task
     acked = await fleet.wait_alerts_acked(timeout=180)
+    watches = list(await asyncio.gather(*watch_runs))
+    faults["power_cut"] += sum(w["power_cuts"] for w in watches)
+    # What the firmware put on the wire (it chose the mids) must be stored too.
+    for (dev, mid), at in proxy.alerts_up.items():
+        if dev.startswith("chaos-fw-"):
+            sent.setdefault((dev, mid), at)
     report = fleet.report()
     unacked = {t.device_id: sorted(t.pending) for t in fleet.twins if t.pending}
+    unacked.update({w["device"]: f"outbox holds {w['outbox_left']}" for w in watches if not w["acked"]})
     await fleet.close()
     proxy.stop()
-    return {"sent": sent, "faults": dict(faults), "all_acked": acked, "unacked": unacked, "fleet": report,
-            "proxy": dict(proxy.stats)}
+    return {"sent": sent, "faults": dict(faults), "all_acked": acked and all(w["acked"] for w in watches),
+            "unacked": unacked, "fleet": report, "watches": watches, "proxy": dict(proxy.stats)}
 
 
 def verify(db_path: Path, sent: dict[tuple[str, str], float]) -> dict:
@@ -235,21 +297,28 @@ def verify(db_path: Path, sent: dict[tuple[str, str], float]) -> dict:
             "audit_out_of_order": out_of_order, "cases_flagged_late": late}
 
 
-def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None) -> dict:
+def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None,
+        watches: int = 2) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pers-chaos-"))
     system = System(data)
-    creds = system.prepare(twins)
+    creds, watch_creds = system.prepare(twins, watches)
     system.start()
     t0 = time.monotonic()
     try:
-        driven = asyncio.run(drive(system, creds, alerts=alerts, spread_s=spread_s, outage_s=outage_s, seed=seed))
+        driven = asyncio.run(drive(system, creds, alerts=alerts, spread_s=spread_s, outage_s=outage_s, seed=seed,
+                                   watch_creds=watch_creds))
     finally:
         system.stop()
     checked = verify(data / "pers.db", driven["sent"])
     ack_ms = driven["fleet"]["alert_ack_ms"]
+    watch_delays = [w["delay_s"] for w in driven["watches"] if w["delay_s"] is not None]
+    worst = max([(ack_ms["max"] or 0) / 1000, *watch_delays])
     result = {
-        "alerts": len(driven["sent"]), "twins": twins, "lost": checked["lost"], "duplicated": checked["duplicated"],
-        "faults": driven["faults"], "worst_delay_s": round((ack_ms["max"] or 0) / 1000, 3),
+        "alerts": len(driven["sent"]), "twins": twins, "watches": watches,
+        "firmware_alerts": sum(1 for d, _ in driven["sent"] if d.startswith("chaos-fw-")),
+        "lost": checked["lost"], "duplicated": checked["duplicated"],
+        "faults": driven["faults"], "worst_delay_s": round(worst, 3),
+        "firmware_watches": driven["watches"],
         "alert_ack_ms": ack_ms, "all_acked": driven["all_acked"], "unacked": driven["unacked"],
         "cases": checked["cases"], "devices_alerting": checked["devices_alerting"],
         "presses_counted": checked["presses_counted"], "audit_out_of_order": checked["audit_out_of_order"],
@@ -267,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--alerts", type=int, default=1000)
     p.add_argument("--twins", type=int, default=100)
+    p.add_argument("--watches", type=int, default=4, help="real firmware watches (micropython) in the run")
     p.add_argument("--spread", type=float, default=120.0, help="seconds over which the alerts are sent")
     p.add_argument("--outage", type=float, default=120.0, help="seconds of each coverage cut")
     p.add_argument("--seed", type=int, default=int(time.time()))
@@ -275,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.alerts, a.twins, a.spread, a.outage = max(200, min(a.alerts, 200)), min(a.twins, 40), 30.0, 5.0
-    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out)
+        a.watches = min(a.watches, 2)
+    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches)
     print(json.dumps({k: v for k, v in result.items() if k not in ("unacked", "lost_mids")}, indent=2))
     ok = result["lost"] == 0 and result["duplicated"] == 0 and result["all_acked"] and not result["audit_out_of_order"]
     return 0 if ok else 1
