@@ -174,6 +174,88 @@ def cmd_device_rotate(args) -> int:
     return 0
 
 
+def _platform_db(args):
+    from cloud.runtime import prepare
+    from cloud.store.db import make_engine, make_sessionmaker
+
+    settings = _settings(args)
+    prepare(settings)
+    return make_sessionmaker(make_engine(settings.db_url))
+
+
+def cmd_tenant_add(args) -> int:
+    """Onboard a B2B partner: the tenant and its contract (call centres, in order).
+    The platform's own act, so it is a CLI and not an API any tenant's admin could call."""
+    from cloud.domain.clock import SystemClock
+    from cloud.domain.uow import transaction
+    from cloud.store.models import AuditEntry, CallCentre, Contract, Tenant
+
+    sm = _platform_db(args)
+    with transaction(sm) as tx:
+        s = tx.session
+        if s.scalar(select(Tenant).where(Tenant.name == args.name)) is not None:
+            print(f"tenant {args.name!r} already exists", file=sys.stderr)
+            return 2
+        centres = []
+        for name in args.centre:
+            centre = s.scalar(select(CallCentre).where(CallCentre.name == name))
+            if centre is None:
+                print(f"no call centre {name!r}", file=sys.stderr)
+                return 2
+            centres.append(centre)
+        tenant = Tenant(name=args.name, webhook_url=args.webhook)
+        s.add(tenant)
+        s.flush()
+        s.add_all([Contract(tenant_id=tenant.id, centre_id=c.id, rank=i) for i, c in enumerate(centres)])
+        s.add(AuditEntry(at=SystemClock().now(), actor=f"cli:{getpass.getuser()}", action="tenant.created",
+                         tenant_id=tenant.id, target=f"tenant:{tenant.id}",
+                         detail={"name": args.name, "centres": [c.name for c in centres]}))
+        tenant_id = tenant.id
+    print(f"tenant {tenant_id}: {args.name}" + (f" (centres: {', '.join(args.centre)})" if args.centre else
+                                                "  (no call centre yet: its alarms cannot be routed)"))
+    return 0
+
+
+def cmd_operator_add(args) -> int:
+    """An operator, supervisor or admin account. The password comes from stdin
+    (--password-stdin) or a prompt, never from the command line (it would sit in
+    the shell history and in ps)."""
+    from cloud.domain.accounts import AccountService, LoginLimiter
+    from cloud.domain.clock import SystemClock
+    from cloud.domain.uow import transaction
+    from cloud.store.models import AuditEntry, CallCentre, Operator, Tenant
+
+    sm = _platform_db(args)
+    with sm() as s:
+        tenant = s.scalar(select(Tenant).where(Tenant.name == args.tenant)) or (
+            s.get(Tenant, int(args.tenant)) if args.tenant.isdigit() else None)
+        centre = s.scalar(select(CallCentre).where(CallCentre.name == args.centre)) if args.centre else None
+        taken = s.scalar(select(Operator).where(Operator.username == args.username)) is not None
+    if tenant is None:
+        print(f"no tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    if args.centre and centre is None:
+        print(f"no call centre {args.centre!r}", file=sys.stderr)
+        return 2
+    if taken:
+        print(f"username {args.username!r} is taken", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    if len(password) < 10:
+        print("the password must have at least 10 characters", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    op = AccountService(sm, clock, LoginLimiter(5, 300)).create_operator(
+        tenant.id, args.username, password, display_name=args.name, role=args.role,
+        centre_id=centre.id if centre else None)
+    with transaction(sm) as tx:
+        tx.session.add(AuditEntry(at=clock.now(), actor=f"cli:{getpass.getuser()}", action="operator.created",
+                                  tenant_id=tenant.id, target=f"operator:{op.id}",
+                                  detail={"username": args.username, "role": args.role}))
+    print(f"{args.role} {args.username} created in {tenant.name}")
+    return 0
+
+
 def cmd_sim_run(args, extra: list[str]) -> int:
     from hwsim.cli import main as hwsim_main
     return hwsim_main(["run", *extra])
@@ -243,6 +325,27 @@ def build_parser() -> argparse.ArgumentParser:
     common(rot)
     rot.add_argument("device_id")
     rot.set_defaults(func=cmd_device_rotate)
+
+    sp = sub.add_parser("tenant", help="tenants (B2B partners)")
+    tsub = sp.add_subparsers(dest="tenant_command", required=True)
+    tadd = tsub.add_parser("add", help="onboard a tenant with its contracted call centres, in order")
+    common(tadd)
+    tadd.add_argument("name")
+    tadd.add_argument("--centre", action="append", default=[], help="a call centre's name; repeat, best first")
+    tadd.add_argument("--webhook", help="URL the tenant's case notifications are POSTed to")
+    tadd.set_defaults(func=cmd_tenant_add)
+
+    sp = sub.add_parser("operator", help="operator, supervisor and admin accounts")
+    osub = sp.add_subparsers(dest="operator_command", required=True)
+    oadd = osub.add_parser("add", help="create an account (the password is prompted for)")
+    common(oadd)
+    oadd.add_argument("--tenant", required=True, help="tenant name or id")
+    oadd.add_argument("--username", required=True)
+    oadd.add_argument("--name", help="display name")
+    oadd.add_argument("--role", choices=("operator", "supervisor", "admin"), default="operator")
+    oadd.add_argument("--centre", help="the call centre the operator works in")
+    oadd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    oadd.set_defaults(func=cmd_operator_add)
 
     sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
                         add_help=False)

@@ -1,4 +1,5 @@
-"""`pers device add` / `pers device rotate` from a second process while the
+"""The platform CLI (`pers tenant add`, `pers operator add`, `pers device add|rotate`)
+from a second process while the
 service runs, as an installer or the service desk would use them."""
 import queue
 import re
@@ -72,3 +73,35 @@ def test_add_prints_a_working_secret_and_unknown_devices_are_refused(stack):
     assert proc.returncode == 2 and "no device 'no-such-watch'" in proc.stderr
     proc = pers(stack, "add", "--tenant", "No Such Tenant")
     assert proc.returncode == 2 and "no tenant" in proc.stderr
+
+
+def test_onboard_a_tenant_and_its_admin_who_can_log_in_and_sees_only_their_tenant(stack):
+    base = [sys.executable, "-m", "cloud.cli"]
+    where = ["--data-dir", str(stack.settings.data_dir)]
+    run = lambda *a, stdin=None: subprocess.run(base + list(a) + where, input=stdin,  # noqa: E731
+                                                capture_output=True, text=True, timeout=60)
+    proc = run("tenant", "add", "Acme Lone Workers", "--centre", "Lyon Alarm Centre")
+    assert proc.returncode == 0, proc.stderr
+    assert run("tenant", "add", "Acme Lone Workers").returncode == 2  # unique
+    assert "no call centre" in run("tenant", "add", "X", "--centre", "Atlantis").stderr
+
+    assert "at least 10" in run("operator", "add", "--tenant", "Acme Lone Workers", "--username", "acme-admin",
+                                "--role", "admin", "--password-stdin", stdin="short\n").stderr
+    proc = run("operator", "add", "--tenant", "Acme Lone Workers", "--username", "acme-admin", "--role", "admin",
+               "--centre", "Lyon Alarm Centre", "--password-stdin", stdin="a long enough secret\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "secret" not in proc.stdout + proc.stderr  # the password is never echoed
+
+    import httpx
+    with httpx.Client(base_url=stack.url) as api:
+        r = api.post("/api/auth/login", json={"username": "acme-admin", "password": "a long enough secret"})
+        assert r.status_code == 200 and r.json()["role"] == "admin"
+        assert api.get("/api/admin/tenant").json()["name"] == "Acme Lone Workers"
+        assert api.get("/api/cases").json() == []  # the demo tenant's cases are not theirs
+        assert api.get("/api/admin/devices").json()["items"] == []
+
+    from cloud.store.models import AuditEntry
+    from sqlalchemy import select
+    with stack.services.sm() as s:
+        actions = {a.action for a in s.scalars(select(AuditEntry))}
+    assert {"tenant.created", "operator.created"} <= actions
