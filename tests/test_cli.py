@@ -1,6 +1,6 @@
 """The platform CLI (`pers tenant add`, `pers operator add`, `pers device add|rotate`)
-from a second process while the
-service runs, as an installer or the service desk would use them."""
+from a second process while the service runs, as the platform team, an
+installer or the service desk would use it."""
 import queue
 import re
 import subprocess
