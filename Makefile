@@ -44,7 +44,7 @@ fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py
 
 audit: $(STAMP)
-	$(BIN)/pip-audit -r requirements.lock --progress-spinner off
+	$(BIN)/python scripts/audit.py
 
 clean:
 	rm -rf var test-artifacts .pytest_cache
