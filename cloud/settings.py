@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
     mqtt_shared_group: str | None = None  # e.g. "pers" for $share/pers/... with several workers
+    # Live console events across API replicas: "auto" relays over PostgreSQL LISTEN/NOTIFY
+    # when the database is PostgreSQL (one SQLite file means one process anyway).
+    live_relay: Literal["auto", "postgres", "off"] = "auto"
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

@@ -46,6 +46,7 @@ class Services:
     ticker: Ticker | None = None
     background: BackgroundTicker | None = None  # started by the app's lifespan when set
     broker_auth: object | None = None  # late-bound BrokerAuth port; the runtime sets .target
+    relay: object | None = None  # live events to and from the other API replicas (cloud/live_relay.py)
 
 
 class _LateBrokerAuth:
@@ -62,6 +63,12 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
     sm = make_sessionmaker(engine)
     clock = clock or SystemClock()
     live = LiveHub()
+    # What the domain publishes to: this replica's consoles, and the others' when there are others.
+    events, relay = live, None
+    on_postgres = settings.db_url.startswith("postgresql")
+    if settings.live_relay == "postgres" or (settings.live_relay == "auto" and on_postgres):
+        from cloud.live_relay import PgLiveRelay
+        events = relay = PgLiveRelay(live, settings.db_url)
 
     class _LateSender:
         """The bridge needs the ingestor and the ingestor needs a sender: break the cycle."""
@@ -79,7 +86,7 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
     sender = _LateSender()
     set_geocoder(make_geocoder(settings))
     cells = CellDB.load(settings.cells_csv)
-    ingestor = Ingestor(sm, clock, sender, live, late_after_s=settings.late_alert_s, cells=cells,
+    ingestor = Ingestor(sm, clock, sender, events, late_after_s=settings.late_alert_s, cells=cells,
                         present_window_s=settings.operator_present_s)
     bridge = None
     if with_mqtt:
@@ -87,11 +94,11 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
                             username=settings.mqtt_username, password=settings.mqtt_password,
                             client_id=settings.mqtt_client_id, shared_group=settings.mqtt_shared_group)
         sender.target = bridge
-    notifier = Notifier(sm, clock, channels_from_settings(settings), live)
-    ticker = Ticker(sm, clock, live, settings, notifier)
+    notifier = Notifier(sm, clock, channels_from_settings(settings), events)
+    ticker = Ticker(sm, clock, events, settings, notifier)
     broker_auth = _LateBrokerAuth()
     return Services(settings=settings, sm=sm, clock=clock, live=live, bridge=bridge, ingestor=ingestor,
-                    cases=CaseService(sm, clock, sender, live),
+                    cases=CaseService(sm, clock, sender, events),
                     accounts=AccountService(sm, clock, LoginLimiter(settings.login_max_failures,
                                                                     settings.login_window_s),
                                             settings.session_hours),
@@ -101,7 +108,7 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
                     notifier=notifier, ticker=ticker,
                     # Timers run by themselves only in a real service; tests tick a FakeClock.
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
-                    broker_auth=broker_auth)
+                    broker_auth=broker_auth, relay=relay)
 
 
 def create_app(settings: Settings, *, services: Services | None = None, with_mqtt: bool = True) -> FastAPI:
@@ -110,6 +117,8 @@ def create_app(settings: Settings, *, services: Services | None = None, with_mqt
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         svc.live.bind(asyncio.get_running_loop())
+        if svc.relay:
+            svc.relay.start()
         if svc.bridge:
             svc.bridge.start()
         if svc.background:
@@ -119,6 +128,8 @@ def create_app(settings: Settings, *, services: Services | None = None, with_mqt
             svc.background.stop()
         if svc.bridge:
             svc.bridge.stop()
+        if svc.relay:
+            svc.relay.stop()
 
     app = FastAPI(title="OpenPERS cloud", version="0.1.0", lifespan=lifespan,
                   description="Alerts from PERS watches, cases for call-centre operators.")

@@ -46,3 +46,8 @@ class LiveHub:
 
     def client_count(self) -> int:
         return sum(len(v) for v in self._clients.values())
+
+    def publish_all(self, event: dict) -> None:
+        """To every connected console of every tenant (e.g. "resync" after a gap)."""
+        for tenant_id in list(self._clients):
+            self.publish(tenant_id, event)
