@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install serve bench bench-quick soak fuzz chaos audit clean
+.PHONY: demo test install serve bench bench-quick bench-50k soak fuzz chaos audit clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	scripts/install-system-deps.sh mosquitto postgresql
 	$(BIN)/python bench/run_all.py --quick
+
+bench-50k: $(STAMP)
+	scripts/install-system-deps.sh mosquitto
+	$(BIN)/python bench/connections_50k_bench.py
 
 soak: $(STAMP)
 	scripts/install-system-deps.sh mosquitto
