@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import xstatic.pkg.leaflet as leaflet
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +41,28 @@ def _page(name: str) -> FileResponse:
     return FileResponse(HERE / "templates" / name, headers={**NO_CACHE, **security_headers()})
 
 
+def _role_page(request: Request, name: str, roles: tuple[str, ...]):
+    """Pages for supervisors and admins are refused on the server, not only hidden:
+    no session goes to the login page, a weaker role gets a 403 page (the APIs the
+    page uses check the role again)."""
+    from cloud.api.deps import SESSION_COOKIE
+    accounts = request.app.state.services.accounts
+    found = accounts.session_operator(request.cookies.get(SESSION_COOKIE))
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    op = found[0]
+    accounts.touch(op.id)
+    if op.role not in roles or not op.active:
+        need = " or ".join(roles)
+        return HTMLResponse(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>OpenPERS - not allowed</title>"
+            "<link rel=\"stylesheet\" href=\"/static/console.css\"></head><body class=\"login\">"
+            f"<main class=\"login-box\" id=\"refused\"><h1>Not allowed</h1><p>This page needs the role {need}.</p>"
+            "<p><a href=\"/\">Back to the queue</a></p></main></body></html>",
+            status_code=403, headers={**NO_CACHE, **security_headers()})
+    return _page(name)
+
+
 def mount_console(app: FastAPI) -> None:
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -54,8 +76,12 @@ def mount_console(app: FastAPI) -> None:
         return _page("login.html")
 
     @app.get("/supervisor", include_in_schema=False)
-    def supervisor_page():
-        return _page("supervisor.html")
+    def supervisor_page(request: Request):
+        return _role_page(request, "supervisor.html", ("supervisor", "admin"))
+
+    @app.get("/admin", include_in_schema=False)
+    def admin_page(request: Request):
+        return _role_page(request, "admin.html", ("admin",))
 
     @app.get("/console", include_in_schema=False)
     def console_alias():

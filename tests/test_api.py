@@ -194,3 +194,30 @@ def test_operator_actions_send_commands_and_fill_the_timeline(env):
     for action in ("case.claimed", "case.call_back", "case.locate", "case.message", "case.contact_notified",
                    "case.dispatched", "case.note"):
         assert action in audited
+
+
+def test_an_open_live_feed_records_operator_presence(env):
+    """Presence comes from the WebSocket too, not only from REST calls."""
+    from cloud.store.models import Operator
+    svc, sender, seed, client, app = env
+    login(client)
+    with svc.sm() as s:
+        op = s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0]))
+        op.last_seen_at = None
+        s.commit()
+    svc.accounts._touched.clear()  # forget this process's throttle, as after a restart
+    with client.websocket_connect("/api/ws") as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        with svc.sm() as s:
+            seen = s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])).last_seen_at
+    assert seen is not None
+
+
+def test_case_view_carries_routing_and_location_label(env):
+    svc, sender, seed, client, app = env
+    login(client)
+    case_id = sos(svc, seed).case_id
+    c = client.get(f"/api/cases/{case_id}").json()
+    assert c["centre"]["name"] == "Lyon Alarm Centre" and c["routed_at"] and c["escalation_level"] == 0
+    assert c["location_label"]["text"] == "at home" and c["location_label"]["from_home_m"] == 0
+    assert "photo_url" in c["wearer"]

@@ -14,7 +14,14 @@ const pers = {
     const data = res.status === 204 ? null : await res.json().catch(() => null);
     if (!res.ok) {
       const detail = data && data.detail;
-      throw new Error(typeof detail === "string" ? detail : `request failed (HTTP ${res.status})`);
+      let text = typeof detail === "string" ? detail : `request failed (HTTP ${res.status})`;
+      if (Array.isArray(detail) && detail.length) {
+        text = detail.map((d) => `${pers.fieldOf(d) || "request"}: ${d.msg}`).join("; ");
+      }
+      const err = new Error(text);
+      err.status = res.status;
+      err.detail = detail;
+      throw err;
     }
     return data;
   },
@@ -27,6 +34,45 @@ const pers = {
 
   async logout() {
     try { await pers.api("/api/auth/logout", {method: "POST"}); } finally { window.location.assign("/login"); }
+  },
+
+  // A FastAPI validation error's location as a dotted field path: ["body","contacts",0,"phone"] -> "contacts.0.phone".
+  fieldOf(d) {
+    const loc = (d && d.loc) || [];
+    return loc.slice(loc[0] === "body" || loc[0] === "query" ? 1 : 0).join(".");
+  },
+
+  // Shows the errors of a failed form submission next to the offending fields
+  // (elements with data-field="name" inside the form); the rest in the form's
+  // .form-error. Returns true when something was shown.
+  showFieldErrors(form, err) {
+    pers.clearFieldErrors(form);
+    const general = [];
+    const list = Array.isArray(err.detail) ? err.detail : [];
+    for (const d of list) {
+      const name = pers.fieldOf(d);
+      const input = name && form.querySelector(`[data-field="${CSS.escape(name)}"]`);
+      if (!input) { general.push(`${name || "request"}: ${d.msg}`); continue; }
+      const msg = pers.el("span", "field-error", d.msg.replace(/^Value error, /, ""));
+      msg.id = `${form.id || "f"}-err-${name.replace(/\W/g, "-")}`;
+      msg.setAttribute("role", "alert");
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", msg.id);
+      input.insertAdjacentElement("afterend", msg);
+    }
+    if (!list.length) general.push(err.message);
+    const box = form.querySelector(".form-error");
+    if (box && general.length) { box.textContent = general.join("; "); box.hidden = false; }
+    const first = form.querySelector("[aria-invalid=true]");
+    if (first) first.focus();
+    return true;
+  },
+
+  clearFieldErrors(form) {
+    form.querySelectorAll(".field-error").forEach((e) => e.remove());
+    form.querySelectorAll("[aria-invalid]").forEach((e) => { e.removeAttribute("aria-invalid"); e.removeAttribute("aria-describedby"); });
+    const box = form.querySelector(".form-error");
+    if (box) { box.textContent = ""; box.hidden = true; }
   },
 
   el(tag, cls, text) {

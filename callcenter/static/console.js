@@ -97,12 +97,30 @@ function fact(dl, label, value, cls) {
   dl.append(el("dt", null, label), el("dd", cls || null, String(value)));
 }
 
+// The wearer's photo (same origin or data: URL, per the page's CSP); initials when
+// there is none or it does not load.
+function renderAvatar(name, url) {
+  const box = $("avatar");
+  const initials = name.split(/\s+/).map((p) => p[0]).join("").slice(0, 2).toUpperCase();
+  if (box.dataset.key === `${name}|${url || ""}`) return;
+  box.dataset.key = `${name}|${url || ""}`;
+  box.replaceChildren();
+  box.textContent = initials;
+  if (url) {
+    const img = el("img");
+    img.alt = `Photo of ${name}`;
+    img.onerror = () => { img.remove(); box.textContent = initials; box.removeAttribute("data-photo"); };
+    img.onload = () => { box.textContent = ""; box.append(img); box.dataset.photo = "shown"; };
+    img.src = url;
+  }
+}
+
 function renderDetail() {
   const c = state.cases.get(state.selected);
   $("detail").hidden = !c;
   if (!c) return;
   const w = c.wearer || {};
-  $("avatar").textContent = (w.name || c.device_id).split(/\s+/).map((p) => p[0]).join("").slice(0, 2).toUpperCase();
+  renderAvatar(w.name || c.device_id, w.photo_url);
   $("detail-title").textContent = `${c.kind.toUpperCase()} · ${w.name || c.device_id}`;
   const badges = $("detail-badges");
   badges.replaceChildren(el("span", "status", c.status));
@@ -119,11 +137,18 @@ function renderDetail() {
   fact(facts, "Medical notes", w.medical_notes, "medical");
   fact(facts, "Position", where(c));
   if (c.location && c.location.ts) fact(facts, "Fix age", since(new Date(c.location.ts * 1000).toISOString()));
-  fact(facts, "Distance", fromHome(c));
+  fact(facts, "Where", c.location_label && c.location_label.address ? c.location_label.text : null);
+  fact(facts, "Distance", c.location_label && c.location_label.from_home_m != null
+    ? (c.location_label.address ? fromHome(c) : c.location_label.text) : fromHome(c));
   fact(facts, "Battery", c.batt_pct != null ? `${c.batt_pct}%` : null);
   fact(facts, "Heart rate", c.heart_rate != null ? `${c.heart_rate} bpm` : null);
   fact(facts, "Network", c.net_profile);
   fact(facts, "Waiting", since(c.opened_at, c.claimed_at));
+  fact(facts, "Centre", c.centre ? `${c.centre.name}${c.centre.phone ? ` (${c.centre.phone})` : ""}` : null);
+  fact(facts, "Routed", c.routed_at ? `${since(c.opened_at, c.routed_at)} after the alarm` : null);
+  fact(facts, "In call", c.in_call_at ? `since ${new Date(c.in_call_at).toLocaleTimeString()}` : null);
+  fact(facts, "Escalation", c.escalation_level ? `level ${c.escalation_level}` : null,
+       c.escalation_level ? "medical" : null);
   fact(facts, "Device", c.device_id);
 
   const mine = c.claimed_by != null && pers.me && (c.claimed_by === pers.me.id || pers.me.role !== "operator");
@@ -242,6 +267,8 @@ function connect() {
       const keep = state.cases;
       state.cases = new Map();
       for (const c of ev.cases) { if (keep.has(c.id)) state.cases.set(c.id, keep.get(c.id)); upsert(c); }
+      const wanted = /^#case-(\d+)$/.exec(location.hash);  // a link from the supervisor's board
+      if (wanted && state.cases.has(Number(wanted[1]))) { state.selected = Number(wanted[1]); history.replaceState(null, "", "/"); }
       if (state.selected != null && state.cases.has(state.selected)) select(state.selected);
     } else if (ev.type === "case") {
       const isNew = !state.cases.has(ev.case.id);
@@ -336,6 +363,7 @@ async function main() {
   const me = await pers.whoami();
   $("operator-name").textContent = `${me.display_name} (${me.role})`;
   $("supervisor-link").hidden = me.role === "operator";
+  $("admin-link").hidden = me.role !== "admin";
   try {
     for (const op of await pers.api("/api/operators")) state.operators.set(op.id, op);
     state.config = await pers.api("/api/console/config");

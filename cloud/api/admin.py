@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field, field_validator
 from cloud.api.deps import csrf_checked_operator, current_operator, services
 from cloud.domain.admin import AdminError
 from cloud.domain.escalation import sla_report
-from cloud.domain.routing import record_operator_seen
 from cloud.store.models import Operator
 
 class ErrorOut(BaseModel):
@@ -38,10 +37,9 @@ def _role(*roles: str, write: bool = False):
     base = csrf_checked_operator if write else current_operator
 
     def dep(request: Request, op: Operator = Depends(base)) -> Operator:
+        # Presence is recorded (throttled) by the session dependency itself.
         if op.role not in roles or not getattr(op, "active", True):
             raise HTTPException(status_code=403, detail=f"needs role {' or '.join(roles)}")
-        svc = services(request)
-        record_operator_seen(svc.sm, svc.clock, op.id)
         return op
     return dep
 
@@ -374,3 +372,19 @@ def report(request: Request, start: date | None = Query(None, alias="from"), end
     """Cases opened in the period by kind, outcome and centre; escalations; still open."""
     a, b = _period(request, start, end)
     return services(request).admin.case_report(op, a, b)
+
+
+@router.get("/api/supervisor/operators", tags=["supervisor"])
+def supervisor_operators(request: Request, op: Operator = Depends(SUP_R)):
+    """The tenant's operators with their presence (last authenticated activity;
+    "present" within PERS_OPERATOR_PRESENT_S) and how many open cases each holds."""
+    svc = services(request)
+    return svc.admin.operator_presence(op, present_window_s=svc.settings.operator_present_s)
+
+
+@router.get("/api/supervisor/devices", tags=["supervisor"])
+def supervisor_devices(request: Request, low_battery_pct: int = Query(20, ge=1, le=100),
+                       limit: int = Query(200, ge=1, le=500), op: Operator = Depends(SUP_R)):
+    """Devices that need attention: not online (suspect or offline) or with a
+    battery at or below ``low_battery_pct``; with their wearer's name."""
+    return services(request).admin.devices_needing_attention(op, low_battery_pct=low_battery_pct, limit=limit)

@@ -16,9 +16,12 @@ def services(request: Request):
 
 
 def session_of(request: Request) -> tuple[Operator, str]:
-    found = services(request).accounts.session_operator(request.cookies.get(SESSION_COOKIE))
+    accounts = services(request).accounts
+    found = accounts.session_operator(request.cookies.get(SESSION_COOKIE))
     if found is None:
         raise HTTPException(status_code=401, detail="not logged in")
+    # Presence (routing, supervisor board): throttled, at most one write per operator every 15 s.
+    accounts.touch(found[0].id)
     return found
 
 

@@ -114,6 +114,7 @@ class WearerOut(BaseModel):
     home_lat: float | None = None
     home_lon: float | None = None
     medical_notes: str | None = None
+    photo_url: str | None = None
     contacts: list[ContactOut] | None = None
 
 
@@ -123,6 +124,20 @@ class TimelineEntry(BaseModel):
     actor: str
     action: str
     detail: dict | None = None
+
+
+class CentreBrief(BaseModel):
+    id: int
+    name: str
+    phone: str | None = None
+
+
+class LocationLabel(BaseModel):
+    lat: float
+    lon: float
+    address: str | None = None
+    from_home_m: int | None = None
+    text: str
 
 
 class CaseOut(BaseModel):
@@ -149,6 +164,12 @@ class CaseOut(BaseModel):
     trail: list[TrailPoint] | None = None
     commands: list[CommandOut] | None = None
     time_to_claim_s: float | None = None
+    centre_id: int | None = None
+    centre: CentreBrief | None = None
+    routed_at: str | None = None
+    in_call_at: str | None = None
+    escalation_level: int = 0
+    location_label: LocationLabel | None = None
 
 
 def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -15,6 +16,7 @@ from cloud.api.deps import SESSION_COOKIE
 
 log = logging.getLogger("pers.ws")
 router = APIRouter()
+TOUCH_EVERY_S = 15  # operator presence from an open console (the keep-alive runs every 20 s at most)
 
 
 @router.websocket("/api/ws")
@@ -30,6 +32,8 @@ async def live_feed(ws: WebSocket):
         return
     op = found[0]
     await ws.accept()
+    await run_in_threadpool(svc.accounts.touch, op.id)  # presence; throttled
+    touched = time.monotonic()
     queue = svc.live.subscribe(op.tenant_id)
     # Notice a closed socket (or a server shutdown) at once, not at the next event.
     closed = asyncio.create_task(_until_closed(ws))
@@ -46,6 +50,10 @@ async def live_feed(ws: WebSocket):
                 event = {"type": "ping"}
             else:
                 event = getter.result()
+            if time.monotonic() - touched >= TOUCH_EVERY_S:
+                # An open console is a present operator, busy feed or not.
+                touched = time.monotonic()
+                await run_in_threadpool(svc.accounts.touch, op.id)
             if event.get("type") == "resync":
                 cases = await run_in_threadpool(svc.cases.list_cases, op)
                 event = {"type": "snapshot", "cases": cases}

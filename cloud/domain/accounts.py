@@ -65,6 +65,7 @@ class LoginLimiter:
 class AccountService:
     def __init__(self, sm: sessionmaker[Session], clock, limiter: LoginLimiter, session_hours: int = 12):
         self.sm, self.clock, self.limiter, self.session_hours = sm, clock, limiter, session_hours
+        self._touched: dict[int, object] = {}  # operator id -> when this process last wrote its presence
 
     def login(self, username: str, password: str, client: str) -> LoginResult:
         keys = (f"user:{username.lower()}", f"addr:{client}")
@@ -103,10 +104,24 @@ class AccountService:
             return (op, sess.csrf_token) if op else None
 
     def touch(self, operator_id: int) -> bool:
-        """Operator presence for routing: call on every authenticated request or
-        WebSocket message (writes at most every 15 s per operator)."""
-        from cloud.domain.routing import record_operator_seen
-        return record_operator_seen(self.sm, self.clock, operator_id)
+        """Operator presence for routing and the supervisor board: called on every
+        authenticated request and WebSocket connection/keep-alive. Throttled twice:
+        this process skips the database entirely within SEEN_WRITE_EVERY_S of its
+        last write for that operator (a busy console costs no write lock per
+        request), and record_operator_seen itself writes at most that often.
+        Never raises: presence is best effort and must not fail a request."""
+        from cloud.domain.routing import SEEN_WRITE_EVERY_S, record_operator_seen
+        now = self.clock.now()
+        last = self._touched.get(operator_id)
+        if last is not None and (now - last).total_seconds() < SEEN_WRITE_EVERY_S:
+            return False
+        self._touched[operator_id] = now
+        try:
+            return record_operator_seen(self.sm, self.clock, operator_id)
+        except Exception:  # e.g. the database is locked for a moment: try again next time
+            self._touched.pop(operator_id, None)
+            log.warning("could not record operator presence", extra={"operator_id": operator_id})
+            return False
 
     def logout(self, token: str, op: Operator) -> None:
         with transaction(self.sm) as tx:

@@ -363,6 +363,54 @@ class AdminService:
                 stmt = stmt.where(VsimProfilePool.country == country.upper())
             return [vsim_view(p) for p in s.scalars(stmt)]
 
+    # --- supervision ---------------------------------------------------------------------------------
+    def operator_presence(self, op: Operator, *, present_window_s: int = 120) -> list[dict]:
+        """Who is on duty: last authenticated activity (throttled to 15 s), present
+        within ``present_window_s``, and the open cases each one holds."""
+        from datetime import timedelta
+        from cloud.domain.lifecycle import OPEN_STATUSES
+        now = self.clock.now()
+        with self.sm() as s:
+            held = dict(s.execute(select(AlertCase.claimed_by, func.count())
+                                  .where(AlertCase.tenant_id == op.tenant_id, AlertCase.claimed_by.is_not(None),
+                                         AlertCase.status.in_(OPEN_STATUSES))
+                                  .group_by(AlertCase.claimed_by)).all())
+            centres = dict(s.execute(select(CallCentre.id, CallCentre.name)).all())
+            out = []
+            for o in s.scalars(select(Operator).where(Operator.tenant_id == op.tenant_id)
+                               .order_by(Operator.display_name, Operator.id)):
+                seen = o.last_seen_at
+                out.append({"id": o.id, "username": o.username, "display_name": o.display_name, "role": o.role,
+                            "active": o.active, "centre": centres.get(o.centre_id) if o.centre_id else None,
+                            "last_seen_at": iso(seen),
+                            "present": bool(o.active and seen is not None
+                                            and now - seen <= timedelta(seconds=present_window_s)),
+                            "open_cases": held.get(o.id, 0)})
+            return out
+
+    def devices_needing_attention(self, op: Operator, *, low_battery_pct: int = 20, limit: int = 200) -> dict:
+        """Devices not online (suspect, offline) or low on battery, worst first."""
+        from sqlalchemy import or_
+        with self.sm() as s:
+            q = (select(Device, Wearer.name).outerjoin(Wearer, Wearer.id == Device.wearer_id)
+                 .where(Device.tenant_id == op.tenant_id,
+                        or_(Device.presence.in_(("suspect", "offline")), Device.batt_pct <= low_battery_pct)))
+            rows = s.execute(q.order_by(Device.id).limit(limit)).all()
+            rank = {"offline": 0, "suspect": 1}
+            items = []
+            for d, wearer_name in rows:
+                problems = []
+                if d.presence in rank:
+                    problems.append(d.presence)
+                if d.batt_pct is not None and d.batt_pct <= low_battery_pct:
+                    problems.append("low_battery")
+                items.append({**device_view(d), "wearer_name": wearer_name, "problems": problems})
+            items.sort(key=lambda v: (rank.get(v["presence"], 2), v["batt_pct"] if v["batt_pct"] is not None else 101))
+            return {"items": items, "low_battery_pct": low_battery_pct,
+                    "counts": {"offline": sum(1 for v in items if v["presence"] == "offline"),
+                               "suspect": sum(1 for v in items if v["presence"] == "suspect"),
+                               "low_battery": sum(1 for v in items if "low_battery" in v["problems"])}}
+
     # --- audit and reports ---------------------------------------------------------------------------
     def audit(self, op: Operator, *, action: str | None = None, limit: int = 100, offset: int = 0) -> dict:
         with self.sm() as s:

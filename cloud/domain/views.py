@@ -33,7 +33,7 @@ def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = 
         return None
     view = {"id": w.id, "name": w.name, "age": age_years(w.birth_date, today), "language": w.language,
             "home_address": w.home_address, "home_lat": w.home_lat, "home_lon": w.home_lon,
-            "medical_notes": w.medical_notes}
+            "medical_notes": w.medical_notes, "photo_url": w.photo_url}
     if contacts is not None:
         view["contacts"] = [contact_view(c) for c in contacts]
     return view

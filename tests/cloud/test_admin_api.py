@@ -225,3 +225,69 @@ def test_tenant_settings(api):
     assert client.patch("/api/admin/tenant", headers=h, json={"name": "Northwind Insurance"}).status_code == 409
     assert client.get("/api/admin/tenant").json()["name"] == "Les Tilleuls care home"
     assert client.get("/api/admin/audit?action=tenant.").json()["total"] == 1
+
+
+def test_supervisor_operators_presence_is_recorded_and_throttled(api):
+    world, client = api
+    login(client, *DEMO_OPERATOR)
+    assert client.get("/api/supervisor/operators").status_code == 403
+    assert client.get("/api/supervisor/devices").status_code == 403
+    client.get("/api/cases")  # any authenticated request records presence
+    with world.svc.sm() as s:
+        first = s.scalar(select(Operator).where(Operator.username == "operator")).last_seen_at
+    assert first == world.clock.now()
+    world.clock.advance(5)
+    client.get("/api/cases")  # within 15 s: no new write
+    with world.svc.sm() as s:
+        assert s.scalar(select(Operator).where(Operator.username == "operator")).last_seen_at == first
+    world.clock.advance(20)
+    client.get("/api/cases")
+    with world.svc.sm() as s:
+        assert s.scalar(select(Operator).where(Operator.username == "operator")).last_seen_at == world.clock.now()
+    c = alert(world, "2.1").case_id
+    with world.svc.sm() as s:
+        op = s.scalar(select(Operator).where(Operator.username == "operator"))
+    world.svc.cases.claim(op, c)
+    login(client, "sue")
+    ops = {o["username"]: o for o in client.get("/api/supervisor/operators").json()}
+    assert ops["operator"]["present"] is True and ops["operator"]["open_cases"] == 1
+    assert ops["operator"]["display_name"] == "Claire (night shift)" and ops["nina"]["present"] is False
+    assert "evil" not in ops and "password_hash" not in ops["operator"]
+    world.clock.advance(world.svc.settings.operator_present_s + 1)
+    ops = {o["username"]: o for o in client.get("/api/supervisor/operators").json()}
+    assert ops["operator"]["present"] is False and ops["sue"]["present"] is True
+
+
+def test_supervisor_devices_needing_attention(api):
+    world, client = api
+    h = login(client, "boss")
+    quiet = client.post("/api/admin/devices", json={"id": "864000000000002"}, headers=h).json()["id"]
+    login(client, "sue")
+    assert client.get("/api/supervisor/devices").json()["items"] == []
+    world.svc.ingestor.handle(f"pers/v1/{world.seed.device_id}/status",
+                              b'{"v":1,"mid":"9.1","batt":{"pct":12},"fw":"1.0.0"}')
+    world.svc.ingestor.handle(f"pers/v1/{quiet}/presence", b'{"online":false}')  # its last will
+    r = client.get("/api/supervisor/devices").json()
+    items = {d["id"]: d for d in r["items"]}
+    assert items[world.seed.device_id]["problems"] == ["low_battery"]
+    assert items[world.seed.device_id]["wearer_name"] == "Jeanne Martin"
+    assert items[quiet]["presence"] == "suspect" and items[quiet]["problems"] == ["suspect"]
+    assert r["counts"] == {"offline": 0, "suspect": 1, "low_battery": 1}
+    assert [d["id"] for d in client.get("/api/supervisor/devices?low_battery_pct=10").json()["items"]] == [quiet]
+    login(client, "evil")
+    assert client.get("/api/supervisor/devices").json()["items"] == []
+
+
+def test_case_api_shows_centre_escalation_location_label_and_photo(api):
+    world, client = api
+    h = login(client, "boss")
+    client.patch(f"/api/admin/wearers/{world.seed.wearer_id}", headers=h, json={"photo_url": "/static/jeanne.jpg"})
+    c = alert(world, "3.1").case_id
+    login(client, *DEMO_OPERATOR)
+    view = client.get(f"/api/cases/{c}").json()
+    assert view["wearer"]["photo_url"] == "/static/jeanne.jpg"
+    assert view["centre"]["name"] == "Lyon Alarm Centre" and view["centre_id"] == view["centre"]["id"]
+    assert view["routed_at"] and view["escalation_level"] == 0 and view["in_call_at"] is None
+    assert view["location_label"]["text"].endswith("from home") or view["location_label"]["text"] == "at home"
+    listed = client.get("/api/cases").json()[0]
+    assert listed["centre"]["name"] == "Lyon Alarm Centre" and "location_label" in listed
