@@ -64,7 +64,7 @@ def cmd_broker(args) -> int:
 def cmd_demo(args) -> int:
     from cloud.domain.clock import SystemClock
     from cloud.runtime import Stack, prepare
-    from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, seed_demo
+    from cloud.seed import DEMO_ADMIN, DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR, seed_demo
     from cloud.store.db import make_engine, make_sessionmaker
 
     settings = _settings(args)
@@ -83,6 +83,8 @@ def cmd_demo(args) -> int:
     Console:   {stack.url}/
     Log in as: {DEMO_OPERATOR[0]} / {DEMO_OPERATOR[1]}
                ({DEMO_OTHER_OPERATOR[0]} / {DEMO_OTHER_OPERATOR[1]} is another tenant's operator: they see nothing)
+    Supervisor: {stack.url}/supervisor as {DEMO_SUPERVISOR[0]} / {DEMO_SUPERVISOR[1]}
+    Admin:      {stack.url}/admin as {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}
     API docs:  {stack.url}/docs
     Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL)
   The simulated watch of Jeanne Martin (real firmware under MicroPython) presses SOS in a few seconds.

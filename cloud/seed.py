@@ -20,6 +20,7 @@ DEMO_OPERATOR = ("operator", "operator-demo")
 DEMO_OTHER_OPERATOR = ("other", "other-demo")
 DEMO_SECOND_OPERATOR = ("nina", "nina-demo")
 DEMO_SUPERVISOR = ("supervisor", "supervisor-demo")
+DEMO_ADMIN = ("manager", "manager-demo")  # the care home's manager: the admin pages
 DEMO_DEVICE_ID = "demo-watch-1"
 
 
@@ -73,6 +74,8 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
                                      display_name="Nina (night shift)", centre_id=lyon_id)
             accounts.create_operator(tenant_id, DEMO_SUPERVISOR[0], DEMO_SUPERVISOR[1],
                                      display_name="Hugo (supervisor)", role="supervisor", centre_id=lyon_id)
+            accounts.create_operator(tenant_id, DEMO_ADMIN[0], DEMO_ADMIN[1],
+                                     display_name="Martine (care-home manager)", role="admin")
             accounts.create_operator(other_id, DEMO_OTHER_OPERATOR[0], DEMO_OTHER_OPERATOR[1],
                                      display_name="Sam (Northwind)", centre_id=north_id)
     dev = provision_device(sm, clock, tenant_id, device_id=DEMO_DEVICE_ID, wearer_id=wearer_id, actor="seed")

@@ -132,5 +132,9 @@ def test_sos_is_routed_escalated_claimed_called_back_and_resolved_with_a_full_au
             ("operator:paris-op", "case.resolved")]
         assert [a.actor for a in audit if a.action == "case.escalated"] == ["system"]
         # The refused resolve changed nothing and every command reached its end state.
-        assert s.get(AlertCase, case["id"]).outcome == "contact_came"
+        final = s.get(AlertCase, case["id"])
+        assert final.outcome == "contact_came"
+        # Each lifecycle step is stamped, in order.
+        assert final.opened_at <= final.routed_at <= final.escalated_at <= final.claimed_at <= final.in_call_at \
+            <= final.resolved_at
         assert {c.status for c in s.scalars(select(Command).where(Command.case_id == case["id"]))} == {"acked"}

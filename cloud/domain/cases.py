@@ -95,7 +95,8 @@ class CaseService:
             if not number:
                 raise CaseError(422, "no number to call: the case's call centre has no phone number")
             cmd = protocol.CallCmd(cid=new_cid(), ts=self.clock.unix(), number=number)
-            case.status = "in_call"
+            if case.status != "in_call":  # a second call-back keeps the first call's stamp
+                case.status, case.in_call_at = "in_call", self.clock.now()
             self._record(tx, op, case, "call_back", {"number": number, "cid": cmd.cid})
             self._command(tx, case, cmd)
             return self._publish(tx, case)
