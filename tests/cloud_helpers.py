@@ -26,3 +26,22 @@ def seeded(tmp_path: Path, clock: FakeClock | None = None):
     svc, sender = make_services(tmp_path, clock)
     seed = seed_demo(svc.sm, svc.clock, tmp_path)
     return svc, sender, seed
+
+
+def device_session(broker, device_id: str, secret: str):
+    """A watch's MQTT session (persistent, no auto-retry) against ``broker`` (anything with
+    .host and .port); returns the client and a queue of ("connect", refused) and
+    ("disconnect", reason) events."""
+    import queue
+
+    import paho.mqtt.client as mqtt
+
+    events: queue.Queue = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
+    c.username_pw_set(device_id, secret)
+    c.on_connect = lambda cl, u, f, rc, p: events.put(("connect", rc.is_failure))
+    c.on_disconnect = lambda cl, u, f, rc, p: events.put(("disconnect", str(rc)))
+    c.reconnect_delay_set(60, 60)  # do not retry during the test
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    return c, events

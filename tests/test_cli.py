@@ -1,13 +1,12 @@
 """The platform CLI (`pers tenant add`, `pers operator add`, `pers device add|rotate`)
 from a second process while the service runs, as the platform team, an
 installer or the service desk would use it."""
-import queue
 import re
 import subprocess
 import sys
 import time
 
-import paho.mqtt.client as mqtt
+from tests.cloud_helpers import device_session
 
 
 def pers(stack, *args):
@@ -19,15 +18,7 @@ def pers(stack, *args):
 
 
 def connect(stack, device_id, secret):
-    events = queue.Queue()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
-    c.username_pw_set(device_id, secret)
-    c.on_connect = lambda cl, u, f, rc, p: events.put(("connect", rc.is_failure))
-    c.on_disconnect = lambda cl, u, f, rc, p: events.put(("disconnect", str(rc)))
-    c.reconnect_delay_set(60, 60)  # no retry during the test
-    c.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
-    c.loop_start()
-    return c, events
+    return device_session(stack.broker, device_id, secret)
 
 
 def secret_of(output: str) -> str:

@@ -2,24 +2,9 @@
 broker port rewrites the password file and reloads it. Measured behaviour: on
 that reload Mosquitto re-checks connected clients and disconnects one whose
 password no longer matches, so a rotated secret ends the old session at once."""
-import queue
-
-import paho.mqtt.client as mqtt
-
 from cloud.runtime import sync_broker_auth
 from tests.cloud.helpers import admin
-
-
-def connect(broker, device_id, secret):
-    events = queue.Queue()
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
-    c.username_pw_set(device_id, secret)
-    c.on_connect = lambda cl, u, f, rc, p: events.put(("connect", rc.is_failure))
-    c.on_disconnect = lambda cl, u, f, rc, p: events.put(("disconnect", str(rc)))
-    c.reconnect_delay_set(60, 60)  # do not retry during the test
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    return c, events
+from tests.cloud_helpers import device_session as connect
 
 
 def test_provision_then_rotate_drops_the_old_session(world, mosquitto):
