@@ -1,5 +1,6 @@
 """The board bus: the watch's buttons, display, vibration motor, accelerometer,
-heart-rate sensor, battery gauge and power state, as newline JSON.
+battery gauge and power state, as newline JSON (the heart-rate sensor is on the
+I2C bus, at register level: hwsim/i2c.py).
 
 Inputs flow to the firmware as events (a button edge, a batch of accelerometer
 samples from the sensor's FIFO, a battery reading); outputs are recorded so a
@@ -95,7 +96,7 @@ class BoardBus:
         if ev == "hello":
             self.meter.set("mcu", "active")
             self._send({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
-                        "speed": self.rec.speed, "batt": self.meter.battery(), "hr": self.world.heart_rate(),
+                        "speed": self.rec.speed, "batt": self.meter.battery(),
                         "reset_cause": self.reset_cause})
         elif ev == "display":
             self.display = msg.get("text", "")
@@ -114,8 +115,6 @@ class BoardBus:
             self.meter.set("vibration", "on")
             self._vib_until = max(self._vib_until, now + ms / 1000)
             asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)
-        elif ev == "hr?":
-            self._send({"ev": "state", "hr": self.world.heart_rate()})
         elif ev == "cpu":
             self.meter.set("mcu", "light_sleep" if msg.get("state") == "sleep" else "active")
         elif ev == "wdt":

@@ -14,6 +14,7 @@ CURRENT_MA = {
     "gnss": {"off": 0.0, "acquiring": 30.0, "tracking": 25.0},      # tracking: estimate
     "display": {"off": 0.0, "on": 8.0},                             # small OLED: estimate
     "vibration": {"off": 0.0, "on": 70.0},                          # coin motor: estimate
+    "ppg": {"off": 0.001, "on": 1.2},  # MAX30102: 0.7 uA shut down; 0.6 mA + two 7 mA LEDs at 4 % duty
 }
 TX_BURST_S = 0.05  # radio time per chunk of data sent (one LTE scheduling burst)
 

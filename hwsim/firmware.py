@@ -4,11 +4,27 @@ The firmware runs as the board runs it: compiled to .mpy by mpy-cross (only
 main.py stays a script). Compiling the sources on the target would need more
 heap than an ESP32 app has, so running from source would fail where the board
 would not. The compiled tree is cached by content hash.
+
+The code stays out of the app's heap, as on the board. The board freezes the
+modules into its image (firmware/manifest.py); the unix port cannot without a
+rebuild, but it has ROMFS (``vfs.VfsRom``, MicroPython 1.25+): the .mpy files
+are packed into a ROMFS image and imported from it in place, so their bytecode
+is executed where it lies instead of being copied into the heap. The image
+itself has to sit somewhere: the boot stub (BOOT) reads it into the heap as one
+block, the stand-in for the flash partition, and then pins a ballast block so
+that exactly ``app_heap`` bytes remain, plus one measured credit: the qstr pool
+that importing the firmware creates (``qstr_credit``; a frozen build interns
+those names at build time, in flash). Everything else counts against the app:
+the interpreter's own objects, the code descriptors of the imported modules (in
+flash too on a frozen build: counted here anyway), the module objects, and the
+app's data. That is the ESP32 budget, with no credit taken for the 64-bit
+objects of the unix port being about twice the size of the ESP32's.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,13 +32,38 @@ import tempfile
 from pathlib import Path
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
-# An ESP32 without PSRAM leaves the app about 100 KB of heap for its data; the
-# shipped image freezes the modules (firmware/manifest.py), so their bytecode
-# stays in flash. The unix port cannot freeze without a rebuild and loads the
-# .mpy files into the heap (about 90 KB), so the simulated watch gets that on top.
+# An ESP32 without PSRAM (ESP32_GENERIC, MicroPython 1.2x) gives the MicroPython
+# heap about 100-110 KiB; the simulated watch gets the low end, 100 KiB, for
+# everything but the code image (see the module docstring).
 APP_HEAP_KB = 100
-CODE_HEAP_KB = 96
-HEAP = f"{APP_HEAP_KB + CODE_HEAP_KB}k"
+APP_HEAP = APP_HEAP_KB * 1024
+HEAP = APP_HEAP  # kept for callers that pass heap=firmware.HEAP
+ROMFS = "firmware.romfs"
+ROM_PACKAGES = ("app", "hal")  # frozen on the board (manifest.py); main.py and boot.py stay scripts
+# The board's start-up, reduced to what matters for the heap: the code image
+# mounted as ROMFS, the heap cut to the app budget, then main.py as the board
+# runs it (a script, compiled at boot). It prints one "heap:" line first.
+BOOT = """
+import gc, os, sys, vfs
+f = open("%s", "rb")
+rom = f.read()
+f.close()
+vfs.mount(vfs.VfsRom(rom), "/rom")
+sys.path[:] = ["/rom", ".frozen"]
+gc.collect()
+app = int(os.getenv("PERS_SIM_APP_HEAP"))
+credit = int(os.getenv("PERS_SIM_QSTR_CREDIT") or "0")
+extra = gc.mem_alloc() + gc.mem_free() - len(rom) - app - credit
+ballast = bytearray(extra - 64) if extra > 1024 else None
+gc.collect()
+print("heap: rom=%%d ballast=%%d app=%%d qstr_credit=%%d" %% (len(rom), len(ballast or b""), app, credit))
+f = open("main.py")
+src = f.read()
+f.close()
+code = compile(src, "main.py", "exec")
+del f, extra, src
+exec(code, {"__name__": "__main__"})
+""" % ROMFS
 SCRIPTS = ("main.py", "boot.py")  # run as scripts on the board, never imported
 BUILD_ONLY = ("manifest.py",)     # read by the image build, not part of the firmware
 
@@ -62,22 +103,56 @@ def compile_tree(firmware_dir: Path, out_dir: Path) -> list[Path]:
             shutil.copy(src, dst)
             continue
         target = dst.with_suffix(".mpy")
-        out = subprocess.run([mpy_cross, "-o", str(target), str(src)], capture_output=True, text=True)
+        out = subprocess.run([mpy_cross, "-s", rel.as_posix(), "-o", str(target), str(src)],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"mpy-cross failed on {rel}: {out.stderr.strip()}")
         made.append(target)
     return made
 
 
+def _uint(v: int) -> bytes:
+    out = [v & 0x7F]
+    v >>= 7
+    while v:
+        out.insert(0, 0x80 | (v & 0x7F))
+        v >>= 7
+    return bytes(out)
+
+
+def _record(kind: int, payload: bytes) -> bytes:
+    return _uint(kind) + _uint(len(payload)) + payload
+
+
+def romfs_image(root: Path, packages=ROM_PACKAGES) -> bytes:
+    """A ROMFS image (MicroPython's VfsRom format: records of kind, length, payload)
+    of the .mpy files under root/<package>/."""
+    def directory(path: Path) -> bytes:
+        body = b""
+        for p in sorted(path.iterdir()):
+            if p.is_dir():
+                body += _record(4, _uint(len(p.name)) + p.name.encode() + directory(p))
+            elif p.suffix == ".mpy":
+                body += _record(5, _uint(len(p.name)) + p.name.encode() + _record(2, p.read_bytes()))
+        return body
+    data = b"".join(_record(4, _uint(len(name)) + name.encode() + directory(root / name))
+                    for name in packages if (root / name).is_dir())
+    head, size = b"\xd2\xcd\x31", _uint(len(data))
+    if (len(head) + len(size) + len(data)) % 2:
+        size = b"\x80" + size
+    return head + size + data
+
+
 def compiled(firmware_dir: Path = FIRMWARE_DIR) -> Path:
     """The compiled firmware for these sources (built once per content)."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"romfs-1")
     for src in sources(firmware_dir):
         h.update(src.relative_to(firmware_dir).as_posix().encode() + b"\0" + src.read_bytes())
     out = Path(tempfile.gettempdir()) / f"pers-firmware-{h.hexdigest()[:16]}"
     if not (out / "main.py").exists():
         tmp = Path(tempfile.mkdtemp(prefix="pers-firmware-build-"))
         compile_tree(Path(firmware_dir), tmp)
+        (tmp / ROMFS).write_bytes(romfs_image(tmp))
         try:
             tmp.rename(out)
         except OSError:  # another process built it first
@@ -85,12 +160,61 @@ def compiled(firmware_dir: Path = FIRMWARE_DIR) -> Path:
     return out
 
 
-def launch(env: dict[str, str], firmware_dir: Path = FIRMWARE_DIR, heap: str = HEAP) -> subprocess.Popen:
+QSTR_PROBE = """
+import sys, vfs, micropython
+import asyncio, json, socket, os, errno, time, random, math, binascii
+f = open("%s", "rb")
+rom = f.read()
+f.close()
+vfs.mount(vfs.VfsRom(rom), "/rom")
+sys.path[:] = ["/rom", ".frozen"]
+micropython.qstr_info()
+import hal, hal.sim, app.watch
+micropython.qstr_info()
+""" % ROMFS
+
+
+def qstr_credit(run_dir: Path) -> int:
+    """Bytes of qstr pool that importing the firmware adds to the heap. A frozen
+    build interns these names at build time, in flash; loading from ROMFS the
+    unix port must intern them in the heap. Measured once per build."""
+    cache = run_dir / "qstr_credit"
+    if cache.exists():
+        return int(cache.read_text())
+    out = subprocess.run([find_micropython(), "-X", "heapsize=1M", "-c", QSTR_PROBE], capture_output=True,
+                         text=True, cwd=str(run_dir), env={**os.environ, "MICROPYPATH": ".frozen"})
+    sizes = [int(v) for v in re.findall(r"n_total_bytes=(\d+)", out.stdout)]
+    if len(sizes) != 2:
+        raise RuntimeError(f"qstr probe failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    credit = sizes[1] - sizes[0]
+    tmp = cache.with_name(f"qstr_credit.{os.getpid()}")
+    tmp.write_text(str(credit))
+    tmp.replace(cache)  # atomic: parallel launches may race here
+    return credit
+
+
+def heap_bytes(heap: int | str) -> int:
+    """An app heap as bytes: 102400, "100k"."""
+    if isinstance(heap, int):
+        return heap
+    text = heap.strip().lower()
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def launch(env: dict[str, str], firmware_dir: Path = FIRMWARE_DIR, heap: int | str = APP_HEAP) -> subprocess.Popen:
+    """Starts the firmware with ``heap`` bytes of app heap (the code image is on top)."""
     if not (Path(firmware_dir) / "main.py").exists():
         raise FileNotFoundError(f"no firmware at {Path(firmware_dir) / 'main.py'}")
     run_dir = compiled(Path(firmware_dir))
+    app = heap_bytes(heap)
+    rom = (run_dir / ROMFS).stat().st_size
+    credit = qstr_credit(run_dir)
+    # The GC's own tables take ~1/65 of the heap: ask for more, BOOT pins the rest.
+    total = (rom + app + credit) * 66 // 64 + 16384
     return subprocess.Popen(
-        [find_micropython(), "-X", f"heapsize={heap}", str(run_dir / "main.py")],
-        env={**os.environ, "MICROPYPATH": f".frozen:{run_dir}", **env}, cwd=str(run_dir),
+        [find_micropython(), "-X", f"heapsize={total}", "-c", BOOT],
+        env={**os.environ, "MICROPYPATH": ".frozen", "PERS_SIM_APP_HEAP": str(app),
+             "PERS_SIM_QSTR_CREDIT": str(credit), **env}, cwd=str(run_dir),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)

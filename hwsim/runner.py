@@ -13,6 +13,7 @@ at the same rate.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from hwsim import traces
 from hwsim.board import BoardBus
 from hwsim.energy import Meter
 from hwsim.events import Recorder
+from hwsim.i2c import MAX30102_ADDR, I2CBus, Max30102
 from hwsim.link import BASE_LATENCY_S, LinkProxy
 from hwsim.modem import ModemEmulator
 from hwsim.scenario import Action, Scenario
@@ -39,7 +41,7 @@ class Watch:
                  scenario: Scenario | None = None, flash_dir: str | Path | None = None,
                  recorder: Recorder | None = None, firmware_dir: Path = firmware.FIRMWARE_DIR,
                  device_extra: dict | None = None, speed: float | None = None,
-                 firmware_env: dict | None = None, heap: str = firmware.HEAP):
+                 firmware_env: dict | None = None, heap: int | str = firmware.APP_HEAP):
         self.device_id, self.secret, self.broker = device_id, secret, broker
         self.scenario = scenario or Scenario(name="adhoc")
         self.rec = recorder or Recorder()
@@ -49,14 +51,17 @@ class Watch:
         self.firmware_dir = firmware_dir
         # e.g. {"alert_retry_ms": 1000} for tests; the scenario's [device] first
         self.device_extra = {**self.scenario.device, **(device_extra or {})}
-        self.heap = heap  # the MicroPython heap (-X heapsize)
+        self.heap = heap  # the app heap, code image excluded (hwsim/firmware.py)
         self.firmware_env = firmware_env or {}  # e.g. {"PERS_SIM_MEM_REPORT": "500"} for a benchmark
         self.world = World(self.scenario.world, self.rec.now)
         self.meter = Meter(self.rec.now, self.scenario.world.battery_mah, self.scenario.world.battery_pct)
         self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.meter)
         self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
+        self.hr_sensor = Max30102(self.world, self.rec.now, meter=self.meter)
+        self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor})
         self.link = LinkProxy(self.rec, self.modem.data_ready, self.meter,
-                              broker_up=lambda: self.world.broker_up, latency_s=self._latency)
+                              broker_up=lambda: self.world.broker_up, latency_s=self._latency,
+                              loss=copy.copy(self.scenario.link), edge_loss=self._edge_loss)
         self.proc = None
         self.boots = 0
         self._loop = asyncio.new_event_loop()
@@ -96,7 +101,8 @@ class Watch:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _start(self) -> None:
-        for name, handler in (("bus", self.bus.serve), ("uart", self.modem.serve), ("link", self.link.serve)):
+        for name, handler in (("bus", self.bus.serve), ("uart", self.modem.serve), ("link", self.link.serve),
+                              ("i2c", self.i2c.serve)):
             server = await asyncio.start_server(handler, "127.0.0.1", 0)
             self._servers.append(server)
             self._ports[name] = server.sockets[0].getsockname()[1]
@@ -136,7 +142,8 @@ class Watch:
         self.boots += 1
         env = {"PERS_SIM_HOST": "127.0.0.1", "PERS_SIM_FLASH": str(self.flash_dir),
                "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
-               "PERS_SIM_LINK_PORT": str(self._ports["link"]), "PERS_SIM_SPEED": repr(self.rec.speed), **self.firmware_env}
+               "PERS_SIM_LINK_PORT": str(self._ports["link"]),
+               "PERS_SIM_I2C_PORT": str(self._ports["i2c"]), "PERS_SIM_SPEED": repr(self.rec.speed), **self.firmware_env}
         self.proc = firmware.launch(env, self.firmware_dir, self.heap)
         self.rec.record("firmware", state="started", pid=self.proc.pid, reset_cause=reset_cause)
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
@@ -200,8 +207,27 @@ class Watch:
         weak = 0.0 if s is None else max(0.0, (-95 - s.rssi) * 0.01)  # retransmissions at the cell edge
         return BASE_LATENCY_S + weak
 
+    def _edge_loss(self) -> float:
+        s = self.modem.serving()
+        # Below -110 dBm the radio loses packets on top of the scenario's channel.
+        return 0.0 if s is None else min(0.3, max(0.0, (-110 - s.rssi) * 0.03))
+
+    def set_loss(self, loss: float, burst: float | None = None) -> None:
+        """Packet loss on the data link from now (a Gilbert-Elliott channel, hwsim/link.py)."""
+        def apply():
+            self.link.set_loss(loss, burst)
+            self.rec.record("world", loss=loss, burst=self.link.spec.burst)
+        self._threadsafe(apply)
+
     def _threadsafe(self, fn, *args) -> None:
         self._loop.call_soon_threadsafe(fn, *args)
+
+    def set_skin_contact(self, on: bool) -> None:
+        """The watch on the wrist (True) or off it: its PPG sensor sees a pulse or not."""
+        def apply():
+            self.world.skin_contact = on
+            self.rec.record("world", skin_contact=on)
+        self._threadsafe(apply)
 
     def set_coverage(self, on: bool) -> None:
         self._loop.call_soon_threadsafe(self._coverage, on)
@@ -236,6 +262,8 @@ class Watch:
             self._threadsafe(self.modem.remote_hangup)
         if action.broker is not None:
             self.set_broker(action.broker)
+        if action.loss is not None:
+            self.set_loss(action.loss)
         self.modem.answer_after = action.answer_after
 
     def set_broker(self, up: bool) -> None:

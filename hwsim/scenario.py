@@ -73,6 +73,7 @@ class WorldSpec:
     battery_mv: int = 3950  # ignored since the battery model gives it; kept for old files
     battery_mah: float = 600.0
     hr: int = 72  # resting heart rate
+    skin_contact: bool = True  # the watch on the wrist: its PPG sensor sees a pulse
     cell: CellSpec = field(default_factory=CellSpec)
     cells: list[CellSpec] = field(default_factory=list)
     operators: list[OperatorSpec] = field(default_factory=list)
@@ -96,6 +97,19 @@ class ModemSpec:
 
 
 @dataclass
+class LinkSpec:
+    """Packet loss on the data link, a Gilbert-Elliott channel (hwsim/link.py):
+    ``loss`` is the long-run fraction of packets lost, ``burst`` the mean number
+    lost in a row (1: independent losses). TCP turns a loss into a retransmission
+    after ``rto_s`` (doubling), and drops the connection after ``max_retries``."""
+    loss: float = 0.0
+    burst: float = 3.0
+    seed: int = 1
+    rto_s: float = 1.0      # first retransmission timeout (RFC 6298's minimum)
+    max_retries: int = 6    # retransmissions of one segment before TCP gives up (~63 s at 1 s)
+
+
+@dataclass
 class Action:
     at: float
     press: str | None = None
@@ -112,11 +126,12 @@ class Action:
     modem_reboot: bool = False
     broker: bool | None = None    # False: the broker is unreachable (the link refuses)
     hangup: bool = False          # the far end hangs up the call in progress
+    loss: float | None = None     # packet loss on the data link from now (burst from [link])
 
     def does_something(self) -> bool:
         return bool(self.press or self.fall or self.activity or self.incoming_call or self.sms_from
                     or self.modem_reboot or self.hangup) or any(
-            v is not None for v in (self.coverage, self.indoors, self.move, self.broker))
+            v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss))
 
 
 @dataclass
@@ -168,6 +183,7 @@ class Scenario:
     expect: list[Expectation] = field(default_factory=list)
     device: dict = field(default_factory=dict)  # extra device.json fields (profiles, timings)
     config: dict = field(default_factory=dict)  # a config document already on flash
+    link: LinkSpec = field(default_factory=LinkSpec)  # packet loss on the data link
 
 
 class ScenarioError(ValueError):
@@ -200,7 +216,7 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         act = _build(Action, a, f"[[timeline]] #{i + 1}")
         if not act.does_something():
             raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors, move, "
-                                "fall, activity, incoming_call, sms_from, modem_reboot, broker or hangup)")
+                                "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup or loss)")
         actions.append(act)
     expects = [_build(Expectation, e, f"[[expect]] #{i + 1}") for i, e in enumerate(doc.get("expect", []))]
     for i, e in enumerate(expects):
@@ -210,6 +226,9 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
     if not isinstance(speed, (int, float)) or not 0.1 <= speed <= 200:
         raise ScenarioError(f"speed must be a number from 0.1 to 200, got {speed!r}")
     modem = _build(ModemSpec, doc.get("modem", {}), "[modem]")
+    link = _build(LinkSpec, doc.get("link", {}), "[link]")
+    if not 0.0 <= link.loss <= 1.0 or link.burst < 1.0:
+        raise ScenarioError(f"[link] loss must be in [0, 1] and burst >= 1, got {link.loss!r}, {link.burst!r}")
     if modem.family not in ("SIM7600", "A7670"):
         raise ScenarioError(f"[modem] family must be SIM7600 or A7670, got {modem.family!r}")
     return Scenario(
@@ -223,6 +242,7 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         expect=expects,
         device=dict(doc.get("device", {})),
         config=dict(doc.get("config", {})),
+        link=link,
     )
 
 

@@ -48,6 +48,7 @@ class World:
         self.operators = {o.mccmnc: o for o in spec.operators}
         self.broker_up = True
         self.hr_base = spec.hr
+        self.skin_contact = spec.skin_contact  # False: the watch is off the wrist
         self._hr_event: tuple[float, int] | None = None  # (when, extra beats per minute)
         self._wall0 = _parse_start(spec.start) if spec.start else time.time()
         self._was_covered = self.covered()

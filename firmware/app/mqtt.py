@@ -112,7 +112,7 @@ class Client:
             p, self._buf = pkt.split(self._buf)
             if p is not None:
                 return p
-            chunk = await self._r.read(512)
+            chunk = await self._r.read(256)  # small blocks: a fragmented heap still has them
             if not chunk:
                 raise MQTTError("connection closed by peer")
             self._buf += chunk

@@ -26,6 +26,7 @@ class Outbox:
         # A new boot restarts the sequence: (boot, seq) stays unique for ever.
         self.seq = seq.get("seq", 0) if seq.get("boot") == boot else 0
         self._retry = {}  # name -> [due ticks, delay ms]; RAM only: resend after reboot
+        self.sending = None  # the name last handed out to be sent
         for name in os.listdir(dir):
             if name.endswith(".tmp"):
                 os.remove(flash.join(dir, name))  # a write the power cut interrupted
@@ -35,8 +36,24 @@ class Outbox:
         flash.write_json(self._seq_path, {"boot": self.boot, "seq": self.seq})
         return "%d.%d" % (self.boot, self.seq)
 
+    def _iter(self):
+        # The message names, in no order. An iterator: a full outbox must not
+        # build lists of a hundred names in the heap (on an ESP32 the garbage of
+        # a listing every pump loop fragments it until a 1 KB block is not found).
+        for e in os.ilistdir(self.dir):
+            if e[0].endswith(".msg"):
+                yield e[0]
+
+    def _first(self, ok):
+        # The first name in sending order (a plain sort) that ok(name) accepts.
+        best = None
+        for n in self._iter():
+            if (best is None or n < best) and ok(n):
+                best = n
+        return best
+
     def _names(self):
-        return sorted(n for n in os.listdir(self.dir) if n.endswith(".msg"))
+        return sorted(self._iter())
 
     @staticmethod
     def _name(kind, mid):
@@ -48,23 +65,22 @@ class Outbox:
 
     def put(self, kind, payload):
         # payload: the message dict, with its "mid". Returns the mid.
-        names = self._names()
-        if len(names) >= self.limit:
-            self._make_room(names)
+        if self.count() >= self.limit:
+            self._make_room()
         mid = payload["mid"]
         body = json.dumps({"kind": kind, "payload": payload})
         flash.write_atomic(flash.join(self.dir, self._name(kind, mid)), body.encode())
         return mid
 
-    def _make_room(self, names):
+    def _make_room(self):
         # Drop the oldest location report first, then the oldest status, then
         # anything routine; alerts are never dropped.
         for letter in DROP_ORDER:
-            for n in names:
-                if n[0] == "m" and (letter is None or n[-5] == letter):
-                    os.remove(flash.join(self.dir, n))
-                    self._retry.pop(n, None)
-                    return
+            n = self._first(lambda n: n[0] == "m" and (letter is None or n[-5] == letter))
+            if n is not None:
+                os.remove(flash.join(self.dir, n))
+                self._retry.pop(n, None)
+                return
 
     def _load(self, n):
         try:
@@ -84,7 +100,10 @@ class Outbox:
         return out
 
     def count(self):
-        return len(self._names())
+        n = 0
+        for _ in self._iter():
+            n += 1
+        return n
 
     @staticmethod
     def mid_of(name):
@@ -93,18 +112,24 @@ class Outbox:
         return "%d.%d" % (int(boot), int(seq))
 
     def alerts(self):
-        return [n for n in self._names() if n[0] == "a"]
+        return sorted(n for n in self._iter() if n[0] == "a")
 
     def due(self, now, ticks_diff):
         # The first message that may be sent now, or None. Reads one file only:
         # a full outbox must not fill the heap.
-        for n in self._names():
-            r = self._retry.get(n)
-            if r is None or ticks_diff(now, r[0]) >= 0:
-                item = self._load(n)
-                if item:
-                    return item
-        return None
+        retry = self._retry
+
+        def ready(n):
+            r = retry.get(n)
+            return r is None or ticks_diff(now, r[0]) >= 0
+        while True:
+            n = self._first(ready)
+            if n is None:
+                return None
+            item = self._load(n)  # None: it was unreadable and is gone
+            if item:
+                self.sending = n  # on its way: its content is fixed now
+                return item
 
     def next_due_ms(self, now, ticks_diff):
         waits = [ticks_diff(r[0], now) for r in self._retry.values()]
@@ -121,7 +146,13 @@ class Outbox:
 
     def unsent(self):
         # Messages never sent this boot (alerts waiting for their ack do not count).
-        return [n for n in self._names() if n not in self._retry]
+        return sorted(n for n in self._iter() if n not in self._retry)
+
+    def has_unsent(self):
+        for n in self._iter():
+            if n not in self._retry:
+                return True
+        return False
 
     def resend_alerts_now(self):
         self._retry = {}
@@ -132,6 +163,23 @@ class Outbox:
             os.remove(flash.join(self.dir, name))
         except OSError:
             pass
+
+    def add_vitals(self, mid, vitals):
+        # Completes an alert not yet sent (a resend keeps its mid: the cloud,
+        # which de-duplicates on it, would not look at the new part).
+        try:
+            name = self._name("alert", mid)
+        except (ValueError, AttributeError):
+            return False
+        if name in self._retry or name == self.sending:
+            return False
+        path = flash.join(self.dir, name)
+        doc = flash.read_json(path)
+        if not doc or "payload" not in doc:
+            return False
+        doc["payload"]["vitals"] = vitals
+        flash.write_atomic(path, json.dumps(doc).encode())
+        return True
 
     def acknowledged(self, mid):
         # The cloud's alert_ack for an alert mid: it may leave the outbox now.

@@ -6,12 +6,14 @@
 import asyncio
 from app import flash
 from app.modem import Modem
+from app.vsim import choose_country
 
 POLL_MS = 2000
 FIX_POLL_MS = 500
 LINGER_MS = 20000        # stay on a little after the last need: commands may follow
 RETRY_ATTACH_MS = 15000
 DEAD_LINK_FAILURES = 3   # registered, yet the data link refused this many times
+FIX_FRESH_MS = 30000     # a fix this recent says which country the wearer is in
 
 
 class Radio:
@@ -180,20 +182,24 @@ class Radio:
                 self.up.set()
             return ok
         cell = self.cell
-        mcc = cell.get("mcc") if cell else None
+        cell_mcc = cell.get("mcc") if cell else None
+        fix, age = self.fix()
+        mcc, source = choose_country(cell_mcc, fix, age is not None and age < FIX_FRESH_MS)
+        if source == "gnss":
+            print("radio: country %s from GNSS (cell: %s)" % (mcc, cell_mcc))
         tried = []
         mem = profiles.remembered(mcc)
         if mem and mem[0] is not avoid:
-            if await self._try(m, mem[0], mem[1]):
+            if await self._try(m, mem[0], mem[1], mcc if source == "gnss" else None):
                 return True
             tried.append((mem[0].get("name"), mem[1]))
             profiles.forget(mcc)
         visible = [plmn for plmn, _ in await m.scan()]
         print("radio: networks in range", visible)
-        for p, plmn in profiles.ranked(visible, self.alarm):
+        for p, plmn in profiles.ranked(visible, self.alarm, mcc):
             if (p.get("name"), plmn) in tried or p is avoid:
                 continue
-            if await self._try(m, p, plmn):
+            if await self._try(m, p, plmn, mcc if source == "gnss" else None):
                 return True
             tried.append((p.get("name"), plmn))
         print("radio: no profile registers")
@@ -201,11 +207,12 @@ class Radio:
             self.on_no_network()
         return False
 
-    async def _try(self, m, profile, plmn):
+    async def _try(self, m, profile, plmn, country=None):
+        # country: where GNSS puts the wearer; the profile is remembered for it.
         print("radio: trying profile", profile.get("name"), "on", plmn)
         if await m.select(profile.get("apn"), plmn):
             await m.poll()
-            mcc = m.cell.get("mcc") if m.cell else int(plmn[:3])
+            mcc = country or (m.cell.get("mcc") if m.cell else int(plmn[:3]))
             self.profiles.remember(mcc, profile, plmn)
             self.link_failures = 0
             self.up.set()

@@ -57,7 +57,8 @@ class Session:
             except RadioOff:
                 planned = True
             except Exception as e:
-                print("session: link down:", repr(e))
+                cause = self.client.error if self.client else None
+                print("session: link down:", repr(e), "" if cause is None or cause is e else repr(cause))
             finally:
                 self.synced.clear()
                 if self.client:
@@ -106,7 +107,7 @@ class Session:
             if not self.network_up.is_set():
                 raise RadioOff()
             if item is None:
-                if not self.outbox.unsent():
+                if not self.outbox.has_unsent():
                     self.synced.set()
                 wait = self.outbox.next_due_ms(now, self.clock.ticks_diff)
                 wait = IDLE_WAIT_MS if wait is None else min(max(wait, 10), IDLE_WAIT_MS)

@@ -1,10 +1,25 @@
 # Virtual-SIM profile choice. A profile is {"name","mccmnc":[...],"apn","priority","cost"}.
-# The country (MCC) comes from the serving cell (or the last one seen); the
+# The country (MCC) comes from a fresh GNSS fix (where the wearer is: a cell
+# across a border is heard kilometres into the neighbour), else from the serving
+# cell (or the last one seen), else from the last fix kept on flash; the
 # networks in range from AT+COPS=? in the modem's order, which follows signal.
-# Normally the cheapest good profile wins; in an alarm cost is ignored and every
-# (profile, network) pair is worth a try. The last profile that worked in a
-# country is tried first next time, before any slow scan.
+# Normally the cheapest good profile wins, a network of the country first at
+# equal cost; in an alarm cost is ignored and every (profile, network) pair is
+# worth a try. The last profile that worked in a country is tried first next
+# time, before any slow scan.
 from app import flash
+from app.country import mcc_at
+
+
+def choose_country(cell_mcc, fix, fresh):
+    # -> (mcc or None, "gnss" | "cell" | None). fix: a loc dict or None; fresh:
+    # it was taken this power-on, seconds ago.
+    gnss = mcc_at(fix.get("lat"), fix.get("lon")) if fix else None
+    if gnss is not None and (fresh or cell_mcc is None):
+        return gnss, "gnss"
+    if cell_mcc is not None:
+        return cell_mcc, "cell"
+    return None, None
 
 
 class Profiles:
@@ -46,13 +61,15 @@ class Profiles:
         if self.memory.pop(str(mcc), None) is not None:
             flash.write_json(self.memory_path, self.memory)
 
-    def ranked(self, visible, alarm=False):
+    def ranked(self, visible, alarm=False, country=None):
         # visible: [plmn] strongest first. -> [(profile, plmn)] in the order to try.
+        # At equal cost a network of the country (MCC) comes before a foreign one.
         out = []
         for rank, plmn in enumerate(visible):
+            foreign = 1 if country is not None and plmn[:3] != str(country) else 0
             for p in self.profiles:
                 if plmn in p.get("mccmnc", []):
                     cost = 0 if alarm else p.get("cost", 1.0)
-                    out.append((cost, rank, p.get("priority", 9), p, plmn))
-        out.sort(key=lambda t: (t[0], t[1], t[2]))
-        return [(t[3], t[4]) for t in out]
+                    out.append((cost, foreign, rank, p.get("priority", 9), p, plmn))
+        out.sort(key=lambda t: (t[0], t[1], t[2], t[3]))
+        return [(t[4], t[5]) for t in out]

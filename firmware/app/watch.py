@@ -2,6 +2,7 @@
 # calls and cloud session together on one asyncio loop. Everything hardware
 # comes in through `board`; every duration comes from `board.clock`.
 import asyncio
+import gc
 from app import flash, messages
 from app.alarm import Alarm
 from app.buttons import Buttons
@@ -22,6 +23,8 @@ BATTERY_CHECK_MS = 60000
 REMINDER_CHECK_MS = 20000
 IDLE_SLEEP_MS = 10000      # light sleep slices: the watchdog is fed between them
 EMPTY_PCT = 1              # below this the cell is protected: shut down cleanly
+HR_FRESH_MS = 60000        # a heart rate this recent goes with an alert at once
+VITALS_CHECK_MS = 5000
 
 
 class Watch:
@@ -61,6 +64,10 @@ class Watch:
         self._fired = {}           # reminder "at" -> day it fired
         self._low_path = flash.join(fdir, "lowbatt")
         self._emergency_dialled = False
+        self._hr = None            # (bpm, ticks) of the last reading
+        self._hr_busy = False
+        self._hr_tried = None      # ticks of the last reading started
+        self._hr_for = []          # alert mids waiting for the reading in progress
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -187,11 +194,49 @@ class Watch:
         asyncio.create_task(self.raise_alert("sos", "button"))
 
     async def raise_alert(self, kind, trigger):
-        hr = None
         self.ui.vibrate(300)  # before anything slow: the wearer must feel it worked
-        if self.alarm.state == "idle" and hasattr(self.board, "heart_rate"):
+        first = self.alarm.state == "idle"
+        hr = self._hr_recent() if first else None
+        # The alert never waits for the pulse (seconds of PPG): it is on flash and
+        # on its way at once, and the reading joins it if it comes before the
+        # first send (the modem boots for 11 s; a fall countdown measured already).
+        mid = self.alarm.raise_alert(kind, trigger, {"hr": hr} if hr else None, buzz=False)
+        if first and hr is None:
+            self.want_heart_rate(mid)
+
+    def _hr_recent(self):
+        if self._hr and self.clock.ticks_diff(self.clock.ticks_ms(), self._hr[1]) < HR_FRESH_MS:
+            return self._hr[0]
+        return None
+
+    def want_heart_rate(self, mid=None):
+        # One reading at a time; mid: an alert to complete with it.
+        if not hasattr(self.board, "heart_rate"):
+            return
+        if mid:
+            self._hr_for.append(mid)
+        if not self._hr_busy:
+            self._hr_busy = True
+            self._hr_tried = self.clock.ticks_ms()
+            asyncio.create_task(self._heart_rate())
+
+    async def _heart_rate(self):
+        hr = None
+        try:
             hr = await self.board.heart_rate()
-        self.alarm.raise_alert(kind, trigger, {"hr": hr} if hr else None, buzz=False)
+        except Exception as e:
+            print("vitals: heart rate failed", repr(e))
+        finally:
+            self._hr_busy = False
+        print("vitals: heart rate", hr)
+        if hr:
+            self._hr = (hr, self.clock.ticks_ms())
+        mids, self._hr_for = self._hr_for, []
+        for mid in mids:
+            if hr and self.outbox.add_vitals(mid, {"hr": hr}):
+                print("vitals: added to alert", mid)
+            elif hr:
+                print("vitals: alert", mid, "already sent")
 
     def on_click(self):
         # The black button: answer what is asking, else show the watch face.
@@ -301,6 +346,7 @@ class Watch:
         secs = self.cfg.get("fall_countdown_s", 15)
         print("fall: detected, countdown", secs, "s")
         self.radio.want("fall")  # the modem boots meanwhile: the alert leaves sooner
+        self.want_heart_rate()   # and the pulse is read: the alert carries it
         for left in range(secs, 0, -1):
             self.ui.show("Fall detected - press to cancel %d" % left, pin=True)
             self.ui.vibrate(300)
@@ -316,6 +362,18 @@ class Watch:
             await self.raise_alert("fall", "fall_detector")
         elif not self.alarm.active():
             self.ui.unpin()
+
+    async def vitals(self):
+        # While the radio is on (a check-in, an alarm, a call) a heart rate is kept
+        # fresh, so an SOS pressed then leaves at once with a reading of the last
+        # minute. Idle, the sensor sleeps: its LEDs are not free.
+        while True:
+            await self.clock.sleep_ms(VITALS_CHECK_MS)
+            now = self.clock.ticks_ms()
+            if self.radio.powered and not self._hr_busy and (
+                    self._hr_tried is None
+                    or self.clock.ticks_diff(now, self._hr_tried) >= HR_FRESH_MS - 2 * VITALS_CHECK_MS):
+                self.want_heart_rate()
 
     async def battery_watch(self):
         while True:
@@ -378,14 +436,21 @@ class Watch:
         self.board.power_off()
 
     def idle(self):
+        # A pulse reading in progress keeps the CPU up: in light sleep nobody
+        # drains the sensor's FIFO (32 samples, 1.3 s).
         return (not self.radio.wanted() and not self.radio.powered and self.countdown is None
-                and not self.ui.on and not self.calls.active())
+                and not self.ui.on and not self.calls.active() and not self._hr_busy)
 
     async def feed(self):
         # Fed from the loop itself: if the loop stalls, the watchdog resets the watch.
+        # A collection every second keeps the live objects packed low in the heap:
+        # left to run only when the heap is exhausted, the GC finds the survivors
+        # scattered over all of it, and a 700-byte block (a network read, the
+        # pulse samples) may not exist any more in an ESP32's 100 KB.
         while True:
             if self.wdt:
                 self.wdt.feed()
+            gc.collect()
             if self.idle() and hasattr(self.board, "light_sleep"):
                 await self.board.light_sleep(IDLE_SLEEP_MS)
             else:
@@ -397,6 +462,6 @@ class Watch:
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
         for task in (self.radio.run(), self.session.run(), self.checkins(), self.fall_watch(),
-                     self.battery_watch(), self.reminders(), self.tracking()):
+                     self.battery_watch(), self.reminders(), self.tracking(), self.vitals()):
             asyncio.create_task(task)
         await self.feed()

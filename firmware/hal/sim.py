@@ -1,13 +1,15 @@
 # The simulated board (MicroPython unix port). Every wire goes to hwsim over
-# loopback TCP: the board bus (buttons, accelerometer, heart rate, battery in;
-# display, vibration, power state out; newline JSON), the modem UART (raw AT
-# bytes), and the data link (a proxy that passes traffic only while the
-# simulated modem has a data bearer).
+# loopback TCP: the board bus (buttons, accelerometer, battery in; display,
+# vibration, power state out; newline JSON), the I2C bus (register transfers:
+# the heart-rate sensor runs the board's own driver, hal/max30102.py), the modem
+# UART (raw AT bytes), and the data link (a proxy that passes traffic only while
+# the simulated modem has a data bearer).
 #
 # Time runs at hwsim's scenario speed (PERS_SIM_SPEED): the app's 11 s wait for
 # the modem or 10 minutes of back-off take a fraction of that in CI, while the
 # app code stays exactly what runs on the board.
 import asyncio
+import binascii
 import errno
 import json
 import os
@@ -18,6 +20,7 @@ ENV_HOST = "PERS_SIM_HOST"
 ENV_BUS = "PERS_SIM_BUS_PORT"
 ENV_UART = "PERS_SIM_UART_PORT"
 ENV_LINK = "PERS_SIM_LINK_PORT"
+ENV_I2C = "PERS_SIM_I2C_PORT"
 ENV_FLASH = "PERS_SIM_FLASH"
 ENV_SPEED = "PERS_SIM_SPEED"
 ENV_MEM = "PERS_SIM_MEM_REPORT"  # ms between heap reports (benchmarks); unset: none
@@ -82,6 +85,30 @@ class Watchdog:
         self.board._send({"ev": "wdt_hold"})
 
 
+class I2C:
+    # machine.I2C's register calls, each one line to hwsim's I2C bus and one
+    # back; blocking, as a real transfer is (a NACK is OSError, as on the board).
+    def __init__(self, host, port):
+        self.addr = _addr(host, port)
+        self._s = None
+
+    def _ask(self, line):
+        if self._s is None:
+            self._s = socket.socket()
+            self._s.connect(self.addr)
+        self._s.write(line.encode())
+        answer = self._s.readline().strip()
+        if not answer or answer == b"NACK":
+            raise OSError(errno.ENODEV)
+        return answer
+
+    def readfrom_mem(self, addr, reg, n):
+        return binascii.unhexlify(self._ask("R %d %d %d\n" % (addr, reg, n)))
+
+    def writeto_mem(self, addr, reg, buf):
+        self._ask("W %d %d %s\n" % (addr, reg, binascii.hexlify(buf).decode()))
+
+
 class Link:
     def __init__(self, host, port):
         self.host, self.port = host, port
@@ -107,8 +134,6 @@ class Board:
         self.clock = Clock(float(os.getenv(ENV_SPEED) or "1"))
         self._buttons = {}
         self._batt = {"pct": 100, "mv": 4150}
-        self._hr = None
-        self._hr_event = None
         self._accel = []
         self.accel_hz = 50
         self._on_button = None
@@ -122,6 +147,9 @@ class Board:
         self._reset_cause = state.get("reset_cause", "power_on")
         self._sock.setblocking(False)
         self.link = Link(self.host, int(os.getenv(ENV_LINK)))
+        self.i2c = I2C(self.host, int(os.getenv(ENV_I2C)))
+        from hal.max30102 import MAX30102
+        self._hr = MAX30102(self.i2c, self.clock)
 
     def _apply(self, msg):
         if "buttons" in msg:
@@ -130,10 +158,6 @@ class Board:
             self.clock.set_wall(msg["wall"])
         if "batt" in msg:
             self._batt = msg["batt"]
-        if "hr" in msg:
-            self._hr = msg["hr"]
-            if self._hr_event:
-                self._hr_event.set()
 
     def _send(self, obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -206,15 +230,8 @@ class Board:
         return out
 
     async def heart_rate(self):
-        self._hr_event = asyncio.Event()
-        self._send({"ev": "hr?"})
-        try:
-            await self.clock.wait_for_ms(self._hr_event.wait(), 3000)
-        except asyncio.TimeoutError:
-            return None
-        finally:
-            self._hr_event = None
-        return self._hr
+        # Beats per minute from the PPG sensor (seconds of sampling), or None.
+        return await self._hr.heart_rate()
 
     def battery(self):
         return dict(self._batt)

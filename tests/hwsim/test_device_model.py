@@ -189,7 +189,7 @@ def test_energy_integrates_per_part_and_drains_the_battery():
     meter = Meter(rec.now, capacity_mah=600, start_pct=100)
     meter.set("mcu", "light_sleep")
     rec.t = 3600
-    assert math.isclose(meter.used(), 0.8 + 0.02, rel_tol=1e-6)  # mcu + modem off
+    assert math.isclose(meter.used(), 0.8 + 0.02 + 0.001, rel_tol=1e-6)  # mcu + modem off + PPG shut down
     meter.set("modem", "idle")
     rec.t = 7200
     assert math.isclose(meter.report()["by_part_mah"]["modem"], 0.02 + 23, rel_tol=1e-6)
@@ -222,3 +222,86 @@ def test_bundled_scenarios_load():
     for path in SCENARIO_DIR.glob("*.toml"):
         s = load(path.stem)
         assert s.expect, path
+
+
+def test_gilbert_elliott_loss_is_bursty_and_seeded():
+    from hwsim.link import GilbertElliott
+    ch = GilbertElliott(loss=0.2, burst=3.0, seed=11)
+    seq = [ch.lost() for _ in range(200_000)]
+    assert abs(sum(seq) / len(seq) - 0.2) < 0.01
+    bursts, run = [], 0
+    for lost in seq:
+        if lost:
+            run += 1
+        elif run:
+            bursts.append(run)
+            run = 0
+    assert abs(sum(bursts) / len(bursts) - 3.0) < 0.15  # losses come in bursts, not alone
+    again = GilbertElliott(loss=0.2, burst=3.0, seed=11)
+    assert [again.lost() for _ in range(1000)] == seq[:1000]
+    assert not any(GilbertElliott(0.0).lost() for _ in range(1000))
+
+
+def test_tcp_over_the_lossy_link_delays_then_gives_up():
+    from hwsim.link import LinkProxy
+    from hwsim.scenario import LinkSpec
+    rec = Recorder()
+    clean = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=0.0))
+    assert clean.transmit(3000) == 0.0 and clean.segments == 3
+    lossy = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=0.3, burst=2.0, seed=5))
+    delays = [lossy.transmit(200) for _ in range(2000)]
+    assert all(d is None or d in (0, 1, 3, 7, 15, 31, 63) for d in delays)  # RTO 1 s, doubling
+    assert lossy.retransmits > 0 and max(d for d in delays if d is not None) >= 3
+    dead = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=1.0, max_retries=4))
+    assert dead.transmit(100) is None and dead.retransmits == 4
+
+
+def _ppg_world(hr=72, contact=True):
+    clock = [0.0]
+    world = World(WorldSpec(hr=hr, skin_contact=contact), lambda: clock[0])
+    return world, clock
+
+
+def test_max30102_registers_fifo_and_pulse():
+    from hwsim.i2c import I2CBus, Max30102
+    world, clock = _ppg_world(hr=60)
+    dev = Max30102(world, lambda: clock[0], seed=2)
+    bus = I2CBus(Recorder(), {0x57: dev})
+    assert bus.transfer("R 87 255 1") == "15"           # part id
+    assert bus.transfer("R 88 255 1") == "NACK"         # nobody at 0x58
+    for reg, val in ((0x08, 0x50), (0x0A, 0x27), (0x0C, 0x24), (0x0D, 0x24), (0x09, 0x03)):
+        assert bus.transfer(f"W 87 {reg} {val:02x}") == "OK"
+    assert dev.rate_hz() == 25
+    clock[0] = 0.8                                       # 20 samples at 25 Hz
+    assert int(bus.transfer("R 87 4 1"), 16) == 20 and int(bus.transfer("R 87 6 1"), 16) == 0
+    clock[0] = 3.0                                       # 75 made: the FIFO (32) rolled over
+    assert int(bus.transfer("R 87 5 1"), 16) > 0
+    ir = []
+    raw = bytes.fromhex(bus.transfer(f"R 87 7 {6 * 32}"))
+    ir += [int.from_bytes(raw[i + 3:i + 6], "big") for i in range(0, len(raw), 6)]
+    assert int(bus.transfer("R 87 4 1"), 16) == int(bus.transfer("R 87 6 1"), 16)  # drained
+    for k in range(1, 200):                              # 8 s more, read every 0.4 s
+        clock[0] = 3.0 + 0.04 * k
+        if k % 10 == 0:
+            wr, rd = int(bus.transfer("R 87 4 1"), 16), int(bus.transfer("R 87 6 1"), 16)
+            n = (wr - rd) & 0x1F
+            raw = bytes.fromhex(bus.transfer(f"R 87 7 {6 * n}"))
+            ir += [int.from_bytes(raw[i + 3:i + 6], "big") for i in range(0, len(raw), 6)]
+    assert all(100_000 < v < 130_000 for v in ir)        # skin: a large steady level
+    # one big swing per beat: at 60 bpm, about one per second
+    mean = sum(ir) / len(ir)
+    crossings = sum(1 for a, b in zip(ir, ir[1:]) if a < mean + 500 <= b)
+    assert 7 <= crossings <= 10
+    assert bus.transfer("W 87 9 80") == "OK" and not dev.active()  # shutdown
+
+
+def test_max30102_without_skin_sees_only_ambient_light():
+    from hwsim.i2c import Max30102
+    world, clock = _ppg_world(contact=False)
+    dev = Max30102(world, lambda: clock[0])
+    dev.write(0x08, b"\x50")
+    dev.write(0x0A, b"\x27")
+    dev.write(0x09, b"\x03")
+    clock[0] = 1.0
+    raw = dev.read(0x07, 6 * 25)
+    assert max(int.from_bytes(raw[i + 3:i + 6], "big") for i in range(0, len(raw), 6)) < 5000

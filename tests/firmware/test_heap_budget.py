@@ -1,0 +1,68 @@
+"""The ESP32 heap budget (issue 3), enforced on the real firmware.
+
+The board runs the modules frozen in flash; here they are imported in place from
+a ROMFS image and the heap is cut so that exactly the app budget remains beside
+the image (hwsim/firmware.py). Everything else is counted: module objects, the
+qstr pool, the interpreter, the app's data. An SOS with a full outbox must pass
+in an ESP32's 100 KiB (plus the measured qstr pool of the firmware's names,
+which a frozen build keeps in flash), and the same run in a heap 30% smaller
+must run out of memory, so this test can fail."""
+from __future__ import annotations
+
+import json
+
+from hwsim import firmware
+from hwsim.scenario import Scenario, WorldSpec
+
+from .conftest import DEV
+
+LIMIT = 100
+TOO_SMALL = "70k"
+
+
+def full_outbox(flash):
+    outbox = flash / "outbox"
+    outbox.mkdir(parents=True)
+    for seq in range(1, LIMIT + 1):
+        loc = {"v": 1, "mid": f"1.{seq}", "ts": 1763780000 + seq, "reason": "periodic",
+               "loc": {"lat": 45.764, "lon": 4.8357, "acc": 5.0, "src": "gnss", "ts": 1763780000, "sats": 9},
+               "cell": {"mcc": 208, "mnc": 1, "lac": 12345, "cid": 67890, "rssi": -85, "rat": "LTE"},
+               "batt": {"pct": 64, "mv": 3850}}
+        (outbox / f"m00000001.{seq:08d}.l.msg").write_text(json.dumps({"kind": "loc", "payload": loc}))
+    (flash / "boot").write_text("1")
+
+
+def sos_with_full_outbox(make_watch, cloud, flash, heap):
+    full_outbox(flash)
+    scenario = Scenario(name="heap", world=WorldSpec(coverage=False))
+    with make_watch(scenario, flash_dir=flash, heap=heap, device_extra={"outbox_limit": LIMIT}) as w:
+        try:
+            assert w.wait_display("Ready", 30)
+            w.press("red", 1.5)
+            assert w.wait_display("Calling for help", 10)
+            w.set_coverage(True)
+            alert = cloud.wait("alert", timeout=30)[0]
+            cloud.command(DEV, cid="h-1", type="alert_ack", ref=alert["mid"], stage="received")
+            assert w.wait_display("Help is coming", 60)
+            cloud.wait("loc", count=LIMIT - 1, timeout=60)  # the outbox drained behind the alert
+            w.sleep(5)
+            ok = w.running()
+        except AssertionError:
+            ok = False
+        logs = [e["line"] for e in w.events if e["type"] == "log"]
+        return ok, logs
+
+
+def test_sos_with_a_full_outbox_runs_in_the_esp32_app_heap(make_watch, cloud, tmp_path):
+    ok, logs = sos_with_full_outbox(make_watch, cloud, tmp_path, firmware.APP_HEAP)
+    heap = [ln for ln in logs if ln.startswith("heap: ")]
+    assert heap and " app=%d " % (100 * 1024) in heap[0], heap
+    assert not [ln for ln in logs if "MemoryError" in ln], [ln for ln in logs if "MemoryError" in ln][:3]
+    assert ok
+    assert len({p["mid"] for p in cloud.received("alert")}) == 1
+    assert len(list((tmp_path / "outbox").glob("*.msg"))) == 0
+
+
+def test_the_same_run_in_too_small_a_heap_runs_out_of_memory(make_watch, cloud, tmp_path):
+    ok, logs = sos_with_full_outbox(make_watch, cloud, tmp_path, TOO_SMALL)
+    assert [ln for ln in logs if "MemoryError" in ln]
