@@ -1,11 +1,18 @@
 """Flashing a watch: compile the firmware, copy it to the board, provision it.
 
 ``flash(port, device_id, secret, broker_host, broker_port, profiles=None)``
-compiles ``firmware/`` with mpy-cross (the board runs .mpy: less RAM, no
-compile on the device), stages the board's filesystem, writes the device
-config (``/data/device.json``: id, secret, broker, virtual-SIM profiles) and
-copies everything with mpremote. ``main(argv)`` is the ``pers flash`` command;
-``--dry-run DIR`` stops after staging so the image can be checked without a board.
+compiles ``firmware/`` with mpy-cross (the board runs .mpy: no compile on the
+device), stages the board's files, writes the device config
+(``/data/device.json``: id, secret, broker, virtual-SIM profiles) and sends
+everything with mpremote. ``main(argv)`` is the ``pers flash`` command;
+``--dry-run DIR`` stops after staging (and builds the ROMFS image) so the result
+can be checked without a board.
+
+The ``app`` and ``hal`` packages go to the board's ROMFS partition (``mpremote
+romfs deploy``; MicroPython mounts it at /rom, on sys.path) so their bytecode
+runs in place from flash. Copied to the filesystem instead (``--files``, for a
+board with PSRAM), the bytecode is loaded into the heap: about 96 KB, which
+leaves an ESP32 without PSRAM nothing for the app (docs/firmware.md).
 """
 from __future__ import annotations
 
@@ -23,6 +30,9 @@ FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 SCRIPTS = ("main.py", "boot.py")          # run from source by the board's boot sequence
 NOT_ON_BOARD = ("hal/sim.py", "manifest.py")  # the simulator's HAL; the image build's manifest
 DATA_DIR = "data"                         # FLASH_DIR of firmware/hal/esp32.py, without the slash
+ROM_DIR = "rom"                           # staged packages for the ROMFS partition
+ROM_IMAGE = "firmware.romfs"              # the image built from ROM_DIR (dry run: to check it)
+ROM_PACKAGES = ("app", "hal")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PROFILE_FIELDS = {"name": str, "mccmnc": list, "apn": str}
 
@@ -66,15 +76,18 @@ def device_config(device_id: str, secret: str, broker_host: str, broker_port: in
             "profiles": check_profiles(profiles)}
 
 
-def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR) -> Path:
-    """The board's filesystem in ``out``: compiled modules, the boot scripts, /data/device.json."""
+def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR, *, romfs: bool = True) -> Path:
+    """The board's files in ``out``: the compiled packages (under ``rom/`` for the
+    ROMFS partition, or in place with ``romfs=False``), the boot scripts and
+    /data/device.json."""
     mpy_cross = _tool("mpy-cross")
     out.mkdir(parents=True, exist_ok=True)
     for src in sorted(firmware_dir.rglob("*.py")):
         rel = src.relative_to(firmware_dir).as_posix()
         if "__pycache__" in rel or rel in NOT_ON_BOARD:
             continue
-        dst = out / rel
+        in_rom = romfs and rel.split("/", 1)[0] in ROM_PACKAGES
+        dst = out / ROM_DIR / rel if in_rom else out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel in SCRIPTS:
             shutil.copy(src, dst)
@@ -91,17 +104,32 @@ def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR) -> Path:
 
 
 def mpremote_commands(port: str, staged: Path) -> list[list[str]]:
-    """The mpremote invocations that copy a staged tree to the board, then reset it."""
+    """The mpremote invocations that send a staged tree to the board, then reset it:
+    the packages to the ROMFS partition (when staged so), the rest to the filesystem."""
     mpremote = _tool("mpremote")
-    entries = sorted(p.name for p in staged.iterdir())
-    return [[mpremote, "connect", port, "fs", "cp", "-r", *entries, ":", "+", "reset"]]
+    entries = sorted(p.name for p in staged.iterdir() if p.name not in (ROM_DIR, ROM_IMAGE))
+    rom = [mpremote, "connect", port, "romfs", "deploy", ROM_DIR, "+"] if (staged / ROM_DIR).is_dir() else \
+        [mpremote, "connect", port]
+    return [rom + ["fs", "cp", "-r", *entries, ":", "+", "reset"]]
+
+
+def build_romfs(staged: Path) -> Path:
+    """The image `romfs deploy` would write, built by mpremote itself (to check it off-board)."""
+    proc = subprocess.run([_tool("mpremote"), "romfs", "--no-mpy", "-o", ROM_IMAGE, "build", ROM_DIR],
+                          cwd=staged, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FlashError(f"mpremote romfs build failed: {(proc.stderr or proc.stdout).strip()}")
+    return staged / ROM_IMAGE
 
 
 def flash(port: str, device_id: str, secret: str, broker_host: str, broker_port: int, profiles=None,
-          dry_run: Path | None = None) -> Path:
+          dry_run: Path | None = None, romfs: bool = True) -> Path:
     device = device_config(device_id, secret, broker_host, broker_port, profiles)
-    staged = stage(Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix="pers-flash-")), device)
+    staged = stage(Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix="pers-flash-")), device,
+                   romfs=romfs)
     if dry_run:
+        if romfs:
+            build_romfs(staged)
         return staged
     for argv in mpremote_commands(port, staged):
         proc = subprocess.run(argv, cwd=staged, capture_output=True, text=True)
@@ -127,11 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker", type=_host_port, required=True, help="HOST:PORT the watch connects to")
     p.add_argument("--profiles", type=Path, help="a JSON file with the virtual-SIM profile list")
     p.add_argument("--dry-run", type=Path, metavar="DIR", help="only stage the board's files in DIR")
+    p.add_argument("--files", action="store_true",
+                   help="copy the packages to the filesystem instead of the ROMFS partition (boards with PSRAM, "
+                        "or MicroPython without ROMFS)")
     args = p.parse_args(argv)
     try:
         profiles = json.loads(args.profiles.read_text()) if args.profiles else None
         out = flash(args.port, args.device_id, args.secret, args.broker[0], args.broker[1], profiles,
-                    dry_run=args.dry_run)
+                    dry_run=args.dry_run, romfs=not args.files)
     except (FlashError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -111,41 +111,33 @@ def compile_tree(firmware_dir: Path, out_dir: Path) -> list[Path]:
     return made
 
 
-def _uint(v: int) -> bytes:
-    out = [v & 0x7F]
-    v >>= 7
-    while v:
-        out.insert(0, 0x80 | (v & 0x7F))
-        v >>= 7
-    return bytes(out)
-
-
-def _record(kind: int, payload: bytes) -> bytes:
-    return _uint(kind) + _uint(len(payload)) + payload
-
-
 def romfs_image(root: Path, packages=ROM_PACKAGES) -> bytes:
-    """A ROMFS image (MicroPython's VfsRom format: records of kind, length, payload)
-    of the .mpy files under root/<package>/."""
-    def directory(path: Path) -> bytes:
-        body = b""
+    """A ROMFS image of the .mpy files under root/<package>/, written by mpremote's
+    own VfsRomWriter (what `mpremote romfs build` uses, and `pers flash` deploys)."""
+    from mpremote.romfs import VfsRomWriter
+
+    rom = VfsRomWriter()
+
+    def add(path: Path) -> None:
         for p in sorted(path.iterdir()):
             if p.is_dir():
-                body += _record(4, _uint(len(p.name)) + p.name.encode() + directory(p))
+                rom.opendir(p.name)
+                add(p)
+                rom.closedir()
             elif p.suffix == ".mpy":
-                body += _record(5, _uint(len(p.name)) + p.name.encode() + _record(2, p.read_bytes()))
-        return body
-    data = b"".join(_record(4, _uint(len(name)) + name.encode() + directory(root / name))
-                    for name in packages if (root / name).is_dir())
-    head, size = b"\xd2\xcd\x31", _uint(len(data))
-    if (len(head) + len(size) + len(data)) % 2:
-        size = b"\x80" + size
-    return head + size + data
+                rom.mkfile(p.name, p.read_bytes())
+
+    for name in packages:
+        if (root / name).is_dir():
+            rom.opendir(name)
+            add(root / name)
+            rom.closedir()
+    return rom.finalise()
 
 
 def compiled(firmware_dir: Path = FIRMWARE_DIR) -> Path:
     """The compiled firmware for these sources (built once per content)."""
-    h = hashlib.sha256(b"romfs-1")
+    h = hashlib.sha256(b"romfs-2")
     for src in sources(firmware_dir):
         h.update(src.relative_to(firmware_dir).as_posix().encode() + b"\0" + src.read_bytes())
     out = Path(tempfile.gettempdir()) / f"pers-firmware-{h.hexdigest()[:16]}"
