@@ -232,6 +232,33 @@ class CloudProcess:
                 out[kind] = float(line.rsplit(" ", 1)[1])
         return out
 
+    def metric_samples(self, prefix: str) -> dict[str, float]:
+        """Raw /metrics samples whose name starts with ``prefix`` (line -> value)."""
+        import httpx
+        try:
+            text = httpx.get(self.url + "/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def ingest_internals(self) -> dict:
+        """Batch sizes, inbox depth and backpressure of the ingest path (cloud/mqtt/bridge.py)."""
+        m = self.metric_samples("pers_ingest_")
+        n, total = m.get("pers_ingest_batch_size_count", 0), m.get("pers_ingest_batch_size_sum", 0)
+        return {"batches": n, "batch_mean": round(total / n, 1) if n else None,
+                "inbox_depth": {k.split('lane="')[1].rstrip('"}'): v for k, v in m.items()
+                                if k.startswith("pers_ingest_inbox_depth{")},
+                "backpressure": {k.split('result="')[1].rstrip('"}'): v for k, v in m.items()
+                                 if k.startswith("pers_ingest_backpressure_total{")}}
+
     def wait_ingested(self, kind: str, n: int, timeout: float) -> float:
         """Wait until the cloud has accepted ``n`` messages of ``kind``; returns seconds waited."""
         t0 = time.monotonic()

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import REPO, RESULTS, results_dir, write_result  # noqa: E402
 from bench.pg import pg_bin  # noqa: E402
 
-BENCHES = [("ingest", "ingest_bench.py"), ("sos_latency", "sos_latency_bench.py"),
+BENCHES = [("ingest", "ingest_bench.py"),
+           # the ingest domain alone (CPU per stored message, one by one vs batched): stable on a busy machine
+           ("ingest_batch", "ingest_batch_bench.py"), ("sos_latency", "sos_latency_bench.py"),
            # the same measurement at a load one cloud process sustains (full mode only)
            ("sos_latency_light", "sos_latency_bench.py --devices 1000 --loc-rate 50 --name sos_latency_light"),
            ("connections", "connections_bench.py"), ("growth", "growth_bench.py"),
@@ -60,11 +62,16 @@ def summarize(runs: dict, quick: bool) -> dict:
     fw = _load("firmware")
     light = _load("sos_latency_light", quick) or {}
     pg1, pg2 = _load("ingest_pg", quick), _load("ingest_pg_2workers", quick)
+    batch = _load("ingest_batch", quick) or {}
     summary = {
         "quick": quick,
         "ingest_per_s": ingest.get("ingest_per_s"),
         "ingest_baseline_per_s": ingest.get("ingest_baseline_per_s"),
         "ingest_ratio": ingest.get("ingest_ratio"),
+        "ingest_cloud_cpu_us_per_report": ingest.get("cloud_cpu_us_per_report"),
+        "ingest_batch_mean": (ingest.get("ingest_internals") or {}).get("batch_mean"),
+        "ingest_worker_cpu_us_per_msg": {"one_by_one": (batch.get("single") or {}).get("cpu_us_per_msg"),
+                                         "batched": (batch.get("batched") or {}).get("cpu_us_per_msg")},
         "sos_to_ack_p50_ms": sos.get("sos_to_ack_p50_ms"),
         "sos_to_ack_p99_ms": sos.get("sos_to_ack_p99_ms"),
         "sos_to_ack_max_ms": sos.get("sos_to_ack_max_ms"),
@@ -72,7 +79,8 @@ def summarize(runs: dict, quick: bool) -> dict:
         "sos_to_console_p99_ms": sos.get("sos_to_console_p99_ms"),
         "sos_to_console_max_ms": sos.get("sos_to_console_max_ms"),
         "sos_load": {"devices": sos.get("connected_devices"), "loc_rate_offered": sos.get("loc_rate_offered"),
-                     "loc_persisted_per_s": (sos.get("load") or {}).get("loc_persisted_per_s")},
+                     "loc_persisted_per_s": (sos.get("load") or {}).get("loc_persisted_per_s"),
+                     "alerts_resent": sos.get("alerts_resent")},
         "ingest_postgres": {k: (pg1.get(k) if pg1 else None) for k in ("ingest_per_s", "ingest_ratio", "cloud_rss_mb")},
         "ingest_postgres_2_workers": {k: (pg2.get(k) if pg2 else None)
                                       for k in ("ingest_per_s", "ingest_ratio", "cloud_rss_mb")},

@@ -160,8 +160,8 @@ def run(quick: bool = False, devices: int | None = None, loc_rate: float | None 
         "load": {"offered": r["offered"], "loc_persisted_during_load": r["loc_persisted_during_load"],
                  "loc_persisted_per_s": r["loc_persisted_per_s"],
                  "cloud_accepted_by_kind_at_load_end": r["accepted_by_kind_at_load_end"],
-                 "note": "the cloud's inbox is a priority queue (alert > ack > presence > status > loc): "
-                         "under overload loc reports starve first"},
+                 "note": "the cloud's inbox has an urgent lane (alert, ack: one transaction each, taken "
+                         "first) and a bounded bulk lane (loc, status, presence: batched, FIFO)"},
         "connect_s": r["connect_s"],
         "ack_ms_by_publish_order": r["ack_ms_by_publish_order"],
         "processes": r["procs"],

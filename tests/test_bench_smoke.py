@@ -32,7 +32,8 @@ def _num(d: dict, *keys):
 
 
 @pytest.mark.parametrize("script,keys", [
-    ("ingest_bench.py", ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "cloud_rss_mb")),
+    ("ingest_bench.py", ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "cloud_rss_mb",
+                         "cloud_cpu_us_per_report")),
     ("sos_latency_bench.py", ("sos_to_ack_p50_ms", "sos_to_ack_p99_ms", "sos_to_console_p50_ms",
                               "sos_to_console_p99_ms", "connected_devices", "cloud_rss_mb")),
     ("connections_bench.py", ("connected_devices", "connect_per_s", "errors_total", "broker_rss_mb",
@@ -54,3 +55,11 @@ def test_run_all_summary_has_the_issue_figures(results):
     for key in ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "sos_to_ack_p50_ms", "sos_to_ack_p99_ms",
                 "sos_to_console_p50_ms", "sos_to_console_p99_ms", "connected_devices", "cloud_rss_mb"):
         assert key in summary
+
+
+def test_quick_ingest_batch_bench_stores_and_dedupes(results):
+    data = _run("ingest_batch_bench.py", results)
+    assert data["quick"] is True
+    _num(data["single"], "cpu_us_per_msg", "per_s")
+    _num(data["batched"], "cpu_us_per_msg", "per_s")
+    assert data["redelivered_batch_all_duplicates"] is True

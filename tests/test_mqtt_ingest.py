@@ -133,3 +133,67 @@ def test_device_cannot_publish_as_another_device_or_use_a_wrong_password(cloud):
     time.sleep(0.5)
     assert alerts_in(svc) == 0
     assert metrics.REJECTED.labels("unknown_device")._value.get() == unknown_before
+
+
+# --- the bridge's inbox: urgent lane first, bounded bulk lane --------------------------
+def test_inbox_takes_urgent_first_and_holds_the_network_thread_when_bulk_is_full():
+    import threading
+
+    from cloud.mqtt.bridge import Inbox
+    box = Inbox(bulk_max=3)
+    for i in range(3):
+        assert box.put_bulk(f"loc{i}", wait_s=1)
+    done = []
+    waiter = threading.Thread(target=lambda: done.append(box.put_bulk("loc3", wait_s=10)))
+    waiter.start()
+    time.sleep(0.2)
+    assert done == [] and box.depth() == (0, 3)  # held: the broker keeps the rest meanwhile
+    box.put_urgent("alert")
+    assert box.take(batch_max=10) == (["alert"], [])
+    assert box.take(batch_max=2) == ([], ["loc0", "loc1"])  # room: the waiting put goes in
+    waiter.join(5)
+    assert done == [True]
+    assert box.take(batch_max=10) == ([], ["loc2", "loc3"])
+    # The wait is bounded, so paho's loop still runs (PUBACKs, keepalive) if the store is stuck.
+    for i in range(3):
+        box.put_bulk(i, wait_s=1)
+    assert box.put_bulk("late", wait_s=0.05) is False and box.depth() == (0, 4)
+    box.close()
+    assert box.take(batch_max=10) is None
+
+
+def test_a_flood_of_reports_through_a_small_inbox_loses_nothing_and_the_alert_is_acked(cloud):
+    """Backpressure and batching end to end: 3,000 location reports through a bulk
+    lane of 100 in batches of at most 50; every one stored exactly once; an alert sent
+    after them is acked."""
+    start, broker, seed = cloud
+    svc = start()
+    svc.bridge.stop()  # replace it by one with a small inbox (same session, same broker)
+    from cloud.store.models import LocationPoint
+    bridge = MqttBridge(svc.ingestor, host=broker.host, port=broker.port, username="pers-cloud",
+                        password="cloudpw", batch_max=50, bulk_max=100, backpressure_wait_s=1.0)
+    svc.ingestor.sender.target = bridge
+    bridge.start()
+    try:
+        assert bridge.connected.wait(5)
+        inbox = queue.Queue()
+        dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+        loc = {"v": 1, "ts": None, "loc": {"lat": 45.76, "lon": 4.83, "acc": 5.0, "src": "gnss"}}
+        infos = [dev.publish(f"pers/v1/{seed.device_id}/loc", json.dumps({**loc, "mid": f"4.{i}"}).encode(), qos=1)
+                 for i in range(3000)]
+        dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1)
+        _, cmd = inbox.get(timeout=60)
+        assert (cmd["type"], cmd["ref"]) == ("alert_ack", "5.1")
+        for info in infos:
+            info.wait_for_publish(30)
+
+        def stored():
+            with svc.sm() as s:
+                return s.scalar(select(func.count()).select_from(LocationPoint))
+        assert wait_for(lambda: stored() == 3000, timeout=120), stored()
+        with svc.sm() as s:
+            assert s.scalar(select(func.count(func.distinct(LocationPoint.mid)))) == 3000
+        assert bridge.connected.is_set()
+        dev.loop_stop()
+    finally:
+        bridge.stop()

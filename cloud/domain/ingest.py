@@ -4,13 +4,37 @@ The order is the contract's: the alert is committed, and only then does the
 watch get its ``alert_ack`` ``received`` (and only then does the MQTT adapter
 PUBACK the broker). A redelivered alert changes nothing but is acked again,
 because the watch may have missed the first ack.
+
+Two paths (docs/scaling.md):
+- ``handle``: one message, one transaction. Alerts and command acks always take it.
+- ``handle_batch``: many ``loc``/``status``/``presence`` messages in ONE transaction
+  (one commit, one fsync): devices, open cases and fenced wearers are read with one
+  query each per batch; location rows are written with one multi-row
+  ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` (what it does not return was already
+  stored: a duplicate); device rows are updated once per device. Bad input is still
+  rejected one message at a time, with its reason and metric.
+
+A stuck or bouncing SOS button (issue 7): beyond ``press_budget`` presses in
+``press_window_s`` while a case is open, presses are still stored (dedupe by mid
+keeps working), counted in ``press_count`` and acked to the watch, but coalesced:
+no case event, no live event, no command history on the case per press; one
+``rate_limited`` case event when it starts, a metric and a log line.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from prometheus_client import Counter
+from sqlalchemy import bindparam, select
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import text as sa_text
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,11 +48,34 @@ from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY  # noqa: F401 (re-exp
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
-from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, LocationPoint
+from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, Geofence, LocationPoint
 
 log = logging.getLogger("pers.ingest")
+# Defined here rather than in cloud/metrics.py (owned by someone else while this was written).
+RATE_LIMITED = Counter("pers_device_rate_limited_total",
+                       "Devices that went over their alert press budget (once per case)", ["kind"])
+PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
+                            "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
+CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])
+BATCH_KINDS = frozenset({"loc", "status", "presence"})
+_LOC_COLUMNS = {"device_id": "varchar", "mid": "varchar", "lat": "float8", "lon": "float8", "acc": "float8",
+                "src": "varchar", "device_ts": "int4", "received_at": "timestamp", "reason": "varchar",
+                "ref": "varchar"}
+_PG_LOC_INSERT = sa_text(
+    f"INSERT INTO location_points ({', '.join(_LOC_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _LOC_COLUMNS.items())}) "
+    "ON CONFLICT (device_id, mid) DO NOTHING RETURNING device_id, mid")
 ACK_TEXT = {"sos": "Help is coming", "fall": "Help is coming", "low_battery": "Battery low noted",
             "cancel": "An operator will still check on you"}
+
+
+class _DeviceRow:
+    """What the batch's fast path needs of a device (see Ingestor._store_batch)."""
+    __slots__ = ("id", "tenant_id", "wearer_id", "country", "last_cell", "cell_at_load")
+
+    def __init__(self, id, tenant_id, wearer_id, country, last_cell):  # noqa: A002 (the column's name)
+        self.id, self.tenant_id, self.wearer_id, self.country = id, tenant_id, wearer_id, country
+        self.last_cell = self.cell_at_load = last_cell
 
 
 @dataclass
@@ -43,11 +90,22 @@ class Outcome:
 
 class Ingestor:
     def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
-                 late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120):
+                 late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120,
+                 press_budget: int = 10, press_window_s: int = 60, future_after_s: int = 300,
+                 coalesced_publish_s: float = 10.0):
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
         self.late_after_s = late_after_s
         self.cells = cells
         self.present_window_s = present_window_s
+        # Stuck button: more than press_budget presses within press_window_s are coalesced.
+        self.press_budget, self.press_window_s = press_budget, press_window_s
+        self.future_after_s = future_after_s
+        self.coalesced_publish_s = coalesced_publish_s
+        self._presses: dict[str, deque[datetime]] = {}
+        self._limited_case: dict[str, int] = {}         # device -> case that got its rate_limited event
+        self._published_at: dict[int, datetime] = {}    # case -> last live event while rate limited
+        self._press_lock = threading.Lock()
+        self._press_sweep_at = 1024
 
     # --- entry point for the MQTT adapter ----------------------------------------
     def handle(self, topic: str, payload: bytes) -> Outcome:
@@ -56,16 +114,227 @@ class Ingestor:
             device_id, kind, msg = protocol.parse_up(topic, payload)
         except protocol.Rejected as rej:
             return self._reject(rej.reason, topic, rej.detail)
+        return self._handle_parsed(topic, device_id, kind, msg)
+
+    def _handle_parsed(self, topic: str, device_id: str, kind: str, msg) -> Outcome:
         try:
             with metrics.INGEST_SECONDS.labels(kind).time():
                 outcome = self._store(device_id, kind, msg)
         except protocol.Rejected as rej:
             return self._reject(rej.reason, topic, rej.detail)
+        return self._count(kind, outcome)
+
+    @staticmethod
+    def _count(kind: str, outcome: Outcome) -> Outcome:
         if outcome.duplicate:
             metrics.DUPLICATES.labels(kind).inc()
         else:
             metrics.INGESTED.labels(kind).inc()
         return outcome
+
+    # --- the batch path: loc, status, presence ------------------------------------
+    def handle_batch(self, items: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """Many up messages, one outcome each (in order), as ``handle`` would give them.
+
+        ``loc``/``status``/``presence`` are stored in one transaction; any other kind
+        (alert, ack) is handled first, each in its own transaction, as ``handle`` does.
+        Raises only what ``handle`` raises (the store being unavailable): the caller
+        then retries the whole batch, nothing of it having been committed."""
+        outcomes: list[Outcome | None] = [None] * len(items)
+        bulk: list[tuple[int, str, str, str, object]] = []
+        for i, (topic, payload) in enumerate(items):
+            try:
+                device_id, kind, msg = protocol.parse_up(topic, payload)
+            except protocol.Rejected as rej:
+                outcomes[i] = self._reject(rej.reason, topic, rej.detail)
+                continue
+            if kind in BATCH_KINDS:
+                bulk.append((i, topic, device_id, kind, msg))
+            else:
+                outcomes[i] = self._handle_parsed(topic, device_id, kind, msg)
+        if bulk:
+            t0 = time.perf_counter()
+            try:
+                done = self._store_batch(bulk)
+            except IntegrityError:
+                # A concurrent worker stored one of these first (ON CONFLICT covers location
+                # points; this is the belt and braces): fall back to one transaction each.
+                log.warning("batch conflicted; storing its messages one by one", extra={"size": len(bulk)})
+                done = {i: self._handle_parsed(topic, device_id, kind, msg)
+                        for i, topic, device_id, kind, msg in bulk}
+            else:
+                per_msg = (time.perf_counter() - t0) / len(bulk)
+                counts: dict[tuple[str, bool], int] = {}
+                for (i, _t, _d, kind, _m) in bulk:
+                    out = done[i]
+                    if out.accepted:
+                        counts[kind, out.duplicate] = counts.get((kind, out.duplicate), 0) + 1
+                for (kind, dup), n in counts.items():
+                    (metrics.DUPLICATES if dup else metrics.INGESTED).labels(kind).inc(n)
+                    if not dup:
+                        seconds = metrics.INGEST_SECONDS.labels(kind)
+                        for _ in range(n):
+                            seconds.observe(per_msg)
+            for i, out in done.items():
+                outcomes[i] = out
+        return outcomes  # type: ignore[return-value]
+
+    def _store_batch(self, bulk) -> dict[int, Outcome]:
+        out: dict[int, Outcome] = {}
+        with transaction(self.sm) as tx:
+            s = tx.session
+            ids = {b[2] for b in bulk}
+            # Device rows as plain tuples first: an ORM object per device is the dearest
+            # part of a batch of location reports from many devices.
+            known = {r.id: r for r in s.execute(
+                select(Device.id, Device.tenant_id, Device.wearer_id, Device.presence, Device.country,
+                       Device.last_cell).where(Device.id.in_(ids)))}
+            locs = [b for b in bulk if b[3] == "loc" and b[2] in known]
+            open_cases: dict[str, AlertCase] = {}
+            fenced: set[int] = set()
+            now = self.clock.now()
+            # Location rows first, in one multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING:
+            # what it does not return was already stored (a redelivery), and is then a
+            # duplicate that changes nothing, as in _loc.
+            fixes: dict[int, protocol.Location | None] = {}
+            dup_keys: set[tuple[str, str]] = set()
+            if locs:
+                rows, keys = [], set()
+                for i, _t, device_id, _k, rep in locs:
+                    key = (device_id, rep.mid)
+                    if key in keys:
+                        continue  # the same report twice in one batch: the second is a duplicate
+                    keys.add(key)
+                    loc = fixes[i] = self._position_of(rep)
+                    if loc is not None:
+                        rows.append({"device_id": device_id, "mid": rep.mid, "lat": loc.lat, "lon": loc.lon,
+                                     "acc": loc.acc, "src": loc.src, "device_ts": rep.ts, "received_at": now,
+                                     "reason": rep.reason, "ref": rep.ref})
+                if rows:
+                    dup_keys = {(r["device_id"], r["mid"]) for r in rows} - self._insert_locations(s, rows)
+                loc_devices = {b[2] for b in locs}
+                for case in s.scalars(select(AlertCase).where(AlertCase.device_id.in_(loc_devices),
+                                                              AlertCase.status.in_(OPEN_STATUSES))
+                                      .order_by(AlertCase.id)):
+                    open_cases[case.device_id] = case  # the newest open case, as _open_case picks
+                wearers = {known[d].wearer_id for d in loc_devices if known[d].wearer_id is not None}
+                if wearers:
+                    fenced = set(s.scalars(select(Geofence.wearer_id).where(Geofence.wearer_id.in_(wearers),
+                                                                            Geofence.active.is_(True))))
+            # The fast path: a location report from a device that is online, has no geofence
+            # and stays in its country only moves last_seen (and maybe last_cell). Anything
+            # else (status, presence, coming back online, a new country, geofences) goes
+            # through the ORM and the same domain functions as handle().
+            slow: set[str] = set()
+            for _i, _t, device_id, kind, msg in bulk:
+                r = known.get(device_id)
+                if r is None or device_id in slow:
+                    continue
+                if kind != "loc" or r.presence != "online" or r.wearer_id in fenced:
+                    slow.add(device_id)
+                    continue
+                country = country_of_mcc(msg.cell.mcc) if msg.cell is not None else None
+                if country is not None and country != r.country:
+                    slow.add(device_id)
+            devices: dict[str, Device | _DeviceRow] = {
+                d: _DeviceRow(r.id, r.tenant_id, r.wearer_id, r.country, r.last_cell)
+                for d, r in known.items() if d not in slow}
+            if slow:
+                devices.update({d.id: d for d in s.scalars(select(Device).where(Device.id.in_(slow)))})
+            touched: dict[int, AlertCase] = {}
+            locked = False
+            # One reading of the clock for the batch (it is one commit), taken again once
+            # the write lock is ours (SQLite), as _store does: case events are then
+            # stamped in the order of their ids.
+            for i, topic, device_id, kind, msg in bulk:
+                device = devices.get(device_id)
+                if device is None:
+                    out[i] = self._reject("unknown_device", topic, device_id)
+                    continue
+                if isinstance(device, Device):
+                    if kind != "presence":
+                        presence.seen(tx, device, now, self.events)
+                    if not locked:
+                        s.flush()
+                        locked = True
+                        now = self.clock.now()
+                if kind == "loc":
+                    if i not in fixes or (device_id, msg.mid) in dup_keys:
+                        out[i] = Outcome(True, duplicate=True)
+                    else:
+                        out[i] = self._loc_in_batch(tx, device, msg, fixes[i], now, open_cases, fenced, touched)
+                elif kind == "status":
+                    out[i] = self._status(tx, device, msg, now)
+                else:
+                    out[i] = self._presence(tx, device, msg, now)
+                out[i].kind, out[i].device_id = kind, device_id
+            lite = [d for d in devices.values() if isinstance(d, _DeviceRow)]
+            if lite:
+                table = Device.__table__
+                seen_ids = [d.id for d in lite]
+                for k in range(0, len(seen_ids), 500):  # well under any bound-parameter limit
+                    s.execute(sa_update(table).where(table.c.id.in_(seen_ids[k:k + 500]))
+                              .values(last_seen=now, online=True))
+                moved = [{"b_id": d.id, "b_cell": d.last_cell} for d in lite if d.last_cell is not d.cell_at_load]
+                if moved:
+                    s.execute(sa_update(table).where(table.c.id == bindparam("b_id"))
+                              .values(last_cell=bindparam("b_cell")), moved)
+            if touched:
+                s.flush()
+                today = self.clock.now().date()
+                for case in touched.values():
+                    view = case_view(s, case, today=today)
+                    tenant_id = case.tenant_id
+                    tx.after_commit(lambda t=tenant_id, v=view: self.events.publish(t, {"type": "case", "case": v}))
+        return out
+
+    def _position_of(self, rep: protocol.LocationReport) -> protocol.Location | None:
+        loc = rep.loc
+        if loc is None:
+            fix = self._cell_fix(rep.cell)
+            if fix is not None:
+                loc = protocol.Location(lat=fix.lat, lon=fix.lon, acc=fix.range_m, src="cell", ts=rep.ts)
+        return loc
+
+    def _loc_in_batch(self, tx: Tx, device, rep: protocol.LocationReport, loc: protocol.Location | None,
+                      now: datetime, open_cases: dict, fenced: set, touched: dict) -> Outcome:
+        """_loc for a report whose row (if it has a position) the batch has just inserted."""
+        crossings = self._side_effects(tx, device, rep.mid, loc, rep.cell, None,
+                                       geofenced=device.wearer_id in fenced, now=now)
+        for info in crossings:
+            if info.get("case_id") is not None:  # a geofence case opened or joined just now
+                open_cases[device.id] = tx.session.get(AlertCase, info["case_id"])
+        if loc is None:
+            return Outcome(True)
+        case = open_cases.get(device.id)
+        if case is not None and not (loc.src == "cell" and case.loc_src == "gnss"):
+            case.lat, case.lon, case.acc, case.loc_src, case.loc_ts = loc.lat, loc.lon, loc.acc, loc.src, loc.ts
+            touched[case.id] = case
+        return Outcome(True, case_id=case.id if case else None)
+
+    @staticmethod
+    def _insert_locations(s: Session, rows: list[dict]) -> set[tuple[str, str]]:
+        """Insert, skipping (device, mid) pairs already stored; returns the pairs inserted."""
+        table = LocationPoint.__table__
+        dialect = s.get_bind().dialect.name
+        if dialect == "postgresql":
+            # One statement with one array per column: a multi-row VALUES of 500 x 10
+            # placeholders costs more to build and parse (psycopg) than to execute.
+            params = {c: [r[c] for r in rows] for c in _LOC_COLUMNS}
+            return {tuple(r) for r in s.execute(_PG_LOC_INSERT, params)}
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+            stmt = (insert(table).on_conflict_do_nothing(index_elements=["device_id", "mid"])
+                    .returning(table.c.device_id, table.c.mid))
+            return {tuple(r) for r in s.execute(stmt, rows)}
+        # Any other store: read what is there, insert the rest.
+        stored = {tuple(r) for r in s.execute(
+            select(table.c.device_id, table.c.mid).where(table.c.device_id.in_({r["device_id"] for r in rows}),
+                                                         table.c.mid.in_({r["mid"] for r in rows})))}
+        fresh = [r for r in rows if (r["device_id"], r["mid"]) not in stored]
+        if fresh:
+            s.execute(sa_insert(table), fresh)
+        return {(r["device_id"], r["mid"]) for r in fresh}
 
     def _reject(self, reason: str, topic: str, detail: str) -> Outcome:
         metrics.REJECTED.labels(reason).inc()
@@ -107,7 +376,17 @@ class Ingestor:
             return Outcome(True, duplicate=True, case_id=seen.case_id)
 
         late = alert.ts is not None and (self.clock.unix() - alert.ts) > self.late_after_s
+        # A watch whose clock runs far ahead (pushed off by a bad network time): still an SOS.
+        skew_s = alert.ts - self.clock.unix() if alert.ts is not None else 0
+        skewed = skew_s > self.future_after_s
+        if skewed:
+            CLOCK_SKEW.labels(alert.kind).inc()
+            log.warning("alert stamped in the future: device clock off",
+                        extra={"device_id": device.id, "mid": alert.mid, "skew_s": skew_s})
+        over_budget = alert.kind != "cancel" and self._over_press_budget(device.id, now)
         case = self._open_case(s, device.id)
+        if case is not None and over_budget:
+            return self._coalesced_press(tx, device, alert, case, late, now)
         if alert.kind == "cancel":
             case = self._case_of_ref(s, device.id, alert.ref) or case
             if case is not None:
@@ -120,7 +399,8 @@ class Ingestor:
             self._apply_alert_details(case, alert)
             case.late = case.late or late
             self._event(s, case, f"device:{device.id}", "alert_joined",
-                        {"mid": alert.mid, "kind": alert.kind, "press_count": case.press_count})
+                        {"mid": alert.mid, "kind": alert.kind, "press_count": case.press_count,
+                         **({"clock_skew_s": skew_s} if skewed else {})})
         else:
             case = AlertCase(tenant_id=device.tenant_id, device_id=device.id, wearer_id=device.wearer_id,
                              kind=alert.kind, priority=PRIORITY.get(alert.kind, 9), status="new",
@@ -129,7 +409,11 @@ class Ingestor:
             s.add(case)
             s.flush()
             self._event(s, case, f"device:{device.id}", "opened", {"mid": alert.mid, "kind": alert.kind,
-                                                                   "trigger": alert.trigger, "late": late})
+                                                                   "trigger": alert.trigger, "late": late,
+                                                                   **({"clock_skew_s": skew_s} if skewed else {})})
+            if skewed:
+                self._event(s, case, "system", "clock_skew", {"mid": alert.mid, "device_ts": alert.ts,
+                                                              "server_ts": self.clock.unix(), "skew_s": skew_s})
             if case.loc_src == "cell":
                 self._event(s, case, "system", "located_by_cell", {"lat": case.lat, "lon": case.lon,
                                                                    "acc": case.acc, "cell": alert.cell.model_dump()})
@@ -149,6 +433,72 @@ class Ingestor:
             view = case_view(s, case, today=now.date())
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
         return Outcome(True, case_id=case.id if case else None)
+
+    def _over_press_budget(self, device_id: str, now: datetime) -> bool:
+        """Is this press one more than ``press_budget`` within ``press_window_s``?
+        In memory, per process: a restart or a second worker only lets a few more
+        presses through as ordinary joins."""
+        window_start = now - timedelta(seconds=self.press_window_s)
+        with self._press_lock:
+            q = self._presses.get(device_id)
+            if q is None:
+                if len(self._presses) >= self._press_sweep_at:
+                    self._sweep_presses(window_start)
+                q = self._presses[device_id] = deque(maxlen=self.press_budget + 1)
+            q.append(now)
+            return len(q) > self.press_budget and q[0] > window_start
+
+    def _sweep_presses(self, window_start: datetime) -> None:
+        """Forget devices with no press in the window (alerts are rare: most of a large
+        fleet would otherwise stay in memory for ever). Under _press_lock."""
+        for device_id in [d for d, q in self._presses.items() if q[-1] <= window_start]:
+            del self._presses[device_id]
+            self._limited_case.pop(device_id, None)
+        self._published_at = {c: t for c, t in self._published_at.items() if t > window_start}
+        self._press_sweep_at = max(1024, 2 * len(self._presses))
+
+    def _coalesced_press(self, tx: Tx, device: Device, alert: protocol.Alert, case: AlertCase, late: bool,
+                         now: datetime) -> Outcome:
+        """A press beyond the budget while a case is open: stored (so a redelivery is a
+        duplicate), counted, acked to the watch (or it re-sends), and nothing more, except
+        one ``rate_limited`` event per case and a live update at most every
+        ``coalesced_publish_s``."""
+        s = tx.session
+        case.press_count += 1
+        if PRIORITY.get(alert.kind, 9) < case.priority:
+            case.priority, case.kind = PRIORITY[alert.kind], alert.kind
+        case.late = case.late or late
+        publish = False
+        with self._press_lock:
+            previous = self._limited_case.get(device.id)
+            first = previous != case.id
+            if first:
+                self._limited_case[device.id] = case.id
+                self._published_at.pop(previous, None)
+            last = self._published_at.get(case.id)
+            if first or last is None or (now - last).total_seconds() >= self.coalesced_publish_s:
+                self._published_at[case.id] = now
+                publish = True
+        if first:
+            self._event(s, case, "system", "rate_limited",
+                        {"mid": alert.mid, "kind": alert.kind, "press_count": case.press_count,
+                         "budget": self.press_budget, "window_s": self.press_window_s})
+            RATE_LIMITED.labels(alert.kind).inc()
+            log.warning("device over its alert press budget: further presses coalesced into the case",
+                        extra={"device_id": device.id, "case_id": case.id, "press_count": case.press_count,
+                               "budget": self.press_budget, "window_s": self.press_window_s})
+        PRESSES_COALESCED.labels(alert.kind).inc()
+        s.add(Alert(case_id=case.id, device_id=device.id, mid=alert.mid, kind=alert.kind, trigger=alert.trigger,
+                    device_ts=alert.ts, received_at=now,
+                    payload=alert.model_dump(mode="json", exclude_none=True)))
+        s.flush()  # the unique (device, mid) constraint speaks before the ack is queued
+        metrics.ALERTS.labels(alert.kind).inc()
+        # The ack is not attached to the case: its command ack would be one case event per press.
+        self._ack_alert(tx, device.id, alert)
+        if publish:
+            view = case_view(s, case, today=now.date())
+            tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
+        return Outcome(True, case_id=case.id)
 
     def _apply_alert_details(self, case: AlertCase, alert: protocol.Alert) -> None:
         cell_fix = self._cell_fix(alert.cell)
@@ -175,17 +525,22 @@ class Ingestor:
             return None
         return self.cells.lookup(cell.mcc, cell.mnc, cell.lac, cell.cid)
 
-    def _side_effects(self, tx: Tx, device: Device, mid: str, loc, cell, net) -> None:
+    def _side_effects(self, tx: Tx, device: Device, mid: str, loc, cell, net, *,
+                      geofenced: bool = True, now: datetime | None = None) -> list[dict]:
         """What any up message with a position or a network can trigger: the device's
-        last cell, a new country's vSIM profiles, geofence crossings."""
-        now = self.clock.now()
+        last cell, a new country's vSIM profiles, geofence crossings (``geofenced``
+        False: the batch already knows the wearer has no active geofence)."""
+        now = now or self.clock.now()
         if cell is not None:
-            device.last_cell = cell.model_dump(exclude_none=True)
+            cell_dump = cell.model_dump(exclude_none=True)
+            if device.last_cell != cell_dump:  # no UPDATE of an unchanged JSON column
+                device.last_cell = cell_dump
         mcc = cell.mcc if cell is not None else mcc_of_operator(net.op if net else None)
         vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, self.sender, self.clock)
-        if loc is not None and loc.src != "last":
-            geofence.check(tx, device, loc.lat, loc.lon, loc.acc, now, mid, self.events,
-                           present_window_s=self.present_window_s)
+        if geofenced and loc is not None and loc.src != "last":
+            return geofence.check(tx, device, loc.lat, loc.lon, loc.acc, now, mid, self.events,
+                                  present_window_s=self.present_window_s)
+        return []
 
     def _ack_alert(self, tx: Tx, device_id: str, alert: protocol.Alert, case: AlertCase | None = None) -> None:
         cmd = protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=alert.mid, stage="received",
@@ -235,8 +590,9 @@ class Ingestor:
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
         return Outcome(True, case_id=case.id if case else None)
 
-    def _status(self, tx: Tx, device: Device, st: protocol.Status) -> Outcome:
-        device.last_seen, device.online = self.clock.now(), True
+    def _status(self, tx: Tx, device: Device, st: protocol.Status, now: datetime | None = None) -> Outcome:
+        now = now or self.clock.now()
+        device.last_seen, device.online = now, True
         if st.fw:
             device.fw = st.fw
         if st.cfg is not None:
@@ -244,7 +600,7 @@ class Ingestor:
         if st.batt and st.batt.pct is not None:
             device.batt_pct = st.batt.pct
         device.last_status = st.model_dump(mode="json", exclude_none=True)
-        self._side_effects(tx, device, st.mid, None, None, st.net)
+        self._side_effects(tx, device, st.mid, None, None, st.net, now=now)
         return Outcome(True)
 
     def _ack(self, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcome:
@@ -267,12 +623,13 @@ class Ingestor:
             tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))
         return Outcome(True, case_id=cmd.case_id)
 
-    def _presence(self, tx: Tx, device: Device, p: protocol.Presence) -> Outcome:
+    def _presence(self, tx: Tx, device: Device, p: protocol.Presence, now: datetime | None = None) -> Outcome:
         # The retained "online" and the last will are not messages from the watch
         # itself in the same sense: online is proof of life, the will only a suspicion.
+        now = now or self.clock.now()
         if p.online:
-            presence.seen(tx, device, self.clock.now(), self.events)
+            presence.seen(tx, device, now, self.events)
         else:
-            presence.last_will(device, self.clock.now())
+            presence.last_will(device, now)
         return Outcome(True)
 
