@@ -72,8 +72,9 @@ def run(devices: int, edges: int, hold_s: float, sos_per_edge: int) -> dict:
     procs, results = [], []
     try:
         # The core accepts the cloud and the edges' bridges (service accounts), no watch.
-        env.broker.service_accounts = (env.settings.mqtt_username, *edge_users)
-        env.broker.write_files([Credential(env.settings.mqtt_username, mosquitto_hash(env.service_password))]
+        cloud_users = env.settings.mqtt_service_accounts()
+        env.broker.service_accounts = (*cloud_users, *edge_users)
+        env.broker.write_files([Credential(u, mosquitto_hash(env.service_password)) for u in cloud_users]
                                + [Credential(u, mosquitto_hash(edge_password)) for u in edge_users])
         env.broker.reload()
         engine = make_engine(env.settings.db_url)

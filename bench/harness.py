@@ -110,10 +110,12 @@ class Env:
             from cloud.store.db import make_engine, make_sessionmaker
             self.service_users = [self.settings.mqtt_username] + [
                 f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]
+            from cloud.settings import alert_username
+            accounts = [a for u in self.service_users for a in (u, alert_username(u))]
             self.broker = MosquittoBroker(self.settings.data_dir, host=self.settings.mqtt_host,
-                                          port=self.settings.mqtt_port, service_accounts=tuple(self.service_users))
+                                          port=self.settings.mqtt_port, service_accounts=tuple(accounts))
             eng = make_engine(self.settings.db_url)
-            creds = [Credential(u, mosquitto_hash(self.service_password)) for u in self.service_users]
+            creds = [Credential(u, mosquitto_hash(self.service_password)) for u in accounts]
             creds += [Credential(d, h) for d, h in broker_credentials(make_sessionmaker(eng))]
             eng.dispose()
             self.broker.write_files(creds)

@@ -30,7 +30,9 @@ BENCHES = [("ingest", "ingest_bench.py"),
            ("connections", "connections_bench.py"), ("growth", "growth_bench.py"),
            # the scale-out store: PostgreSQL, one worker and two workers on $share/pers (full mode only)
            ("ingest_pg", "ingest_bench.py --postgres --no-profile --name ingest_pg"),
-           ("ingest_pg_2workers", "ingest_bench.py --postgres --workers 2 --no-profile --name ingest_pg_2workers")]
+           ("ingest_pg_2workers", "ingest_bench.py --postgres --workers 2 --no-profile --name ingest_pg_2workers"),
+           # SOS while the cloud is flooded: one MQTT session vs alerts on their own session
+           ("sos_flood", "sos_flood_bench.py")]
 FULL_ONLY = {"sos_latency_light", "ingest_pg", "ingest_pg_2workers"}
 FIRMWARE = ("firmware", "firmware_bench.py")
 SUMMARY_KEYS = ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "sos_to_ack_p50_ms", "sos_to_ack_p99_ms",
@@ -63,6 +65,7 @@ def summarize(runs: dict, quick: bool) -> dict:
     light = _load("sos_latency_light", quick) or {}
     pg1, pg2 = _load("ingest_pg", quick), _load("ingest_pg_2workers", quick)
     batch = _load("ingest_batch", quick) or {}
+    flood = _load("sos_flood", quick) or {}
     summary = {
         "quick": quick,
         "ingest_per_s": ingest.get("ingest_per_s"),
@@ -84,6 +87,8 @@ def summarize(runs: dict, quick: bool) -> dict:
         "ingest_postgres": {k: (pg1.get(k) if pg1 else None) for k in ("ingest_per_s", "ingest_ratio", "cloud_rss_mb")},
         "ingest_postgres_2_workers": {k: (pg2.get(k) if pg2 else None)
                                       for k in ("ingest_per_s", "ingest_ratio", "cloud_rss_mb")},
+        "sos_flood_p99_ms": {"one_session": flood.get("sos_flood_p99_ms_one_session"),
+                             "alert_session": flood.get("sos_flood_p99_ms_alert_session")},
         "sos_light": {k: light.get(k) for k in ("connected_devices", "loc_rate_offered", "sos_to_ack_p50_ms",
                                                  "sos_to_ack_p99_ms", "sos_to_ack_max_ms", "sos_to_console_p50_ms",
                                                  "sos_to_console_p99_ms", "sos_to_console_max_ms")},

@@ -106,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--devices", type=int, default=1000)
     p.add_argument("--loc-rate", type=float, default=200.0)
     p.add_argument("--sos-every", type=float, default=10.0)
-    p.add_argument("--quick", action="store_true", help="1 minute, 100 devices (the smoke test)")
+    p.add_argument("--quick", action="store_true", help="15 s, 100 devices (the smoke test)")
     a = p.parse_args(argv)
     if a.quick:
-        a.minutes, a.devices, a.loc_rate = min(a.minutes, 1.0), min(a.devices, 100), min(a.loc_rate, 50)
+        a.minutes, a.devices, a.loc_rate = min(a.minutes, 0.25), min(a.devices, 100), min(a.loc_rate, 50)
+        a.sos_every = min(a.sos_every, 3.0)
     result = run(a.minutes, a.devices, a.loc_rate, a.sos_every)
     path = write_result("soak", {"quick": a.quick, **result})
     print({k: v for k, v in result.items() if k != "rss_series_cloud"})

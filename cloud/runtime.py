@@ -43,7 +43,7 @@ def service_password(settings: Settings) -> str:
 
 def embedded_broker(settings: Settings) -> MosquittoBroker:
     return MosquittoBroker(settings.data_dir, host=settings.mqtt_host, port=settings.mqtt_port,
-                           service_accounts=(settings.mqtt_username,))
+                           service_accounts=settings.mqtt_service_accounts())
 
 
 def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, sm=None) -> None:
@@ -56,7 +56,8 @@ def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, 
     if sm is None:
         engine = make_engine(settings.db_url)
         sm = make_sessionmaker(engine)
-    creds = [Credential(settings.mqtt_username, mosquitto_hash(service_password(settings)))]
+    secret = mosquitto_hash(service_password(settings))
+    creds = [Credential(user, secret) for user in settings.mqtt_service_accounts()]
     creds += [Credential(dev, h) for dev, h in broker_credentials(sm)]
     broker.write_files(creds)
     broker.reload()

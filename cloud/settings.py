@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
     mqtt_shared_group: str | None = None  # e.g. "pers" for $share/pers/... with several workers
+    # Alerts and command acks arrive on a second session ("<username>-alerts") so an SOS
+    # never queues in the broker behind this session's backlog of location reports.
+    mqtt_alert_connection: bool = True
+
+    def mqtt_service_accounts(self) -> tuple[str, ...]:
+        """The broker accounts this cloud process connects with (same password)."""
+        if self.mqtt_alert_connection:
+            return (self.mqtt_username, alert_username(self.mqtt_username))
+        return (self.mqtt_username,)
     # Live console events across API replicas: "auto" relays over PostgreSQL LISTEN/NOTIFY
     # when the database is PostgreSQL (one SQLite file means one process anyway).
     live_relay: Literal["auto", "postgres", "off"] = "auto"
@@ -91,3 +100,7 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def alert_username(username: str) -> str:
+    return f"{username}-alerts"

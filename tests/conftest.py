@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloud.broker import Credential, MosquittoBroker, mosquitto_hash
+from cloud.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "protocol"
@@ -30,12 +31,14 @@ def invalid_examples() -> dict[str, dict]:
 @pytest.fixture
 def mosquitto(tmp_path):
     """A factory: ``mosquitto({"dev1": "secret"})`` starts a real Mosquitto with the
-    generated password file and ACL (service account ``pers-cloud``/``cloudpw``)."""
+    generated password file and ACL (service accounts ``pers-cloud`` and its alert
+    session ``pers-cloud-alerts``, password ``cloudpw``)."""
     started: list[MosquittoBroker] = []
 
     def start(devices: dict[str, str], service_password: str = "cloudpw") -> MosquittoBroker:
-        broker = MosquittoBroker(tmp_path / f"b{len(started)}", port=free_port())
-        creds = [Credential("pers-cloud", mosquitto_hash(service_password))]
+        services = Settings().mqtt_service_accounts()
+        broker = MosquittoBroker(tmp_path / f"b{len(started)}", port=free_port(), service_accounts=services)
+        creds = [Credential(user, mosquitto_hash(service_password)) for user in services]
         creds += [Credential(d, mosquitto_hash(s)) for d, s in devices.items()]
         broker.write_files(creds)
         broker.start()

@@ -39,6 +39,9 @@ def _num(d: dict, *keys):
     ("connections_bench.py", ("connected_devices", "connect_per_s", "errors_total", "broker_rss_mb",
                               "cloud_rss_mb")),
     ("growth_bench.py", ("cloud_cpu_pct_per_1k_devices", "cloud_rss_mb")),
+    ("sos_flood_bench.py", ("sos_flood_p99_ms_one_session", "sos_flood_p99_ms_alert_session")),
+    ("connections_50k_bench.py", ("connected_devices_mosquitto", "sos_acked", "devices_online_in_db")),
+    ("soak_bench.py", ("loc_persisted", "sos_sent", "soak_cloud_growth_pct_per_hour")),
 ])
 def test_quick_bench_writes_named_figures(script, keys, results):
     data = _run(script, results)

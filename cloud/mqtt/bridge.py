@@ -6,6 +6,11 @@ domain has committed it. If this process dies before that, the broker
 redelivers the message to the next cloud process.
 
 Throughput and priority (docs/scaling.md, "The ingest path"):
+- Two sessions (``alert_username`` given, the default in a service): alerts and
+  command acks are subscribed on their own connection, so in the broker they
+  never queue behind the bulk session's backlog (Mosquitto keeps one FIFO per
+  session: an SOS behind 100,000 location reports of a reconnect storm would
+  wait for all of them). Commands (``alert_ack`` first of all) leave on it too.
 - Two lanes. ``alert`` and ``ack`` go to the urgent lane, which the worker always
   empties first, one message and one transaction each: an alert never waits behind
   location reports, only behind the batch being committed when it arrived.
@@ -131,7 +136,8 @@ class _BurstReadClient(mqtt.Client):
 class MqttBridge:
     def __init__(self, ingestor, *, host: str, port: int, username: str, password: str | None,
                  client_id: str | None = None, shared_group: str | None = None, keepalive: int = 30,
-                 batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0):
+                 batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0,
+                 alert_username: str | None = None):
         self.ingestor = ingestor
         self.host, self.port, self.keepalive = host, port, keepalive
         self.shared_group = shared_group
@@ -146,6 +152,18 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.alert_client: mqtt.Client | None = None
+        if alert_username:
+            # A plain client: its traffic is a few messages, read as they come.
+            self.alert_client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=alert_username,
+                                            clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+            self.alert_client.username_pw_set(alert_username, password)
+            self.alert_client.reconnect_delay_set(min_delay=1, max_delay=10)
+            self.alert_client.max_queued_messages_set(0)
+            self.alert_client.on_connect = self._on_connect
+            self.alert_client.on_disconnect = self._on_disconnect
+            self.alert_client.on_message = self._on_message
+        self._up: dict[mqtt.Client, bool] = {c: False for c in self._clients()}
         INBOX_DEPTH.labels("urgent").set_function(lambda: self._inbox.depth()[0])
         INBOX_DEPTH.labels("bulk").set_function(lambda: self._inbox.depth()[1])
         self._stop = threading.Event()
@@ -153,17 +171,28 @@ class MqttBridge:
         self.connected = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------------
+    def _clients(self) -> list[mqtt.Client]:
+        return [self.client] + ([self.alert_client] if self.alert_client else [])
+
     def start(self) -> None:
         self._worker.start()
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
-        self.client.loop_start()
+        for c in self._clients():
+            c.connect_async(self.host, self.port, keepalive=self.keepalive)
+            c.loop_start()
 
     def stop(self) -> None:
         self._stop.set()
         self._inbox.close()
-        self.client.disconnect()
-        self.client.loop_stop()
+        for c in self._clients():
+            c.disconnect()
+            c.loop_stop()
         self._worker.join(timeout=5)
+
+    def _subscriptions(self, client: mqtt.Client) -> list[str]:
+        if self.alert_client is None:
+            return UP_SUBSCRIPTIONS
+        urgent = client is self.alert_client
+        return [t for t in UP_SUBSCRIPTIONS if (t.rsplit("/", 1)[-1] in URGENT_KINDS) == urgent]
 
     # --- paho callbacks (network thread) -------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -171,12 +200,16 @@ class MqttBridge:
             log.error("broker refused the cloud's connection", extra={"reason": str(reason_code)})
             return
         prefix = f"$share/{self.shared_group}/" if self.shared_group else ""
-        client.subscribe([(prefix + t, 1) for t in UP_SUBSCRIPTIONS])
-        self.connected.set()
+        client.subscribe([(prefix + t, 1) for t in self._subscriptions(client)])
+        self._up[client] = True
+        if all(self._up.values()):
+            self.connected.set()
         log.info("connected to broker", extra={"host": self.host, "port": self.port,
+                                               "session": "alerts" if client is self.alert_client else "bulk",
                                                "session_present": flags.session_present})
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._up[client] = False
         self.connected.clear()
         if not self._stop.is_set():
             log.warning("disconnected from broker, reconnecting", extra={"reason": str(reason_code)})
@@ -184,7 +217,7 @@ class MqttBridge:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage):
         kind = msg.topic.rsplit("/", 1)[-1]
         if kind in URGENT_KINDS:
-            self._inbox.put_urgent(msg)
+            self._inbox.put_urgent((client, msg))  # acked on the session it came on
         elif not self._inbox.put_bulk(msg, self.backpressure_wait_s) and not self._stop.is_set():
             log.warning("ingest inbox full for %.1f s: the store is not keeping up", self.backpressure_wait_s,
                         extra={"depth": self._inbox.depth()[1]})
@@ -196,18 +229,18 @@ class MqttBridge:
             if taken is None or self._stop.is_set():
                 return
             urgent, bulk = taken
-            for msg in urgent:
+            for client, msg in urgent:
                 if self._handle_until_stored(msg):
-                    self._ack(msg)
+                    self._ack(msg, client)
             if bulk:
                 BATCH_SIZE.observe(len(bulk))
                 if self._batch_until_stored(bulk):
                     for msg in bulk:
                         self._ack(msg)
 
-    def _ack(self, msg: mqtt.MQTTMessage) -> None:
+    def _ack(self, msg: mqtt.MQTTMessage, client: mqtt.Client | None = None) -> None:
         if msg.qos > 0:
-            self.client.ack(msg.mid, msg.qos)
+            (client or self.client).ack(msg.mid, msg.qos)
 
     def _handle_until_stored(self, msg: mqtt.MQTTMessage) -> bool:
         """While the database is unavailable, keep trying the same message and do
@@ -254,7 +287,8 @@ class MqttBridge:
     # --- CommandSender port ------------------------------------------------------------
     def send_command(self, device_id: str, command: dict) -> None:
         payload = json.dumps(command, separators=(",", ":")).encode()
-        self.client.publish(protocol.down_topic(device_id, "cmd"), payload, qos=1)
+        # The alert session's socket is not busy with a flood of PUBACKs.
+        (self.alert_client or self.client).publish(protocol.down_topic(device_id, "cmd"), payload, qos=1)
 
     def publish_config(self, device_id: str, config: dict) -> None:
         payload = json.dumps(config, separators=(",", ":")).encode()
