@@ -67,6 +67,9 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
+    def in_outage(self) -> bool:
+        return self._loop.time() < self._down_until
+
     def outage(self, seconds: float) -> None:
         """Cut every connection and refuse new ones for ``seconds``."""
         self.stats["outages"] += 1

@@ -213,6 +213,8 @@ async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s
         elif kind == "coverage_cut":
             proxy.outage(outage_s)
         elif kind == "deliveries":
+            while proxy.in_outage():  # no traffic to drop during a coverage cut
+                await asyncio.sleep(0.5)
             p = proxy.policy
             p.drop_up, p.dup_up, p.drop_down, p.dup_down = 0.2, 0.2, 0.2, 0.2
             hit = lambda: sum(n for k, n in proxy.stats.items()  # noqa: E731
@@ -291,10 +293,12 @@ def verify(db_path: Path, sent: dict[tuple[str, str], float]) -> dict:
         if not events or events[0][0] != "opened" or any(a[1] > b[1] for a, b in zip(events, events[1:])):
             out_of_order.append(case_id)
     late = db.execute("SELECT COUNT(*) FROM alert_cases WHERE device_id LIKE 'chaos-%' AND late").fetchone()[0]
+    skewed = db.execute("SELECT COUNT(*) FROM case_events e JOIN alert_cases c ON c.id = e.case_id "
+                        "WHERE c.device_id LIKE 'chaos-%' AND e.action = 'clock_skew'").fetchone()[0]
     db.close()
     return {"lost": len(lost), "lost_mids": lost[:20], "duplicated": dup_rows + extra_cases,
             "cases": len(cases), "devices_alerting": len(by_device), "presses_counted": presses,
-            "audit_out_of_order": out_of_order, "cases_flagged_late": late}
+            "audit_out_of_order": out_of_order, "cases_flagged_late": late, "clock_skew_events": skewed}
 
 
 def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None,
@@ -322,7 +326,8 @@ def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, ou
         "alert_ack_ms": ack_ms, "all_acked": driven["all_acked"], "unacked": driven["unacked"],
         "cases": checked["cases"], "devices_alerting": checked["devices_alerting"],
         "presses_counted": checked["presses_counted"], "audit_out_of_order": checked["audit_out_of_order"],
-        "cases_flagged_late": checked["cases_flagged_late"], "lost_mids": checked["lost_mids"],
+        "cases_flagged_late": checked["cases_flagged_late"], "clock_skew_events": checked["clock_skew_events"],
+        "lost_mids": checked["lost_mids"],
         "proxy": driven["proxy"], "resent_alerts": driven["fleet"]["alerts"]["resent"],
         "duration_s": round(time.monotonic() - t0, 1), "data_dir": str(data),
     }
