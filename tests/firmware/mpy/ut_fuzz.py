@@ -2,6 +2,7 @@
 # driver and its parsers, random bytes into the MQTT decoder and the command
 # parser. Nothing may raise anything but the errors each one documents.
 import asyncio
+import os
 import random
 import mpytest
 from app import at
@@ -11,6 +12,8 @@ from fakeboard import FakeBoard
 from app.watch import Watch
 
 random.seed(1234)
+# `make fuzz` sets PERS_FUZZ_EXAMPLES=100000; CI runs the default.
+N = int(os.getenv("PERS_FUZZ_EXAMPLES") or "3000")
 GOOD = [
     "+CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND3,1300,5,5,-94,-850,-545,15",
     "+CPSI: GSM,Online,208-01,0x3039,12401,27 EGSM 900,-64,2110,42-42",
@@ -40,14 +43,14 @@ def mutate(line):
 
 
 def test_parsers_never_raise():
-    for _ in range(3000):
+    for _ in range(N):
         line = mutate(random.choice(GOOD))
         for p in PARSERS:
             p(line)
 
 
 def test_mqtt_decoder_only_raises_malformed():
-    for _ in range(3000):
+    for _ in range(N):
         n = random.getrandbits(6)
         data = bytes(random.getrandbits(8) for _ in range(n))
         if random.getrandbits(1):
@@ -117,7 +120,7 @@ def test_modem_driver_survives_garbage():
         uart = NoisyUart()
         m = Modem(Clock(), uart, uart, on_urc=lambda line: None)
         m.start()
-        for _ in range(200):
+        for _ in range(min(N // 15, 1000)):
             # answers with or without a final result, cut short by a 20 ms timeout
             lines = await m.cmd(random.choice(("AT", "AT+CPSI?", "AT+CGNSSINFO", "AT+CEREG?", "AT+COPS=?")), 20)
             at.cops_list(at.find(lines or [], "+COPS:") or "")
@@ -134,7 +137,7 @@ def test_modem_driver_survives_garbage():
 
 def test_command_parser_survives_random_payloads():
     w = Watch(FakeBoard(mpytest.tmpdir("fuzzw")), boot=5)
-    for _ in range(500):
+    for _ in range(N // 6):
         n = random.getrandbits(6)
         payload = bytes(random.getrandbits(8) for _ in range(n))
         if random.getrandbits(1):
