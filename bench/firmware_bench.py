@@ -140,10 +140,11 @@ def press_to_publish(broker: Broker, cold: bool, speed: float) -> dict:
         listener.close()
 
 
-def full_outbox(limit: int) -> Path:
-    flash = Path(tempfile.mkdtemp(prefix="pers-bench-flash-"))
+def fill_outbox(flash: Path, limit: int) -> Path:
+    """A watch's flash with ``limit`` location reports waiting in its outbox (the
+    firmware's on-flash format: one JSON file each, named by kind letter and mid)."""
     outbox = flash / "outbox"
-    outbox.mkdir()
+    outbox.mkdir(parents=True)
     for seq in range(1, limit + 1):
         loc = {"v": 1, "mid": f"1.{seq}", "ts": 1763780000 + seq, "reason": "periodic",
                "loc": {"lat": 45.764, "lon": 4.8357, "acc": 5.0, "src": "gnss", "ts": 1763780000, "sats": 9},
@@ -152,6 +153,10 @@ def full_outbox(limit: int) -> Path:
         (outbox / f"m00000001.{seq:08d}.l.msg").write_text(json.dumps({"kind": "loc", "payload": loc}))
     (flash / "boot").write_text("1")
     return flash
+
+
+def full_outbox(limit: int) -> Path:
+    return fill_outbox(Path(tempfile.mkdtemp(prefix="pers-bench-flash-")), limit)
 
 
 def sos_with_full_outbox(broker: Broker, speed: float, heap: int | str, limit: int = 100) -> dict:

@@ -22,3 +22,16 @@ VSIM_SWITCHES = Counter("pers_vsim_profiles_sent_total", "vSIM profile lists sen
 OPEN_CASES = Gauge("pers_open_cases", "Open cases at the last tick", ["status"])
 TICK_SECONDS = Histogram("pers_tick_seconds", "Duration of one escalation/presence tick",
                          buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
+
+# The ingest path's lanes and batches (cloud/mqtt/bridge.py).
+INBOX_DEPTH = Gauge("pers_ingest_inbox_depth", "Messages received, not yet stored", ["lane"])
+BATCH_SIZE = Histogram("pers_ingest_batch_size", "Bulk messages stored per transaction",
+                       buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+BACKPRESSURE = Counter("pers_ingest_backpressure_total",
+                       "Times the network thread waited for room in the bulk lane", ["result"])
+# A stuck button and a device clock far ahead (cloud/domain/ingest.py).
+RATE_LIMITED = Counter("pers_device_rate_limited_total",
+                       "Devices that went over their alert press budget (once per case)", ["kind"])
+PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
+                            "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
+CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])

@@ -43,27 +43,32 @@ ROM_PACKAGES = ("app", "hal")  # frozen on the board (manifest.py); main.py and 
 # The board's start-up, reduced to what matters for the heap: the code image
 # mounted as ROMFS, the heap cut to the app budget, then main.py as the board
 # runs it (a script, compiled at boot). It prints one "heap:" line first.
-BOOT = """
-import gc, os, sys, vfs
+# The code image, read into the heap (the stand-in for the flash partition) and
+# mounted where the board mounts its ROMFS.
+MOUNT_ROM = """
 f = open("%s", "rb")
 rom = f.read()
 f.close()
 vfs.mount(vfs.VfsRom(rom), "/rom")
 sys.path[:] = ["/rom", ".frozen"]
+""" % ROMFS
+BOOT = """
+import gc, os, sys, vfs
+""" + MOUNT_ROM + """
 gc.collect()
 app = int(os.getenv("PERS_SIM_APP_HEAP"))
 credit = int(os.getenv("PERS_SIM_QSTR_CREDIT") or "0")
 extra = gc.mem_alloc() + gc.mem_free() - len(rom) - app - credit
 ballast = bytearray(extra - 64) if extra > 1024 else None
 gc.collect()
-print("heap: rom=%%d ballast=%%d app=%%d qstr_credit=%%d" %% (len(rom), len(ballast or b""), app, credit))
+print("heap: rom=%d ballast=%d app=%d qstr_credit=%d" % (len(rom), len(ballast or b""), app, credit))
 f = open("main.py")
 src = f.read()
 f.close()
 code = compile(src, "main.py", "exec")
 del f, extra, src
 exec(code, {"__name__": "__main__"})
-""" % ROMFS
+"""
 SCRIPTS = ("main.py", "boot.py")  # run as scripts on the board, never imported
 BUILD_ONLY = ("manifest.py",)     # read by the image build, not part of the firmware
 
@@ -155,15 +160,11 @@ def compiled(firmware_dir: Path = FIRMWARE_DIR) -> Path:
 QSTR_PROBE = """
 import sys, vfs, micropython
 import asyncio, json, socket, os, errno, time, random, math, binascii
-f = open("%s", "rb")
-rom = f.read()
-f.close()
-vfs.mount(vfs.VfsRom(rom), "/rom")
-sys.path[:] = ["/rom", ".frozen"]
+""" + MOUNT_ROM + """
 micropython.qstr_info()
 import hal, hal.sim, app.watch
 micropython.qstr_info()
-""" % ROMFS
+"""
 
 
 def qstr_credit(run_dir: Path) -> int:

@@ -10,8 +10,8 @@ import time
 
 from sqlalchemy import func, select
 
+from cloud import metrics
 from cloud.api.app import build_services
-from cloud.domain import ingest
 from cloud.domain.accounts import provision_device
 from cloud.domain.clock import FakeClock
 from cloud.seed import seed_demo
@@ -46,8 +46,8 @@ def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
     events = Events()
     svc.ingestor.events = events
     other = provision_device(svc.sm, clock, seed.tenant_id, device_id="other-watch", wearer_id=seed.wearer_id)
-    limited_before = ingest.RATE_LIMITED.labels("sos")._value.get()
-    coalesced_before = ingest.PRESSES_COALESCED.labels("sos")._value.get()
+    limited_before = metrics.RATE_LIMITED.labels("sos")._value.get()
+    coalesced_before = metrics.PRESSES_COALESCED.labels("sos")._value.get()
     topic = f"pers/v1/{seed.device_id}/alert"
     other_out = None
     with caplog.at_level(logging.WARNING, logger="pers.ingest"):
@@ -75,8 +75,8 @@ def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
     assert len(actions) < 20
     case_events = [e for e in events.published if e.get("type") == "case" and e["case"]["id"] == case.id]
     assert len(case_events) <= 1 + svc.ingestor.press_budget + 60 / svc.ingestor.coalesced_publish_s + 1
-    assert ingest.RATE_LIMITED.labels("sos")._value.get() == limited_before + 1
-    assert ingest.PRESSES_COALESCED.labels("sos")._value.get() == coalesced_before + 600 - svc.ingestor.press_budget
+    assert metrics.RATE_LIMITED.labels("sos")._value.get() == limited_before + 1
+    assert metrics.PRESSES_COALESCED.labels("sos")._value.get() == coalesced_before + 600 - svc.ingestor.press_budget
     assert sum("press budget" in r.getMessage() for r in caplog.records) == 1
     # The coalesced acks are not on the case: the watch's command acks add nothing to its timeline.
     assert count(svc.sm, Command, Command.case_id == case.id) == svc.ingestor.press_budget

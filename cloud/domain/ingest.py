@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter
 from sqlalchemy import bindparam, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import text as sa_text
@@ -51,12 +50,6 @@ from cloud.domain.views import case_view
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, Geofence, LocationPoint
 
 log = logging.getLogger("pers.ingest")
-# Defined here rather than in cloud/metrics.py (owned by someone else while this was written).
-RATE_LIMITED = Counter("pers_device_rate_limited_total",
-                       "Devices that went over their alert press budget (once per case)", ["kind"])
-PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
-                            "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
-CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])
 BATCH_KINDS = frozenset({"loc", "status", "presence"})
 _LOC_COLUMNS = {"device_id": "varchar", "mid": "varchar", "lat": "float8", "lon": "float8", "acc": "float8",
                 "src": "varchar", "device_ts": "int4", "received_at": "timestamp", "reason": "varchar",
@@ -380,7 +373,7 @@ class Ingestor:
         skew_s = alert.ts - self.clock.unix() if alert.ts is not None else 0
         skewed = skew_s > self.future_after_s
         if skewed:
-            CLOCK_SKEW.labels(alert.kind).inc()
+            metrics.CLOCK_SKEW.labels(alert.kind).inc()
             log.warning("alert stamped in the future: device clock off",
                         extra={"device_id": device.id, "mid": alert.mid, "skew_s": skew_s})
         over_budget = alert.kind != "cancel" and self._over_press_budget(device.id, now)
@@ -483,11 +476,11 @@ class Ingestor:
             self._event(s, case, "system", "rate_limited",
                         {"mid": alert.mid, "kind": alert.kind, "press_count": case.press_count,
                          "budget": self.press_budget, "window_s": self.press_window_s})
-            RATE_LIMITED.labels(alert.kind).inc()
+            metrics.RATE_LIMITED.labels(alert.kind).inc()
             log.warning("device over its alert press budget: further presses coalesced into the case",
                         extra={"device_id": device.id, "case_id": case.id, "press_count": case.press_count,
                                "budget": self.press_budget, "window_s": self.press_window_s})
-        PRESSES_COALESCED.labels(alert.kind).inc()
+        metrics.PRESSES_COALESCED.labels(alert.kind).inc()
         s.add(Alert(case_id=case.id, device_id=device.id, mid=alert.mid, kind=alert.kind, trigger=alert.trigger,
                     device_ts=alert.ts, received_at=now,
                     payload=alert.model_dump(mode="json", exclude_none=True)))

@@ -33,7 +33,6 @@ import threading
 from collections import deque
 
 import paho.mqtt.client as mqtt
-from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError
 
 from cloud import metrics, protocol
@@ -44,13 +43,6 @@ UP_SUBSCRIPTIONS = [f"{protocol.ROOT}/+/{kind}" for kind in protocol.UP_KINDS]
 # Alerts (and the watch's command acks, which move cases on) never wait behind a
 # backlog of location reports, status heartbeats or presence.
 URGENT_KINDS = frozenset({"alert", "ack"})
-
-INBOX_DEPTH = Gauge("pers_ingest_inbox_depth", "Messages received, not yet stored", ["lane"])
-BATCH_SIZE = Histogram("pers_ingest_batch_size", "Bulk messages stored per transaction",
-                       buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
-BACKPRESSURE = Counter("pers_ingest_backpressure_total",
-                       "Times the network thread waited for room in the bulk lane", ["result"])
-
 
 class Inbox:
     """An unbounded urgent lane and a bounded bulk lane, with one lock."""
@@ -75,7 +67,7 @@ class Inbox:
             ok = True
             if len(self.bulk) >= self.bulk_max and not self.closed:
                 ok = self._room.wait_for(lambda: len(self.bulk) < self.bulk_max or self.closed, wait_s)
-                BACKPRESSURE.labels("waited" if ok else "overflowed").inc()
+                metrics.BACKPRESSURE.labels("waited" if ok else "overflowed").inc()
             self.bulk.append(msg)
             self._work.notify()
             return ok
@@ -164,8 +156,8 @@ class MqttBridge:
             self.alert_client.on_disconnect = self._on_disconnect
             self.alert_client.on_message = self._on_message
         self._up: dict[mqtt.Client, bool] = {c: False for c in self._clients()}
-        INBOX_DEPTH.labels("urgent").set_function(lambda: self._inbox.depth()[0])
-        INBOX_DEPTH.labels("bulk").set_function(lambda: self._inbox.depth()[1])
+        metrics.INBOX_DEPTH.labels("urgent").set_function(lambda: self._inbox.depth()[0])
+        metrics.INBOX_DEPTH.labels("bulk").set_function(lambda: self._inbox.depth()[1])
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self.connected = threading.Event()
@@ -233,7 +225,7 @@ class MqttBridge:
                 if self._handle_until_stored(msg):
                     self._ack(msg, client)
             if bulk:
-                BATCH_SIZE.observe(len(bulk))
+                metrics.BATCH_SIZE.observe(len(bulk))
                 if self._batch_until_stored(bulk):
                     for msg in bulk:
                         self._ack(msg)

@@ -9,8 +9,7 @@ which a frozen build keeps in flash), and the same run in a heap 30% smaller
 must run out of memory, so this test can fail."""
 from __future__ import annotations
 
-import json
-
+from bench.firmware_bench import fill_outbox
 from hwsim import firmware
 from hwsim.scenario import Scenario, WorldSpec
 
@@ -20,20 +19,8 @@ LIMIT = 100
 TOO_SMALL = "70k"
 
 
-def full_outbox(flash):
-    outbox = flash / "outbox"
-    outbox.mkdir(parents=True)
-    for seq in range(1, LIMIT + 1):
-        loc = {"v": 1, "mid": f"1.{seq}", "ts": 1763780000 + seq, "reason": "periodic",
-               "loc": {"lat": 45.764, "lon": 4.8357, "acc": 5.0, "src": "gnss", "ts": 1763780000, "sats": 9},
-               "cell": {"mcc": 208, "mnc": 1, "lac": 12345, "cid": 67890, "rssi": -85, "rat": "LTE"},
-               "batt": {"pct": 64, "mv": 3850}}
-        (outbox / f"m00000001.{seq:08d}.l.msg").write_text(json.dumps({"kind": "loc", "payload": loc}))
-    (flash / "boot").write_text("1")
-
-
 def sos_with_full_outbox(make_watch, cloud, flash, heap):
-    full_outbox(flash)
+    fill_outbox(flash, LIMIT)
     scenario = Scenario(name="heap", world=WorldSpec(coverage=False))
     with make_watch(scenario, flash_dir=flash, heap=heap, device_extra={"outbox_limit": LIMIT}) as w:
         try:
