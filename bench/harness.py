@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,7 @@ RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.ports import free_port  # noqa: E402,F401  (benches import it from here)
 
 
 def machine() -> dict:

@@ -2,22 +2,16 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port  # noqa: F401  (tests import it from here)
 from cloud.broker import Credential, MosquittoBroker, mosquitto_hash
 from cloud.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "protocol"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def golden_examples() -> dict[str, dict]:

@@ -43,19 +43,14 @@ from pathlib import Path
 
 import httpx
 
+from bench.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 FAULTS = ("cloud_kill9", "broker_kill9", "db_unavailable", "coverage_cut", "deliveries", "clock_far_off",
           "power_cut")
 # Faults the driver schedules on the whole system; the other two ride on the alerts themselves.
 SYSTEM_FAULTS = FAULTS[:5]
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class System:
