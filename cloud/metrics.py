@@ -28,7 +28,8 @@ INBOX_DEPTH = Gauge("pers_ingest_inbox_depth", "Messages received, not yet store
 BATCH_SIZE = Histogram("pers_ingest_batch_size", "Bulk messages stored per transaction",
                        buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
 BACKPRESSURE = Counter("pers_ingest_backpressure_total",
-                       "Times the network thread waited for room in the bulk lane", ["result"])
+                       "Times the bulk session's reader waited for room in the bulk lane", ["result"])
+BULK_RECEIVED = Counter("pers_mqtt_bulk_received_total", "PUBLISHes read on the bulk session")
 # A stuck button and a device clock far ahead (cloud/domain/ingest.py).
 RATE_LIMITED = Counter("pers_device_rate_limited_total",
                        "Devices that went over their alert press budget (once per case)", ["kind"])

@@ -26,15 +26,13 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
     mqtt_shared_group: str | None = None  # e.g. "pers" for $share/pers/... with several workers
-    # Alerts and command acks arrive on a second session ("<username>-alerts") so an SOS
-    # never queues in the broker behind this session's backlog of location reports.
-    mqtt_alert_connection: bool = True
 
     def mqtt_service_accounts(self) -> tuple[str, ...]:
-        """The broker accounts this cloud process connects with (same password)."""
-        if self.mqtt_alert_connection:
-            return (self.mqtt_username, alert_username(self.mqtt_username))
-        return (self.mqtt_username,)
+        """The broker accounts this cloud process connects with (same password): the bulk
+        session, and the alert session ("<username>-alerts") on which alerts and command
+        acks arrive, so an SOS never queues in the broker behind a backlog of location
+        reports (cloud/mqtt/bridge.py)."""
+        return (self.mqtt_username, alert_username(self.mqtt_username))
     # Live console events across API replicas: "auto" relays over PostgreSQL LISTEN/NOTIFY
     # when the database is PostgreSQL (one SQLite file means one process anyway).
     live_relay: Literal["auto", "postgres", "off"] = "auto"

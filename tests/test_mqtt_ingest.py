@@ -136,28 +136,28 @@ def test_device_cannot_publish_as_another_device_or_use_a_wrong_password(cloud):
 
 
 # --- the bridge's inbox: urgent lane first, bounded bulk lane --------------------------
-def test_inbox_takes_urgent_first_and_holds_the_network_thread_when_bulk_is_full():
+def test_inbox_takes_urgent_first_and_holds_the_reader_when_bulk_is_full():
     import threading
 
     from cloud.mqtt.bridge import Inbox
     box = Inbox(bulk_max=3)
-    for i in range(3):
-        assert box.put_bulk(f"loc{i}", wait_s=1)
+    assert box.put_bulk(["loc0", "loc1"], wait_s=1)
+    assert box.put_bulk(["loc2"], wait_s=1)
     done = []
-    waiter = threading.Thread(target=lambda: done.append(box.put_bulk("loc3", wait_s=10)))
+    waiter = threading.Thread(target=lambda: done.append(box.put_bulk(["loc3", "loc4"], wait_s=10)))
     waiter.start()
     time.sleep(0.2)
     assert done == [] and box.depth() == (0, 3)  # held: the broker keeps the rest meanwhile
     box.put_urgent("alert")
     assert box.take(batch_max=10) == (["alert"], [])
-    assert box.take(batch_max=2) == ([], ["loc0", "loc1"])  # room: the waiting put goes in
+    assert box.take(batch_max=2) == ([], ["loc0", "loc1"])  # room: the waiting read goes in, whole
     waiter.join(5)
     assert done == [True]
-    assert box.take(batch_max=10) == ([], ["loc2", "loc3"])
-    # The wait is bounded, so paho's loop still runs (PUBACKs, keepalive) if the store is stuck.
-    for i in range(3):
-        box.put_bulk(i, wait_s=1)
-    assert box.put_bulk("late", wait_s=0.05) is False and box.depth() == (0, 4)
+    assert box.take(batch_max=10) == ([], ["loc2", "loc3", "loc4"])
+    # The wait is bounded, so the reader gets round to its keepalive if the store is stuck;
+    # what did not fit stays with the reader (and the broker), not in the lane.
+    box.put_bulk([0, 1, 2], wait_s=1)
+    assert box.put_bulk(["late"], wait_s=0.05) is False and box.depth() == (0, 3)
     box.close()
     assert box.take(batch_max=10) is None
 
@@ -171,7 +171,8 @@ def test_a_flood_of_reports_through_a_small_inbox_loses_nothing_and_the_alert_is
     svc.bridge.stop()  # replace it by one with a small inbox (same session, same broker)
     from cloud.store.models import LocationPoint
     bridge = MqttBridge(svc.ingestor, host=broker.host, port=broker.port, username="pers-cloud",
-                        password="cloudpw", batch_max=50, bulk_max=100, backpressure_wait_s=1.0)
+                        password="cloudpw", batch_max=50, bulk_max=100, backpressure_wait_s=1.0,
+                        alert_username="pers-cloud-alerts")
     svc.ingestor.sender.target = bridge
     bridge.start()
     try:

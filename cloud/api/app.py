@@ -93,8 +93,7 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
         bridge = MqttBridge(ingestor, host=settings.mqtt_host, port=settings.mqtt_port,
                             username=settings.mqtt_username, password=settings.mqtt_password,
                             client_id=settings.mqtt_client_id, shared_group=settings.mqtt_shared_group,
-                            alert_username=settings.mqtt_service_accounts()[1]
-                            if settings.mqtt_alert_connection else None)
+                            alert_username=settings.mqtt_service_accounts()[1])
         sender.target = bridge
     notifier = Notifier(sm, clock, channels_from_settings(settings), events)
     ticker = Ticker(sm, clock, events, settings, notifier)
