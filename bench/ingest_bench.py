@@ -1,7 +1,8 @@
 """Benchmark 1, ingest: location reports persisted per second by one cloud process.
 
 Same run, same embedded Mosquitto (generated auth + ACL), same fleet of gmqtt twins
-publishing ``loc`` reports as fast as the broker PUBACKs them (a fleet-wide window):
+publishing ``loc`` reports as fast as the subscriber under test takes them (at most
+5,000 ahead of what it has taken; within that, as fast as the broker PUBACKs them):
 
 1. baseline: a paho subscriber on ``pers/v1/+/loc`` (the cloud's service account,
    QoS 1) that does nothing -> messages/s the broker delivers;
@@ -47,17 +48,44 @@ def baseline_subscriber(env: Env):
     return proc, count
 
 
-async def offer(fleet: Fleet, seconds: float, probe, warmup: float = 1.0) -> dict:
-    """Publish as fast as PUBACKs allow for ``seconds``; ``probe()`` is read after the
-    warm-up and at the end -> rate over the steady window."""
-    task = asyncio.create_task(fleet.run_load(seconds, max_rate=True))
+class Poll:
+    """``probe()`` read every ``period`` s on its own thread (a database count must
+    not stall the twins' event loop); ``value`` is the latest reading."""
+
+    def __init__(self, probe, period: float = 0.05):
+        import threading
+        self.probe, self.period, self.value = probe, period, probe()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            self.value = self.probe()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+
+async def offer(fleet: Fleet, seconds: float, probe, warmup: float = 1.0, max_ahead: int = 5000) -> dict:
+    """Publish as fast as the system takes the reports for ``seconds``: the twins stay at
+    most ``max_ahead`` reports ahead of ``probe()`` (what the subscriber has taken), as
+    in a real fleet whose reports are not produced faster than they are stored. The rate
+    is read over the steady window after the warm-up."""
+    poll = Poll(probe)
+    start = poll.value
+    task = asyncio.create_task(fleet.run_load(seconds, max_rate=True, taken=lambda: poll.value - start,
+                                              max_ahead=max_ahead))
     await asyncio.sleep(warmup)
     c0, t0 = probe(), time.perf_counter()
     offered = await task
     c1, t1 = probe(), time.perf_counter()
+    poll.close()
     await fleet.drain(10)
     return {"offered": offered, "offered_per_s": round(offered["loc"] / offered["seconds"], 1),
-            "rate_per_s": round((c1 - c0) / (t1 - t0), 1), "window_s": round(t1 - t0, 2), "count_end": c1}
+            "max_ahead": max_ahead, "rate_per_s": round((c1 - c0) / (t1 - t0), 1), "window_s": round(t1 - t0, 2),
+            "count_end": c1}
 
 
 def run(quick: bool = False, devices: int | None = None, seconds: float | None = None,

@@ -98,7 +98,7 @@ def summarize(runs: dict, quick: bool) -> dict:
         "broker_rss_mb": conn.get("broker_rss_mb"),
         # the cloud's peak RSS under the reference load (benchmark 2: 10k twins + loc load)
         "cloud_rss_mb": sos.get("cloud_rss_mb"),
-        "cloud_rss_mb_by_bench": {"ingest_overload": ingest.get("cloud_rss_mb"), "sos_latency": sos.get("cloud_rss_mb"),
+        "cloud_rss_mb_by_bench": {"ingest": ingest.get("cloud_rss_mb"), "sos_latency": sos.get("cloud_rss_mb"),
                                   "connections": conn.get("cloud_rss_mb"), "growth": growth.get("cloud_rss_mb")},
         "cloud_cpu_pct_per_1k_devices": growth.get("cloud_cpu_pct_per_1k_devices"),
         "db_bytes_per_device_day": growth.get("db_bytes_per_device_day"),

@@ -34,11 +34,12 @@ def _settings(args) -> Settings:
 
 
 def cmd_serve(args) -> int:
-    from cloud.runtime import Stack
+    from cloud.runtime import Stack, tune_gc
     settings = _settings(args)
     setup_logging(settings.log_json)
     stack = Stack(settings)
     stack.start()
+    tune_gc()
     print(f"OpenPERS cloud on {stack.url} (broker {settings.broker} on {settings.mqtt_host}:{settings.mqtt_port})",
           flush=True)
     _wait_for_signal()
@@ -63,7 +64,7 @@ def cmd_broker(args) -> int:
 
 def cmd_demo(args) -> int:
     from cloud.domain.clock import SystemClock
-    from cloud.runtime import Stack, prepare
+    from cloud.runtime import Stack, prepare, tune_gc
     from cloud.seed import DEMO_ADMIN, DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR, seed_demo
     from cloud.store.db import make_engine, make_sessionmaker
 
@@ -78,6 +79,7 @@ def cmd_demo(args) -> int:
     stack = Stack(settings)
     stack.start_broker()
     stack.start_cloud()
+    tune_gc()
     print(f"""
   OpenPERS demo is running.
     Console:   {stack.url}/

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
     mqtt_shared_group: str | None = None  # e.g. "pers" for $share/pers/... with several workers
+    # Bulk messages (loc/status/presence) stored per transaction at most, and held in
+    # memory at most before the bulk session stops reading (cloud/mqtt/bridge.py).
+    ingest_batch_max: int = 500
+    ingest_bulk_max: int = 5000
 
     def mqtt_service_accounts(self) -> tuple[str, ...]:
         """The broker accounts this cloud process connects with (same password): the bulk

@@ -383,10 +383,16 @@ class Fleet:
             await asyncio.sleep(0.05)
 
     async def run_load(self, duration: float, *, loc_rate: float = 0.0, heartbeat_s: float = 0.0,
-                       max_rate: bool = False, stop: asyncio.Event | None = None) -> dict:
+                       max_rate: bool = False, stop: asyncio.Event | None = None,
+                       taken: Callable[[], int] | None = None, max_ahead: int = 5000) -> dict:
         """Offer load for ``duration`` s: ``loc_rate`` loc reports/s fleet-wide (or as fast as the
         PUBACK window allows with ``max_rate``), and a status heartbeat from every twin each
-        ``heartbeat_s`` (spread evenly). Returns what was offered."""
+        ``heartbeat_s`` (spread evenly). Returns what was offered.
+
+        ``taken()`` (with ``max_rate``): how many of this run's reports the system under
+        test has taken so far; the fleet then stays at most ``max_ahead`` reports ahead of
+        it, i.e. it offers as fast as the system takes them, not as fast as the broker
+        queues them (which only spends the machine's CPU on a backlog)."""
         twins = self.connected
         if not twins:
             return {"loc": 0, "status": 0, "seconds": 0.0}
@@ -401,6 +407,9 @@ class Fleet:
         while loop.time() < end and not (stop and stop.is_set()):
             elapsed = loop.time() - start
             if max_rate:
+                if taken is not None and sent_loc - taken() >= max_ahead:
+                    await asyncio.sleep(0.002)
+                    continue
                 await self.wait_window()
                 for _ in range(min(200, max(1, self.window - self.inflight))):
                     next(rr).send_loc()
