@@ -158,7 +158,13 @@ class Env:
     def db_bytes(self) -> int:
         url = self.settings.db_url
         if url.startswith("sqlite"):
+            import sqlite3
             base = Path(url.split("///", 1)[1])
+            # The database, not its write-ahead log: fold the WAL in first (it may hold up
+            # to ~40 MB between the cloud's checkpoints, cloud/store/db.py).
+            with sqlite3.connect(base, timeout=30) as con:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.close()
             return sum(p.stat().st_size for p in base.parent.glob(base.name + "*") if p.exists())
         from sqlalchemy import text
         with self._engine.connect() as c:

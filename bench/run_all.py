@@ -101,6 +101,8 @@ def summarize(runs: dict, quick: bool) -> dict:
         "cloud_rss_mb_by_bench": {"ingest": ingest.get("cloud_rss_mb"), "sos_latency": sos.get("cloud_rss_mb"),
                                   "connections": conn.get("cloud_rss_mb"), "growth": growth.get("cloud_rss_mb")},
         "cloud_cpu_pct_per_1k_devices": growth.get("cloud_cpu_pct_per_1k_devices"),
+        # the 50,000 step of benchmark 4, measured by `make bench-50k` (edge brokers bridged to a core)
+        "growth_50k": (_load("connections_50k", quick) or {}).get("growth_step"),
         "db_bytes_per_device_day": growth.get("db_bytes_per_device_day"),
         "targets": {"ingest_per_s": 5000, "ingest_ratio": 0.7, "sos_to_ack_p99_ms": 300,
                     "sos_to_console_p99_ms": 250, "connected_devices": 10000},
