@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # memory at most before the bulk session stops reading (cloud/mqtt/bridge.py).
     ingest_batch_max: int = 500
     ingest_bulk_max: int = 5000
+    # A batch short of ingest_batch_max waits this long for more (alerts never wait).
+    ingest_linger_s: float = 0.05
 
     def mqtt_service_accounts(self) -> tuple[str, ...]:
         """The broker accounts this cloud process connects with (same password): the bulk

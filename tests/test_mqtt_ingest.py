@@ -198,3 +198,24 @@ def test_a_flood_of_reports_through_a_small_inbox_loses_nothing_and_the_alert_is
         dev.loop_stop()
     finally:
         bridge.stop()
+
+
+def test_a_short_batch_lingers_for_more_but_an_alert_ends_the_wait():
+    import threading
+
+    from cloud.mqtt.bridge import Inbox
+    box = Inbox(bulk_max=100)
+    box.put_bulk(["loc0"], wait_s=1)
+    later = threading.Timer(0.1, lambda: box.put_bulk(["loc1", "loc2"], wait_s=1))
+    later.start()
+    t0 = time.monotonic()
+    assert box.take(batch_max=3, linger=2.0) == ([], ["loc0", "loc1", "loc2"])  # full: no need to wait on
+    assert time.monotonic() - t0 < 1.5
+    box.put_bulk(["loc3"], wait_s=1)
+    threading.Timer(0.1, lambda: box.put_urgent("alert")).start()
+    t0 = time.monotonic()
+    assert box.take(batch_max=3, linger=5.0) == (["alert"], [])  # the alert does not wait for the batch
+    assert time.monotonic() - t0 < 2.0
+    t0 = time.monotonic()
+    assert box.take(batch_max=3, linger=0.2) == ([], ["loc3"])  # nothing more came: the window closes
+    assert 0.15 < time.monotonic() - t0 < 2.0

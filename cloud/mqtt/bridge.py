@@ -19,7 +19,9 @@ Throughput and priority (docs/scaling.md, "The ingest path"):
 - The bulk lane is drained up to ``batch_max`` messages at a time into ONE
   transaction (``Ingestor.handle_batch``), then all of them are PUBACKed in one
   write. Batches form by themselves under load (whatever queued while the previous
-  batch was committed); at low load a batch is one message.
+  batch was committed); at low load a batch short of ``batch_max`` waits up to
+  ``linger_s`` for more, so a trickle of reports is one transaction per short window
+  rather than one per message. An alert ends that wait.
 - Backpressure: the bulk lane is bounded (``bulk_max``, overshot by at most one
   socket read). When it is full the receiver stops reading, so the broker holds the
   rest in our persistent session; while it waits it still sends its keepalive.
@@ -76,11 +78,15 @@ class Inbox:
                 self._work.notify()
             return True
 
-    def take(self, batch_max: int, timeout: float = 0.5) -> tuple[list, list] | None:
+    def take(self, batch_max: int, timeout: float = 0.5, linger: float = 0.0) -> tuple[list, list] | None:
         """(urgent messages, []) if any are waiting, else ([], up to batch_max bulk
-        messages); ([], []) on timeout; None once closed."""
+        messages); ([], []) on timeout; None once closed. With ``linger``, a bulk batch
+        short of batch_max waits up to that long for more (one transaction per short
+        window rather than per message at low load); an urgent message ends the wait."""
         with self._lock:
             self._work.wait_for(lambda: self.urgent or self.bulk or self.closed, timeout)
+            if linger and self.bulk and not self.urgent and len(self.bulk) < batch_max:
+                self._work.wait_for(lambda: self.urgent or len(self.bulk) >= batch_max or self.closed, linger)
             if self.closed:
                 return None
             if self.urgent:
@@ -107,8 +113,9 @@ class MqttBridge:
     def __init__(self, ingestor, *, host: str, port: int, username: str, password: str | None,
                  client_id: str | None = None, shared_group: str | None = None, keepalive: int = 30,
                  batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0,
-                 alert_username: str | None = None):
+                 alert_username: str | None = None, linger_s: float = 0.0):
         self.ingestor = ingestor
+        self.linger_s = linger_s
         self.host, self.port, self.keepalive = host, port, keepalive
         self.batch_max, self.backpressure_wait_s = batch_max, backpressure_wait_s
         self._inbox = Inbox(bulk_max)
@@ -190,7 +197,7 @@ class MqttBridge:
     # --- ingest worker ---------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            taken = self._inbox.take(self.batch_max)
+            taken = self._inbox.take(self.batch_max, linger=self.linger_s)
             if taken is None or self._stop.is_set():
                 return
             urgent, bulk = taken
