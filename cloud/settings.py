@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # A batch short of ingest_batch_max waits this long for more (alerts never wait).
     ingest_linger_s: float = 0.05
 
+    # false: alerts and command acks are subscribed on the bulk session too, where they
+    # queue behind its backlog in the broker (only to measure what the alert session buys).
+    mqtt_alert_connection: bool = True
+
     def mqtt_service_accounts(self) -> tuple[str, ...]:
         """The broker accounts this cloud process connects with (same password): the bulk
         session, and the alert session ("<username>-alerts") on which alerts and command

@@ -95,7 +95,7 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
                             client_id=settings.mqtt_client_id, shared_group=settings.mqtt_shared_group,
                             alert_username=settings.mqtt_service_accounts()[1],
                             batch_max=settings.ingest_batch_max, bulk_max=settings.ingest_bulk_max,
-                            linger_s=settings.ingest_linger_s)
+                            linger_s=settings.ingest_linger_s, alerts_apart=settings.mqtt_alert_connection)
         sender.target = bridge
     notifier = Notifier(sm, clock, channels_from_settings(settings), events)
     ticker = Ticker(sm, clock, events, settings, notifier)

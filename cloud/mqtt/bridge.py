@@ -113,17 +113,22 @@ class MqttBridge:
     def __init__(self, ingestor, *, host: str, port: int, username: str, password: str | None,
                  client_id: str | None = None, shared_group: str | None = None, keepalive: int = 30,
                  batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0,
-                 alert_username: str | None = None, linger_s: float = 0.0):
+                 alert_username: str | None = None, linger_s: float = 0.0, alerts_apart: bool = True):
         self.ingestor = ingestor
+        # False only to measure what the alert session buys (bench/sos_flood_bench.py):
+        # alerts and acks then come on the bulk session, behind its backlog in the broker.
+        self.alerts_apart = alerts_apart
         self.linger_s = linger_s
         self.host, self.port, self.keepalive = host, port, keepalive
         self.batch_max, self.backpressure_wait_s = batch_max, backpressure_wait_s
         self._inbox = Inbox(bulk_max)
         prefix = f"$share/{shared_group}/" if shared_group else ""
-        self._alert_topics = [prefix + t for t in UP_SUBSCRIPTIONS if t.rsplit("/", 1)[-1] in URGENT_KINDS]
+        urgent = [prefix + t for t in UP_SUBSCRIPTIONS if t.rsplit("/", 1)[-1] in URGENT_KINDS]
+        bulk = [prefix + t for t in UP_SUBSCRIPTIONS if t.rsplit("/", 1)[-1] not in URGENT_KINDS]
+        self._alert_topics = urgent if alerts_apart else []
         self.receiver = BulkReceiver(
             host=host, port=port, client_id=client_id or username, username=username, password=password,
-            topics=[prefix + t for t in UP_SUBSCRIPTIONS if t.rsplit("/", 1)[-1] not in URGENT_KINDS],
+            topics=bulk if alerts_apart else urgent + bulk,
             deliver=self._deliver_bulk, on_state=lambda up: self._session_state("bulk", up), keepalive=keepalive)
         alert_username = alert_username or default_alert_username(username)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=alert_username,
@@ -165,6 +170,11 @@ class MqttBridge:
 
     # --- the bulk session (receiver thread) ---------------------------------------
     def _deliver_bulk(self, deliveries: list[Delivery], receiver: BulkReceiver) -> None:
+        if not self.alerts_apart:
+            for d in deliveries:
+                if d.topic.rsplit("/", 1)[-1] in URGENT_KINDS:
+                    self._inbox.put_urgent(d)
+            deliveries = [d for d in deliveries if d.topic.rsplit("/", 1)[-1] not in URGENT_KINDS]
         while not self._inbox.put_bulk(deliveries, self.backpressure_wait_s):
             if self._stop.is_set():
                 return
@@ -177,7 +187,8 @@ class MqttBridge:
         if reason_code.is_failure:
             log.error("broker refused the cloud's alert session", extra={"reason": str(reason_code)})
             return
-        client.subscribe([(t, 1) for t in self._alert_topics])
+        if self._alert_topics:
+            client.subscribe([(t, 1) for t in self._alert_topics])
         self._session_state("alerts", True)
         log.info("connected to broker", extra={"host": self.host, "port": self.port, "session": "alerts",
                                                "session_present": flags.session_present})
@@ -213,8 +224,10 @@ class MqttBridge:
                         if not isinstance(msg, Delivery):
                             self._ack(msg)
 
-    def _ack(self, msg: mqtt.MQTTMessage) -> None:
-        if msg.qos > 0:
+    def _ack(self, msg) -> None:
+        if isinstance(msg, Delivery):
+            self.receiver.ack([msg])
+        elif msg.qos > 0:
             self.client.ack(msg.mid, msg.qos)
 
     def _handle_until_stored(self, msg: mqtt.MQTTMessage) -> bool:
