@@ -2,11 +2,12 @@
 # "closed". What the wearer sees and feels is driven by the cloud's alert_ack
 # stages, never by the PUBACK: a broker that has the alert is not a person.
 from app import messages
+from micropython import const
 
-IDLE = "idle"
-CALLING = "calling"    # alert stored on flash, being sent until the cloud has it
-RECEIVED = "received"  # the cloud stored the case
-OPERATOR = "operator"  # a person has it
+_IDLE = const("idle")
+_CALLING = const("calling")  # alert stored on flash, being sent until the cloud has it
+_RECEIVED = const("received")  # the cloud stored the case
+_OPERATOR = const("operator")  # a person has it
 
 TEXT_CALLING = "Calling for help"
 TEXT_RECEIVED = "Help is coming"
@@ -23,7 +24,7 @@ class Alarm:
         self.kick = kick        # wake the sender
         self.clock = clock
         self.on_change = on_change  # (state) -> None: the watch powers the radio for an alarm
-        self.state = IDLE
+        self.state = _IDLE
         self.mids = []          # alerts of the open alarm
         self.started = None     # ticks of the first alert
         self.cancelled = False
@@ -38,16 +39,16 @@ class Alarm:
         names = self.outbox.alerts()
         if names:
             self.mids = [self.outbox.mid_of(n) for n in names]
-            self._set(CALLING)
+            self._set(_CALLING)
             self.ui.display(TEXT_CALLING)
 
     def active(self):
-        return self.state != IDLE
+        return self.state != _IDLE
 
     def raise_alert(self, kind="sos", trigger="button", vitals=None, buzz=True):
         if buzz:
             self.ui.vibrate(300)  # at once: the wearer must feel the press worked
-        first = self.state == IDLE
+        first = self.state == _IDLE
         ref = None if first else self.current_ref()  # a second press joins the same case
         s = self.snapshot()
         mid = self.outbox.new_mid()
@@ -60,14 +61,14 @@ class Alarm:
             self.mids = []
             self.cancelled = False
             self.started = self.clock.ticks_ms() if self.clock else None
-            self._set(CALLING)
+            self._set(_CALLING)
             self.ui.display(TEXT_CALLING)
         self.mids.append(mid)
         self.kick()
         return mid
 
     def in_cancel_window(self, window_s):
-        if self.state == IDLE or self.cancelled or self.started is None or not self.mids:
+        if self.state == _IDLE or self.cancelled or self.started is None or not self.mids:
             return False
         return self.clock.ticks_diff(self.clock.ticks_ms(), self.started) <= window_s * 1000
 
@@ -91,20 +92,20 @@ class Alarm:
         stage = cmd["stage"]
         text = cmd.get("text")
         if stage == "closed":
-            if self.state != IDLE:
+            if self.state != _IDLE:
                 self.mids = []
-                self._set(IDLE)
+                self._set(_IDLE)
                 self.ui.display(text or TEXT_CLOSED)
                 self.ui.unpin()
             return
-        if self.state == IDLE or cmd["ref"] not in self.mids:
+        if self.state == _IDLE or cmd["ref"] not in self.mids:
             return  # a late ack of an alarm already closed, or of a low-battery note
-        if stage == "received" and self.state == CALLING:
-            self._set(RECEIVED)
+        if stage == "received" and self.state == _CALLING:
+            self._set(_RECEIVED)
             if not self.cancelled:
                 self.ui.display(text or TEXT_RECEIVED)
             self.ui.vibrate(500)
-        elif stage == "operator" and self.state != OPERATOR:
-            self._set(OPERATOR)
+        elif stage == "operator" and self.state != _OPERATOR:
+            self._set(_OPERATOR)
             self.ui.display(text or TEXT_OPERATOR)
             self.ui.vibrate(200)

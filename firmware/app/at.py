@@ -75,9 +75,9 @@ def cpsi(line):
     if len(plmn) != 2:
         return None
     mcc, mnc = _int(plmn[0]), _int(plmn[1])
-    lac = _int(f[3][2:], 16) if f[3][:2] in ("0x", "0X") else _int(f[3])
+    lac = _int(f[3][2:], 16) if f[3][:2].lower() == "0x" else _int(f[3])
     cid = _int(f[4])
-    if cid is None and f[4][:2] in ("0x", "0X"):
+    if cid is None and f[4][:2].lower() == "0x":
         cid = _int(f[4][2:], 16)
     if mcc is None or mnc is None:
         return None
@@ -104,7 +104,7 @@ def _deg(text, hemi, degree_digits):
     if len(intpart) > degree_digits:
         d = int(v / 100)
         v = d + (v - d * 100) / 60
-    if hemi in ("S", "W"):
+    if hemi == "S" or hemi == "W":
         v = -v
     return v
 
@@ -128,7 +128,7 @@ def cgnssinfo(line):
         return None
     i = None
     for k in range(1, len(f)):
-        if f[k] in ("N", "S"):
+        if f[k] == "N" or f[k] == "S":
             i = k
             break
     if i is None or i + 4 >= len(f):

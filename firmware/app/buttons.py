@@ -4,8 +4,9 @@
 #                           does not call the call centre
 #   black released before LONG_MS -> on_click()
 import asyncio
+from micropython import const
 
-LONG_MS = 1500
+_LONG_MS = const(1500)
 
 
 class Buttons:
@@ -32,7 +33,7 @@ class Buttons:
             if down:
                 self._black_down = now
             elif self._black_down is not None:
-                if self.clock.ticks_diff(now, self._black_down) < LONG_MS:
+                if self.clock.ticks_diff(now, self._black_down) < _LONG_MS:
                     self.on_click()
                 self._black_down = None
 

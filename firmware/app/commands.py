@@ -12,17 +12,12 @@ REQUIRED = {
     "ring": {"seconds": int},
     "vsim": {"profiles": list},
 }
-STAGES = ("received", "operator", "closed")
 
 CONFIG_DEFAULTS = {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
                    "cancel_window_s": 10, "fall_detection": True,
                    "callcenter_number": None, "whitelist": [], "kids_mode": False,
                    "reminders": [], "track_s": 30, "fall_countdown_s": 15, "fall": {},
                    "low_battery_pct": 15, "emergency_number": "112"}
-CONFIG_TYPES = {"version": int, "heartbeat_s": int, "sos_hold_ms": int,
-                "cancel_window_s": int, "fall_detection": bool, "whitelist": list,
-                "kids_mode": bool, "reminders": list, "track_s": int, "fall_countdown_s": int,
-                "fall": dict, "low_battery_pct": int, "emergency_number": str}
 
 
 class BadCommand(ValueError):
@@ -62,7 +57,8 @@ def parse_command(payload):
     for name in fields:
         if not _typed(doc.get(name), fields[name]):
             raise BadCommand("bad %s" % name, cid)
-    if kind == "alert_ack" and doc["stage"] not in STAGES:
+    stage = doc.get("stage")
+    if kind == "alert_ack" and stage != "received" and stage != "operator" and stage != "closed":
         raise BadCommand("bad stage", cid)
     return doc
 
@@ -72,9 +68,12 @@ def parse_config(payload):
     if doc.get("v") != 1:
         raise BadCommand("unsupported version")
     cfg = dict(CONFIG_DEFAULTS)
-    for name in CONFIG_TYPES:
-        if name in doc:
-            if not _typed(doc[name], CONFIG_TYPES[name]):
+    for name in CONFIG_DEFAULTS:
+        # Each setting has the type of its default (callcenter_number, None by
+        # default, is taken as it comes below).
+        default = CONFIG_DEFAULTS[name]
+        if name in doc and default is not None:
+            if not _typed(doc[name], type(default)):
                 raise BadCommand("bad %s" % name)
             cfg[name] = doc[name]
     if "version" not in doc:

@@ -4,20 +4,20 @@
 # alarm never waits on the UART: it takes the last values. Unsolicited lines
 # (calls, SMS, a modem that rebooted by itself) go to the `on_urc` callback.
 import asyncio
-from app import at
+from app import Wake, at
+from micropython import const
 
-FINAL = ("OK", "ERROR", "NO CARRIER", "NO ANSWER", "BUSY")
-URC_PREFIXES = ("RDY", "*ATREADY", "SMS DONE", "PB DONE", "RING", "VOICE CALL:", "MISSED_CALL:",
-                "NORMAL POWER DOWN", "+CGNSSPWR: READY")
-# What differs between the families (the rest of the AT set is common).
-FAMILIES = {
-    "SIM7600": {"gnss_on": "AT+CGPS=1", "gnss_off": "AT+CGPS=0"},
-    "A7670": {"gnss_on": "AT+CGNSSPWR=1", "gnss_off": "AT+CGNSSPWR=0"},
-}
-BOOT_WAIT_MS = 30000  # the datasheets give ~11 s; a cold modem in the cold takes longer
-SELECT_TIMEOUT_MS = 120000
-SCAN_TIMEOUT_MS = 180000
-SILENT_REBOOTED = 2  # polls with no answer at all before the modem is set up again
+_BOOT_WAIT_MS = const(30000)  # the datasheets give ~11 s; a cold modem in the cold takes longer
+_SELECT_TIMEOUT_MS = const(120000)
+_SCAN_TIMEOUT_MS = const(180000)
+_SILENT_REBOOTED = const(2)  # polls with no answer at all before the modem is set up again
+
+
+def _final(line):
+    # The last line of a command's answer. Compared one by one: a tuple of
+    # strings loaded from the code image is one heap object per string.
+    return (line == "OK" or line == "ERROR" or line == "NO CARRIER" or line == "NO ANSWER" or line == "BUSY"
+            or line.startswith("+CME ERROR") or line.startswith("+CMS ERROR"))
 
 
 class Modem:
@@ -28,7 +28,7 @@ class Modem:
         self._lock = asyncio.Lock()
         self._pending = None  # lines of the command in flight
         self._sent = ""  # that command's text
-        self._done = asyncio.Event()
+        self._done = Wake(clock)
         self.registered = asyncio.Event()
         self.ready = False
         self.rebooted = False  # the modem restarted by itself: it must be set up again
@@ -65,7 +65,7 @@ class Modem:
                     self._urc(line)
                 else:
                     self._pending.append(line)
-                    if line in FINAL or line.startswith("+CME ERROR") or line.startswith("+CMS ERROR"):
+                    if _final(line):
                         self._done.set()
         except Exception as e:  # a broken UART is a modem that is gone, never a crash
             print("modem: uart", repr(e))
@@ -76,17 +76,20 @@ class Modem:
 
     def _unsolicited(self, line):
         # A "+XXX:" line that the pending command cannot have produced, or a
-        # known URC, is unsolicited even in the middle of an answer.
-        for p in URC_PREFIXES:
-            if line.startswith(p):
-                return True
+        # known URC, is unsolicited even in the middle of an answer. (Compared
+        # one by one, as in _final.)
+        if (line.startswith("RDY") or line.startswith("*ATREADY") or line.startswith("SMS DONE")
+                or line.startswith("PB DONE") or line.startswith("RING") or line.startswith("VOICE CALL:")
+                or line.startswith("MISSED_CALL:") or line.startswith("NORMAL POWER DOWN")
+                or line.startswith("+CGNSSPWR: READY")):
+            return True
         if line[:1] != "+" or ":" not in line or line.startswith("+CME") or line.startswith("+CMS"):
             return False
         return line[1:line.index(":")] not in self._sent
 
     def _urc(self, line):
         self.urcs += 1
-        if line in ("RDY", "*ATREADY: 1") and (self.ready or self.rebooted):
+        if (line == "RDY" or line == "*ATREADY: 1") and (self.ready or self.rebooted):
             # Nobody asked it to restart: everything we set up is gone.
             print("modem: rebooted by itself (boot banner)")
             self.ready = False
@@ -120,11 +123,10 @@ class Modem:
             try:
                 self._w.write((text + "\r\n").encode())
                 await self._w.drain()
-                await self.clock.wait_for_ms(self._done.wait(), timeout_ms)
+                if not await self._done.wait_ms(timeout_ms):
+                    return None
                 lines = [ln for ln in self._pending if ln != text]  # drop the echo
                 return lines if lines else None
-            except asyncio.TimeoutError:
-                return None
             except OSError:
                 return None
             finally:
@@ -140,7 +142,7 @@ class Modem:
         while not await self.ok("AT", 300):
             if not self.alive:
                 return False
-            if self.clock.ticks_diff(self.clock.ticks_ms(), start) > BOOT_WAIT_MS:
+            if self.clock.ticks_diff(self.clock.ticks_ms(), start) > _BOOT_WAIT_MS:
                 return False
             await self.clock.sleep_ms(200)
         self.rebooted = False
@@ -167,15 +169,15 @@ class Modem:
         if apn:
             await self.ok('AT+CGDCONT=1,"IP","%s"' % apn)
         if plmn:
-            lines = await self.cmd('AT+COPS=1,2,"%s"' % plmn, SELECT_TIMEOUT_MS)
+            lines = await self.cmd('AT+COPS=1,2,"%s"' % plmn, _SELECT_TIMEOUT_MS)
         else:
-            lines = await self.cmd("AT+COPS=0", SELECT_TIMEOUT_MS)
+            lines = await self.cmd("AT+COPS=0", _SELECT_TIMEOUT_MS)
         await self.poll_registration()
         return bool(lines) and lines[-1] == "OK" and self.registered.is_set()
 
     async def scan(self):
         # [(plmn, stat)] of the networks in range, as AT+COPS=? lists them (slow).
-        lines = await self.cmd("AT+COPS=?", SCAN_TIMEOUT_MS)
+        lines = await self.cmd("AT+COPS=?", _SCAN_TIMEOUT_MS)
         return at.cops_list(at.find(lines or [], "+COPS:") or "")
 
     async def poll_registration(self):
@@ -185,7 +187,7 @@ class Modem:
             # now, not when its boot banner comes, so nobody uses a dead bearer.
             self.silent += 1
             self._set_stat(0)
-            if self.silent >= SILENT_REBOOTED and self.ready:
+            if self.silent >= _SILENT_REBOOTED and self.ready:
                 print("modem: rebooted by itself (not answering)")
                 self.ready = False
                 self.rebooted = True
@@ -200,8 +202,9 @@ class Modem:
     async def gnss(self, on):
         if on == self.gnss_on:
             return
-        key = "gnss_on" if on else "gnss_off"
-        if await self.ok(FAMILIES[self.family][key]):
+        # What differs between the families (the rest of the AT set is common).
+        cmd = "AT+CGNSSPWR=%d" if self.family == "A7670" else "AT+CGPS=%d"
+        if await self.ok(cmd % on):
             self.gnss_on = on
 
     async def poll(self):

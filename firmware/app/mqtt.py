@@ -2,6 +2,7 @@
 # board, hwsim's link in simulation). QoS 1 only for what matters: an alarm must
 # be acknowledged by the broker, and commands must be acknowledged to it.
 import asyncio
+from app import Wake
 from app import mqttpkt as pkt
 
 
@@ -58,43 +59,41 @@ class Client:
         self._pid = self._pid % 65535 + 1
         return self._pid
 
-    async def publish(self, topic, payload, qos=1, retain=False):
+    def publish(self, topic, payload, qos=1, retain=False):
+        # An awaitable, not a coroutine of its own: that would be one more frame
+        # in the heap for every message on its way.
         if qos == 0:
-            await self._write(pkt.publish(topic, payload, 0, retain))
-            return
-        async with self._xlock:
-            pid = self._next_pid()
-            await self._exchange(pid, lambda dup: pkt.publish(topic, payload, 1, retain, pid, dup))
+            return self._write(pkt.publish(topic, payload, 0, retain))
+        return self._exchange(lambda pid, dup: pkt.publish(topic, payload, 1, retain, pid, dup))
 
     async def subscribe(self, topics):
+        p = await self._exchange(lambda pid, dup: pkt.subscribe(pid, topics))
+        if p.granted and 0x80 in p.granted:
+            raise MQTTError("subscription refused")
+        return p.granted
+
+    async def _exchange(self, build):
+        # One exchange at a time: send build(pid, dup), wait for the ack with
+        # this pid, retransmit (DUP) on timeout. Returns the ack.
         async with self._xlock:
             pid = self._next_pid()
-            p = await self._exchange(pid, lambda dup: pkt.subscribe(pid, topics))
-            if p.granted and 0x80 in p.granted:
-                raise MQTTError("subscription refused")
-            return p.granted
-
-    async def _exchange(self, pid, build):
-        # Send, wait for the ack with this pid, retransmit (DUP) on timeout.
-        slot = [asyncio.Event(), None]
-        self._waiting[pid] = slot
-        try:
-            for attempt in range(self.retries + 1):
-                if not self.connected:
-                    raise MQTTError("disconnected")
-                await self._write(build(attempt > 0))
-                try:
-                    await self.clock.wait_for_ms(slot[0].wait(), self.timeout_ms)
-                except asyncio.TimeoutError:
-                    continue
-                if slot[1] is None:
-                    raise MQTTError("disconnected")
-                return slot[1]
-        finally:
-            self._waiting.pop(pid, None)
-        # The broker is not answering: the link is dead even if TCP has not noticed.
-        self._fail(MQTTError("no ack for pid %d" % pid))
-        raise MQTTError("no ack")
+            slot = [Wake(self.clock), None]
+            self._waiting[pid] = slot
+            try:
+                for attempt in range(self.retries + 1):
+                    if not self.connected:
+                        raise MQTTError("disconnected")
+                    await self._write(build(pid, attempt > 0))
+                    if not await slot[0].wait_ms(self.timeout_ms):
+                        continue
+                    if slot[1] is None:
+                        raise MQTTError("disconnected")
+                    return slot[1]
+            finally:
+                self._waiting.pop(pid, None)
+            # The broker is not answering: the link is dead even if TCP has not noticed.
+            self._fail(MQTTError("no ack for pid %d" % pid))
+            raise MQTTError("no ack")
 
     async def _write(self, data):
         if not self.connected:

@@ -1,6 +1,7 @@
 # MQTT 3.1.1 packet encoding and decoding, no I/O, so it can be unit-tested and
 # fuzzed on its own. Only what a watch needs: CONNECT/CONNACK, PUBLISH (QoS 0/1),
 # PUBACK, SUBSCRIBE/SUBACK, PINGREQ/PINGRESP, DISCONNECT.
+from micropython import const
 
 CONNECT = 1
 CONNACK = 2
@@ -12,7 +13,7 @@ PINGREQ = 12
 PINGRESP = 13
 DISCONNECT = 14
 
-MAX_PACKET = 65536  # the broker's max_packet_size; anything bigger is an attack or a bug
+_MAX_PACKET = const(65536)  # the broker's max_packet_size; anything bigger is an attack or a bug
 
 
 class MalformedPacket(ValueError):
@@ -100,9 +101,6 @@ class Packet:
         self.session_present = False
         self.granted = None
 
-    def __repr__(self):
-        return "<Packet %d pid=%d topic=%r>" % (self.kind, self.pid, self.topic)
-
 
 def decode_length(data, start=1):
     # Returns (remaining length, index of the body) or None if more bytes are needed.
@@ -130,7 +128,7 @@ def split(data):
     if got is None:
         return None, data
     length, start = got
-    if length > MAX_PACKET:
+    if length > _MAX_PACKET:
         raise MalformedPacket("packet too large")
     end = start + length
     if len(data) < end:

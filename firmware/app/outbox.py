@@ -7,15 +7,15 @@
 import json
 import os
 from app import flash
+from micropython import const
 
-RETRY_FIRST_MS = 3000
-RETRY_MAX_MS = 60000
+_RETRY_FIRST_MS = const(3000)
+_RETRY_MAX_MS = const(60000)
 DROP_LETTER = {"loc": "l", "status": "s", "ack": "k", "presence": "p"}
-DROP_ORDER = ("l", "s", None)
 
 
 class Outbox:
-    def __init__(self, dir, boot, limit=100, retry_first_ms=RETRY_FIRST_MS):
+    def __init__(self, dir, boot, limit=100, retry_first_ms=_RETRY_FIRST_MS):
         self.dir = dir
         self.boot = boot
         self.limit = limit
@@ -75,8 +75,8 @@ class Outbox:
     def _make_room(self):
         # Drop the oldest location report first, then the oldest status, then
         # anything routine; alerts are never dropped.
-        for letter in DROP_ORDER:
-            n = self._first(lambda n: n[0] == "m" and (letter is None or n[-5] == letter))
+        for letter in "lsm":  # "m": any routine message
+            n = self._first(lambda n: n[0] == "m" and (letter == "m" or n[-5] == letter))
             if n is not None:
                 os.remove(flash.join(self.dir, n))
                 self._retry.pop(n, None)
@@ -141,12 +141,8 @@ class Outbox:
             self.remove_name(name)
             return
         r = self._retry.get(name)
-        delay = self.retry_first_ms if r is None else min(r[1] * 2, RETRY_MAX_MS)
+        delay = self.retry_first_ms if r is None else min(r[1] * 2, _RETRY_MAX_MS)
         self._retry[name] = [ticks_add(now, delay), delay]
-
-    def unsent(self):
-        # Messages never sent this boot (alerts waiting for their ack do not count).
-        return sorted(n for n in self._iter() if n not in self._retry)
 
     def has_unsent(self):
         for n in self._iter():

@@ -4,20 +4,22 @@
 # keeps the modem set up (again after a reboot of its own), registered on the
 # best virtual-SIM profile, and polled for cell, signal and GNSS fix.
 import asyncio
-from app import flash
+from app import Wake, flash
 from app.modem import Modem
 from app.vsim import choose_country
+from micropython import const
 
-POLL_MS = 2000
-FIX_POLL_MS = 500
-LINGER_MS = 20000        # stay on a little after the last need: commands may follow
-RETRY_ATTACH_MS = 15000
-DEAD_LINK_FAILURES = 3   # registered, yet the data link refused this many times
-FIX_FRESH_MS = 30000     # a fix this recent says which country the wearer is in
+_POLL_MS = const(2000)
+_FIX_POLL_MS = const(500)
+_LINGER_MS = const(20000)  # stay on a little after the last need: commands may follow
+_RETRY_ATTACH_MS = const(15000)
+_DEAD_LINK_FAILURES = const(3)  # registered, yet the data link refused this many times
+_FIX_FRESH_MS = const(30000)  # a fix this recent says which country the wearer is in
+_IDLE_CHECK_MS = const(3600000)  # off, nobody needs it: a look now and then, want() wakes it
 
 
 class Radio:
-    def __init__(self, board, profiles, on_urc=None, linger_ms=LINGER_MS, apn=None):
+    def __init__(self, board, profiles, on_urc=None, linger_ms=_LINGER_MS, apn=None):
         self.board = board
         self.clock = board.clock
         self.profiles = profiles
@@ -36,7 +38,7 @@ class Radio:
         self.power_ons = 0
         self.fdir = board.flash_dir
         self.last = flash.read_json(flash.join(self.fdir, "last.json"), {}) or {}  # cell, fix
-        self._wake = asyncio.Event()
+        self._wake = Wake(self.clock)
 
     # --- who needs the radio --------------------------------------------------------
     def want(self, reason, gnss=False):
@@ -96,7 +98,7 @@ class Radio:
         while True:
             while not self.needs:
                 self._wake.clear()
-                await self._wake.wait()
+                await self._wake.wait_ms(_IDLE_CHECK_MS)
             try:
                 await self._powered_session()
             except Exception as e:
@@ -134,15 +136,15 @@ class Radio:
                     self.up.clear()
                     if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
                         await self._attach(m)
-                        next_attach = self.clock.ticks_add(self.clock.ticks_ms(), RETRY_ATTACH_MS)
-                if self.link_failures >= DEAD_LINK_FAILURES:
+                        next_attach = self.clock.ticks_add(self.clock.ticks_ms(), _RETRY_ATTACH_MS)
+                if self.link_failures >= _DEAD_LINK_FAILURES:
                     print("radio: data link dead on", self.profile_name())
                     self.link_failures = 0
                     self.up.clear()
                     await self._attach(m, avoid=self.profiles.current)
                 await m.gnss(bool(self.gnss_needs))
                 self._keep("cell", m.cell)
-                if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < POLL_MS * 2:
+                if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < _POLL_MS * 2:
                     self._keep("fix", m.fix)
                 if self.needs:
                     idle_since = None
@@ -152,11 +154,8 @@ class Radio:
                     break
                 self._wake.clear()
                 # Waiting for a first fix: ask often, an alarm may need it any second.
-                wait = FIX_POLL_MS if m.gnss_on and m.fix is None else POLL_MS
-                try:
-                    await self.clock.wait_for_ms(self._wake.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                wait = _FIX_POLL_MS if m.gnss_on and m.fix is None else _POLL_MS
+                await self._wake.wait_ms(wait)
             if m.alive:
                 # Let the session say DISCONNECT first: a clean goodbye keeps the
                 # broker from publishing the "offline" will for a planned sleep.
@@ -184,7 +183,7 @@ class Radio:
         cell = self.cell
         cell_mcc = cell.get("mcc") if cell else None
         fix, age = self.fix()
-        mcc, source = choose_country(cell_mcc, fix, age is not None and age < FIX_FRESH_MS)
+        mcc, source = choose_country(cell_mcc, fix, age is not None and age < _FIX_FRESH_MS)
         if source == "gnss":
             print("radio: country %s from GNSS (cell: %s)" % (mcc, cell_mcc))
         tried = []

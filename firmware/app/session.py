@@ -4,21 +4,18 @@
 import asyncio
 import json
 import random
-from app import messages
+from app import Wake, messages
 from app.mqtt import Client
+from micropython import const
 
-BACKOFF_FIRST_MS = 1000
-BACKOFF_MAX_MS = 60000
-IDLE_WAIT_MS = 500
+_BACKOFF_FIRST_MS = const(1000)
+_BACKOFF_MAX_MS = const(60000)
+_IDLE_WAIT_MS = const(500)
 
 
 def backoff_ms(attempt):
-    base = min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << min(attempt, 16))
+    base = min(_BACKOFF_MAX_MS, _BACKOFF_FIRST_MS << min(attempt, 16))
     return base // 2 + random.getrandbits(16) % (base // 2 + 1)
-
-
-class RadioOff(Exception):
-    pass
 
 
 class Session:
@@ -35,8 +32,9 @@ class Session:
         self.client = None
         self.on_link = on_link  # (ok) -> None: the radio counts refusals of a registered link
         self.connects = 0
-        self.synced = asyncio.Event()  # connected, subscribed and the outbox drained
-        self._kick = asyncio.Event()
+        self.synced = False  # connected, subscribed and the outbox drained
+        self.syncs = 0  # times it got there
+        self._kick = Wake(self.clock)
 
     def kick(self):
         self._kick.set()
@@ -54,13 +52,12 @@ class Session:
                 attempt = 0
                 await self._hello()
                 await self._pump()
-            except RadioOff:
-                planned = True
+                planned = True  # the pump returns only when the radio goes off
             except Exception as e:
                 cause = self.client.error if self.client else None
                 print("session: link down:", repr(e), "" if cause is None or cause is e else repr(cause))
             finally:
-                self.synced.clear()
+                self.synced = False
                 if self.client:
                     if planned:
                         await self.client.disconnect()
@@ -105,16 +102,14 @@ class Session:
             now = self.clock.ticks_ms()
             item = self.outbox.due(now, self.clock.ticks_diff)
             if not self.network_up.is_set():
-                raise RadioOff()
+                return
             if item is None:
-                if not self.outbox.has_unsent():
-                    self.synced.set()
+                if not self.synced and not self.outbox.has_unsent():
+                    self.synced = True
+                    self.syncs += 1
                 wait = self.outbox.next_due_ms(now, self.clock.ticks_diff)
-                wait = IDLE_WAIT_MS if wait is None else min(max(wait, 10), IDLE_WAIT_MS)
-                try:
-                    await self.clock.wait_for_ms(self._kick.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                wait = _IDLE_WAIT_MS if wait is None else min(max(wait, 10), _IDLE_WAIT_MS)
+                await self._kick.wait_ms(wait)
                 self._kick.clear()
                 continue
             name, kind, payload = item

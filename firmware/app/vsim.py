@@ -8,13 +8,15 @@
 # worth a try. The last profile that worked in a country is tried first next
 # time, before any slow scan.
 from app import flash
-from app.country import mcc_at
 
 
 def choose_country(cell_mcc, fix, fresh):
     # -> (mcc or None, "gnss" | "cell" | None). fix: a loc dict or None; fresh:
     # it was taken this power-on, seconds ago.
-    gnss = mcc_at(fix.get("lat"), fix.get("lon")) if fix else None
+    gnss = None
+    if fix:
+        from app.country import mcc_at  # only with a fix: its outlines stay out of the heap till then
+        gnss = mcc_at(fix.get("lat"), fix.get("lon"))
     if gnss is not None and (fresh or cell_mcc is None):
         return gnss, "gnss"
     if cell_mcc is not None:

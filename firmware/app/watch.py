@@ -6,25 +6,25 @@ import gc
 from app import flash, messages
 from app.alarm import Alarm
 from app.buttons import Buttons
-from app.calls import Calls
 from app.commands import BadCommand, Deduper, parse_command, parse_config, CONFIG_DEFAULTS
-from app.fall import FallDetector
 from app.outbox import Outbox
 from app.radio import Radio
 from app.session import Session
 from app.ui import UI
 from app.vsim import Profiles
+from micropython import const
 
-FIX_FRESH_MS = 30000
-CHECKIN_TIMEOUT_MS = 180000
-CHECKIN_SETTLE_MS = 3000   # queued commands arrive just after the subscription
-ACCEL_READ_MS = 500
-BATTERY_CHECK_MS = 60000
-REMINDER_CHECK_MS = 20000
-IDLE_SLEEP_MS = 10000      # light sleep slices: the watchdog is fed between them
-EMPTY_PCT = 1              # below this the cell is protected: shut down cleanly
-HR_FRESH_MS = 60000        # a heart rate this recent goes with an alert at once
-VITALS_CHECK_MS = 5000
+_FIX_FRESH_MS = const(30000)
+_CHECKIN_TIMEOUT_MS = const(180000)
+_CHECKIN_SETTLE_MS = const(3000)  # queued commands arrive just after the subscription
+_SYNC_POLL_MS = const(250)
+_TICK_MS = const(500)  # the periodic checks: the accelerometer FIFO read every tick
+_BATTERY_CHECK_MS = const(60000)
+_REMINDER_CHECK_MS = const(20000)
+_IDLE_SLEEP_MS = const(10000)  # light sleep slices: the watchdog is fed between them
+_EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
+_HR_FRESH_MS = const(60000)  # a heart rate this recent goes with an alert at once
+_VITALS_CHECK_MS = const(5000)
 
 
 class Watch:
@@ -55,12 +55,14 @@ class Watch:
         self.radio.on_down = self.session.kick
         self.alarm = Alarm(self.ui, self.outbox, self.snapshot, self.session.kick, self.clock,
                            self._alarm_changed)
-        self.calls = Calls(self)
+        self.calls = None          # app.calls.Calls, loaded with the first call (_calls)
         self.fall = None
         self.countdown = None      # a fall countdown in progress: an Event set to cancel it
         self.awaiting_ack = None   # cid of a message the wearer must confirm
         self.track_until = None
         self.track_s = None
+        self._track_next = None    # ticks of the next tracking report
+        self._alarm_track = None   # [ticks of the alarm, fix sent, ticks of the last report]
         self._fired = {}           # reminder "at" -> day it fired
         self._low_path = flash.join(fdir, "lowbatt")
         self._emergency_dialled = False
@@ -82,7 +84,7 @@ class Watch:
             cell, rssi = self.radio.cell, self.radio.rssi
         if fix is not None:
             loc = dict(fix)
-            if age is None or age > FIX_FRESH_MS:
+            if age is None or age > _FIX_FRESH_MS:
                 loc["src"] = "last"
         return {"ts": self.clock.wall(), "loc": loc, "cell": cell, "batt": self.board.battery(),
                 "net": messages.net_part(cell, rssi, self.radio.profile_name())}
@@ -160,7 +162,7 @@ class Watch:
         elif t == "ring":
             self.ui.vibrate(cmd["seconds"] * 1000)
         elif t == "call":
-            asyncio.create_task(self.calls.dial(cmd["number"]))
+            asyncio.create_task(self._calls().dial(cmd["number"]))
         elif t == "vsim":
             self.profiles.replace(cmd["profiles"])
             print("vsim: %d profiles" % len(self.profiles.profiles))
@@ -205,7 +207,7 @@ class Watch:
             self.want_heart_rate(mid)
 
     def _hr_recent(self):
-        if self._hr and self.clock.ticks_diff(self.clock.ticks_ms(), self._hr[1]) < HR_FRESH_MS:
+        if self._hr and self.clock.ticks_diff(self.clock.ticks_ms(), self._hr[1]) < _HR_FRESH_MS:
             return self._hr[0]
         return None
 
@@ -253,18 +255,28 @@ class Watch:
             self.ui.show("Thank you")
             self.radio.want("ack")
             asyncio.create_task(self._release_when_sent("ack"))
-        elif self.calls.ringing():
+        elif self.calls is not None and self.calls.ringing():
             asyncio.create_task(self.calls.answer())
         else:
             asyncio.create_task(self.ui.watch_face())
 
     async def _release_when_sent(self, reason):
         await self.clock.sleep_ms(1000)
-        try:
-            await self.clock.wait_for_ms(self.session.synced.wait(), CHECKIN_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            pass
+        await self._synced(_CHECKIN_TIMEOUT_MS)
         self.radio.done(reason)
+
+    async def _synced(self, timeout_ms):
+        # True once the session is (or has been since) connected with the outbox
+        # drained; False after timeout_ms. Polled: an Event under wait_for_ms
+        # holds a timer task and its frames for the whole wait.
+        s = self.session
+        syncs = s.syncs
+        end = self.clock.ticks_add(self.clock.ticks_ms(), timeout_ms)
+        while not s.synced and s.syncs == syncs:
+            if self.clock.ticks_diff(end, self.clock.ticks_ms()) <= 0:
+                return False
+            await self.clock.sleep_ms(_SYNC_POLL_MS)
+        return True
 
     def _alarm_changed(self, state):
         if state == "idle":
@@ -275,25 +287,26 @@ class Watch:
             self.radio.alarm = True
             if "alarm" not in self.radio.needs:
                 self.radio.want("alarm", gnss=True)
-                asyncio.create_task(self._alarm_tracking())
+                now = self.clock.ticks_ms()
+                self._alarm_track = [now, False, now]
 
-    async def _alarm_tracking(self):
-        # The alert went without waiting for GNSS; the first fresh fix follows as
-        # a `loc` with the alert's mid, then a report every track period.
-        since = self.clock.ticks_ms()
-        got = False
-        last = since
-        while self.alarm.active():
-            ref = self.alarm.current_ref()
-            t = self.radio.fix_ticks()
-            if not got and t is not None and self.clock.ticks_diff(t, since) > 0:
-                got = True
-                last = self.clock.ticks_ms()
-                self.put_loc("fix", ref)
-            elif self.clock.ticks_diff(self.clock.ticks_ms(), last) >= self.cfg.get("track_s", 30) * 1000:
-                last = self.clock.ticks_ms()
-                self.put_loc("alarm", ref)
-            await self.clock.sleep_ms(1000)
+    def _alarm_track_check(self):
+        # Every second of an alarm (periodic): the alert went without waiting for
+        # GNSS; the first fresh fix follows as a `loc` with the alert's mid, then
+        # a report every track period.
+        if not self.alarm.active():
+            self._alarm_track = None
+            return
+        since, got, last = self._alarm_track
+        ref = self.alarm.current_ref()
+        t = self.radio.fix_ticks()
+        now = self.clock.ticks_ms()
+        if not got and t is not None and self.clock.ticks_diff(t, since) > 0:
+            self._alarm_track = [since, True, now]
+            self.put_loc("fix", ref)
+        elif self.clock.ticks_diff(now, last) >= self.cfg.get("track_s", 30) * 1000:
+            self._alarm_track[2] = now
+            self.put_loc("alarm", ref)
 
     def _no_network(self):
         if self.alarm.active() and not self._emergency_dialled:
@@ -301,10 +314,22 @@ class Watch:
             self._emergency_dialled = True
             number = self.cfg.get("emergency_number") or "112"
             print("alarm: no network, dialling", number)
-            asyncio.create_task(self.calls.dial(number, need_network=False))
+            asyncio.create_task(self._calls().dial(number, need_network=False))
+
+    def _calls(self):
+        # Calls are rare and the modules loaded at boot stay in the heap for
+        # good: this one comes with the first call, in or out.
+        if self.calls is None:
+            from app.calls import Calls
+            self.calls = Calls(self)
+        return self.calls
 
     def _urc(self, line):
-        self.calls.urc(line)
+        # The lines that concern a call or an SMS (app/calls.py): the first one
+        # loads the calls module, which an alarm never needs otherwise.
+        if (self.calls is not None or line.startswith("+CLIP:") or line.startswith("+CMTI:")
+                or line.startswith("VOICE CALL:") or line.startswith("MISSED_CALL") or line == "NO CARRIER"):
+            self._calls().urc(line)
 
     def _on_link(self, ok):
         if ok:
@@ -317,10 +342,9 @@ class Watch:
         # Wake the radio, say hello, drain the outbox, take queued commands, sleep.
         while True:
             self.radio.want("checkin", gnss=self.radio.last.get("fix") is None)
-            try:
-                await self.clock.wait_for_ms(self.session.synced.wait(), CHECKIN_TIMEOUT_MS)
-                await self.clock.sleep_ms(CHECKIN_SETTLE_MS)
-            except asyncio.TimeoutError:
+            if await self._synced(_CHECKIN_TIMEOUT_MS):
+                await self.clock.sleep_ms(_CHECKIN_SETTLE_MS)
+            else:
                 print("checkin: no cloud this time")
             self.radio.done("checkin")
             await self.clock.sleep_ms(self.cfg.get("heartbeat_s", 3600) * 1000)
@@ -329,16 +353,41 @@ class Watch:
                 # Still online (an alarm, a call): no new connection will say hello.
                 self.outbox.put("status", self.status_msg())
 
-    async def fall_watch(self):
+    async def periodic(self):
+        # The periodic checks share one task (a sleeping task is a frame and a
+        # Task in the heap for good): every tick the accelerometer, every second
+        # tracking and an alarm's location reports, every 5 s the pulse, every 20 s the reminders, every minute
+        # the battery, that one at once too. A check that fails is logged and
+        # the task goes on.
+        n = 0
         while True:
-            await self.clock.sleep_ms(ACCEL_READ_MS)
-            samples = self.board.accel_read()
-            if not samples or not self.cfg.get("fall_detection", True):
-                continue
-            if self.fall is None:
-                self.fall = FallDetector(self.board.accel_hz, self.cfg.get("fall"))
-            if self.fall.feed(samples) and self.countdown is None and not self.alarm.active():
-                asyncio.create_task(self._fall_countdown())
+            try:
+                if n:
+                    self._fall_check()
+                    if n % (1000 // _TICK_MS) == 0:
+                        self._track_check()
+                        if self._alarm_track is not None:
+                            self._alarm_track_check()
+                    if n % (_VITALS_CHECK_MS // _TICK_MS) == 0:
+                        self._vitals_check()
+                    if n % (_REMINDER_CHECK_MS // _TICK_MS) == 0:
+                        self._reminder_check()
+                if n % (_BATTERY_CHECK_MS // _TICK_MS) == 0 and self._battery_check():
+                    await self.shutdown("battery empty")
+            except Exception as e:
+                print("watch: check failed", repr(e))
+            await self.clock.sleep_ms(_TICK_MS)
+            n += 1
+
+    def _fall_check(self):
+        samples = self.board.accel_read()
+        if not samples or not self.cfg.get("fall_detection", True):
+            return
+        if self.fall is None:
+            from app.fall import FallDetector  # with the first motion: not before
+            self.fall = FallDetector(self.board.accel_hz, self.cfg.get("fall"))
+        if self.fall.feed(samples) and self.countdown is None and not self.alarm.active():
+            asyncio.create_task(self._fall_countdown())
 
     async def _fall_countdown(self):
         cancel = asyncio.Event()
@@ -363,67 +412,64 @@ class Watch:
         elif not self.alarm.active():
             self.ui.unpin()
 
-    async def vitals(self):
+    def _vitals_check(self):
         # While the radio is on (a check-in, an alarm, a call) a heart rate is kept
         # fresh, so an SOS pressed then leaves at once with a reading of the last
         # minute. Idle, the sensor sleeps: its LEDs are not free.
-        while True:
-            await self.clock.sleep_ms(VITALS_CHECK_MS)
-            now = self.clock.ticks_ms()
-            if self.radio.powered and not self._hr_busy and (
-                    self._hr_tried is None
-                    or self.clock.ticks_diff(now, self._hr_tried) >= HR_FRESH_MS - 2 * VITALS_CHECK_MS):
-                self.want_heart_rate()
+        now = self.clock.ticks_ms()
+        if self.radio.powered and not self._hr_busy and (
+                self._hr_tried is None
+                or self.clock.ticks_diff(now, self._hr_tried) >= _HR_FRESH_MS - 2 * _VITALS_CHECK_MS):
+            self.want_heart_rate()
 
-    async def battery_watch(self):
-        while True:
-            b = self.board.battery()
-            low = self.cfg.get("low_battery_pct", 15)
-            flagged = flash.exists(self._low_path)
-            if b.get("pct", 100) <= low and not flagged:
-                # Once per discharge: the flag survives reboots, a charge clears it.
-                flash.write_atomic(self._low_path, b"1")
-                s = self.snapshot()
-                self.outbox.put("alert", messages.alert(self.outbox.new_mid(), s["ts"], "low_battery", "battery",
-                                                        loc=s["loc"], cell=s["cell"], batt=b, net=s["net"]))
-                self.ui.show("Battery low - please charge")
-                self.radio.want("battery")
-                asyncio.create_task(self._release_when_sent("battery"))
-            if b.get("pct", 100) <= EMPTY_PCT:
-                self.ui.show("Battery empty")
-                await self.shutdown("battery empty")
-            elif b.get("pct", 100) >= low + 10 and flagged:
-                import os
-                os.remove(self._low_path)
-            await self.clock.sleep_ms(BATTERY_CHECK_MS)
+    def _battery_check(self):
+        # True when the cell is empty: the watch must shut down.
+        b = self.board.battery()
+        low = self.cfg.get("low_battery_pct", 15)
+        flagged = flash.exists(self._low_path)
+        if b.get("pct", 100) <= low and not flagged:
+            # Once per discharge: the flag survives reboots, a charge clears it.
+            flash.write_atomic(self._low_path, b"1")
+            s = self.snapshot()
+            self.outbox.put("alert", messages.alert(self.outbox.new_mid(), s["ts"], "low_battery", "battery",
+                                                    loc=s["loc"], cell=s["cell"], batt=b, net=s["net"]))
+            self.ui.show("Battery low - please charge")
+            self.radio.want("battery")
+            asyncio.create_task(self._release_when_sent("battery"))
+        if b.get("pct", 100) <= _EMPTY_PCT:
+            self.ui.show("Battery empty")
+            return True
+        if b.get("pct", 100) >= low + 10 and flagged:
+            import os
+            os.remove(self._low_path)
+        return False
 
-    async def reminders(self):
-        while True:
-            await self.clock.sleep_ms(REMINDER_CHECK_MS)
-            wall = self.clock.wall()
-            if wall is None:
-                continue
-            day, rem = divmod(wall, 86400)
-            now = "%02d:%02d" % (rem // 3600, rem % 3600 // 60)
-            for r in self.cfg.get("reminders") or []:
-                at = r.get("at") if isinstance(r, dict) else None
-                if at == now and self._fired.get(at) != day:
-                    self._fired[at] = day
-                    print("reminder:", r.get("text"))
-                    self.ui.show(r.get("text") or "Reminder", pin=True)
-                    self.ui.vibrate(600)
+    def _reminder_check(self):
+        wall = self.clock.wall()
+        if wall is None:
+            return
+        day, rem = divmod(wall, 86400)
+        now = "%02d:%02d" % (rem // 3600, rem % 3600 // 60)
+        for r in self.cfg.get("reminders") or []:
+            at = r.get("at") if isinstance(r, dict) else None
+            if at == now and self._fired.get(at) != day:
+                self._fired[at] = day
+                print("reminder:", r.get("text"))
+                self.ui.show(r.get("text") or "Reminder", pin=True)
+                self.ui.vibrate(600)
 
-    async def tracking(self):
-        while True:
-            await self.clock.sleep_ms(1000)
-            if self.track_until is None:
-                continue
-            if self.clock.ticks_diff(self.track_until, self.clock.ticks_ms()) <= 0:
-                self.track_until = None
-                self.radio.done("track")
-                continue
+    def _track_check(self):
+        # A report every track_s while tracking; the first at once.
+        if self.track_until is None:
+            return
+        now = self.clock.ticks_ms()
+        if self.clock.ticks_diff(self.track_until, now) <= 0:
+            self.track_until = None
+            self._track_next = None
+            self.radio.done("track")
+        elif self._track_next is None or self.clock.ticks_diff(now, self._track_next) >= 0:
+            self._track_next = self.clock.ticks_add(now, self.track_s * 1000)
             self.put_loc("periodic", self.alarm.current_ref())
-            await self.clock.sleep_ms(self.track_s * 1000 - 1000)
 
     async def shutdown(self, reason):
         # On purpose (flat battery, update): say so on flash first, so the next
@@ -439,10 +485,16 @@ class Watch:
         # A pulse reading in progress keeps the CPU up: in light sleep nobody
         # drains the sensor's FIFO (32 samples, 1.3 s).
         return (not self.radio.wanted() and not self.radio.powered and self.countdown is None
-                and not self.ui.on and not self.calls.active() and not self._hr_busy)
+                and not self.ui.on and (self.calls is None or not self.calls.active()) and not self._hr_busy)
 
-    async def feed(self):
-        # Fed from the loop itself: if the loop stalls, the watchdog resets the watch.
+    async def run(self):
+        await self.board.start()
+        self.ui.show("Ready")
+        self.alarm.restore()
+        Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        for task in (self.radio.run(), self.session.run(), self.checkins(), self.periodic()):
+            asyncio.create_task(task)
+        # The watchdog is fed from the loop itself: if the loop stalls, it resets the watch.
         # A collection every second keeps the live objects packed low in the heap:
         # left to run only when the heap is exhausted, the GC finds the survivors
         # scattered over all of it, and a 700-byte block (a network read, the
@@ -452,16 +504,6 @@ class Watch:
                 self.wdt.feed()
             gc.collect()
             if self.idle() and hasattr(self.board, "light_sleep"):
-                await self.board.light_sleep(IDLE_SLEEP_MS)
+                await self.board.light_sleep(_IDLE_SLEEP_MS)
             else:
                 await self.clock.sleep_ms(1000)
-
-    async def run(self):
-        await self.board.start()
-        self.ui.show("Ready")
-        self.alarm.restore()
-        Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
-        for task in (self.radio.run(), self.session.run(), self.checkins(), self.fall_watch(),
-                     self.battery_watch(), self.reminders(), self.tracking(), self.vitals()):
-            asyncio.create_task(task)
-        await self.feed()

@@ -2,14 +2,35 @@
 # Every board offers the same small interface:
 #   button(name) -> bool                held down now ("red" SOS, "black")
 #   display(text), vibrate(ms)
-#   clock: ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), async sleep_ms(ms),
-#          async wait_for_ms(awaitable, ms), wall() -> unix seconds or None
+#   clock: ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), sleep_ms(ms) and
+#          wait_for_ms(awaitable, ms) (both awaitable), wall() -> unix seconds or None
 #   watchdog(timeout_ms) -> object with feed() and hold()
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
 #   async start()                       background tasks the board needs
 #   async modem_uart() -> (reader, writer)   the AT byte stream
 #   link.open(host, port) -> (reader, writer)   the data path (PPP / hwsim)
+import asyncio
 import sys
+
+
+async def _timer(task, ms):
+    await asyncio.sleep_ms(ms)
+    task.cancel()
+
+
+async def wait_for_ms(aw, ms):
+    # asyncio.wait_for_ms without its two extra tasks (a runner and aw's own):
+    # each of asyncio's waits holds about 1 KB of heap (64-bit), 0.4 KB here.
+    # A timer task cancels this one when ms pass, and is done from then on.
+    timer = asyncio.create_task(_timer(asyncio.current_task(), ms))
+    try:
+        return await aw
+    except asyncio.CancelledError:
+        if timer.done():
+            raise asyncio.TimeoutError
+        raise
+    finally:
+        timer.cancel()
 
 
 def board():

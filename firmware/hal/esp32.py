@@ -2,6 +2,7 @@
 # Pin numbers are the reference board's; a different PCB changes only PINS.
 import asyncio
 import time
+import hal
 import machine
 import network
 from hal.max30102 import MAX30102
@@ -33,11 +34,14 @@ class Clock:
     def ticks_add(self, t, ms):
         return time.ticks_add(t, ms)
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(ms)
+    def sleep_ms(self, ms):
+        # asyncio's own awaitable, not a coroutine around it: every task that
+        # sleeps would hold one more frame in the heap. Await it at once (it is
+        # one object that asyncio reuses for every sleep).
+        return asyncio.sleep_ms(ms)
 
-    async def wait_for_ms(self, aw, ms):
-        return await asyncio.wait_for_ms(aw, ms)
+    def wait_for_ms(self, aw, ms):
+        return hal.wait_for_ms(aw, ms)
 
     def wall(self):
         t = time.time()

@@ -2,45 +2,47 @@
 # infrared PPG. Takes any I2C object with readfrom_mem / writeto_mem, so the
 # board's machine.I2C and the simulator's bus run the same code.
 #
-# A reading: wake the part, let it sample for MEASURE_MS (100 samples/s,
+# A reading: wake the part, let it sample for _MEASURE_MS (100 samples/s,
 # averaged by 4 in the chip: 25 Hz into its 32-deep FIFO, drained every
-# POLL_MS), power it down again (the LEDs are the cost), then find the beats:
+# _POLL_MS), power it down again (the LEDs are the cost), then find the beats:
 # the slow baseline removed (a one-second moving average), the systolic peaks
-# above half the largest swing, at least REFRACTORY_S apart. Too little
+# above half the largest swing, at least _REFRACTORY_S apart. Too little
 # infrared light back means nothing on the skin: no reading, never a guess.
 
 from array import array
+from micropython import const
 
-ADDR = 0x57
-REG_INT1 = 0x00
-REG_FIFO_WR = 0x04
-REG_OVF = 0x05
-REG_FIFO_RD = 0x06
-REG_FIFO_DATA = 0x07
-REG_FIFO_CONFIG = 0x08
-REG_MODE = 0x09
-REG_SPO2_CONFIG = 0x0A
-REG_LED1 = 0x0C   # red
-REG_LED2 = 0x0D   # infrared
-REG_PART_ID = 0xFF
-PART_ID = 0x15
+_ADDR = const(0x57)
+_REG_INT1 = const(0x00)
+_REG_FIFO_WR = const(0x04)
+_REG_OVF = const(0x05)
+_REG_FIFO_RD = const(0x06)
+_REG_FIFO_DATA = const(0x07)
+_REG_FIFO_CONFIG = const(0x08)
+_REG_MODE = const(0x09)
+_REG_SPO2_CONFIG = const(0x0A)
+_REG_LED1 = const(0x0C)  # red
+_REG_LED2 = const(0x0D)  # infrared
+_REG_PART_ID = const(0xFF)
+_PART_ID = const(0x15)
 
-MODE_SPO2 = 0x03      # red + IR, 6 bytes a sample
-MODE_RESET = 0x40
-MODE_SHDN = 0x80
-FIFO_AVG4_ROLL = 0x50  # SMP_AVE = 4, FIFO_ROLLOVER_EN
-SPO2_4096NA_100SPS_411US = 0x27
-LED_7MA = 0x24
-RATE_HZ = 25           # 100 sps / 4
-MEASURE_MS = 6000
-POLL_MS = 400          # the FIFO holds 32 samples: 1.28 s at 25 Hz
-CONTACT_MIN = 30000    # mean IR counts (of 262143) with skin on the sensor
-REFRACTORY_S = 0.3     # beats closer than this are one beat (200 bpm)
-BPM_MIN, BPM_MAX = 30, 220
+_MODE_SPO2 = const(0x03)  # red + IR, 6 bytes a sample
+_MODE_RESET = const(0x40)
+_MODE_SHDN = const(0x80)
+_FIFO_AVG4_ROLL = const(0x50)  # SMP_AVE = 4, FIFO_ROLLOVER_EN
+_SPO2_4096NA_100SPS_411US = const(0x27)
+_LED_7MA = const(0x24)
+_RATE_HZ = const(25)  # 100 sps / 4
+_MEASURE_MS = const(6000)
+_POLL_MS = const(400)  # the FIFO holds 32 samples: 1.28 s at 25 Hz
+_CONTACT_MIN = const(30000)  # mean IR counts (of 262143) with skin on the sensor
+_REFRACTORY_S = const(0.3)  # beats closer than this are one beat (200 bpm)
+_BPM_MIN = const(30)
+_BPM_MAX = const(220)
 
 
 class MAX30102:
-    def __init__(self, i2c, clock, addr=ADDR):
+    def __init__(self, i2c, clock, addr=_ADDR):
         self.i2c = i2c
         self.clock = clock
         self.addr = addr
@@ -55,33 +57,33 @@ class MAX30102:
 
     def init(self):
         try:
-            self.ok = self._r(REG_PART_ID)[0] == PART_ID
+            self.ok = self._r(_REG_PART_ID)[0] == _PART_ID
         except OSError:
             self.ok = False
         if self.ok:
-            self._w(REG_MODE, MODE_RESET)
-            self._w(REG_MODE, MODE_SHDN)  # asleep until a reading is wanted
+            self._w(_REG_MODE, _MODE_RESET)
+            self._w(_REG_MODE, _MODE_SHDN)  # asleep until a reading is wanted
         return self.ok
 
     def _start(self):
-        self._w(REG_FIFO_CONFIG, FIFO_AVG4_ROLL)
-        self._w(REG_SPO2_CONFIG, SPO2_4096NA_100SPS_411US)
-        self._w(REG_LED1, LED_7MA)
-        self._w(REG_LED2, LED_7MA)
-        for reg in (REG_FIFO_WR, REG_OVF, REG_FIFO_RD):
+        self._w(_REG_FIFO_CONFIG, _FIFO_AVG4_ROLL)
+        self._w(_REG_SPO2_CONFIG, _SPO2_4096NA_100SPS_411US)
+        self._w(_REG_LED1, _LED_7MA)
+        self._w(_REG_LED2, _LED_7MA)
+        for reg in (_REG_FIFO_WR, _REG_OVF, _REG_FIFO_RD):
             self._w(reg, 0)
-        self._w(REG_MODE, MODE_SPO2)
+        self._w(_REG_MODE, _MODE_SPO2)
 
     def read_fifo(self, buf, n_have):
         # Stores the IR value of every sample waiting in the FIFO in buf from
         # n_have on (what does not fit is dropped); returns the new count.
-        wr = self._r(REG_FIFO_WR)[0] & 0x1F
-        rd = self._r(REG_FIFO_RD)[0] & 0x1F
+        wr = self._r(_REG_FIFO_WR)[0] & 0x1F
+        rd = self._r(_REG_FIFO_RD)[0] & 0x1F
         n = (wr - rd) & 0x1F
-        if n == 0 and self._r(REG_OVF)[0]:
+        if n == 0 and self._r(_REG_OVF)[0]:
             n = 32  # full and overrun: a whole FIFO is waiting
         if n:
-            raw = self._r(REG_FIFO_DATA, 6 * n)
+            raw = self._r(_REG_FIFO_DATA, 6 * n)
             for i in range(0, 6 * n, 6):
                 if n_have < len(buf):
                     buf[n_have] = (raw[i + 3] << 16 | raw[i + 4] << 8 | raw[i + 5]) & 0x3FFFF
@@ -94,22 +96,22 @@ class MAX30102:
             return None
         # One block for the whole reading (a growing list would ask the heap for
         # ever larger blocks while the alarm is busy with the network).
-        buf = array("i", bytes(4 * (MEASURE_MS * RATE_HZ // 1000 + 32)))
+        buf = array("i", bytes(4 * (_MEASURE_MS * _RATE_HZ // 1000 + 32)))
         n = 0
         try:
             self._start()
-            end = self.clock.ticks_add(self.clock.ticks_ms(), MEASURE_MS)
+            end = self.clock.ticks_add(self.clock.ticks_ms(), _MEASURE_MS)
             while self.clock.ticks_diff(end, self.clock.ticks_ms()) > 0:
-                await self.clock.sleep_ms(POLL_MS)
+                await self.clock.sleep_ms(_POLL_MS)
                 n = self.read_fifo(buf, n)
         except OSError:
             return None
         finally:
             try:
-                self._w(REG_MODE, MODE_SHDN)
+                self._w(_REG_MODE, _MODE_SHDN)
             except OSError:
                 pass
-        return bpm(buf, n, RATE_HZ, self)
+        return bpm(buf, n, _RATE_HZ, self)
 
 
 def bpm(ir, n, rate, stats=None):
@@ -122,7 +124,7 @@ def bpm(ir, n, rate, stats=None):
     mean = total // n
     if stats is not None:
         stats.last_ir = mean
-    if mean < CONTACT_MIN:
+    if mean < _CONTACT_MIN:
         return None
     # Baseline: a moving average over one second; what is left is the pulse,
     # written over the samples already passed (ac[k] is sample k + w // 2).
@@ -142,7 +144,7 @@ def bpm(ir, n, rate, stats=None):
     if top <= 0:
         return None
     thr = top // 2
-    gap = int(REFRACTORY_S * rate)
+    gap = int(_REFRACTORY_S * rate)
     first = last = None
     count = 0
     for i in range(1, m - 1):
@@ -158,4 +160,4 @@ def bpm(ir, n, rate, stats=None):
     if count < 3 or last == first:
         return None
     value = (60 * rate * (count - 1) + (last - first) // 2) // (last - first)
-    return value if BPM_MIN <= value <= BPM_MAX else None
+    return value if _BPM_MIN <= value <= _BPM_MAX else None

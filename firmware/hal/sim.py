@@ -15,15 +15,17 @@ import json
 import os
 import socket
 import time
+import hal
+from micropython import const
 
-ENV_HOST = "PERS_SIM_HOST"
-ENV_BUS = "PERS_SIM_BUS_PORT"
-ENV_UART = "PERS_SIM_UART_PORT"
-ENV_LINK = "PERS_SIM_LINK_PORT"
-ENV_I2C = "PERS_SIM_I2C_PORT"
-ENV_FLASH = "PERS_SIM_FLASH"
-ENV_SPEED = "PERS_SIM_SPEED"
-ENV_MEM = "PERS_SIM_MEM_REPORT"  # ms between heap reports (benchmarks); unset: none
+_ENV_HOST = const("PERS_SIM_HOST")
+_ENV_BUS = const("PERS_SIM_BUS_PORT")
+_ENV_UART = const("PERS_SIM_UART_PORT")
+_ENV_LINK = const("PERS_SIM_LINK_PORT")
+_ENV_I2C = const("PERS_SIM_I2C_PORT")
+_ENV_FLASH = const("PERS_SIM_FLASH")
+_ENV_SPEED = const("PERS_SIM_SPEED")
+_ENV_MEM = const("PERS_SIM_MEM_REPORT")  # ms between heap reports (benchmarks); unset: none
 TICKS_MAX = time.ticks_add(0, -1)
 
 
@@ -50,11 +52,14 @@ class Clock:
     def _real_ms(self, ms):
         return max(0, int(ms / self.speed))
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(self._real_ms(ms))
+    def sleep_ms(self, ms):
+        # asyncio's own awaitable, not a coroutine around it: every task that
+        # sleeps would hold one more frame in the heap. Await it at once (it is
+        # one object that asyncio reuses for every sleep).
+        return asyncio.sleep_ms(self._real_ms(ms))
 
-    async def wait_for_ms(self, aw, ms):
-        return await asyncio.wait_for_ms(aw, max(1, self._real_ms(ms)))
+    def wait_for_ms(self, aw, ms):
+        return hal.wait_for_ms(aw, max(1, self._real_ms(ms)))
 
     def set_wall(self, unix_s):
         self._wall0 = unix_s
@@ -129,9 +134,9 @@ class Board:
     name = "sim"
 
     def __init__(self):
-        self.host = os.getenv(ENV_HOST) or "127.0.0.1"
-        self.flash_dir = os.getenv(ENV_FLASH) or "flash"
-        self.clock = Clock(float(os.getenv(ENV_SPEED) or "1"))
+        self.host = os.getenv(_ENV_HOST) or "127.0.0.1"
+        self.flash_dir = os.getenv(_ENV_FLASH) or "flash"
+        self.clock = Clock(float(os.getenv(_ENV_SPEED) or "1"))
         self._buttons = {}
         self._batt = {"pct": 100, "mv": 4150}
         self._accel = []
@@ -139,15 +144,15 @@ class Board:
         self._on_button = None
         self._wake = None
         self._sock = socket.socket()
-        self._sock.connect(_addr(self.host, int(os.getenv(ENV_BUS))))
+        self._sock.connect(_addr(self.host, int(os.getenv(_ENV_BUS))))
         # The first exchange is blocking: boot needs the buttons before asyncio runs.
         self._send({"ev": "hello"})
         state = json.loads(self._sock.readline())
         self._apply(state)
         self._reset_cause = state.get("reset_cause", "power_on")
         self._sock.setblocking(False)
-        self.link = Link(self.host, int(os.getenv(ENV_LINK)))
-        self.i2c = I2C(self.host, int(os.getenv(ENV_I2C)))
+        self.link = Link(self.host, int(os.getenv(_ENV_LINK)))
+        self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
 
@@ -202,7 +207,7 @@ class Board:
 
     async def start(self):
         asyncio.create_task(self._bus())
-        every = os.getenv(ENV_MEM)
+        every = os.getenv(_ENV_MEM)
         if every:
             asyncio.create_task(self._mem_report(int(every)))
 
@@ -271,7 +276,7 @@ class Board:
 
     async def modem_uart(self):
         # Opening the UART is the PWRKEY pulse: the emulator counts it as power-on.
-        return await asyncio.open_connection(self.host, int(os.getenv(ENV_UART)))
+        return await asyncio.open_connection(self.host, int(os.getenv(_ENV_UART)))
 
     def modem_power_off(self, writer):
         try:

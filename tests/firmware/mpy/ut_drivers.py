@@ -33,10 +33,16 @@ async def read_packet(r, buf):
         buf[0] += await r.read(512)
 
 
-# No getsockname() in the unix port: pick random ports, unlikely to be taken.
+# No getsockname() in the unix port: the pytest runner picks free ports for us
+# (below the kernel's ephemeral range, bench/ports.py); run by hand, random ones.
+import os
 import random
-MQTT_PORT = 20000 + random.getrandbits(14)
-MODEM_PORT = MQTT_PORT + 1
+_ports = os.getenv("PERS_TEST_PORTS")
+if _ports:
+    MQTT_PORT, MODEM_PORT = (int(p) for p in _ports.split(","))
+else:
+    MQTT_PORT = 20000 + random.getrandbits(12)
+    MODEM_PORT = MQTT_PORT + 1
 
 log = []
 
