@@ -145,9 +145,6 @@ def _run(quick, devices, seconds, database_url, profile, name, workers) -> dict:
             pids = {("cloud" if i == 0 else f"cloud{i + 1}"): c.pid for i, c in enumerate(clouds)}
             sampler = Sampler({**pids, "broker": env.broker_pid})
             sampler.start()
-            spy = None
-            if profile and not quick:
-                spy = PySpy(cloud.pid, int(min(seconds - 4, 12)), RESULTS / "profiles" / f"{name}_cloud.txt")
             cpu0 = {c.pid: cpu_s(c.pid) for c in clouds}
             rows_c0 = env.db_count("location_points")
             cl = await offer(fleet, seconds, lambda: env.db_count("location_points") - rows0,
@@ -162,8 +159,16 @@ def _run(quick, devices, seconds, database_url, profile, name, workers) -> dict:
             cl["messages_accepted_per_s"] = round((sum(m1.values()) - sum(m0.values())) / seconds, 1)
             cl["retained_presence_drain_s"] = presence_s
             res = sampler.stop()
-            prof = await asyncio.to_thread(spy.wait) if spy else None
             backlog = fleet.stats.sent["loc"] - (env.db_count("location_points") - rows0) - base["count_end"]
+            prof = None
+            if profile and not quick:
+                # After the measured window, under the same load: py-spy takes CPU from the
+                # same two cores, so it must not share the window it would explain.
+                spy_s = int(min(seconds - 4, 12))
+                spy = PySpy(cloud.pid, spy_s, RESULTS / "profiles" / f"{name}_cloud.txt")
+                rows_p = env.db_count("location_points")
+                await offer(fleet, spy_s + 1, lambda: env.db_count("location_points") - rows_p, warmup=0.0)
+                prof = await asyncio.to_thread(spy.wait)
             await fleet.close()
             return base, cl, res, prof, backlog, fleet.report()
 
