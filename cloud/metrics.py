@@ -36,3 +36,4 @@ RATE_LIMITED = Counter("pers_device_rate_limited_total",
 PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
                             "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
 CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])
+LOCATIONS_PRUNED = Counter("pers_location_points_pruned_total", "Location points deleted by the retention job")

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     ingest_bulk_max: int = 5000
     # A batch short of ingest_batch_max waits this long for more (alerts never wait).
     ingest_linger_s: float = 0.05
+    # Location history older than this is deleted (0 keeps it for ever); cases are kept.
+    location_retention_days: int = 30
+    location_retention_every_s: float = 3600.0
 
     # false: alerts and command acks are subscribed on the bulk session too, where they
     # queue behind its backlog in the broker (only to measure what the alert session buys).

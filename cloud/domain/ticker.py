@@ -1,5 +1,5 @@
 """The periodic work of the domain in one ``tick(now)``: escalation timers,
-device presence, command expiry. The app runs it on a background thread every
+device presence, command expiry, and (hourly) the location history's retention. The app runs it on a background thread every
 ``tick_s``; tests call ``tick`` directly with a FakeClock (no sleeping)."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cloud import metrics
 from cloud.domain import commands
 from cloud.domain.escalation import EscalationPolicy, Escalator, TickReport
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
+from cloud.domain.retention import LocationRetention
 from cloud.store.models import AlertCase
 
 log = logging.getLogger("pers.ticker")
@@ -23,6 +24,7 @@ class TickResult:
     cases: TickReport
     devices: PresenceReport
     expired: list[str]
+    pruned: int = 0
 
 
 class Ticker:
@@ -31,6 +33,8 @@ class Ticker:
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
         self.presence = PresenceMonitor(sm, clock, events, PresencePolicy.from_settings(settings))
+        self.retention = LocationRetention(sm, clock, settings.location_retention_days,
+                                           every_s=settings.location_retention_every_s)
 
     def tick(self, now=None) -> TickResult:
         # ``now`` pins the time when given (tests); otherwise each part reads the clock
@@ -45,7 +49,10 @@ class Ticker:
                                         .group_by(AlertCase.status)).all())
             for status in ("new", "routed", "claimed", "in_call"):
                 metrics.OPEN_CASES.labels(status).set(counts.get(status, 0))
-        return TickResult(cases, devices, expired)
+            # Last, after the timers: a tick that prunes a backlog of history is a slow one.
+            at = now or self.clock.now()
+            pruned = self.retention.run(at) if self.retention.due(at) else 0
+        return TickResult(cases, devices, expired, pruned)
 
 
 class BackgroundTicker:
