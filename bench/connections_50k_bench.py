@@ -163,6 +163,7 @@ def watch_growth(env: Env, cloud_pid: int, idle_rss: float, procs, devices: int,
     cpu_pct = 100 * (c1 - c0) / window if window else None
     return {
         "measured": True, "devices": devices, "window_s": round(window, 1),
+        "note": "offered_per_s is the rate the shards were set to send, not a count of what they sent",
         "offered_per_s": round(offered_per_s, 1), "persisted_per_s": round(persisted / window, 1) if window else None,
         "kept_up": bool(window) and persisted / window >= 0.95 * offered_per_s,
         "cloud_cpu_pct_mean": round(cpu_pct, 1) if cpu_pct is not None else None,
