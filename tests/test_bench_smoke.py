@@ -49,8 +49,13 @@ def test_quick_bench_writes_named_figures(script, keys, results):
     _num(data, *keys)
     if script == "connections_50k_bench.py":  # also the 50k step of the growth benchmark
         step = data["growth_step"]
-        if step["measured"]:  # a slow machine may not have every twin online before a shard ends
+        # The window opens when every twin is online in the database; on a slow machine
+        # that may not happen before the 8 s quick shards end. The bench must then say so
+        # rather than report figures from no window.
+        if step["measured"]:
             _num(step, "cloud_cpu_pct_mean", "persisted_per_s", "offered_per_s")
+        else:
+            assert "not all watches came online" in step["note"], step
 
 
 def test_run_all_summary_has_the_issue_figures(results):

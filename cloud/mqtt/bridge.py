@@ -171,10 +171,13 @@ class MqttBridge:
     # --- the bulk session (receiver thread) ---------------------------------------
     def _deliver_bulk(self, deliveries: list[Delivery], receiver: BulkReceiver) -> None:
         if not self.alerts_apart:
+            bulk = []
             for d in deliveries:
                 if d.topic.rsplit("/", 1)[-1] in URGENT_KINDS:
                     self._inbox.put_urgent(d)
-            deliveries = [d for d in deliveries if d.topic.rsplit("/", 1)[-1] not in URGENT_KINDS]
+                else:
+                    bulk.append(d)
+            deliveries = bulk
         while not self._inbox.put_bulk(deliveries, self.backpressure_wait_s):
             if self._stop.is_set():
                 return
