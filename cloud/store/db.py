@@ -9,7 +9,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # LIFO: the ingest worker, the busiest user, gets back the connection it just
+        # returned. SQLite keeps a page cache per connection and drops it when another
+        # connection has committed, so hopping between pooled connections re-reads
+        # the location indexes' hot pages on every batch.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_use_lifo=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
