@@ -72,6 +72,12 @@ def test_every_twin_sos_becomes_one_case_and_is_acked(stack, tmp_path):
     assert all(c == 1 for _, c in cases), cases  # exactly one case per twin
     assert acked_cmds >= N                        # the twins acked their alert_ack commands
     assert locs == rep["sent"]["loc"]
+    # The per-second send counts are keyed by each report's own ts, which the cloud stores
+    # as device_ts: a benchmark can match sent and stored second by second.
+    with stack.services.sm() as s:
+        stored_at = dict(s.execute(select(LocationPoint.device_ts, func.count()).where(
+            LocationPoint.device_id.like("fleet-%")).group_by(LocationPoint.device_ts)).all())
+    assert {str(ts): n for ts, n in stored_at.items()} == rep["loc_sent_at"]
 
 
 def test_fleet_cli_reports_json(stack, tmp_path):
@@ -86,6 +92,16 @@ def test_fleet_cli_reports_json(stack, tmp_path):
     for key in ("sent", "pubacked", "errors", "alert_ack_ms", "connect_per_s"):
         assert key in rep
     assert set(rep["alert_ack_ms"]) >= {"p50", "p99", "max"}
+    locs = rep["sent"]["loc"]
+    assert locs > 0
+    assert sum(rep["loc_sent_at"].values()) == locs
+    # every publish was PUBACKed before the report (run_fleet drains first), and by kind
+    assert rep["pubacked_by_kind"]["loc"] == sum(rep["loc_pubacked_at"].values()) == locs
+    assert sum(rep["pubacked_by_kind"].values()) == rep["pubacked"]
+    load = rep["offered"]
+    assert int(load["started_at"]) <= min(map(int, rep["loc_sent_at"])) <= max(map(int, rep["loc_sent_at"])) \
+        <= load["ended_at"]
+    assert rep["loop_lag_ms"]["n"] > 0 and rep["close_s"] >= 0
 
 
 def test_percentiles():
