@@ -6,7 +6,8 @@ REJECTED = Counter("pers_ingest_rejected_total", "Up messages rejected", ["reaso
 DUPLICATES = Counter("pers_ingest_duplicates_total", "Up messages already seen (device, mid)", ["kind"])
 ALERTS = Counter("pers_alerts_total", "Alert messages stored", ["kind"])
 CASES_OPENED = Counter("pers_cases_opened_total", "Alert cases opened", ["kind"])
-INGEST_SECONDS = Histogram("pers_ingest_seconds", "Time to validate, store and ack one message", ["kind"],
+INGEST_SECONDS = Histogram("pers_ingest_seconds", "Time to validate and store one message in its own transaction "
+                           "(alerts, acks; bulk kinds are timed per batch)", ["kind"],
                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 TIME_TO_CLAIM = Histogram("pers_time_to_claim_seconds", "From case opened to claimed",
                           buckets=(5, 10, 20, 30, 40, 60, 120, 300, 600))
@@ -27,6 +28,10 @@ TICK_SECONDS = Histogram("pers_tick_seconds", "Duration of one escalation/presen
 INBOX_DEPTH = Gauge("pers_ingest_inbox_depth", "Messages received, not yet stored", ["lane"])
 BATCH_SIZE = Histogram("pers_ingest_batch_size", "Bulk messages stored per transaction",
                        buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+# Per batch, not per message: observing a histogram once per message cost ~2 us each
+# at 13k reports/s (3 % of the ingest worker's time).
+BATCH_SECONDS = Histogram("pers_ingest_batch_seconds", "Time to validate and store one batch of bulk messages",
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 BACKPRESSURE = Counter("pers_ingest_backpressure_total",
                        "Times the bulk session's reader waited for room in the bulk lane", ["result"])
 BULK_RECEIVED = Counter("pers_mqtt_bulk_received_total", "PUBLISHes read on the bulk session")

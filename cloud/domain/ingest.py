@@ -194,7 +194,7 @@ class Ingestor:
                 done = {i: self._handle_parsed(topic, device_id, kind, msg)
                         for i, topic, device_id, kind, msg in bulk}
             else:
-                per_msg = (time.perf_counter() - t0) / len(bulk)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
                 counts: dict[tuple[str, bool], int] = {}
                 for (i, _t, _d, kind, _m) in bulk:
                     out = done[i]
@@ -202,10 +202,6 @@ class Ingestor:
                         counts[kind, out.duplicate] = counts.get((kind, out.duplicate), 0) + 1
                 for (kind, dup), n in counts.items():
                     (metrics.DUPLICATES if dup else metrics.INGESTED).labels(kind).inc(n)
-                    if not dup:
-                        seconds = metrics.INGEST_SECONDS.labels(kind)
-                        for _ in range(n):
-                            seconds.observe(per_msg)
             for i, out in done.items():
                 outcomes[i] = out
         return outcomes  # type: ignore[return-value]

@@ -247,9 +247,15 @@ class BulkReceiver:
         self._last_sent = self._last_heard = time.monotonic()
         sock.settimeout(min(1.0, self.keepalive / 4))
         connected = False
+        # One buffer for every read, copied out at the size read: recv(chunk) allocates
+        # a chunk-sized block per read and shrinks it, and those blocks fragmented
+        # malloc's arenas (the soak's RSS creep, cloud/runtime.py tune_malloc).
+        into = bytearray(self.chunk)
+        window = memoryview(into)
         while not self._stop.is_set():
             try:
-                data = sock.recv(self.chunk)
+                n = sock.recv_into(into)
+                data = bytes(window[:n])
             except socket.timeout:
                 data = None
             now = time.monotonic()
