@@ -1,4 +1,4 @@
-"""The memory probe (PERS_MEMPROBE) and the malloc arena limit of cloud/runtime.py."""
+"""The memory probe (cloud/memprobe.py, PERS_MEMPROBE) and the malloc arena limit of cloud/runtime.py."""
 from __future__ import annotations
 
 import json
@@ -7,17 +7,17 @@ import subprocess
 import sys
 import time
 
-from cloud import runtime
+from cloud import memprobe, runtime
 
 
 def test_probe_is_off_by_default(monkeypatch):
     monkeypatch.delenv("PERS_MEMPROBE", raising=False)
-    assert runtime.start_memory_probe() is None
+    assert memprobe.start_memory_probe() is None
 
 
 def test_probe_writes_where_the_memory_is(tmp_path):
     con = sqlite3.connect(tmp_path / "x.db")  # an open database: counted as a connection
-    probe = runtime._MemoryProbe(tmp_path / "probe.jsonl", 0.1, frames=0)
+    probe = memprobe.MemoryProbe(tmp_path / "probe.jsonl", 0.1, frames=0)
     row = probe.sample(1.0, objects=True)
     con.close()
     json.dumps(row)
@@ -32,7 +32,7 @@ def test_probe_thread_appends_samples(tmp_path, monkeypatch):
     out = tmp_path / "probe.jsonl"
     monkeypatch.setenv("PERS_MEMPROBE", str(out))
     monkeypatch.setenv("PERS_MEMPROBE_S", "0.2")
-    probe = runtime.start_memory_probe()
+    probe = memprobe.start_memory_probe()
     assert probe is not None
     try:
         deadline = time.monotonic() + 10
@@ -65,14 +65,14 @@ def test_arena_limit_holds_for_the_service_threads():
     # threads that each allocate end up sharing at most two arenas.
     code = """
 import threading
-from cloud import runtime
+from cloud import memprobe, runtime
 assert runtime.tune_malloc(arenas=2)
 def work():
     bufs = [bytearray(5000) for _ in range(200)]
 ts = [threading.Thread(target=work) for _ in range(10)]
 [t.start() for t in ts]; [t.join() for t in ts]
 from pathlib import Path
-p = runtime._MemoryProbe(Path("/dev/null"), 1, 0)
+p = memprobe.MemoryProbe(Path("/dev/null"), 1, 0)
 print(len(p.arenas()))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
