@@ -14,9 +14,9 @@ What is bounded and would otherwise fill during the measured minutes is filled
 first, so that its filling is not mistaken for a leak: the database starts with
 ``--history`` location reports per device (a service in use has weeks of them),
 so the indexes' pages that the ingest writes (two per device: the (device, mid)
-and (device, time) indexes) already exist and SQLite's page caches (8 MB per
+and (device, time) indexes) already exist and SQLite's page caches (2 MB per
 connection) reach their working set in the warm-up instead of growing with the
-table for ten minutes. The cloud's memory probe (cloud/runtime.py,
+table for ten minutes. The cloud's memory probe (cloud/memprobe.py,
 ``PERS_MEMPROBE``) samples alongside, and ``memory_parts`` gives the same
 post-warm-up slope for each part of the RSS: what malloc has in use and holds
 free, SQLite's own allocations (its page caches), Python's allocated blocks and
@@ -65,7 +65,7 @@ def trend(samples: list[tuple[float, float, float]], warmup_s: float) -> dict:
             "samples": len(samples), "samples_after_warmup": len(warm)}
 
 
-# The memory probe's fields (cloud/runtime.py) whose post-warm-up slope is reported.
+# The memory probe's fields (cloud/memprobe.py) whose post-warm-up slope is reported.
 PARTS = ("rss_mb", "anon_mb", "heap_mb", "anon_mmap_mb", "file_mb", "shm_mb", "malloc_in_use_mb", "malloc_free_mb",
          "malloc_arena_mb", "sqlite_mb")
 
