@@ -141,7 +141,7 @@ def tune_malloc(arenas: int = MALLOC_ARENAS) -> bool:
 
     The soak (bench/soak_bench.py) showed RSS climbing ~12 MB in 4 minutes while
     what malloc had in use stayed level: the growth was free memory kept in the
-    arenas (measured with the memory probe below). glibc gives each new thread its
+    arenas (measured with cloud/memprobe.py). glibc gives each new thread its
     own arena until there are 8 per core, and an arena keeps what its thread freed
     for that thread only. The service has about ten threads (ingest worker, bulk
     receiver, paho, ticker, HTTP, its thread pool). With at most ``arenas`` the free

@@ -22,6 +22,7 @@ no case event, no live event, no command history on the case per press; one
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -78,21 +79,20 @@ def _sqlite_insert_locations(s: Session, rows: list[dict]) -> set[tuple[str, str
     conn = s.connection()
     to_db = LocationPoint.__table__.c.received_at.type.bind_processor(conn.dialect)
     # The driver's cursor, in the session's transaction: plain tuples back, not Rows.
-    cursor = conn.connection.dbapi_connection.cursor()
     stamps: dict = {}
     inserted: set[tuple[str, str]] = set()
-    for k in range(0, len(rows), 500):  # 5,000 parameters: well under SQLite's 32,766
-        chunk = rows[k:k + 500]
-        flat: list = []
-        for r in chunk:
-            at = r["received_at"]
-            stamp = stamps.get(at)
-            if stamp is None:
-                stamp = stamps[at] = to_db(at) if to_db else at
-            flat += (r["device_id"], r["mid"], r["lat"], r["lon"], r["acc"], r["src"], r["device_ts"], stamp,
-                     r["reason"], r["ref"])
-        inserted.update(cursor.execute(_sqlite_loc_insert(len(chunk)), flat).fetchall())
-    cursor.close()
+    with contextlib.closing(conn.connection.dbapi_connection.cursor()) as cursor:
+        for k in range(0, len(rows), 500):  # 5,000 parameters: well under SQLite's 32,766
+            chunk = rows[k:k + 500]
+            flat: list = []
+            for r in chunk:
+                at = r["received_at"]
+                stamp = stamps.get(at)
+                if stamp is None:
+                    stamp = stamps[at] = to_db(at) if to_db else at
+                flat += (r["device_id"], r["mid"], r["lat"], r["lon"], r["acc"], r["src"], r["device_ts"], stamp,
+                         r["reason"], r["ref"])
+            inserted.update(cursor.execute(_sqlite_loc_insert(len(chunk)), flat).fetchall())
     return inserted
 
 
