@@ -42,3 +42,11 @@ PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
                             "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
 CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])
 LOCATIONS_PRUNED = Counter("pers_location_points_pruned_total", "Location points deleted by the retention job")
+# Alarm integrity (cloud/domain/quarantine.py, cloud/mqtt/bridge.py).
+QUARANTINED = Counter("pers_ingest_quarantined_total",
+                      "Messages that could not be stored for good: kept as dead letters, then acknowledged",
+                      ["reason"])
+ALARMS_SALVAGED = Counter("pers_alarms_salvaged_total",
+                          "Alarms accepted with bad fields dropped and flagged for the operator", ["field"])
+OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
+                       "Age of the oldest message received and not yet committed (0: none waiting)")

@@ -3,14 +3,21 @@
 The cloud validates every up message with these models; hwsim's fleet twins
 build their messages with them. Unknown fields are ignored (``extra="ignore"``)
 as the contract demands, so a newer watch never breaks an older cloud.
+
+Every number has a range that makes sense and fits both databases, and NaN and
+Infinity are refused (the console's ``JSON.parse`` cannot read them). Free text
+may not hold NUL or lone surrogates (PostgreSQL refuses both). An alarm is never
+refused for a bad field: ``salvage_alarm`` drops the field, records why in the
+alert's ``flags``, and keeps the alarm (docs/protocol.md, "Ranges").
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 ROOT = "pers/v1"
 MAX_PAYLOAD_BYTES = 4096
@@ -21,30 +28,57 @@ DOWN_KINDS = ("cmd", "config")
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # allow_inf_nan=False: NaN and Infinity are refused wherever a float is read.
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+def _storable(text: str) -> str:
+    """Text both databases can hold: no NUL (PostgreSQL refuses it in text and jsonb)
+    and no lone surrogate (not encodable as UTF-8; json.loads lets one through)."""
+    if "\x00" in text:
+        raise ValueError("text may not contain NUL")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text may not contain a lone surrogate") from None
+    return text
+
+
+def Text(max_length: int):  # noqa: N802 (a type, read as one)
+    return Annotated[str, Field(max_length=max_length), AfterValidator(_storable)]
+
+
+# Unix seconds. 2020-01-01 .. 2100-01-01: a clock before 2020 is a watch that never
+# had the time (the contract says null then); the upper bound fits a 64-bit column
+# and leaves room past 2038. Whether a time is credible *now* is the ingest's call.
+TS_MIN = 1_577_836_800
+TS_MAX = 4_102_444_800
+INT32_MAX = 2**31 - 1
+Ts = Annotated[int | None, Field(ge=TS_MIN, le=TS_MAX)]
+Dbm = Annotated[int | None, Field(ge=-150, le=0)]  # received power; modems write 99/255 for unknown: send null
 
 
 class Location(_Msg):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    acc: float | None = Field(default=None, ge=0)
+    acc: float | None = Field(default=None, ge=0, le=100_000)  # metres, 1-sigma; 100 km: the widest cell
     src: Literal["gnss", "cell", "last"]
-    ts: int | None = None
-    sats: int | None = Field(default=None, ge=0)
+    ts: Ts = None
+    sats: int | None = Field(default=None, ge=0, le=255)
 
 
 class Cell(_Msg):
     mcc: int = Field(ge=0, le=999)
     mnc: int = Field(ge=0, le=999)
-    lac: int | None = Field(default=None, ge=0)
-    cid: int | None = Field(default=None, ge=0)
-    rssi: int | None = None
-    rat: str | None = Field(default=None, max_length=16)
+    lac: int | None = Field(default=None, ge=0, le=2**24 - 1)  # LAC 16 bits, LTE TAC 16, NR TAC 24
+    cid: int | None = Field(default=None, ge=0, le=2**36 - 1)  # NR cell identity: 36 bits
+    rssi: Dbm = None
+    rat: Text(16) | None = None
 
 
 class Battery(_Msg):
     pct: int | None = Field(default=None, ge=0, le=100)
-    mv: int | None = Field(default=None, ge=0)
+    mv: int | None = Field(default=None, ge=0, le=10_000)
 
 
 class Vitals(_Msg):
@@ -52,14 +86,13 @@ class Vitals(_Msg):
 
 
 class Net(_Msg):
-    profile: str | None = Field(default=None, max_length=64)
-    op: str | None = Field(default=None, max_length=16)
-    rssi: int | None = None
-    rat: str | None = Field(default=None, max_length=16)
+    profile: Text(64) | None = None
+    op: Text(16) | None = None
+    rssi: Dbm = None
+    rat: Text(16) | None = None
 
 
 Mid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-Ts = Annotated[int | None, Field(ge=0, le=2**40)]
 
 
 class UpMessage(_Msg):
@@ -77,7 +110,13 @@ class Alert(UpMessage):
     batt: Battery | None = None
     vitals: Vitals | None = None
     net: Net | None = None
-    fw: str | None = Field(default=None, max_length=32)
+    fw: Text(32) | None = None
+    # Not on the wire: what salvage_alarm dropped, [{"field": .., "problem": ..}].
+    _flags: tuple = PrivateAttr(default=())
+
+    @property
+    def flags(self) -> list[dict]:
+        return list(self._flags)
 
 
 class LocationReport(UpMessage):
@@ -91,16 +130,16 @@ class LocationReport(UpMessage):
 class Status(UpMessage):
     batt: Battery | None = None
     net: Net | None = None
-    fw: str | None = Field(default=None, max_length=32)
-    uptime: int | None = Field(default=None, ge=0)
-    cfg: int | None = Field(default=None, ge=0)
-    outbox: int | None = Field(default=None, ge=0)
+    fw: Text(32) | None = None
+    uptime: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    cfg: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    outbox: int | None = Field(default=None, ge=0, le=100_000)
 
 
 class CommandAck(UpMessage):
-    cid: str = Field(min_length=1, max_length=64)
+    cid: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
     ok: bool
-    err: str | None = Field(default=None, max_length=256)
+    err: Text(256) | None = None
 
 
 class Presence(_Msg):
@@ -162,8 +201,8 @@ class VsimProfile(_Msg):
     name: str = Field(max_length=64)
     mccmnc: list[str] = Field(default_factory=list)
     apn: str | None = None
-    priority: int = 0
-    cost: float = 0
+    priority: int = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
+    cost: float = Field(default=0, ge=0, le=1e6)
 
 
 class VsimCmd(_Command):
@@ -185,8 +224,8 @@ class Reminder(_Msg):
 
 class DeviceConfig(_Msg):
     v: Literal[1] = 1
-    version: int = Field(ge=0)
-    heartbeat_s: int = Field(default=3600, ge=30)
+    version: int = Field(ge=0, le=INT32_MAX)
+    heartbeat_s: int = Field(default=3600, ge=30, le=7 * 86400)
     sos_hold_ms: int = Field(default=1000, ge=0, le=10000)
     cancel_window_s: int = Field(default=10, ge=0, le=300)
     fall_detection: bool = True
@@ -228,8 +267,23 @@ def split_topic(topic: str) -> tuple[str, str]:
     return device_id, kind
 
 
+ALARM_UNREADABLE = frozenset({"too_large", "not_utf8", "not_json", "not_object"})
+NON_ALARM_ALERT_KINDS = frozenset({"low_battery", "cancel"})
+_SUBMODELS: dict[str, type[_Msg]] = {"loc": Location, "cell": Cell, "batt": Battery, "vitals": Vitals, "net": Net}
+
+
+def synthetic_mid(payload: bytes) -> str:
+    """A mid for an alarm that came without a usable one: the same bytes (a
+    retransmission) give the same mid, so it is still merged."""
+    return "x-" + hashlib.sha256(payload).hexdigest()[:24]
+
+
 def parse_up(topic: str, payload: bytes) -> tuple[str, str, _Msg]:
-    """Validate one up message. Returns (device_id, kind, model) or raises Rejected."""
+    """Validate one up message. Returns (device_id, kind, model) or raises Rejected.
+
+    On the alert topic, a JSON object that is not a valid non-alarm alert
+    (``low_battery``, ``cancel``) is an alarm, and is never refused for a bad
+    field: see ``salvage_alarm``."""
     device_id, kind = split_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("too_large", f"{len(payload)} bytes")
@@ -253,9 +307,65 @@ def parse_up(topic: str, payload: bytes) -> tuple[str, str, _Msg]:
     try:
         return device_id, kind, model.model_validate(data)
     except ValidationError as exc:
+        if kind == "alert":
+            alarm = salvage_alarm(data, payload)
+            if alarm is not None:
+                return device_id, kind, alarm
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise Rejected("invalid", f"{where}: {first.get('msg')}"[:200]) from None
+
+
+def salvage_alarm(data: dict, payload: bytes) -> Alert | None:
+    """An alarm (an alert whose kind is not ``low_battery`` or ``cancel``) with bad
+    fields, made valid by dropping each bad field, with ``flags`` saying what was
+    dropped and why. An unusable ``v`` becomes 1, a missing or unusable ``mid`` a
+    ``synthetic_mid``, an unknown or missing ``kind`` "sos" (an alarm nobody can read
+    is still an alarm). A bad sub-field is dropped alone where the rest stands
+    (``loc.ts``), else its whole object goes (``loc`` without a usable ``lat``).
+    None for a non-alarm alert: that is refused like any other message."""
+    if data.get("kind") in NON_ALARM_ALERT_KINDS:
+        return None
+    data = dict(data)
+    flags: list[dict] = []
+    for _ in range(32):  # each pass fixes at least one field; an alert has a dozen
+        try:
+            alert = Alert.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                _drop(data, err, payload, flags)
+            continue
+        alert._flags = tuple(flags)
+        return alert
+    return None
+
+
+def _drop(data: dict, err: dict, payload: bytes, flags: list[dict]) -> None:
+    path = err.get("loc", ())
+    if not path:
+        return
+    field, problem = str(path[0]), str(err.get("msg", ""))[:120]
+    if field == "v":
+        data["v"] = 1
+    elif field == "mid":
+        data["mid"] = synthetic_mid(payload)
+    elif field == "kind":
+        data["kind"] = "sos"
+    elif (len(path) >= 2 and field in _SUBMODELS and isinstance(data.get(field), dict)
+          and isinstance(path[1], str) and path[1] in _SUBMODELS[field].model_fields
+          and not _SUBMODELS[field].model_fields[path[1]].is_required()):
+        data[field] = {k: v for k, v in data[field].items() if k != path[1]}
+        field = f"{field}.{path[1]}"
+    elif field in data:
+        del data[field]
+    else:
+        return
+    if not any(f["field"] == field for f in flags):
+        flag = {"field": field, "problem": problem}
+        got = err.get("input")
+        if isinstance(got, (str, int, float, bool)) and problem != "Field required":
+            flag["got"] = str(got)[:40]
+        flags.append(flag)
 
 
 def dumps(model: BaseModel) -> bytes:

@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     login_window_s: int = 300
 
     late_alert_s: int = 300  # an alert whose ts is older than this on receipt is flagged late
+    # Alarm integrity (cloud/domain/ingest.py, dedupe.py): the device's time is believed
+    # within [now - alert_max_age_s, now + alert_future_s], else "watch clock wrong";
+    # an identical alert is a retransmission within alert_dedupe_window_s of the first.
+    alert_max_age_s: int = 30 * 86400
+    alert_future_s: int = 300
+    alert_dedupe_window_s: int = 7 * 86400
+    # Presses beyond press_budget within press_window_s, while a case is open, are
+    # stored and acked but coalesced (one case event, live updates at most every 10 s).
+    press_budget: int = 10
+    press_window_s: int = 60
+    # /healthz fails when the oldest message waiting for its commit is older than this.
+    ingest_stuck_after_s: float = 30.0
     log_json: bool = True
 
     # --- routing and escalation (docs/operations.md) ---

@@ -22,6 +22,11 @@ def invalid_examples() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((FIXTURES / "invalid").glob("*.json"))}
 
 
+def salvaged_examples() -> dict[str, dict]:
+    """Alarms with bad fields: accepted, each bad field dropped and flagged."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted((FIXTURES / "salvaged").glob("*.json"))}
+
+
 @pytest.fixture
 def mosquitto(tmp_path):
     """A factory: ``mosquitto({"dev1": "secret"})`` starts a real Mosquitto with the

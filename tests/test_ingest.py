@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from cloud import metrics
 from cloud.domain.clock import FakeClock
-from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, LocationPoint
+from cloud.domain.views import case_view
+from cloud.store.models import Alert, AlertCase, CaseEvent, Command, DeadLetter, Device, LocationPoint
 from tests.cloud_helpers import seeded
 from tests.conftest import golden_examples
 
@@ -90,8 +91,10 @@ def test_malformed_and_foreign_messages_are_rejected_logged_and_counted(tmp_path
     before = metrics.REJECTED.labels("not_json")._value.get()
     caplog.set_level(logging.WARNING, logger="pers.ingest")
     bad = [
-        (f"pers/v1/{seed.device_id}/alert", b"{not json", "not_json"),
-        (f"pers/v1/{seed.device_id}/alert", b'{"v":1,"mid":"9.9","kind":"sos","loc":{"lat":"north"}}', "invalid"),
+        (f"pers/v1/{seed.device_id}/status", b"{not json", "not_json"),
+        (f"pers/v1/{seed.device_id}/loc", b'{"v":1,"mid":"9.9","loc":{"lat":"north","lon":4,"src":"gnss"}}',
+         "invalid"),
+        (f"pers/v1/{seed.device_id}/alert", b'{"v":1,"mid":"9.8","kind":"cancel","ref":"1.1","ts":12}', "invalid"),
         ("pers/v1/nobody-i-know/alert", alert("1.1"), "unknown_device"),
         (f"pers/v1/{seed.device_id}/ack", b'{"v":1,"mid":"2.2","cid":"c-forged","ok":true}', "unknown_command"),
     ]
@@ -103,6 +106,30 @@ def test_malformed_and_foreign_messages_are_rejected_logged_and_counted(tmp_path
     assert count(svc, Alert) == 0 and count(svc, AlertCase) == 0 and sender.sent == []
     # ...and the service still works afterwards.
     assert svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", alert("1.1")).accepted
+
+
+def test_an_alarm_with_bad_fields_or_unreadable_still_opens_a_case_and_says_what_was_wrong(tmp_path):
+    svc, sender, seed = seeded(tmp_path)
+    dev = seed.device_id
+    out = svc.ingestor.handle(f"pers/v1/{dev}/alert",
+                              b'{"v":1,"mid":"9.9","kind":"sos","ts":4,"loc":{"lat":"north","lon":4,"src":"gnss"}}')
+    assert out.accepted and out.case_id
+    assert [(d, c["ref"], c["stage"]) for d, c in sender.sent] == [(dev, "9.9", "received")]
+    with svc.sm() as s:
+        case = s.get(AlertCase, out.case_id)
+        assert {f["field"] for f in case.flags} == {"loc", "ts"}
+        view = case_view(s, case, today=case.opened_at.date())
+        assert "Watch clock wrong: its times are not used" in view["warnings"]
+        assert "Position from the watch unusable" in view["warnings"]
+    # Bytes on the alert topic that are not a message: the same case, a dead letter, no ack
+    # (the watch knows no mid the cloud could name).
+    unreadable = svc.ingestor.handle(f"pers/v1/{dev}/alert", b"SOS!!!")
+    assert unreadable.accepted and unreadable.case_id == out.case_id and len(sender.sent) == 1
+    with svc.sm() as s:
+        letter = s.scalar(select(DeadLetter))
+        assert (letter.device_id, letter.reason, letter.payload, letter.case_id) == (dev, "not_json", b"SOS!!!",
+                                                                                   out.case_id)
+        assert s.get(AlertCase, out.case_id).press_count == 2
 
 
 def test_location_report_updates_the_open_case_and_history(tmp_path):

@@ -1,6 +1,7 @@
 """Migrations run forward on a populated database: data written under an older
 schema survives `alembic upgrade head`, and the service works on it."""
 import json
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, select, text
 
@@ -28,9 +29,11 @@ def populate_old_schema(url):
         db.execute(text("INSERT INTO alert_cases (id, tenant_id, device_id, wearer_id, centre_id, kind, priority, "
                         "status, first_mid, press_count, wearer_cancelled, late, opened_at) VALUES "
                         "(1, 1, 'old-watch', 1, 1, 'sos', 0, 'routed', '1.1', 1, 0, 0, '2026-01-01 00:00:05')"))
+        # Received an hour ago: within the retry window, so a redelivery is still one.
         db.execute(text("INSERT INTO alerts (id, case_id, device_id, mid, kind, received_at, payload) VALUES "
-                        "(1, 1, 'old-watch', '1.1', 'sos', '2026-01-01 00:00:05', :p)"),
-                   {"p": json.dumps({"v": 1, "mid": "1.1", "kind": "sos"})})
+                        "(1, 1, 'old-watch', '1.1', 'sos', :at, :p)"),
+                   {"p": json.dumps({"v": 1, "mid": "1.1", "kind": "sos"}),
+                    "at": (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)).isoformat(" ")})
     engine.dispose()
 
 

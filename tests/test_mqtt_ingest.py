@@ -13,7 +13,7 @@ from cloud.mqtt.bridge import MqttBridge
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
-from cloud.store.models import Alert, AlertCase
+from cloud.store.models import Alert, AlertCase, DeadLetter
 
 
 def device_client(broker, device_id, secret, inbox: queue.Queue | None = None) -> mqtt.Client:
@@ -90,11 +90,33 @@ def test_malformed_payload_is_rejected_and_the_service_keeps_running(cloud):
     inbox = queue.Queue()
     dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
     for junk in (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000):
-        dev.publish(f"pers/v1/{seed.device_id}/alert", junk, qos=1).wait_for_publish(5)
+        dev.publish(f"pers/v1/{seed.device_id}/status", junk, qos=1).wait_for_publish(5)
     dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
     topic, cmd = inbox.get(timeout=10)
     assert cmd["ref"] == "5.1"
     assert alerts_in(svc) == 1
+    assert svc.bridge.connected.is_set()
+
+
+def test_junk_on_the_alert_topic_is_an_alarm_all_the_same(cloud):
+    """Only the watch can write its alert topic: what arrives there unreadable is kept
+    (dead letters) and opens a case that an operator sees; no ack names a mid the
+    watch never sent."""
+    start, broker, seed = cloud
+    svc = start()
+    inbox = queue.Queue()
+    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+    for junk in (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000):
+        dev.publish(f"pers/v1/{seed.device_id}/alert", junk, qos=1).wait_for_publish(5)
+    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
+    topic, cmd = inbox.get(timeout=10)
+    assert cmd["ref"] == "5.1"  # the first command the watch gets: nothing for the junk
+    with svc.sm() as s:
+        cases = s.scalars(select(AlertCase)).all()
+        assert len(cases) == 1 and cases[0].press_count == 5 and cases[0].kind == "sos"
+        letters = s.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+        assert [d.reason for d in letters] == ["not_utf8", "not_object", "too_large"]
+        assert {d.case_id for d in letters} == {cases[0].id}
     assert svc.bridge.connected.is_set()
 
 
@@ -148,8 +170,10 @@ def test_inbox_takes_urgent_first_and_holds_the_reader_when_bulk_is_full():
     waiter.start()
     time.sleep(0.2)
     assert done == [] and box.depth() == (0, 3)  # held: the broker keeps the rest meanwhile
-    box.put_urgent("alert")
-    assert box.take(batch_max=10) == (["alert"], [])
+    from types import SimpleNamespace
+    alert = SimpleNamespace(topic="pers/v1/w1/alert")
+    box.put_urgent(alert)
+    assert box.take(batch_max=10) == ([alert], [])
     assert box.take(batch_max=2) == ([], ["loc0", "loc1"])  # room: the waiting read goes in, whole
     waiter.join(5)
     assert done == [True]
@@ -212,9 +236,11 @@ def test_a_short_batch_lingers_for_more_but_an_alert_ends_the_wait():
     assert box.take(batch_max=3, linger=2.0) == ([], ["loc0", "loc1", "loc2"])  # full: no need to wait on
     assert time.monotonic() - t0 < 1.5
     box.put_bulk(["loc3"], wait_s=1)
-    threading.Timer(0.1, lambda: box.put_urgent("alert")).start()
+    from types import SimpleNamespace
+    alert = SimpleNamespace(topic="pers/v1/w1/alert")
+    threading.Timer(0.1, lambda: box.put_urgent(alert)).start()
     t0 = time.monotonic()
-    assert box.take(batch_max=3, linger=5.0) == (["alert"], [])  # the alert does not wait for the batch
+    assert box.take(batch_max=3, linger=5.0) == ([alert], [])  # the alert does not wait for the batch
     assert time.monotonic() - t0 < 2.0
     t0 = time.monotonic()
     assert box.take(batch_max=3, linger=0.2) == ([], ["loc3"])  # nothing more came: the window closes

@@ -3,10 +3,11 @@ import json
 import pytest
 
 from cloud import protocol
-from tests.conftest import golden_examples, invalid_examples
+from tests.conftest import golden_examples, invalid_examples, salvaged_examples
 
 GOLDEN = golden_examples()
 INVALID = invalid_examples()
+SALVAGED = salvaged_examples()
 
 
 @pytest.mark.parametrize("name", [n for n, e in GOLDEN.items() if e["kind"] in protocol.UP_KINDS])
@@ -14,8 +15,9 @@ def test_golden_up_messages_validate(name):
     ex = GOLDEN[name]
     device_id, kind, msg = protocol.parse_up(ex["topic"], json.dumps(ex["payload"]).encode())
     assert (device_id, kind) == ("dev-0001", ex["kind"])
-    # Round trip: what we parse is what was sent, minus nulls.
+    # Round trip: what we parse is what was sent, minus nulls; nothing was salvaged.
     assert json.loads(protocol.dumps(msg)) == {k: v for k, v in ex["payload"].items() if v is not None}
+    assert getattr(msg, "flags", []) == []
 
 
 @pytest.mark.parametrize("name", [n for n, e in GOLDEN.items() if e["kind"] == "cmd"])
@@ -35,6 +37,39 @@ def test_invalid_examples_are_rejected_with_their_reason(name):
     with pytest.raises(protocol.Rejected) as info:
         protocol.parse_up(ex["topic"], ex["payload_text"].encode())
     assert info.value.reason == ex["reason"]
+
+
+@pytest.mark.parametrize("name", sorted(SALVAGED))
+def test_alarms_with_bad_fields_are_kept_with_the_bad_fields_dropped_and_flagged(name):
+    ex = SALVAGED[name]
+    _, kind, msg = protocol.parse_up(ex["topic"], ex["payload_text"].encode())
+    got = json.loads(protocol.dumps(msg))
+    if ex.get("synthetic_mid"):
+        assert got.pop("mid") == protocol.synthetic_mid(ex["payload_text"].encode())
+    assert got == ex["expect"]
+    assert sorted(f["field"] for f in msg.flags) == sorted(ex["flags"])
+    # A re-send of the same bytes is salvaged the same way: it is still merged.
+    _, _, again = protocol.parse_up(ex["topic"], ex["payload_text"].encode())
+    assert again == msg and again.flags == msg.flags
+
+
+def test_every_number_in_the_contract_has_both_bounds():
+    """The contract bounds every integer and float it reads (docs/protocol.md, "Ranges"):
+    a field without an upper bound is how 2^31 reached PostgreSQL's int4 columns."""
+    import annotated_types
+    missing = []
+    for name, model in {**protocol.UP_MODELS, "loc.": protocol.Location, "cell.": protocol.Cell,
+                        "batt.": protocol.Battery, "vitals.": protocol.Vitals, "net.": protocol.Net}.items():
+        for field, info in model.model_fields.items():
+            ann = str(info.annotation)
+            if "int" not in ann and "float" not in ann:
+                continue
+            kinds = {type(m) for m in info.metadata}
+            if field == "v":
+                continue  # Literal[1]
+            if not ({annotated_types.Ge, annotated_types.Gt} & kinds and {annotated_types.Le, annotated_types.Lt} & kinds):
+                missing.append(f"{name}.{field}")
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("topic,reason", [

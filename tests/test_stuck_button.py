@@ -51,8 +51,10 @@ def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
     topic = f"pers/v1/{seed.device_id}/alert"
     other_out = None
     with caplog.at_level(logging.WARNING, logger="pers.ingest"):
+        sent_bytes = {}
         for i in range(600):
-            out = svc.ingestor.handle(topic, press(f"9.{i}", clock.unix()))
+            sent_bytes[i] = press(f"9.{i}", clock.unix())
+            out = svc.ingestor.handle(topic, sent_bytes[i])
             assert out.accepted and not out.duplicate
             if i == 300:  # another watch's SOS in the middle of the flood
                 other_out = svc.ingestor.handle(f"pers/v1/{other.device_id}/alert", press("1.1", clock.unix()))
@@ -85,9 +87,9 @@ def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
     assert other_out.accepted and other_out.case_id not in (None, case.id)
     assert any(d == other.device_id and c["ref"] == "1.1" for d, c in sender.sent)
 
-    # A redelivered coalesced press changes nothing, and is acked again.
+    # A redelivered coalesced press (the same bytes) changes nothing, and is acked again.
     sent = len(sender.sent)
-    again = svc.ingestor.handle(topic, press("9.599", clock.unix()))
+    again = svc.ingestor.handle(topic, sent_bytes[599])
     assert again.duplicate and again.case_id == case.id
     assert len(sender.sent) == sent + 1
     with svc.sm() as s:

@@ -15,7 +15,7 @@ const ACTION_TEXT = {
   wearer_cancelled: "wearer says OK", command_acked: "watch confirmed", call_back: "call back requested",
   locate: "locate requested", message: "message sent", contact_notified: "contact notified",
   dispatched: "dispatch recorded", note: "note", resolved: "resolved", escalated: "escalated",
-  reminder: "reminder", notification_delivery: "notification delivery",
+  reminder: "reminder", notification_delivery: "notification delivery", alarm_flagged: "watch sent bad data",
 };
 
 function operatorName(id) {
@@ -26,7 +26,7 @@ function operatorName(id) {
 }
 
 function where(c) {
-  if (!c.location) return "no position yet";
+  if (!c.location) return "position unknown";
   const l = c.location;
   const acc = l.acc != null ? ` ±${Math.round(l.acc)} m` : "";
   return `${l.lat.toFixed(5)}, ${l.lon.toFixed(5)}${acc} (${SOURCE[l.src] || l.src})`;
@@ -67,6 +67,7 @@ function card(c) {
   if (c.press_count > 1) flags.push(`${c.press_count} presses`);
   if (c.wearer_cancelled) flags.push("wearer cancelled");
   if (c.late) flags.push("late");
+  for (const w of (c.warnings || [])) flags.push(w);
   const [kind, wearer, waiting] = li.firstChild.children;
   kind.textContent = c.kind;
   wearer.textContent = c.wearer ? c.wearer.name : c.device_id;
@@ -128,6 +129,8 @@ function renderDetail() {
   if (c.wearer_cancelled) badges.append(el("span", "cancelled", "wearer cancelled"));
   if (c.late) badges.append(el("span", "late", "late"));
   if (c.press_count > 1) badges.append(el("span", "presses", `${c.press_count} presses`));
+  // What the watch got wrong (a wrong clock, an unusable position): the operator must know.
+  for (const w of (c.warnings || [])) badges.append(el("span", "warning", w));
 
   const facts = $("detail-facts");
   facts.replaceChildren();

@@ -87,7 +87,9 @@ def build_services(settings: Settings, *, clock=None, with_mqtt: bool = True) ->
     set_geocoder(make_geocoder(settings))
     cells = CellDB.load(settings.cells_csv)
     ingestor = Ingestor(sm, clock, sender, events, late_after_s=settings.late_alert_s, cells=cells,
-                        present_window_s=settings.operator_present_s)
+                        present_window_s=settings.operator_present_s, press_budget=settings.press_budget,
+                        press_window_s=settings.press_window_s, future_after_s=settings.alert_future_s,
+                        dedupe_window_s=settings.alert_dedupe_window_s, max_alert_age_s=settings.alert_max_age_s)
     bridge = None
     if with_mqtt:
         bridge = MqttBridge(ingestor, host=settings.mqtt_host, port=settings.mqtt_port,

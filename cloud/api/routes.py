@@ -1,6 +1,7 @@
 """REST API under /api, health and metrics."""
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from cloud.api.deps import SESSION_COOKIE, csrf_checked_operator, current_operator, services
 from cloud.domain.accounts import LoginRefused
 from cloud.domain.cases import DISPATCH_SERVICES, OUTCOMES, CaseError
+from cloud.domain.quarantine import listing
 from cloud.store.models import Operator
 
 class ErrorOut(BaseModel):
@@ -170,6 +172,9 @@ class CaseOut(BaseModel):
     in_call_at: str | None = None
     escalation_level: int = 0
     location_label: LocationLabel | None = None
+    # What the watch got wrong in its alarms (dropped fields, a wrong clock), and in words.
+    flags: list[dict] = []
+    warnings: list[str] = []
 
 
 def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:
@@ -226,6 +231,27 @@ def list_cases(request: Request, status: Literal["open", "all"] = "open",
                limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
                op: Operator = Depends(current_operator)):
     return services(request).cases.list_cases(op, open_only=status == "open", limit=limit, offset=offset)
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: str
+    last_at: str
+    count: int
+    device_id: str | None = None
+    topic: str
+    reason: str
+    detail: str | None = None
+    case_id: int | None = None
+    payload: str
+
+
+@router.get("/api/quarantine", response_model=list[DeadLetterOut], tags=["system"])
+def list_quarantine(request: Request, limit: int = Query(100, ge=1, le=500),
+                    op: Operator = Depends(current_operator)):
+    """Messages from this tenant's watches that could not be stored and were kept as
+    dead letters (newest first), with the case opened for an alarm among them."""
+    return listing(services(request).sm, op.tenant_id, limit=limit)
 
 
 @router.get("/api/cases/{case_id}", response_model=CaseOut, tags=["cases"])
@@ -300,10 +326,14 @@ def healthz(request: Request):
     except Exception:
         db_ok = False
     mqtt_ok = svc.bridge.connected.is_set() if svc.bridge else None
-    ok = db_ok and mqtt_ok is not False
-    return Response(content=f'{{"ok":{str(ok).lower()},"db":{str(db_ok).lower()},'
-                            f'"mqtt":{"null" if mqtt_ok is None else str(mqtt_ok).lower()}}}',
-                    media_type="application/json", status_code=200 if ok else 503)
+    # A stuck ingest (a message retried for ever, a wedged worker) fails the check:
+    # the broker and the database may both answer while no alarm gets through.
+    oldest = svc.bridge.oldest_waiting_s() if svc.bridge else 0.0
+    ingest_ok = oldest <= svc.settings.ingest_stuck_after_s
+    ok = db_ok and mqtt_ok is not False and ingest_ok
+    body = {"ok": ok, "db": db_ok, "mqtt": mqtt_ok, "ingest": ingest_ok, "ingest_oldest_waiting_s": round(oldest, 3)}
+    return Response(content=json.dumps(body, separators=(",", ":")), media_type="application/json",
+                    status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["system"])

@@ -41,6 +41,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
 from cloud.domain import geofence, presence, vsim_pool
+from cloud.domain.dedupe import classify, digest_of
+from cloud.domain.quarantine import quarantine
 from cloud.domain.casefile import route_case
 from cloud.domain.cells import CellDB
 from cloud.domain.geo import country_of_mcc, distance_m, mcc_of_operator
@@ -49,12 +51,13 @@ from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY  # noqa: F401 (re-exp
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
+from cloud.store.errors import is_transient
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, Geofence, LocationPoint
 
 log = logging.getLogger("pers.ingest")
 BATCH_KINDS = frozenset({"loc", "status", "presence"})
 _LOC_COLUMNS = {"device_id": "varchar", "mid": "varchar", "lat": "float8", "lon": "float8", "acc": "float8",
-                "src": "varchar", "device_ts": "int4", "received_at": "timestamp", "reason": "varchar",
+                "src": "varchar", "device_ts": "int8", "received_at": "timestamp", "reason": "varchar",
                 "ref": "varchar"}
 _PG_LOC_INSERT = sa_text(
     f"INSERT INTO location_points ({', '.join(_LOC_COLUMNS)}) "
@@ -123,7 +126,8 @@ class Ingestor:
     def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
                  late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120,
                  press_budget: int = 10, press_window_s: int = 60, future_after_s: int = 300,
-                 coalesced_publish_s: float = 10.0):
+                 coalesced_publish_s: float = 10.0, dedupe_window_s: int = 7 * 86400,
+                 max_alert_age_s: int = 30 * 86400):
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
         self.late_after_s = late_after_s
         self.cells = cells
@@ -131,6 +135,10 @@ class Ingestor:
         # Stuck button: more than press_budget presses within press_window_s are coalesced.
         self.press_budget, self.press_window_s = press_budget, press_window_s
         self.future_after_s = future_after_s
+        # A retransmission is merged only within this long of the first copy (dedupe.py).
+        self.dedupe_window_s = dedupe_window_s
+        # An alarm stamped older than this is a wrong clock, not a late alarm.
+        self.max_alert_age_s = max_alert_age_s
         self.coalesced_publish_s = coalesced_publish_s
         self._presses: dict[str, deque[datetime]] = {}
         self._limited_case: dict[str, int] = {}         # device -> case that got its rate_limited event
@@ -138,14 +146,83 @@ class Ingestor:
         self._press_lock = threading.Lock()
         self._press_sweep_at = 1024
 
-    # --- entry point for the MQTT adapter ----------------------------------------
+    # --- the one door: every ingress adapter calls accept() --------------------------
+    def accept(self, topic: str, payload: bytes) -> Outcome:
+        """Store one up message, or reject it, or quarantine it; then the adapter may
+        acknowledge it. Raises only a transient store failure (``is_transient``): the
+        adapter retries the message later and does not acknowledge it meanwhile.
+
+        A deterministic failure (a constraint, a data error, a bug tripped by this
+        message) never stalls the ingest: the raw message goes to the dead letters.
+        An alarm that fails so is still given a case if at all possible: it is stored
+        again with only what an alarm needs (kind, device, mid), flagged."""
+        try:
+            return self.handle(topic, payload)
+        except Exception as exc:  # noqa: BLE001 (every failure is sorted here, none is lost)
+            if is_transient(exc):
+                raise
+            return self._quarantine(topic, payload, exc)
+
     def handle(self, topic: str, payload: bytes) -> Outcome:
-        """Never raises for bad input: every rejection is logged with its reason and counted."""
+        """Never raises for bad input: every rejection is logged with its reason and counted.
+        An unreadable message on the alert topic of a known device is an alarm all the
+        same (``_unreadable_alarm``)."""
         try:
             device_id, kind, msg = protocol.parse_up(topic, payload)
         except protocol.Rejected as rej:
+            if rej.reason in protocol.ALARM_UNREADABLE and topic.endswith("/alert"):
+                return self._unreadable_alarm(topic, payload, rej)
             return self._reject(rej.reason, topic, rej.detail)
         return self._handle_parsed(topic, device_id, kind, msg)
+
+    def _unreadable_alarm(self, topic: str, payload: bytes, rej: protocol.Rejected) -> Outcome:
+        """Bytes on a device's alert topic that are not a message at all: kept raw as a
+        dead letter, and an SOS case opened so that a person looks (the device is
+        authenticated: only it can write there). Its mid is derived from the bytes, so
+        the watch's re-sends join that case; no ack is sent, the watch knows no such mid."""
+        device_id, _ = protocol.split_topic(topic)
+        alarm = protocol.Alert(v=1, mid=protocol.synthetic_mid(payload), kind="sos")
+        alarm._flags = ({"field": "message", "problem": f"unreadable ({rej.reason}): kept as a dead letter"},
+                        {"field": "mid", "problem": "none readable: derived from the message's bytes"})
+        out = self._handle_parsed(topic, device_id, "alert", alarm)
+        if out.accepted:
+            quarantine(self.sm, self.clock.now(), topic, payload, rej.reason, rej.detail, case_id=out.case_id)
+        return out
+
+    def _quarantine(self, topic: str, payload: bytes, exc: Exception) -> Outcome:
+        reason = {"IntegrityError": "constraint", "DataError": "data_error"}.get(type(exc).__name__,
+                                                                                 "internal_error")
+        log.exception("message could not be stored", extra={"topic": topic[:200], "reason": reason})
+        case_id = self._degraded_alarm(topic, payload, exc) if topic.endswith("/alert") else None
+        quarantine(self.sm, self.clock.now(), topic, payload, reason, f"{type(exc).__name__}: {exc}",
+                   case_id=case_id)
+        return Outcome(False, reason="quarantined", case_id=case_id)
+
+    def _degraded_alarm(self, topic: str, payload: bytes, exc: Exception) -> int | None:
+        """An alarm whose full form could not be stored, stored with nothing but its kind
+        (its own mid first, so the watch gets its ack; then a mid of its bytes)."""
+        try:
+            device_id, _, msg = protocol.parse_up(topic, payload)
+        except protocol.Rejected:
+            return None
+        if msg.kind in protocol.NON_ALARM_ALERT_KINDS:
+            return None
+        problem = {"field": "message", "problem": f"could not be stored ({type(exc).__name__}): "
+                                                  "details dropped, kept as a dead letter"}
+        made_up = {"field": "mid", "problem": "derived from the message's bytes: its own would not store"}
+        for mid, extra in ((msg.mid, ()), (protocol.synthetic_mid(payload), (made_up,))):
+            bare = protocol.Alert(v=1, mid=mid, kind=msg.kind, trigger=msg.trigger)
+            bare._flags = (*msg.flags, problem, *extra)
+            try:
+                out = self._handle_parsed(topic, device_id, "alert", bare)
+            except Exception as again:  # noqa: BLE001
+                if is_transient(again):
+                    raise
+                log.exception("alarm could not be stored even bare", extra={"device_id": device_id, "mid": mid})
+                continue
+            if out.accepted:
+                return out.case_id
+        return None
 
     def _handle_parsed(self, topic: str, device_id: str, kind: str, msg) -> Outcome:
         try:
@@ -380,10 +457,25 @@ class Ingestor:
                     tx.session.flush()
                 outcome = handler(tx, device, msg)
         except IntegrityError:
-            # A concurrent worker stored the same (device, mid) first.
+            # A concurrent worker may have stored the same message first: then it is a
+            # duplicate. Any other constraint is this message's own fault: re-raised,
+            # for accept() to quarantine (never acked as if stored).
+            if not self._stored_by_another(device_id, kind, msg):
+                raise
             return self._duplicate_after_race(device_id, kind, msg)
         outcome.kind, outcome.device_id = kind, device_id
         return outcome
+
+    def _stored_by_another(self, device_id: str, kind: str, msg) -> bool:
+        with self.sm() as s:
+            if kind == "alert":
+                return s.scalar(select(Alert.id).where(Alert.device_id == device_id, Alert.mid == msg.mid,
+                                                       Alert.digest == digest_of(self._alert_doc(msg)))
+                                .limit(1)) is not None
+            if kind == "loc":
+                return s.scalar(select(LocationPoint.id).where(LocationPoint.device_id == device_id,
+                                                               LocationPoint.mid == msg.mid)) is not None
+        return False
 
     def _duplicate_after_race(self, device_id: str, kind: str, msg) -> Outcome:
         if kind == "alert":
@@ -391,26 +483,47 @@ class Ingestor:
                 self._ack_alert(tx, device_id, msg)
         return Outcome(True, kind=kind, device_id=device_id, duplicate=True)
 
+    @staticmethod
+    def _alert_doc(alert: protocol.Alert) -> dict:
+        return alert.model_dump(mode="json", exclude_none=True)
+
     # --- alerts ------------------------------------------------------------------
     def _alert(self, tx: Tx, device: Device, alert: protocol.Alert) -> Outcome:
         s, now = tx.session, self.clock.now()
-        seen = s.scalar(select(Alert).where(Alert.device_id == device.id, Alert.mid == alert.mid))
+        doc = self._alert_doc(alert)
+        digest = digest_of(doc)
+        seen, key, reused = classify(s, device.id, alert.mid, digest,
+                                     now - timedelta(seconds=self.dedupe_window_s))
         if seen is not None:
-            self._ack_alert(tx, device.id, alert)
-            return Outcome(True, duplicate=True, case_id=seen.case_id)
+            return self._retransmission(tx, device, alert, seen)
 
-        late = alert.ts is not None and (self.clock.unix() - alert.ts) > self.late_after_s
-        # A watch whose clock runs far ahead (pushed off by a bad network time): still an SOS.
+        flags = alert.flags
+        for flag in flags:
+            metrics.ALARMS_SALVAGED.labels(flag["field"].split(".")[0]).inc()
+        if flags:
+            log.warning("alarm with bad fields: dropped and flagged",
+                        extra={"device_id": device.id, "mid": alert.mid, "flags": flags})
+        # The device's time is believed only within [now - max_alert_age_s, now +
+        # future_after_s]: outside it the clock is wrong (a bad network time, a reset
+        # RTC) and the receive time stands. Still an alarm, flagged.
         skew_s = alert.ts - self.clock.unix() if alert.ts is not None else 0
         skewed = skew_s > self.future_after_s
-        if skewed:
+        stale = alert.ts is not None and -skew_s > self.max_alert_age_s
+        late = alert.ts is not None and not stale and -skew_s > self.late_after_s
+        if skewed or stale:
             metrics.CLOCK_SKEW.labels(alert.kind).inc()
-            log.warning("alert stamped in the future: device clock off",
+            log.warning("alert stamped far from now: device clock wrong",
                         extra={"device_id": device.id, "mid": alert.mid, "skew_s": skew_s})
+            flags = [*flags, {"field": "ts", "problem": f"watch clock wrong by {abs(skew_s)} s: "
+                                                        "the time of receipt is used", "got": str(alert.ts)}]
+        if reused:
+            # The watch forgot it used this id (wiped, reflashed, reset): a new alarm.
+            flags = [*flags, {"field": "mid", "problem": "message id used before for another message: "
+                                                         "the watch was probably reset", "got": alert.mid}]
         over_budget = alert.kind != "cancel" and self._over_press_budget(device.id, now)
         case = self._open_case(s, device.id)
         if case is not None and over_budget:
-            return self._coalesced_press(tx, device, alert, case, late, now)
+            return self._coalesced_press(tx, device, alert, case, late, now, key, flags)
         if alert.kind == "cancel":
             case = self._case_of_ref(s, device.id, alert.ref) or case
             if case is not None:
@@ -425,6 +538,7 @@ class Ingestor:
             self._event(s, case, f"device:{device.id}", "alert_joined",
                         {"mid": alert.mid, "kind": alert.kind, "press_count": case.press_count,
                          **({"clock_skew_s": skew_s} if skewed else {})})
+            self._flag(s, case, alert.mid, flags)
         else:
             case = AlertCase(tenant_id=device.tenant_id, device_id=device.id, wearer_id=device.wearer_id,
                              kind=alert.kind, priority=PRIORITY.get(alert.kind, 9), status="new",
@@ -438,18 +552,20 @@ class Ingestor:
             if skewed:
                 self._event(s, case, "system", "clock_skew", {"mid": alert.mid, "device_ts": alert.ts,
                                                               "server_ts": self.clock.unix(), "skew_s": skew_s})
+            self._flag(s, case, alert.mid, flags)
             if case.loc_src == "cell":
-                self._event(s, case, "system", "located_by_cell", {"lat": case.lat, "lon": case.lon,
-                                                                   "acc": case.acc, "cell": alert.cell.model_dump()})
+                # The watch may send a cell position without the cell it came from.
+                self._event(s, case, "system", "located_by_cell",
+                            {"lat": case.lat, "lon": case.lon, "acc": case.acc,
+                             "cell": alert.cell.model_dump() if alert.cell is not None else None})
             # A fresh reading of the clock: the timeline must never go back in time.
             route_case(s, case, self.clock.now(), present_window_s=self.present_window_s,
                        country=country_of_mcc(alert.cell.mcc) if alert.cell else None)
             metrics.CASES_OPENED.labels(alert.kind).inc()
 
-        s.add(Alert(case_id=case.id if case else None, device_id=device.id, mid=alert.mid, kind=alert.kind,
-                    trigger=alert.trigger, device_ts=alert.ts, received_at=now,
-                    payload=alert.model_dump(mode="json", exclude_none=True)))
-        s.flush()  # the unique (device, mid) constraint speaks here, before any effect is queued
+        s.add(Alert(case_id=case.id if case else None, device_id=device.id, mid=alert.mid, digest=key,
+                    kind=alert.kind, trigger=alert.trigger, device_ts=alert.ts, received_at=now, payload=doc))
+        s.flush()  # the unique (device, mid, digest) constraint speaks here, before any effect is queued
         metrics.ALERTS.labels(alert.kind).inc()
         self._ack_alert(tx, device.id, alert, case)
         self._side_effects(tx, device, alert.mid, alert.loc, alert.cell, alert.net)
@@ -481,8 +597,28 @@ class Ingestor:
         self._published_at = {c: t for c, t in self._published_at.items() if t > window_start}
         self._press_sweep_at = max(1024, 2 * len(self._presses))
 
+    def _retransmission(self, tx: Tx, device: Device, alert: protocol.Alert, seen: Alert) -> Outcome:
+        """The watch did not get our ack: ack again. If its case has been closed since,
+        say that too, so the watch is not left believing help is still on its way."""
+        s = tx.session
+        case = s.get(AlertCase, seen.case_id) if seen.case_id is not None else None
+        self._ack_alert(tx, device.id, alert)
+        if case is not None and case.status not in OPEN_STATUSES:
+            self._ack_alert(tx, device.id, alert, stage="closed")
+        return Outcome(True, duplicate=True, case_id=seen.case_id)
+
+    def _flag(self, s: Session, case: AlertCase, mid: str, flags: list[dict]) -> None:
+        """What the watch got wrong in this alarm, on the case (for the operator's eyes)
+        and in its timeline."""
+        if not flags:
+            return
+        known = list(case.flags or [])
+        fields = {f["field"] for f in known}
+        case.flags = known + [f for f in flags if f["field"] not in fields]
+        self._event(s, case, "system", "alarm_flagged", {"mid": mid, "flags": flags})
+
     def _coalesced_press(self, tx: Tx, device: Device, alert: protocol.Alert, case: AlertCase, late: bool,
-                         now: datetime) -> Outcome:
+                         now: datetime, key: str, flags: list[dict]) -> Outcome:
         """A press beyond the budget while a case is open: stored (so a redelivery is a
         duplicate), counted, acked to the watch (or it re-sends), and nothing more, except
         one ``rate_limited`` event per case and a live update at most every
@@ -512,9 +648,10 @@ class Ingestor:
                         extra={"device_id": device.id, "case_id": case.id, "press_count": case.press_count,
                                "budget": self.press_budget, "window_s": self.press_window_s})
         metrics.PRESSES_COALESCED.labels(alert.kind).inc()
-        s.add(Alert(case_id=case.id, device_id=device.id, mid=alert.mid, kind=alert.kind, trigger=alert.trigger,
-                    device_ts=alert.ts, received_at=now,
-                    payload=alert.model_dump(mode="json", exclude_none=True)))
+        if flags and not {f["field"] for f in flags} <= {f["field"] for f in case.flags or []}:
+            self._flag(s, case, alert.mid, flags)
+        s.add(Alert(case_id=case.id, device_id=device.id, mid=alert.mid, digest=key, kind=alert.kind,
+                    trigger=alert.trigger, device_ts=alert.ts, received_at=now, payload=self._alert_doc(alert)))
         s.flush()  # the unique (device, mid) constraint speaks before the ack is queued
         metrics.ALERTS.labels(alert.kind).inc()
         # The ack is not attached to the case: its command ack would be one case event per press.
@@ -566,9 +703,12 @@ class Ingestor:
                                   present_window_s=self.present_window_s)
         return []
 
-    def _ack_alert(self, tx: Tx, device_id: str, alert: protocol.Alert, case: AlertCase | None = None) -> None:
-        cmd = protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=alert.mid, stage="received",
-                                   text=ACK_TEXT.get(alert.kind, "Received"))
+    def _ack_alert(self, tx: Tx, device_id: str, alert: protocol.Alert, case: AlertCase | None = None,
+                   stage: str = "received") -> None:
+        if any(f["field"] == "mid" for f in alert.flags):
+            return  # a mid the cloud made up (protocol.synthetic_mid): the watch knows no such alert
+        text = ACK_TEXT.get(alert.kind, "Received") if stage == "received" else "Alarm over"
+        cmd = protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=alert.mid, stage=stage, text=text)
         body = cmd.model_dump(mode="json", exclude_none=True)
         tx.session.add(Command(cid=cmd.cid, device_id=device_id, case_id=case.id if case else None,
                                type=cmd.type, payload=body, status="sent", created_at=self.clock.now()))
@@ -582,7 +722,9 @@ class Ingestor:
     def _case_of_ref(self, s: Session, device_id: str, ref: str | None) -> AlertCase | None:
         if not ref:
             return None
-        alert = s.scalar(select(Alert).where(Alert.device_id == device_id, Alert.mid == ref))
+        # The newest alert under that id: an older one is from before a reset of the watch.
+        alert = s.scalar(select(Alert).where(Alert.device_id == device_id, Alert.mid == ref)
+                         .order_by(Alert.id.desc()).limit(1))
         return s.get(AlertCase, alert.case_id) if alert and alert.case_id else None
 
     def _event(self, s: Session, case: AlertCase, actor: str, action: str, detail: dict | None) -> None:

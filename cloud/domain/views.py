@@ -43,6 +43,37 @@ def event_view(e: CaseEvent) -> dict:
     return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
 
 
+_FIELD_WARNING = {
+    "ts": "Watch clock wrong: its times are not used",
+    "loc": "Position from the watch unusable",
+    "message": "Alarm message unreadable: kept in quarantine",
+    "v": "Alarm in an unknown format version",
+    "batt": "Battery reading unusable",
+    "vitals": "Heart-rate reading unusable",
+    "cell": "Cell information unusable",
+}
+
+
+def case_warnings(case: AlertCase) -> list[str]:
+    """What the operator must know the watch got wrong, in words: from the case's flags
+    (cloud/domain/ingest.py) and from what the case lacks."""
+    out: list[str] = []
+    for flag in case.flags or []:
+        field = flag.get("field", "")
+        if field == "kind":
+            text = f"Alarm type '{flag.get('got', '?')}' not understood: handled as SOS"
+        elif field == "mid":
+            text = ("Watch probably reset: it re-used a message id" if "reset" in flag.get("problem", "")
+                    else "Alarm without a readable message id")
+        else:
+            text = _FIELD_WARNING.get(field.split(".")[0], f"Watch sent an unusable '{field}': ignored")
+        if text not in out:
+            out.append(text)
+    if case.lat is None:
+        out.append("Position unknown")
+    return out
+
+
 def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool = False) -> dict:
     wearer = session.get(Wearer, case.wearer_id) if case.wearer_id else None
     view = {
@@ -54,6 +85,7 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
         "location": ({"lat": case.lat, "lon": case.lon, "acc": case.acc, "src": case.loc_src, "ts": case.loc_ts}
                      if case.lat is not None else None),
         "batt_pct": case.batt_pct, "heart_rate": case.heart_rate, "net_profile": case.net_profile,
+        "flags": list(case.flags or []), "warnings": case_warnings(case),
         "wearer": wearer_view(wearer, today),
         # Issue 5: where it is routed, how far it escalated, and a human label for the position.
         "centre_id": case.centre_id, "routed_at": iso(case.routed_at), "in_call_at": iso(case.in_call_at),

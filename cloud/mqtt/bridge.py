@@ -16,6 +16,15 @@ Throughput and priority (docs/scaling.md, "The ingest path"):
 - Two lanes. ``alert`` and ``ack`` go to the urgent lane, which the worker always
   empties first, one message and one transaction each: an alert never waits behind
   location reports, only behind the batch being committed when it arrived.
+- The urgent lane is fair: one queue per device, served round-robin, one message
+  per device per turn. A watch that sends 3,000 presses as fast as it can (a stuck
+  button, a hostile device) only delays another wearer's SOS by one transaction;
+  its own presses merge into its one case (``Ingestor``'s press budget).
+- Nothing blocks the lanes: every message goes through ``Ingestor.accept``, which
+  stores, rejects or quarantines it. Only a transient store failure (the database
+  is down) is retried, with back-off, without a PUBACK. The age of the oldest
+  message waiting for its commit is exported (``pers_ingest_oldest_waiting_seconds``)
+  and ``/healthz`` fails when it passes ``PERS_INGEST_STUCK_AFTER_S``.
 - The bulk lane is drained up to ``batch_max`` messages at a time into ONE
   transaction (``Ingestor.handle_batch``), then all of them are PUBACKed in one
   write. Batches form by themselves under load (whatever queued while the previous
@@ -31,14 +40,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import deque
+import time
+from collections import OrderedDict, deque
 
 import paho.mqtt.client as mqtt
-from sqlalchemy.exc import DBAPIError
 
 from cloud import metrics, protocol
 from cloud.mqtt.receiver import BulkReceiver, Delivery
 from cloud.settings import alert_username as default_alert_username
+from cloud.store.errors import is_transient
 
 log = logging.getLogger("pers.mqtt")
 
@@ -47,21 +57,37 @@ UP_SUBSCRIPTIONS = [f"{protocol.ROOT}/+/{kind}" for kind in protocol.UP_KINDS]
 # backlog of location reports, status heartbeats or presence.
 URGENT_KINDS = frozenset({"alert", "ack"})
 
-class Inbox:
-    """An unbounded urgent lane and a bounded bulk lane, with one lock."""
+def _device_of(topic: str) -> str:
+    parts = topic.split("/", 3)
+    return parts[2] if len(parts) > 2 else ""
 
-    def __init__(self, bulk_max: int):
+
+class Inbox:
+    """A fair urgent lane (one FIFO per device, served round-robin) and a bounded bulk
+    lane, with one lock. Every message carries the monotonic time it arrived, so the
+    age of the oldest one not yet committed is known (``oldest_wait``)."""
+
+    def __init__(self, bulk_max: int, clock=time.monotonic):
         self.bulk_max = bulk_max
+        self._clock = clock
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
-        self.urgent: deque = deque()
+        self.urgent: OrderedDict[str, deque] = OrderedDict()  # device -> [(arrived, msg)], in turn order
+        self._urgent_n = 0
         self.bulk: deque = deque()
+        self._bulk_arrivals: deque = deque()  # [arrived, messages left] per put_bulk, oldest first
+        self._taken_at: float | None = None    # arrival of the oldest message the worker holds
         self.closed = False
 
     def put_urgent(self, msg) -> None:
         with self._lock:
-            self.urgent.append(msg)
+            device = _device_of(msg.topic)
+            q = self.urgent.get(device)
+            if q is None:
+                q = self.urgent[device] = deque()  # a device with nothing queued joins the end of the turn
+            q.append((self._clock(), msg))
+            self._urgent_n += 1
             self._work.notify()
 
     def put_bulk(self, msgs: list, wait_s: float) -> bool:
@@ -73,31 +99,73 @@ class Inbox:
                 metrics.BACKPRESSURE.labels("waited" if ok else "still_full").inc()
                 if not ok:
                     return False
-            if not self.closed:
+            if not self.closed and msgs:
                 self.bulk.extend(msgs)
+                self._bulk_arrivals.append([self._clock(), len(msgs)])
                 self._work.notify()
             return True
 
+    def _take_urgent_turn(self) -> tuple[list, float]:
+        """One message from each device that has any, in turn order; a device with
+        more goes to the back of the turn. Under the lock."""
+        out, oldest = [], None
+        for _ in range(len(self.urgent)):
+            device, q = self.urgent.popitem(last=False)
+            arrived, msg = q.popleft()
+            out.append(msg)
+            oldest = arrived if oldest is None else min(oldest, arrived)
+            if q:
+                self.urgent[device] = q
+        self._urgent_n -= len(out)
+        return out, oldest
+
+    def _take_bulk(self, n: int) -> tuple[list, float | None]:
+        out = [self.bulk.popleft() for _ in range(n)]
+        oldest = self._bulk_arrivals[0][0] if self._bulk_arrivals else None
+        left = n
+        while left and self._bulk_arrivals:
+            seg = self._bulk_arrivals[0]
+            used = min(left, seg[1])
+            seg[1] -= used
+            left -= used
+            if seg[1] == 0:
+                self._bulk_arrivals.popleft()
+        return out, oldest
+
     def take(self, batch_max: int, timeout: float = 0.5, linger: float = 0.0) -> tuple[list, list] | None:
-        """(urgent messages, []) if any are waiting, else ([], up to batch_max bulk
-        messages); ([], []) on timeout; None once closed. With ``linger``, a bulk batch
-        short of batch_max waits up to that long for more (one transaction per short
-        window rather than per message at low load); an urgent message ends the wait."""
+        """(urgent messages, []) if any are waiting (one per device: a fair turn), else
+        ([], up to batch_max bulk messages); ([], []) on timeout; None once closed. With
+        ``linger``, a bulk batch short of batch_max waits up to that long for more (one
+        transaction per short window rather than per message at low load); an urgent
+        message ends the wait. What is taken counts as waiting until ``done()``."""
         with self._lock:
-            self._work.wait_for(lambda: self.urgent or self.bulk or self.closed, timeout)
-            if linger and self.bulk and not self.urgent and len(self.bulk) < batch_max:
-                self._work.wait_for(lambda: self.urgent or len(self.bulk) >= batch_max or self.closed, linger)
+            self._taken_at = None
+            self._work.wait_for(lambda: self._urgent_n or self.bulk or self.closed, timeout)
+            if linger and self.bulk and not self._urgent_n and len(self.bulk) < batch_max:
+                self._work.wait_for(lambda: self._urgent_n or len(self.bulk) >= batch_max or self.closed, linger)
             if self.closed:
                 return None
-            if self.urgent:
-                out = list(self.urgent)
-                self.urgent.clear()
+            if self._urgent_n:
+                out, self._taken_at = self._take_urgent_turn()
                 return out, []
             n = min(batch_max, len(self.bulk))
-            out = [self.bulk.popleft() for _ in range(n)]
+            out, self._taken_at = self._take_bulk(n)
             if n:
                 self._room.notify_all()
             return [], out
+
+    def done(self) -> None:
+        """The worker has committed (or quarantined, or given up on) what it took."""
+        with self._lock:
+            self._taken_at = None
+
+    def oldest_wait(self) -> float:
+        """Seconds since the oldest message not yet committed arrived (0: none)."""
+        with self._lock:
+            arrivals = [t for t in (self._taken_at,
+                                    self._bulk_arrivals[0][0] if self._bulk_arrivals else None) if t is not None]
+            arrivals += [q[0][0] for q in self.urgent.values() if q]
+            return max(0.0, self._clock() - min(arrivals)) if arrivals else 0.0
 
     def close(self) -> None:
         with self._lock:
@@ -106,7 +174,7 @@ class Inbox:
             self._room.notify_all()
 
     def depth(self) -> tuple[int, int]:
-        return len(self.urgent), len(self.bulk)
+        return self._urgent_n, len(self.bulk)
 
 
 class MqttBridge:
@@ -136,12 +204,16 @@ class MqttBridge:
         self.client.username_pw_set(alert_username, password)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.max_queued_messages_set(0)
+        # Commands leave on this session, alert_ack first of all: a flood's 3,000 acks to
+        # one watch must not hold another watch's ack in paho's queue (default window: 20).
+        self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self._up = {"bulk": False, "alerts": False}
         metrics.INBOX_DEPTH.labels("urgent").set_function(lambda: self._inbox.depth()[0])
         metrics.INBOX_DEPTH.labels("bulk").set_function(lambda: self._inbox.depth()[1])
+        metrics.OLDEST_WAITING.set_function(self._inbox.oldest_wait)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self.connected = threading.Event()
@@ -160,6 +232,11 @@ class MqttBridge:
         self.client.disconnect()
         self.client.loop_stop()
         self._worker.join(timeout=5)
+
+    def oldest_waiting_s(self) -> float:
+        """Age of the oldest message received and not yet committed (0: none): a stuck
+        ingest shows here long before anyone notices the missing alarms."""
+        return self._inbox.oldest_wait()
 
     def _session_state(self, session: str, up: bool) -> None:
         self._up[session] = up
@@ -226,6 +303,7 @@ class MqttBridge:
                     for msg in bulk:
                         if not isinstance(msg, Delivery):
                             self._ack(msg)
+            self._inbox.done()
 
     def _ack(self, msg) -> None:
         if isinstance(msg, Delivery):
@@ -234,45 +312,40 @@ class MqttBridge:
             self.client.ack(msg.mid, msg.qos)
 
     def _handle_until_stored(self, msg: mqtt.MQTTMessage) -> bool:
-        """While the database is unavailable, keep trying the same message and do
-        not PUBACK it: if we die meanwhile, the broker redelivers it. False when
-        stopped before it was stored (then it must not be acked)."""
+        """Store, reject or quarantine the message (``Ingestor.accept``). While the store
+        is unavailable (a transient failure), keep trying the same message and do not
+        PUBACK it: if we die meanwhile, the broker redelivers it. False when stopped
+        before it was stored (then it must not be acked)."""
         delay = 0.1
         while not self._stop.is_set():
             try:
-                self.ingestor.handle(msg.topic, msg.payload)
+                self.ingestor.accept(msg.topic, msg.payload)
                 return True
-            except DBAPIError:
-                log.exception("store unavailable; retrying", extra={"topic": msg.topic, "retry_in_s": delay})
+            except Exception as exc:  # noqa: BLE001 (accept() raises only transient failures)
+                log.warning("store unavailable; retrying", extra={"topic": msg.topic, "retry_in_s": delay,
+                                                                  "error": str(exc)[:300]})
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception:
-                # A bug, not bad input (bad input is rejected inside handle()):
-                # count it and move on rather than block every watch behind it.
-                # An alert is not lost by this: the watch re-sends until acked.
-                metrics.REJECTED.labels("internal_error").inc()
-                log.exception("ingest failed", extra={"topic": msg.topic, "payload": msg.payload[:512]})
-                return True
         return False
 
     def _batch_until_stored(self, msgs: list[mqtt.MQTTMessage]) -> bool:
         """The batch form of _handle_until_stored: all of it or none of it is committed.
-        A failure that is not the store being unavailable (a bug tripped by one message)
-        must not hold up the others: they are then handled one by one."""
+        A failure that is not the store being unavailable (one message's fault) must not
+        hold up the others: they are then taken one by one through ``accept``, which
+        quarantines the one at fault."""
         delay = 0.1
         while not self._stop.is_set():
             try:
                 self.ingestor.handle_batch([(m.topic, m.payload) for m in msgs])
                 return True
-            except DBAPIError:
-                log.exception("store unavailable; retrying the batch",
-                              extra={"size": len(msgs), "retry_in_s": delay})
+            except Exception as exc:  # noqa: BLE001
+                if not is_transient(exc):
+                    log.exception("batch failed; taking its messages one by one", extra={"size": len(msgs)})
+                    return all([self._handle_until_stored(m) for m in msgs])
+                log.warning("store unavailable; retrying the batch",
+                            extra={"size": len(msgs), "retry_in_s": delay, "error": str(exc)[:300]})
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception:
-                log.exception("batch failed; handling its messages one by one", extra={"size": len(msgs)})
-                stored = [self._handle_until_stored(m) for m in msgs]
-                return all(stored)
         return False
 
     # --- CommandSender port ------------------------------------------------------------

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -152,10 +152,13 @@ class AlertCase(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     acc: Mapped[float | None] = mapped_column(Float)
     loc_src: Mapped[str | None] = mapped_column(String(8))
-    loc_ts: Mapped[int | None] = mapped_column(Integer)
+    loc_ts: Mapped[int | None] = mapped_column(BigInteger)
     batt_pct: Mapped[int | None] = mapped_column(Integer)
     heart_rate: Mapped[int | None] = mapped_column(Integer)
     net_profile: Mapped[str | None] = mapped_column(String(64))
+    # What the operator must know the watch got wrong: fields dropped from its alarms,
+    # a clock not credible, no position at all. [{"field": .., "problem": .., ...}]
+    flags: Mapped[list | None] = mapped_column(JSON)
     # Lifecycle and escalation bookkeeping (issue 5).
     routed_at: Mapped[datetime | None] = mapped_column(DateTime)
     in_call_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -171,19 +174,22 @@ class AlertCase(Base):
 
 
 class Alert(Base):
-    """Every alert message as received, de-duplicated on (device, mid)."""
+    """Every alert message as received. A retransmission is the same (device, mid)
+    with the same content (``digest``) within the retry window; the same mid with
+    other content is a new alarm (a watch that was wiped re-uses its ids)."""
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"), index=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     mid: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     trigger: Mapped[str | None] = mapped_column(String(16))
-    device_ts: Mapped[int | None] = mapped_column(Integer)
+    device_ts: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     payload: Mapped[dict] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("device_id", "mid", name="uq_alerts_device_mid"),)
+    __table_args__ = (UniqueConstraint("device_id", "mid", "digest", name="uq_alerts_device_mid_digest"),)
 
 
 class CaseEvent(Base):
@@ -207,7 +213,7 @@ class LocationPoint(Base):
     lon: Mapped[float] = mapped_column(Float)
     acc: Mapped[float | None] = mapped_column(Float)
     src: Mapped[str] = mapped_column(String(8))
-    device_ts: Mapped[int | None] = mapped_column(Integer)
+    device_ts: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str | None] = mapped_column(String(16))
     ref: Mapped[str | None] = mapped_column(String(64))
@@ -317,3 +323,26 @@ class Notification(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DeadLetter(Base):
+    """A message that could not be stored for a reason that retrying cannot cure (a
+    constraint, a data error, a bug): kept raw with its reason, counted, and shown to
+    the tenant's staff, so it never blocks the messages behind it. Repeats of the
+    same bytes from the same device add to ``count``."""
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime] = mapped_column(DateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    device_id: Mapped[str | None] = mapped_column(String(64))  # as on the topic; maybe no such device
+    tenant_id: Mapped[int | None] = mapped_column(Integer)  # the device's, when it is known
+    topic: Mapped[str] = mapped_column(String(256))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(Integer)  # the alarm's case, when one was opened regardless
+
+    __table_args__ = (Index("ix_dead_letters_tenant", "tenant_id", "id"),
+                      Index("ix_dead_letters_device_digest", "device_id", "digest"))

@@ -1,0 +1,49 @@
+"""When is an alert a retransmission, and when a new alarm?
+
+The watch re-sends an alert, byte for byte, until the cloud acks it, so a
+retransmission is the same (device, mid) with the same content, received within
+the retry window. The same mid with other content is a new alarm: a watch that
+was wiped, reflashed or factory-reset counts its ids from the start again, and
+the cloud must never tell it "Help is coming" for an alarm it did not open a case
+for. Identical content after the window is also a new alarm: de-duplication must
+not outlive what the watch itself can remember.
+
+The content is the validated message (``model_dump``, so a field the cloud does
+not read, or dropped as unusable, does not count), as canonical JSON, hashed."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.store.models import Alert
+
+
+def digest_of(doc: dict) -> str:
+    """The content digest of a stored or received message (migration 0004 uses the same)."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _rekey(digest: str, n: int) -> str:
+    """The key a repeat of ``digest`` is stored under once the earlier copies are out
+    of the window: unique per (device, mid) without a second column."""
+    return hashlib.sha256(f"{digest}@{n}".encode()).hexdigest()
+
+
+def classify(s: Session, device_id: str, mid: str, digest: str, since: datetime) -> tuple[Alert | None, str, bool]:
+    """(the earlier copy if this is a retransmission, the key to store it under
+    otherwise, whether the mid was used before for something else)."""
+    rows = s.execute(select(Alert.id, Alert.digest, Alert.received_at)
+                     .where(Alert.device_id == device_id, Alert.mid == mid).order_by(Alert.id)).all()
+    if not rows:
+        return None, digest, False
+    same = {digest} | {_rekey(digest, k) for k in range(1, len(rows) + 1)}
+    for row in reversed(rows):
+        if row.digest in same and row.received_at >= since:
+            return s.get(Alert, row.id), digest, True
+    if any(row.digest in same for row in rows):
+        return None, _rekey(digest, len(rows)), True
+    return None, digest, True
