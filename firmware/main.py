@@ -36,13 +36,16 @@ def main():
         wdt.hold()
         print("safe mode: app skipped")
         return
-    boot = flash.bump_counter(flash.join(board.flash_dir, "boot"))
+    # Every message id is "<install>.<boot>.<seq>": the installation id is drawn
+    # (board.random_bytes) on the first boot of a fresh flash file system, so
+    # ids stay unique when an erase restarts the boot counter (app/flash.py).
+    install, boot = flash.boot_identity(board.flash_dir, board.random_bytes)
     cause = board.reset_cause()
     entry = record_reset(board.flash_dir, boot, cause, board.clock.wall())
-    print("boot", boot, "reset cause", cause, "after a clean shutdown" if entry["clean"] else "")
+    print("boot", boot, "install", install, "reset cause", cause, "after a clean shutdown" if entry["clean"] else "")
     import asyncio
     from app.watch import Watch
-    asyncio.run(Watch(board, boot, wdt).run())
+    asyncio.run(Watch(board, install, boot, wdt).run())
 
 
 if __name__ == "__main__":

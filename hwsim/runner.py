@@ -106,10 +106,7 @@ class Watch:
             server = await asyncio.start_server(handler, "127.0.0.1", 0)
             self._servers.append(server)
             self._ports[name] = server.sockets[0].getsockname()[1]
-        self.flash_dir.mkdir(parents=True, exist_ok=True)
-        device = {"id": self.device_id, "secret": self.secret,
-                  "broker_host": self.broker[0], "broker_port": self.broker[1], **self.device_extra}
-        (self.flash_dir / "device.json").write_text(json.dumps(device))
+        self._provision()
         if self.scenario.config and not (self.flash_dir / "config.json").exists():
             (self.flash_dir / "config.json").write_text(json.dumps({"v": 1, "version": 0, **self.scenario.config}))
         await asyncio.to_thread(firmware.compiled, self.firmware_dir)  # before t=0: it takes a while once
@@ -131,6 +128,13 @@ class Watch:
         for t in rest:
             t.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
+
+    def _provision(self) -> None:
+        """What `pers flash` writes beside the firmware: /data/device.json."""
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        device = {"id": self.device_id, "secret": self.secret,
+                  "broker_host": self.broker[0], "broker_port": self.broker[1], **self.device_extra}
+        (self.flash_dir / "device.json").write_text(json.dumps(device))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -264,6 +268,8 @@ class Watch:
             self.set_broker(action.broker)
         if action.loss is not None:
             self.set_loss(action.loss)
+        if action.factory_reset:
+            self.factory_reset()
         self.modem.answer_after = action.answer_after
 
     def set_broker(self, up: bool) -> None:
@@ -298,6 +304,23 @@ class Watch:
         self.rec.record("power", state="cut")
         self.link.cut()
         self._launch("power_on")
+
+    def factory_reset(self) -> None:
+        """Power off, erase the flash (`esptool erase_flash`: the boot counter, the
+        outbox, the config, the reset log, everything), reflash (`pers flash` writes
+        device.json again, so the watch keeps its id and secret), power on. The
+        firmware finds a fresh file system, as after a reflash or a factory reset.
+        A scenario's [config] is not put back: the cloud's retained one comes."""
+        async def reset() -> None:  # on the loop's thread: the monitor cannot restart it half way
+            self._kill()
+            self.rec.record("power", state="off")
+            self.link.cut()
+            erased = sum(1 for p in self.flash_dir.rglob("*") if p.is_file())
+            shutil.rmtree(self.flash_dir, ignore_errors=True)
+            self._provision()
+            self.rec.record("flash", state="erased", files=erased)
+            self._launch("power_on")
+        self._call(reset(), timeout=15)
 
     # --- what the watch did ---------------------------------------------------------
     def wait_for(self, match: Callable[[dict], bool], timeout: float, start: int = 0) -> dict | None:

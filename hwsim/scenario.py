@@ -127,10 +127,11 @@ class Action:
     broker: bool | None = None    # False: the broker is unreachable (the link refuses)
     hangup: bool = False          # the far end hangs up the call in progress
     loss: float | None = None     # packet loss on the data link from now (burst from [link])
+    factory_reset: bool = False   # power off, erase the flash (device.json written again), power on
 
     def does_something(self) -> bool:
         return bool(self.press or self.fall or self.activity or self.incoming_call or self.sms_from
-                    or self.modem_reboot or self.hangup) or any(
+                    or self.modem_reboot or self.hangup or self.factory_reset) or any(
             v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss))
 
 
@@ -142,6 +143,7 @@ class Expectation:
     dial: str | None = None   # a number the watch dialled
     log: str | None = None    # a firmware log line containing this
     modem: str | None = None  # a modem state: "power on", "booted", "off", "registered"
+    after: float = 0.0        # only what happens from this scenario second on counts
 
     def describe(self) -> str:
         if self.display is not None:
@@ -154,9 +156,12 @@ class Expectation:
             what = f"modem {self.modem}"
         else:
             what = "vibration"
-        return f"{what} within {self.within:g}s"
+        since = f" after {self.after:g}s" if self.after else ""
+        return f"{what}{since} within {self.within:g}s"
 
     def matches(self, ev: dict) -> bool:
+        if ev["t"] < self.after:
+            return False
         if self.display is not None:
             return ev["type"] == "display" and ev["text"] == self.display
         if self.dial is not None:
@@ -216,12 +221,15 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         act = _build(Action, a, f"[[timeline]] #{i + 1}")
         if not act.does_something():
             raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors, move, "
-                                "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup or loss)")
+                                "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup, loss "
+                                "or factory_reset)")
         actions.append(act)
     expects = [_build(Expectation, e, f"[[expect]] #{i + 1}") for i, e in enumerate(doc.get("expect", []))]
     for i, e in enumerate(expects):
         if e.empty():
             raise ScenarioError(f"[[expect]] #{i + 1}: expects nothing (display, vibrate, dial, log or modem)")
+        if not 0 <= e.after < e.within:
+            raise ScenarioError(f"[[expect]] #{i + 1}: after must be from 0 to below within, got {e.after!r}")
     speed = doc.get("speed", 1.0)
     if not isinstance(speed, (int, float)) or not 0.1 <= speed <= 200:
         raise ScenarioError(f"speed must be a number from 0.1 to 200, got {speed!r}")

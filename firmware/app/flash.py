@@ -55,12 +55,56 @@ def write_json(path, obj):
     write_atomic(path, json.dumps(obj).encode())
 
 
-def bump_counter(path):
-    # Boot counter: read, increment, store before anything uses it.
+# The installation id: 12 characters of base 32 (Crockford's letters, lower
+# case: no i, l, o, u; safe in a file name on any file system), 60 random bits.
+_B32 = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_LEN = 12
+
+
+def valid_id(s):
+    # An installation id as this firmware makes it, or a later one might:
+    # 1 to 16 of [0-9a-z]. Anything else (a mid from outside) names no file.
+    if not s or len(s) > 16:
+        return False
+    for c in s:
+        if not ("0" <= c <= "9" or "a" <= c <= "z"):
+            return False
+    return True
+
+
+def new_id(random_bytes):
+    # random_bytes(n): the board's (hal.random_bytes), never a value handed in.
+    n = int.from_bytes(random_bytes(8), "big")
+    out = ""
+    for _ in range(ID_LEN):
+        out += _B32[n & 31]
+        n >>= 5
+    return out
+
+
+def boot_identity(fdir, random_bytes):
+    # (installation id, boot number) of this boot, both on flash before anything
+    # uses them. The boot counter restarts at 1 when the flash is erased (a
+    # reflash, a factory reset), so "<boot>.<seq>" alone would repeat message
+    # ids the cloud has already seen; "<id>.<boot>.<seq>" cannot. A new id is
+    # drawn whenever there is no counter to trust (a fresh file system, or a
+    # counter that cannot be read), and when a counter has no id beside it
+    # (flash written by firmware from before ids): that one keeps counting.
+    counter = join(fdir, "boot")
+    path = join(fdir, "install")
     try:
-        n = int(read(path, b"0"))
-    except ValueError:
-        n = 0
-    n += 1
-    write_atomic(path, str(n).encode())
-    return n
+        n = int(read(counter))
+    except (TypeError, ValueError):  # None: no counter
+        n = None
+    try:
+        ident = (read(path) or b"").decode()
+    except ValueError:  # not UTF-8
+        ident = ""
+    if n is None or not valid_id(ident):
+        ident = new_id(random_bytes)
+        # The id before the counter: a power cut between the two writes leaves
+        # no counter, and the next boot draws again (this id was never used).
+        write_atomic(path, ident.encode())
+    n = (n or 0) + 1
+    write_atomic(counter, str(n).encode())
+    return ident, n

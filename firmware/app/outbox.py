@@ -3,7 +3,10 @@
 # or for an alert after the cloud's alert_ack (the cloud has stored the case).
 #
 # One file per message, named so that a plain sort gives the sending order:
-# "a" (alerts) before "m" (everything else), then boot and sequence numbers.
+# "a" (alerts) before "m" (everything else), then boot and sequence numbers,
+# then the installation id (one per flash file system: app/flash.py). Files
+# written by firmware from before installation ids have none ("a00000004.
+# 00000007.msg", mid "4.7"): they are sent, acknowledged and dropped as before.
 import json
 import os
 from app import flash
@@ -15,16 +18,20 @@ DROP_LETTER = {"loc": "l", "status": "s", "ack": "k", "presence": "p"}
 
 
 class Outbox:
-    def __init__(self, dir, boot, limit=100, retry_first_ms=_RETRY_FIRST_MS):
+    def __init__(self, dir, install, boot, limit=100, retry_first_ms=_RETRY_FIRST_MS):
+        if not flash.valid_id(install):
+            raise ValueError("bad installation id")
         self.dir = dir
+        self.install = install
         self.boot = boot
         self.limit = limit
         self.retry_first_ms = retry_first_ms
         flash.makedirs(dir)
         self._seq_path = flash.join(dir, "seq")
         seq = flash.read_json(self._seq_path) or {}
-        # A new boot restarts the sequence: (boot, seq) stays unique for ever.
-        self.seq = seq.get("seq", 0) if seq.get("boot") == boot else 0
+        # A new boot restarts the sequence: (install, boot, seq) stays unique for
+        # ever, through an erased flash too (a new install id, boot 1 again).
+        self.seq = seq.get("seq", 0) if seq.get("boot") == boot and seq.get("id") == install else 0
         self._retry = {}  # name -> [due ticks, delay ms]; RAM only: resend after reboot
         self.sending = None  # the name last handed out to be sent
         for name in os.listdir(dir):
@@ -33,8 +40,8 @@ class Outbox:
 
     def new_mid(self):
         self.seq += 1
-        flash.write_json(self._seq_path, {"boot": self.boot, "seq": self.seq})
-        return "%d.%d" % (self.boot, self.seq)
+        flash.write_json(self._seq_path, {"id": self.install, "boot": self.boot, "seq": self.seq})
+        return "%s.%d.%d" % (self.install, self.boot, self.seq)
 
     def _iter(self):
         # The message names, in no order. An iterator: a full outbox must not
@@ -57,11 +64,22 @@ class Outbox:
 
     @staticmethod
     def _name(kind, mid):
-        boot, seq = mid.split(".")
+        # "k3x9q2ab7c1d.17.204" -> "a00000017.00000204.k3x9q2ab7c1d.msg";
+        # a mid from before installation ids, "17.204" -> "a00000017.00000204.msg".
+        # ValueError for anything else (a ref from outside names no file).
+        p = mid.split(".")
+        if len(p) == 3:
+            if not flash.valid_id(p[0]):
+                raise ValueError
+            tail = "." + p[0]
+            boot, seq = p[1], p[2]
+        else:
+            boot, seq = p
+            tail = ""
         if kind == "alert":
-            return "a%08d.%08d.msg" % (int(boot), int(seq))
+            return "a%08d.%08d%s.msg" % (int(boot), int(seq), tail)
         # The kind's letter lets a full outbox pick what to drop without reading files.
-        return "m%08d.%08d.%s.msg" % (int(boot), int(seq), DROP_LETTER.get(kind, "x"))
+        return "m%08d.%08d%s.%s.msg" % (int(boot), int(seq), tail, DROP_LETTER.get(kind, "x"))
 
     def put(self, kind, payload):
         # payload: the message dict, with its "mid". Returns the mid.
@@ -107,9 +125,12 @@ class Outbox:
 
     @staticmethod
     def mid_of(name):
-        # "a00000017.00000204.msg" -> "17.204"
-        boot, seq = name[1:].split(".")[:2]
-        return "%d.%d" % (int(boot), int(seq))
+        # "a00000017.00000204.k3x9q2ab7c1d.msg" -> "k3x9q2ab7c1d.17.204";
+        # "a00000017.00000204.msg" (before installation ids) -> "17.204"
+        p = name[1:].split(".")
+        if len(p) > (3 if name[0] == "a" else 4):
+            return "%s.%d.%d" % (p[2], int(p[0]), int(p[1]))
+        return "%d.%d" % (int(p[0]), int(p[1]))
 
     def alerts(self):
         return sorted(n for n in self._iter() if n[0] == "a")

@@ -28,7 +28,7 @@ _VITALS_CHECK_MS = const(5000)
 
 
 class Watch:
-    def __init__(self, board, boot, wdt=None):
+    def __init__(self, board, install, boot, wdt=None):
         self.board = board
         self.clock = board.clock
         self.wdt = wdt
@@ -40,7 +40,7 @@ class Watch:
         self.cfg_path = flash.join(fdir, "config.json")
         self.cfg = dict(CONFIG_DEFAULTS)
         self.cfg.update(flash.read_json(self.cfg_path) or {})
-        self.outbox = Outbox(flash.join(fdir, "outbox"), boot,
+        self.outbox = Outbox(flash.join(fdir, "outbox"), install, boot,
                              limit=self.device.get("outbox_limit", 100),
                              retry_first_ms=self.device.get("alert_retry_ms", 3000))
         self.ui = UI(board)

@@ -6,6 +6,7 @@
 #          wait_for_ms(awaitable, ms) (both awaitable), wall() -> unix seconds or None
 #   watchdog(timeout_ms) -> object with feed() and hold()
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
+#   random_bytes(n) -> bytes            unpredictable, n <= 32 (random_bytes below)
 #   async start()                       background tasks the board needs
 #   async modem_uart() -> (reader, writer)   the AT byte stream
 #   link.open(host, port) -> (reader, writer)   the data path (PPP / hwsim)
@@ -31,6 +32,22 @@ async def wait_for_ms(aw, ms):
         raise
     finally:
         timer.cancel()
+
+
+def random_bytes(n, extra=b""):
+    # Every board's random_bytes comes here, the simulated one too: the source
+    # is os.urandom (on the ESP32 its hardware RNG, see hal/esp32.py for what
+    # that holds at first boot; on the unix port the kernel's), hashed with the
+    # microsecond tick and what the board adds (extra). Used once per flash file
+    # system (the installation id, app/flash.py): the imports stay out of the
+    # heap on every other boot.
+    import hashlib
+    import os
+    import time
+    h = hashlib.sha256(os.urandom(32))
+    h.update(extra)
+    h.update(str(time.ticks_us()).encode())
+    return h.digest()[:n]
 
 
 def board():

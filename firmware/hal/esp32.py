@@ -200,6 +200,28 @@ class Board:
     def reset_cause(self):
         return _CAUSES.get(machine.reset_cause(), "unknown")
 
+    def random_bytes(self, n):
+        # os.urandom (in hal.random_bytes) reads the ESP32's hardware RNG
+        # (esp_random). Physical noise enters its state only while the RF
+        # subsystem (Wi-Fi, Bluetooth) or the SAR ADC entropy source is on
+        # (ESP-IDF, "Random Number Generation"). This watch never turns the
+        # ESP32's own radio on (the LTE modem is another chip, on a UART), and
+        # MicroPython offers no bootloader_random_enable(): at the first boot
+        # the RNG holds the noise the second-stage bootloader mixed in while it
+        # ran (SAR ADC on an internal reference), and gives a pseudo-random
+        # sequence from that state. ESP-IDF calls that entropy enough for keys
+        # made at a first boot, but puts no figure on it, and the RNG state is
+        # small. So hashed in as well (SHA-256): the microsecond tick (the first
+        # boot after an erase formats the file system first, which takes a
+        # varying time), the low bits of battery ADC readings (noise), and the
+        # chip's factory id (two boards never hash the same input, even from
+        # the same RNG state). Called once per flash file system, at boot,
+        # before the modem is powered.
+        noise = bytearray(16)
+        for i in range(16):
+            noise[i] = self._adc.read_u16() & 0xFF
+        return hal.random_bytes(n, bytes(machine.unique_id()) + bytes(noise))
+
     async def modem_uart(self):
         pwr = machine.Pin(PINS["modem_pwrkey"], machine.Pin.OUT, value=0)
         pwr.value(1)

@@ -274,6 +274,12 @@ class Board:
     def reset_cause(self):
         return self._reset_cause
 
+    def random_bytes(self, n):
+        # The board's own path (os.urandom and the tick, hal.random_bytes) and
+        # nothing from hwsim: a simulated watch draws its installation id no
+        # more luckily than a real one.
+        return hal.random_bytes(n)
+
     async def modem_uart(self):
         # Opening the UART is the PWRKEY pulse: the emulator counts it as power-on.
         return await asyncio.open_connection(self.host, int(os.getenv(_ENV_UART)))

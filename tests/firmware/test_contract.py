@@ -23,4 +23,4 @@ def test_firmware_messages_validate_with_cloud_protocol(tmp_path):
     assert seen["loc"][0].reason == "request" and seen["loc"][0].ref == sos.mid
     mids = [m.mid for models in seen.values() for m in models if hasattr(m, "mid")]
     assert len(mids) == len(set(mids)), "mid must be unique"
-    assert all(m.startswith("3.") for m in mids)
+    assert all(m.startswith("k3x9q2ab7c1d.3.") for m in mids)  # "<install>.<boot>.<seq>"

@@ -215,6 +215,18 @@ def test_scenario_errors_are_clear():
         parse({"timeline": [{"at": 1}]})
     with pytest.raises(ScenarioError, match="expects nothing"):
         parse({"expect": [{"within": 1}]})
+    with pytest.raises(ScenarioError, match="after"):
+        parse({"expect": [{"display": "Ready", "after": 10, "within": 5}]})
+
+
+def test_factory_reset_action_and_expectations_after_a_time():
+    s = parse({"timeline": [{"at": 60, "factory_reset": True}],
+               "expect": [{"display": "Help is coming", "after": 90, "within": 150}]})
+    assert s.timeline[0].factory_reset and s.timeline[0].does_something()
+    exp = s.expect[0]
+    assert not exp.matches({"t": 30.0, "type": "display", "text": "Help is coming"})  # the first alarm's
+    assert exp.matches({"t": 95.0, "type": "display", "text": "Help is coming"})
+    assert exp.describe() == 'display "Help is coming" after 90s within 150s'
 
 
 def test_bundled_scenarios_load():

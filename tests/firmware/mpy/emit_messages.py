@@ -6,7 +6,7 @@ from fakeboard import FakeBoard, FakeModem, sent
 from app import messages
 from app.watch import Watch
 
-w = Watch(FakeBoard(mpytest.tmpdir("emit")), boot=3)
+w = Watch(FakeBoard(mpytest.tmpdir("emit")), install="k3x9q2ab7c1d", boot=3)
 w.modem = FakeModem()
 mid = w.alarm.raise_alert()
 w.board.clock.wall_s = None  # no clock yet

@@ -136,7 +136,7 @@ def test_modem_driver_survives_garbage():
 
 
 def test_command_parser_survives_random_payloads():
-    w = Watch(FakeBoard(mpytest.tmpdir("fuzzw")), boot=5)
+    w = Watch(FakeBoard(mpytest.tmpdir("fuzzw")), install="fz", boot=5)
     for _ in range(N // 6):
         n = random.getrandbits(6)
         payload = bytes(random.getrandbits(8) for _ in range(n))

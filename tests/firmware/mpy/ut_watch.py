@@ -14,7 +14,7 @@ _n = [0]
 
 def new_watch():
     _n[0] += 1
-    w = Watch(FakeBoard(BASE + "/w%d" % _n[0]), boot=17)
+    w = Watch(FakeBoard(BASE + "/w%d" % _n[0]), install="ut", boot=17)
     w.modem = FakeModem()
     return w
 
@@ -122,14 +122,14 @@ def test_newer_config_is_applied_and_kept_older_ignored():
     doc["sos_hold_ms"] = 9
     w.on_message("pers/v1/dev-0001/config", json.dumps(doc).encode())
     eq(w.cfg["sos_hold_ms"], 1500)
-    again = Watch(w.board, boot=18)  # after a reboot
+    again = Watch(w.board, install="ut", boot=18)  # after a reboot
     eq(again.cfg["version"], 3)
 
 
 def test_open_alarm_survives_reboot():
     w = new_watch()
     w.alarm.raise_alert()
-    again = Watch(w.board, boot=18)
+    again = Watch(w.board, install="ut", boot=18)
     again.alarm.restore()
     eq(again.alarm.state, "calling")
 
