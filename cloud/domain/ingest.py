@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import text as sa_text
 from sqlalchemy import update as sa_update
@@ -603,7 +603,10 @@ class Ingestor:
         s = tx.session
         case = s.get(AlertCase, seen.case_id) if seen.case_id is not None else None
         self._ack_alert(tx, device.id, alert)
-        if case is not None and case.status not in OPEN_STATUSES:
+        newest = s.scalar(select(func.max(Alert.id)).where(Alert.device_id == device.id, Alert.mid == alert.mid))
+        # Not if the watch has since re-used the id (reset) for an alarm still open: "closed"
+        # would name that one.
+        if case is not None and case.status not in OPEN_STATUSES and newest == seen.id:
             self._ack_alert(tx, device.id, alert, stage="closed")
         return Outcome(True, duplicate=True, case_id=seen.case_id)
 
