@@ -12,7 +12,9 @@ from .conftest import DEV
 
 
 def valid(kind: str, payload: dict):
-    return parse_up(f"pers/v1/{DEV}/{kind}", payload["_raw"])[2]
+    msg = parse_up(f"pers/v1/{DEV}/{kind}", payload["_raw"])[2]
+    assert getattr(msg, "flags", []) == [], msg.flags  # valid as sent, not salvaged by the cloud
+    return msg
 
 
 def ack_alert(cloud, mid, stage="received", cid=None, **kw):

@@ -14,6 +14,8 @@ def test_firmware_messages_validate_with_cloud_protocol(tmp_path):
         doc = json.loads(line)
         payload = json.dumps(doc["payload"]).encode()
         _, kind, model = parse_up(f"pers/v1/dev-0001/{doc['kind']}", payload)
+        # Valid as sent: not an alarm the cloud had to salvage by dropping fields.
+        assert getattr(model, "flags", []) == [], (doc, model.flags)
         seen.setdefault(kind, []).append(model)
     assert set(seen) == {"alert", "loc", "status", "ack", "presence"}
     sos, fall = seen["alert"]

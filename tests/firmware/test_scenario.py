@@ -23,7 +23,9 @@ def watch(broker, scenario: Scenario | None = None, **kw) -> Watch:
 
 
 def valid(kind: str, payload: dict):
-    return parse_up(f"pers/v1/{DEV}/{kind}", payload["_raw"])[2]
+    msg = parse_up(f"pers/v1/{DEV}/{kind}", payload["_raw"])[2]
+    assert getattr(msg, "flags", []) == [], msg.flags  # valid as sent, not salvaged by the cloud
+    return msg
 
 
 def test_sos_reaches_the_cloud_and_help_is_coming(broker, cloud):
