@@ -178,6 +178,19 @@ def cmd_device_rotate(args) -> int:
     return 0
 
 
+def cmd_quarantine_list(args) -> int:
+    """Every tenant's dead letters, and those from no known device (only the service's
+    own operators see these: no tenant's staff can)."""
+    from cloud.domain.quarantine import listing
+    rows = listing(_platform_db(args), None, limit=args.limit)
+    if not rows:
+        print("no quarantined messages")
+    for d in rows:
+        print(f"#{d['id']} {d['received_at']} x{d['count']} {d['reason']} {d['topic']}"
+              f"{' case ' + str(d['case_id']) if d['case_id'] else ''}\n    {d['detail']}\n    {d['payload'][:300]!r}")
+    return 0
+
+
 def _platform_db(args):
     from cloud.runtime import prepare
     from cloud.store.db import make_engine, make_sessionmaker
@@ -316,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", help="apply migrations")
     common(up)
     up.set_defaults(func=cmd_db_upgrade)
+
+    sp = sub.add_parser("quarantine", help="messages that could not be stored (dead letters)")
+    qsub = sp.add_subparsers(dest="quarantine_command", required=True)
+    ql = qsub.add_parser("list", help="the newest dead letters of every tenant, with their reason and bytes")
+    common(ql)
+    ql.add_argument("--limit", type=int, default=50)
+    ql.set_defaults(func=cmd_quarantine_list)
 
     sp = sub.add_parser("device", help="devices")
     devsub = sp.add_subparsers(dest="device_command", required=True)

@@ -167,6 +167,27 @@ async function loadDevices() {
   } catch (e) { /* keep the last list */ }
 }
 
+async function loadQuarantine() {
+  try {
+    const items = await pers.api("/api/quarantine?limit=50");
+    const tbody = $("quarantine").tBodies[0];
+    tbody.replaceChildren();
+    for (const d of items) {
+      const tr = el("tr");
+      tr.dataset.deadLetter = d.id;
+      cell(tr, `${since(d.last_at)} ago`);
+      cell(tr, d.device_id || "–");
+      cell(tr, `${d.reason}: ${d.detail || ""}`.slice(0, 160));
+      cell(tr, String(d.count));
+      cell(tr, d.case_id != null ? `#${d.case_id}` : "–");
+      cell(tr, d.payload.slice(0, 120));
+      tbody.append(tr);
+    }
+    $("quarantine-count").textContent = items.length;
+    $("quarantine-empty").hidden = items.length > 0;
+  } catch (e) { /* keep the last list */ }
+}
+
 // At most one reload per `ms` however busy the feed: a burst of case events costs one request, and a
 // steady stream cannot postpone the refresh forever (a debounce could).
 function soon(name, fn, ms = 400) {
@@ -188,6 +209,7 @@ function connect() {
       const known = sup.cases.get(ev.case.id);
       sup.cases.set(ev.case.id, Object.assign(known || {}, ev.case));
       soon("sla", loadSla); soon("ops", loadOperators);
+      if ((ev.case.flags || []).length) soon("quarantine", loadQuarantine);
     } else if (ev.type === "escalation") {
       const c = sup.cases.get(ev.case_id);
       const who = c && c.wearer ? c.wearer.name : `case #${ev.case_id}`;
@@ -216,12 +238,13 @@ async function main() {
   $("operator-name").textContent = me.display_name.includes(me.role) ? me.display_name : `${me.display_name} (${me.role})`;
   $("admin-link").hidden = me.role !== "admin";
   $("logout").addEventListener("click", pers.logout);
-  await Promise.all([loadOperators(), loadSla(), loadDevices()]);
+  await Promise.all([loadOperators(), loadSla(), loadDevices(), loadQuarantine()]);
   connect();
   setInterval(renderBoard, 1000);  // the waiting times tick
   setInterval(loadSla, 15000);     // unclaimed alarms become counted once their longest target passes
   setInterval(loadOperators, 15000);
   setInterval(loadDevices, 20000);
+  setInterval(loadQuarantine, 30000);
 }
 
 main().catch(() => {});

@@ -221,3 +221,16 @@ def test_an_unreachable_database_is_transient_and_nothing_is_acked(world):
     assert acks(world) == [] and open_cases_seen_by_operator(world) == []
     assert send(world, sos(world, "6.1")).case_id  # the retry, once the database is back
     assert acks(world) == ["6.1"]
+
+
+def test_the_service_operator_lists_every_dead_letter_from_the_cli(world, monkeypatch, capsys, tmp_path):
+    from cloud.cli import main
+    send(world, b"SOS!!!")                                       # a known device: its tenant's
+    world.svc.ingestor.accept("pers/v1/nobody/alert", b"\xff")   # no such device: nobody's tenant
+    monkeypatch.setenv("PERS_DATABASE_URL", world.url)
+    assert main(["quarantine", "list", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not_json pers/v1/demo-watch-1/alert case" in out and "b'SOS!!!'" not in out and "'SOS!!!'" in out
+    # An unknown device's bytes are not a case (nobody's alarm) and not a dead letter either:
+    # they are rejected, logged and counted as unknown_device.
+    assert "nobody" not in out
