@@ -1,6 +1,7 @@
 """The CI form of the chaos run (bench/chaos/run.py --quick): 200 alerts from
 device twins and two real firmware watches with every fault kind injected at least once, against real
-processes. Nothing lost, nothing duplicated, every alert acked, audit in order."""
+processes (a factory reset, poison and a flooding device among them). Nothing lost,
+nothing duplicated, every alert acked, audit in order, the unreadable quarantined."""
 import json
 import subprocess
 import sys
@@ -27,4 +28,13 @@ def test_chaos_quick(tmp_path):
     assert result["proxy"].get("duplicated_up", 0) + result["proxy"].get("duplicated_down", 0) >= 1
     assert result["firmware_alerts"] >= 2 and all(w["acked"] and w["outbox_left"] == 0
                                                   for w in result["firmware_watches"])
+    # A wiped twin re-used its ids (stored again, not taken for duplicates); poison alarms were
+    # stored and acked; unreadable bytes were quarantined, each with an alarm that opened a case.
+    assert result["faults"]["factory_reset"] >= 1 and result["faults"]["poison"] >= 1
+    assert result["quarantined"] >= 1
+    assert result["unreadable_alarms_stored"] == result["unreadable_sent"] == result["quarantined_with_case"] >= 1
+    # A flooding twin did not hold up the others (the figure is bench/device_flood_bench.py's;
+    # this bound is loose on purpose: CI machines are noisy).
+    assert result["flood"]["other_alerts_acked_meanwhile"] >= 1, result["flood"]
+    assert result["flood"]["other_worst_ack_ms"] < 5000, result["flood"]
     assert proc.returncode == 0

@@ -16,10 +16,19 @@ Faults (each at least once, at random moments):
 - clock_far_off     alerts stamped days in the past or a year ahead
 - power_cut         a firmware watch loses power while its alarm is being
                     written to the flash outbox and sent; a second press follows
+- factory_reset     a twin is wiped mid-run: its message ids start again from
+                    the first, so the cloud sees old ids with new alarms
+- poison            a twin sends alarms with poison values (NaN, Infinity, a
+                    2^70 clock, an impossible position, NUL, an unknown kind),
+                    unreadable bytes on its alert topic, and a poison report
+- device_flood      one twin presses SOS as fast as it can (a stuck or hostile
+                    button); the other devices' ack delay meanwhile is measured
 
-Afterwards: every alert is stored exactly once, every twin's alerts are in one
-case (presses counted), every twin got `alert_ack` `received` for every alert,
-and every case's audit trail is in order. Figures go to bench/results/chaos.json.
+Afterwards: every alert is stored exactly once (an id re-used after a reset is
+a second alert, not a duplicate), every twin's alerts are in one case (presses
+counted), every twin got `alert_ack` `received` for every alert, every case's
+audit trail is in order, and the unreadable bytes are quarantined (dead
+letters) with an alarm stored for each. Figures go to bench/results/chaos.json.
 
     python -m bench.chaos.run --alerts 1000 --twins 100      # make chaos
     python -m bench.chaos.run --quick                         # the CI form (tests/test_chaos.py)
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -48,9 +58,13 @@ from bench.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 FAULTS = ("cloud_kill9", "broker_kill9", "db_unavailable", "coverage_cut", "deliveries", "clock_far_off",
-          "power_cut")
-# Faults the driver schedules on the whole system; the other two ride on the alerts themselves.
+          "power_cut", "factory_reset", "poison", "device_flood")
+# Faults the driver schedules on the whole system; the others ride on the alerts themselves.
 SYSTEM_FAULTS = FAULTS[:5]
+# Alarms as a broken or hostile watch writes them: each must still be stored and acked.
+POISON_ALARMS = ('"ts":1180591620717411303424', '"loc":{"lat":45.76,"lon":4.83,"acc":Infinity,"src":"gnss"}',
+                 '"loc":{"lat":95,"lon":4.83,"src":"gnss","ts":10000000000000}', '"batt":{"pct":NaN}',
+                 '"fw":"\\u0000"', '"kind":"intruder"', '"loc":{"lat":45.76,"lon":4.83,"src":"cell"}')
 
 
 class System:
@@ -130,18 +144,43 @@ class System:
                     p.kill()
 
 
-def send_alert(twin, kind: str, ts_offset: int = 0) -> str:
-    """Like Twin.send_alert, with a kind and a clock offset of our choosing."""
+def send_alert(twin, kind: str, ts_offset: int = 0, poison: str | None = None) -> str:
+    """Like Twin.send_alert, with a kind, a clock offset or a poison field of our choosing
+    (written into the JSON text, as a broken watch would: json.dumps cannot write NaN
+    where we want it, nor a 2^70 clock as text)."""
     msg = twin.alert_msg(kind)
     if ts_offset:
         msg["ts"] += ts_offset
         msg["loc"]["ts"] += ts_offset
-    payload = twin.publish("alert", msg)
+    if poison is None:
+        payload = twin.publish("alert", msg)
+    else:
+        key = poison.split('"')[1]
+        msg.pop(key, None)
+        text = json.dumps(msg, separators=(",", ":"))[:-1] + "," + poison + "}"
+        payload = twin.publish("alert", {}, raw=text.encode())
+        twin.fleet.stats.sent["alert"] += 1
     now = time.perf_counter()
     twin.pending[msg["mid"]] = (now, payload)
+    twin.fleet.alert_published(twin, msg["mid"], now)
     loop = asyncio.get_running_loop()
     loop.call_later(twin.fleet.alert_resend_s, twin._resend, msg["mid"], twin.fleet.alert_resend_s)
     return msg["mid"]
+
+
+async def factory_reset(twin) -> bool:
+    """Wipe the twin as a reflash would: its ids count from the first again. Only once it
+    has no alarm waiting (a wipe erases the outbox: an alarm in it would be lost by the
+    watch itself, not by the system under test)."""
+    for _ in range(600):
+        if not twin.pending:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        return False
+    await asyncio.sleep(1.0)  # let acks of its last alarms land first
+    twin.seq = itertools.count(1)
+    return True
 
 
 def firmware_watch(device_id: str, secret: str, port: int, press_at: float, seed: int) -> dict:
@@ -180,7 +219,7 @@ def firmware_watch(device_id: str, secret: str, port: int, press_at: float, seed
 
 
 async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s: float, seed: int,
-                watch_creds=()) -> dict:
+                watch_creds=(), flood: int = 3000) -> dict:
     from bench.chaos.mqtt_fault_proxy import FaultProxy
     from hwsim.fleet import Fleet
 
@@ -189,7 +228,13 @@ async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s
     fleet = Fleet(creds, port=proxy.port, alert_resend_s=2.0, reconnect_retries=10**6)
     await fleet.connect_all()
     faults: Counter = Counter()
-    sent: dict[tuple[str, str], float] = {}  # (device, mid) -> monotonic first send
+    # (device, mid, generation) -> monotonic first send; the generation counts the
+    # device's factory resets, since a wiped device sends its old ids again.
+    sent: dict[tuple[str, str, int], float] = {}
+    generation: Counter = Counter()
+    junk: list[tuple[str, bytes]] = []  # unreadable bytes sent on alert topics
+    acked_at: list[tuple[str, float, float]] = []  # (device, publish perf_counter, ack ms)
+    fleet.on_alert_acked = lambda twin, mid, ms: acked_at.append((twin.device_id, time.perf_counter() - ms / 1000, ms))
     loop = asyncio.get_running_loop()
 
     async def in_thread(fn, *args):
@@ -239,49 +284,94 @@ async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s
             await fault(kind)
 
     faults_task = asyncio.create_task(run_faults())
+
+    # The flood comes first, before the scheduled faults (from 10 % of the spread), so the
+    # other devices' ack delay meanwhile measures the flood and nothing else.
+    flooder = fleet.twins[0]
+    others = fleet.twins[1:]
+    flood_window = [time.perf_counter(), None]
+    for _ in range(flood):
+        mid = send_alert(flooder, "sos")
+        sent[(flooder.device_id, mid, 0)] = time.monotonic()
+    faults["device_flood"] += 1
+    flood_sent_s = time.perf_counter() - flood_window[0]
+
+    async def flood_drained():
+        while flooder.pending:
+            await asyncio.sleep(0.1)
+        flood_window[1] = time.perf_counter()
+    drained = asyncio.create_task(flood_drained())
+
     interval = spread_s / alerts
+    # A few twins are wiped mid-run, a few send poison; at least one of each.
+    resets = {int(alerts * f) for f in (0.3, 0.7)}
+    poisons = {int(alerts * f) for f in (0.2, 0.5, 0.8)}
     for i in range(alerts):
-        twin = rng.choice(fleet.twins)
+        twin = rng.choice(others)
         kind = "fall" if rng.random() < 0.3 else "sos"
-        offset = 0
+        offset, poison = 0, None
         if rng.random() < 0.05:
             offset = rng.choice([-10 * 86400, 365 * 86400])
             faults["clock_far_off"] += 1
-        mid = send_alert(twin, kind, offset)
-        sent[(twin.device_id, mid)] = time.monotonic()
+        if i in resets and await factory_reset(twin):
+            generation[twin.device_id] += 1
+            faults["factory_reset"] += 1
+        if i in poisons or rng.random() < 0.02:
+            poison = rng.choice(POISON_ALARMS)
+            faults["poison"] += 1
+            # Unreadable bytes on its alert topic (an alarm nobody can read) and a poison report.
+            body = f"SOS!!! {twin.device_id} {i}".encode()
+            twin.publish("alert", {}, raw=body, count=False)
+            junk.append((twin.device_id, body))
+            twin.publish("loc", {}, raw=b'{"v":1,"mid":"p.1","ts":1e13,"loc":{"lat":NaN,"lon":4,"src":"gnss"}}',
+                         count=False)
+        mid = send_alert(twin, kind, offset, poison)
+        sent[(twin.device_id, mid, generation[twin.device_id])] = time.monotonic()
         await asyncio.sleep(interval)
     if not faults["clock_far_off"]:
-        twin = rng.choice(fleet.twins)
+        twin = rng.choice(others)
         mid = send_alert(twin, "sos", -10 * 86400)
-        sent[(twin.device_id, mid)] = time.monotonic()
+        sent[(twin.device_id, mid, generation[twin.device_id])] = time.monotonic()
         faults["clock_far_off"] += 1
     await faults_task
+    await drained
     acked = await fleet.wait_alerts_acked(timeout=180)
     watches = list(await asyncio.gather(*watch_runs))
     faults["power_cut"] += sum(w["power_cuts"] for w in watches)
     # What the firmware put on the wire (it chose the mids) must be stored too.
     for (dev, mid), at in proxy.alerts_up.items():
         if dev.startswith("chaos-fw-"):
-            sent.setdefault((dev, mid), at)
+            sent.setdefault((dev, mid, 0), at)
+    # The other devices' PUBLISH -> alert_ack while the flood was being drained.
+    during = [ms for dev, t, ms in acked_at
+              if dev != flooder.device_id and flood_window[0] <= t <= (flood_window[1] or t)]
     report = fleet.report()
     unacked = {t.device_id: sorted(t.pending) for t in fleet.twins if t.pending}
     unacked.update({w["device"]: f"outbox holds {w['outbox_left']}" for w in watches if not w["acked"]})
     await fleet.close()
     proxy.stop()
     return {"sent": sent, "faults": dict(faults), "all_acked": acked and all(w["acked"] for w in watches),
-            "unacked": unacked, "fleet": report, "watches": watches, "proxy": dict(proxy.stats)}
+            "unacked": unacked, "fleet": report, "watches": watches, "proxy": dict(proxy.stats), "junk": junk,
+            "flood": {"device": flooder.device_id, "presses": flood, "sent_in_s": round(flood_sent_s, 3),
+                      "drained_in_s": round((flood_window[1] or flood_window[0]) - flood_window[0], 3),
+                      "other_alerts_acked_meanwhile": len(during),
+                      "other_worst_ack_ms": round(max(during), 1) if during else None}}
 
 
-def verify(db_path: Path, sent: dict[tuple[str, str], float]) -> dict:
+def verify(db_path: Path, sent: dict[tuple[str, str, int], float], junk=()) -> dict:
     db = sqlite3.connect(db_path)
-    stored = Counter((d, m) for d, m in db.execute("SELECT device_id, mid FROM alerts WHERE device_id LIKE 'chaos-%'"))
-    lost = [f"{d}/{m}" for d, m in sent if (d, m) not in stored]
-    dup_rows = sum(n - 1 for n in stored.values() if n > 1)
+    rows = db.execute("SELECT device_id, mid FROM alerts WHERE device_id LIKE 'chaos-%'").fetchall()
+    # Unreadable bytes are stored as alarms under a mid of their bytes ("x-..."): one per distinct body.
+    unreadable = sum(1 for _, m in rows if m.startswith("x-"))
+    stored = Counter((d, m) for d, m in rows if not m.startswith("x-"))
+    expected = Counter((d, m) for d, m, _gen in sent)  # an id re-used after a reset: expected twice
+    lost = [f"{d}/{m}" for (d, m), n in expected.items() if stored[(d, m)] < n]
+    dup_rows = sum(max(0, n - expected[k]) for k, n in stored.items())
     cases = db.execute("SELECT device_id, COUNT(*), SUM(press_count) FROM alert_cases "
                        "WHERE device_id LIKE 'chaos-%' GROUP BY device_id").fetchall()
     extra_cases = sum(n - 1 for _, n, _ in cases if n > 1)
     presses = sum(p for _, _, p in cases)
-    by_device = Counter(d for d, _ in sent)
+    by_device = Counter(d for d, _, _ in sent)
     out_of_order = []
     for (case_id,) in db.execute("SELECT id FROM alert_cases WHERE device_id LIKE 'chaos-%'"):
         events = db.execute("SELECT action, at FROM case_events WHERE case_id = ? ORDER BY id", (case_id,)).fetchall()
@@ -290,14 +380,19 @@ def verify(db_path: Path, sent: dict[tuple[str, str], float]) -> dict:
     late = db.execute("SELECT COUNT(*) FROM alert_cases WHERE device_id LIKE 'chaos-%' AND late").fetchone()[0]
     skewed = db.execute("SELECT COUNT(*) FROM case_events e JOIN alert_cases c ON c.id = e.case_id "
                         "WHERE c.device_id LIKE 'chaos-%' AND e.action = 'clock_skew'").fetchone()[0]
+    quarantined = db.execute("SELECT COUNT(*), COALESCE(SUM(count), 0), COUNT(case_id) FROM dead_letters "
+                             "WHERE device_id LIKE 'chaos-%'").fetchone()
     db.close()
     return {"lost": len(lost), "lost_mids": lost[:20], "duplicated": dup_rows + extra_cases,
+            "quarantined": quarantined[0], "quarantined_deliveries": quarantined[1],
+            "quarantined_with_case": quarantined[2], "unreadable_alarms_stored": unreadable,
+            "unreadable_sent": len(set(junk)),
             "cases": len(cases), "devices_alerting": len(by_device), "presses_counted": presses,
             "audit_out_of_order": out_of_order, "cases_flagged_late": late, "clock_skew_events": skewed}
 
 
 def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None,
-        watches: int = 2) -> dict:
+        watches: int = 2, flood: int = 3000) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pers-chaos-"))
     system = System(data)
     creds, watch_creds = system.prepare(twins, watches)
@@ -305,16 +400,16 @@ def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, ou
     t0 = time.monotonic()
     try:
         driven = asyncio.run(drive(system, creds, alerts=alerts, spread_s=spread_s, outage_s=outage_s, seed=seed,
-                                   watch_creds=watch_creds))
+                                   watch_creds=watch_creds, flood=flood))
     finally:
         system.stop()
-    checked = verify(data / "pers.db", driven["sent"])
+    checked = verify(data / "pers.db", driven["sent"], driven["junk"])
     ack_ms = driven["fleet"]["alert_ack_ms"]
     watch_delays = [w["delay_s"] for w in driven["watches"] if w["delay_s"] is not None]
     worst = max([(ack_ms["max"] or 0) / 1000, *watch_delays])
     result = {
         "alerts": len(driven["sent"]), "twins": twins, "watches": watches,
-        "firmware_alerts": sum(1 for d, _ in driven["sent"] if d.startswith("chaos-fw-")),
+        "firmware_alerts": sum(1 for d, _, _ in driven["sent"] if d.startswith("chaos-fw-")),
         "lost": checked["lost"], "duplicated": checked["duplicated"],
         "faults": driven["faults"], "worst_delay_s": round(worst, 3),
         "firmware_watches": driven["watches"],
@@ -323,6 +418,10 @@ def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, ou
         "presses_counted": checked["presses_counted"], "audit_out_of_order": checked["audit_out_of_order"],
         "cases_flagged_late": checked["cases_flagged_late"], "clock_skew_events": checked["clock_skew_events"],
         "lost_mids": checked["lost_mids"],
+        "quarantined": checked["quarantined"], "quarantined_deliveries": checked["quarantined_deliveries"],
+        "quarantined_with_case": checked["quarantined_with_case"],
+        "unreadable_sent": checked["unreadable_sent"], "unreadable_alarms_stored": checked["unreadable_alarms_stored"],
+        "flood": driven["flood"],
         "proxy": driven["proxy"], "resent_alerts": driven["fleet"]["alerts"]["resent"],
         "duration_s": round(time.monotonic() - t0, 1), "data_dir": str(data),
     }
@@ -339,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watches", type=int, default=4, help="real firmware watches (micropython) in the run")
     p.add_argument("--spread", type=float, default=120.0, help="seconds over which the alerts are sent")
     p.add_argument("--outage", type=float, default=120.0, help="seconds of each coverage cut")
+    p.add_argument("--flood", type=int, default=3000, help="SOS presses from the flooding twin")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--quick", action="store_true", help="the CI form: 200 alerts, short outages")
     p.add_argument("--out", type=Path, default=RESULTS / "chaos.json")
@@ -346,9 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.alerts, a.twins, a.spread, a.outage = max(200, min(a.alerts, 200)), min(a.twins, 40), 30.0, 5.0
         a.watches = min(a.watches, 2)
-    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches)
+        a.flood = min(a.flood, 300)
+    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches, a.flood)
     print(json.dumps({k: v for k, v in result.items() if k not in ("unacked", "lost_mids")}, indent=2))
-    ok = result["lost"] == 0 and result["duplicated"] == 0 and result["all_acked"] and not result["audit_out_of_order"]
+    ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["all_acked"] and not result["audit_out_of_order"]
+          and result["unreadable_alarms_stored"] == result["unreadable_sent"] == result["quarantined_with_case"])
     return 0 if ok else 1
 
 
