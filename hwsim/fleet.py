@@ -261,8 +261,9 @@ class Twin:
         now = time.perf_counter()
         self.pending[msg["mid"]] = (now, payload)
         self.fleet.alert_published(self, msg["mid"], now)
-        asyncio.get_running_loop().call_later(self.fleet.alert_resend_s, self._resend, msg["mid"],
-                                              self.fleet.alert_resend_s)
+        if self.fleet.alert_resend_s:  # None or 0: never re-sent (a flooding device, bench/device_flood_bench.py)
+            asyncio.get_running_loop().call_later(self.fleet.alert_resend_s, self._resend, msg["mid"],
+                                                  self.fleet.alert_resend_s)
         return msg["mid"]
 
     def _resend(self, mid: str, delay: float) -> None:
@@ -337,11 +338,11 @@ class Fleet:
 
     def __init__(self, credentials: list[tuple[str, str]], host: str = "127.0.0.1", port: int = 1883, *,
                  keepalive: int = 120, connect_concurrency: int = 200, window: int = 2000,
-                 alert_resend_s: float = 10.0, reconnect_retries: int = 3):
+                 alert_resend_s: float | None = 10.0, reconnect_retries: int = 3):
         self.host, self.port, self.keepalive = host, port, keepalive
         self.connect_concurrency = connect_concurrency
         self.window = window                      # max QoS1 publishes waiting for PUBACK, fleet-wide
-        self.alert_resend_s = alert_resend_s
+        self.alert_resend_s = alert_resend_s      # None or 0: alerts are never re-sent by the twin
         self.reconnect_retries = reconnect_retries
         self.boot = int(time.time() * 10) % 10**9
         self.twins = [Twin(self, d, s) for d, s in credentials]

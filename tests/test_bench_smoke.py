@@ -83,3 +83,28 @@ def test_quick_ingest_batch_bench_stores_and_dedupes(results):
     _num(data["single"], "cpu_us_per_msg", "per_s")
     _num(data["batched"], "cpu_us_per_msg", "per_s")
     assert data["redelivered_batch_all_duplicates"] is True
+
+
+def test_quick_device_flood_bench_writes_named_figures(results):
+    """One watch floods SOS presses while other watches call for help: the figures are
+    there (their values are the bench's business, tests/test_device_flood.py holds a loose
+    bound), the flooder's presses are counted, and the summary carries the headline."""
+    data = _run("device_flood_bench.py", results)
+    assert data["quick"] is True and "machine" in data
+    _num(data, "device_flood_other_sos_ack_p99_ms", "other_sos_ack_p50_ms", "other_sos_ack_max_ms",
+         "other_sos_sent", "other_sos_acked", "other_sos_resent")
+    assert isinstance(data["other_sos_all_acked"], bool) and isinstance(data["target_met"], bool)
+    _num(data["quiet_sos_ack_ms"], "p50", "p99")
+    flood = data["flood"]
+    _num(flood, "presses_sent", "presses_pubacked", "presses_acked", "publish_s")
+    assert flood["presses_sent"] == data["params"]["presses"] and flood["presses_resent"] == 0, flood
+    assert isinstance(flood["drained"], bool) and ("drain_s" in flood) and ("urgent_lane_clear_s" in flood)
+    _num(data["cases"], "total", "flooder_open_cases", "flooder_alerts_stored", "other_devices_with_one_case")
+    assert isinstance(data["cases"]["flooder"], list)
+
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", "none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["device_flood_other_sos_ack_p99_ms"] == data["device_flood_other_sos_ack_p99_ms"]
+    assert summary["targets"]["device_flood_other_sos_ack_p99_ms"] == 300
