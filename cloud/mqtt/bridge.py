@@ -17,9 +17,10 @@ Throughput and priority (docs/scaling.md, "The ingest path"):
   empties first, one message and one transaction each: an alert never waits behind
   location reports, only behind the batch being committed when it arrived.
 - The urgent lane is fair: one queue per device, served round-robin, one message
-  per device per turn. A watch that sends 3,000 presses as fast as it can (a stuck
-  button, a hostile device) only delays another wearer's SOS by one transaction;
-  its own presses merge into its one case (``Ingestor``'s press budget).
+  per device per turn, the devices with the fewest messages waiting first. A watch
+  that sends 3,000 presses as fast as it can (a stuck button, a hostile device)
+  only delays another wearer's SOS by the transaction in progress; its own presses
+  merge into its one case (``Ingestor``'s press budget).
 - Nothing blocks the lanes: every message goes through ``Ingestor.accept``, which
   stores, rejects or quarantines it. Only a transient store failure (the database
   is down) is retried, with back-off, without a PUBACK. The age of the oldest
@@ -106,18 +107,19 @@ class Inbox:
             return True
 
     def _take_urgent_turn(self) -> tuple[list, float]:
-        """One message from each device that has any, in turn order; a device with
-        more goes to the back of the turn. Under the lock."""
-        out, oldest = [], None
+        """One message from each device that has any. Within the turn, devices with the
+        fewest messages waiting go first (a wearer's one SOS before a flood's next
+        press), then by turn order; a device with more goes to the back of the next
+        turn. Under the lock."""
+        turn = []
         for _ in range(len(self.urgent)):
             device, q = self.urgent.popitem(last=False)
-            arrived, msg = q.popleft()
-            out.append(msg)
-            oldest = arrived if oldest is None else min(oldest, arrived)
+            turn.append((len(q), len(turn), q.popleft()))
             if q:
                 self.urgent[device] = q
-        self._urgent_n -= len(out)
-        return out, oldest
+        turn.sort(key=lambda t: t[:2])
+        self._urgent_n -= len(turn)
+        return [msg for _, _, (_, msg) in turn], min(arrived for _, _, (arrived, _) in turn)
 
     def _take_bulk(self, n: int) -> tuple[list, float | None]:
         out = [self.bulk.popleft() for _ in range(n)]
