@@ -1,4 +1,8 @@
-"""Builders for cloud tests: a migrated SQLite database in a temp dir, demo seed."""
+"""Builders for cloud tests: the services on a migrated database, the demo seed.
+
+The database is the test's choice (tests/conftest.py): pass the ``database_url``
+fixture, a fresh PostgreSQL database on ``[postgresql]`` and None on ``[sqlite]``,
+where None is the service's default, a SQLite file in ``tmp_path``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +15,9 @@ from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 
 
-def make_services(tmp_path: Path, clock: FakeClock | None = None) -> tuple[Services, NullSender]:
-    settings = Settings(data_dir=tmp_path, log_json=False)
+def make_services(tmp_path: Path, clock: FakeClock | None = None, *,
+                  database_url: str | None) -> tuple[Services, NullSender]:
+    settings = Settings(data_dir=tmp_path, database_url=database_url, log_json=False)
     upgrade(settings.db_url)
     clock = clock or FakeClock()
     svc = build_services(settings, clock=clock, with_mqtt=False)
@@ -22,8 +27,8 @@ def make_services(tmp_path: Path, clock: FakeClock | None = None) -> tuple[Servi
     return svc, sender
 
 
-def seeded(tmp_path: Path, clock: FakeClock | None = None):
-    svc, sender = make_services(tmp_path, clock)
+def seeded(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None):
+    svc, sender = make_services(tmp_path, clock, database_url=database_url)
     seed = seed_demo(svc.sm, svc.clock, tmp_path)
     return svc, sender, seed
 

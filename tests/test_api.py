@@ -1,4 +1,5 @@
-"""The REST API and live feed through FastAPI's TestClient, on a real database."""
+"""The REST API and live feed through FastAPI's TestClient, on a real database (SQLite and
+PostgreSQL; on PostgreSQL the live feed also goes through the LISTEN/NOTIFY relay)."""
 import json
 import threading
 
@@ -10,14 +11,17 @@ from cloud.api.app import create_app
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR
 from cloud.store.models import AuditEntry, CaseEvent
 from tests.cloud_helpers import seeded
+from tests.conftest import check_live_relay
 
 
 @pytest.fixture
-def env(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def env(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     app = create_app(svc.settings, services=svc)
     with TestClient(app) as client:
+        check_live_relay(svc)  # the app's lifespan started it on PostgreSQL
         yield svc, sender, seed, client, app
+    svc.sm.kw["bind"].dispose()
 
 
 def login(client, who=DEMO_OPERATOR):
@@ -140,6 +144,27 @@ def test_live_feed_sends_snapshot_then_new_cases_of_own_tenant_only(env):
         ev = ws.receive_json()
         assert ev["type"] == "case" and ev["case"]["wearer"]["name"] == "Jeanne Martin"
         assert ev["case"]["location"]["lat"] == 45.764
+
+
+# PostgreSQL only: the relay is LISTEN/NOTIFY. On SQLite (one file, one process) there is
+# no relay, which check_live_relay asserts in every test of this file.
+@pytest.mark.parametrize("database", ["postgresql"])
+def test_live_feed_carries_what_another_replica_notifies(env):
+    """live_relay="auto": on PostgreSQL a console hears the cases another API replica
+    ingested (a NOTIFY from another origin on the relay's channel), of its tenant only."""
+    svc, sender, seed, client, app = env
+    import psycopg
+
+    from cloud.live_relay import CHANNEL, libpq_dsn
+    login(client)
+    with client.websocket_connect("/api/ws") as ws:
+        assert ws.receive_json() == {"type": "snapshot", "cases": []}
+        other_tenant = {"o": "another-replica", "t": seed.other_tenant_id, "e": {"type": "case", "case": {"id": -2}}}
+        own_tenant = {"o": "another-replica", "t": seed.tenant_id, "e": {"type": "case", "case": {"id": -1}}}
+        with psycopg.connect(libpq_dsn(svc.settings.db_url), autocommit=True) as conn:
+            for note in (other_tenant, own_tenant):
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(note)))
+        assert ws.receive_json() == {"type": "case", "case": {"id": -1}}  # the other tenant's never came
 
 
 def test_live_feed_refuses_without_session(env):

@@ -1,6 +1,8 @@
 """The platform CLI (`pers tenant add`, `pers operator add`, `pers device add|rotate`)
 from a second process while the service runs, as the platform team, an
-installer or the service desk would use it."""
+installer or the service desk would use it: on SQLite with the service's data
+directory, on PostgreSQL with PERS_DATABASE_URL as well, as a deployment sets it."""
+import os
 import re
 import subprocess
 import sys
@@ -9,11 +11,18 @@ import time
 from tests.cloud_helpers import device_session
 
 
+def cli_env(stack) -> dict:
+    env = dict(os.environ)
+    if stack.settings.database_url:
+        env["PERS_DATABASE_URL"] = stack.settings.database_url
+    return env
+
+
 def pers(stack, *args):
     proc = subprocess.run([sys.executable, "-m", "cloud.cli", "device", *args,
                            "--data-dir", str(stack.settings.data_dir),
                            "--mqtt-port", str(stack.settings.mqtt_port)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=cli_env(stack))
     return proc
 
 
@@ -70,7 +79,7 @@ def test_onboard_a_tenant_and_its_admin_who_can_log_in_and_sees_only_their_tenan
     base = [sys.executable, "-m", "cloud.cli"]
     where = ["--data-dir", str(stack.settings.data_dir)]
     run = lambda *a, stdin=None: subprocess.run(base + list(a) + where, input=stdin,  # noqa: E731
-                                                capture_output=True, text=True, timeout=60)
+                                                capture_output=True, text=True, timeout=60, env=cli_env(stack))
     proc = run("tenant", "add", "Acme Lone Workers", "--centre", "Lyon Alarm Centre")
     assert proc.returncode == 0, proc.stderr
     assert run("tenant", "add", "Acme Lone Workers").returncode == 2  # unique

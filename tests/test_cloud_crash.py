@@ -1,7 +1,8 @@
 """kill -9 the cloud mid-stream, restart it: nothing lost, nothing duplicated.
 
 Real processes: `pers broker` (the embedded Mosquitto, supervised) and
-`pers serve` with PERS_BROKER=external, exactly as a deployment runs them."""
+`pers serve` with PERS_BROKER=external, exactly as a deployment runs them, on
+SQLite and on PostgreSQL (PERS_DATABASE_URL)."""
 import json
 import queue
 import threading
@@ -19,10 +20,13 @@ from cloud.store.models import Alert, AlertCase
 from bench.chaos.run import System
 
 
-def test_kill_9_the_cloud_mid_stream(tmp_path):
+def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
     system = System(tmp_path / "data")  # the chaos run's harness: real `pers broker` + `pers serve`
     system.data.mkdir()
-    settings = Settings(data_dir=system.data, http_port=system.http_port, mqtt_port=system.mqtt_port)
+    if database_url:  # PostgreSQL: the processes are configured as a deployment configures them
+        system.env["PERS_DATABASE_URL"] = database_url
+    settings = Settings(data_dir=system.data, http_port=system.http_port, mqtt_port=system.mqtt_port,
+                        database_url=database_url)
     prepare(settings)
     seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), system.data)
     mqtt_port = system.mqtt_port

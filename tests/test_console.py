@@ -1,5 +1,6 @@
 """The operator console in real headless Chromium (Debian's), driven by Playwright,
-against the real cloud, broker and database."""
+against the real cloud, broker and database (each test on SQLite and on PostgreSQL,
+where the live feed goes through the LISTEN/NOTIFY relay)."""
 import json
 import os
 import queue

@@ -1,6 +1,7 @@
 """The supervisor and admin pages in real headless Chromium (Debian's), driven by
 Playwright, against the real cloud, broker and database (the same stack as
-tests/test_console.py, whose helpers these tests reuse)."""
+tests/test_console.py, whose helpers these tests reuse; each test on SQLite and
+on PostgreSQL)."""
 import json
 import time
 
@@ -8,7 +9,6 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.seed import DEMO_OPERATOR, DEMO_SUPERVISOR
-from tests.conftest import free_port
 from tests.test_console import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
 
 import playwright.sync_api as playwright_api
@@ -230,26 +230,11 @@ def test_operator_is_refused_the_supervisor_and_admin_pages_and_apis(stack, brow
 
 
 @pytest.fixture
-def quick_offline_stack(tmp_path):
+def quick_offline_stack(stack_factory):
     """The stack of tests/conftest.py, with a one-second grace before a suspect
     watch is declared offline and escalation after 2 s unclaimed, so the real
     presence and escalation paths run within a test."""
-    from cloud.domain.clock import SystemClock
-    from cloud.runtime import Stack, prepare
-    from cloud.seed import seed_demo
-    from cloud.settings import Settings
-    from cloud.store.db import make_engine, make_sessionmaker
-
-    settings = Settings(data_dir=tmp_path / "data", http_port=free_port(), mqtt_port=free_port(), log_json=False,
-                        offline_grace_s=1, escalate_unclaimed_s=2)
-    prepare(settings)
-    seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), settings.data_dir)
-    s = Stack(settings)
-    s.start_broker()
-    s.start_cloud()
-    s.seed = seed
-    yield s
-    s.stop()
+    return stack_factory(offline_grace_s=1, escalate_unclaimed_s=2)
 
 
 def test_offline_and_low_battery_devices_show_on_the_supervisor_page(quick_offline_stack, browser):

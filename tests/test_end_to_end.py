@@ -1,6 +1,7 @@
 """The demo's path, end to end, with nothing stood in: the real firmware under
 `micropython` -> hwsim (buttons, modem, data link) -> Mosquitto with the
-generated password file and ACL -> the cloud (paho ingest, SQLite) -> the API."""
+generated password file and ACL -> the cloud (paho ingest; SQLite or PostgreSQL)
+-> the API."""
 import json
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from hwsim.scenario import load
 from tests.conftest import free_port
 
 
+# SQLite only, on purpose: this is `pers demo` exactly as a new user runs it, a subprocess
+# with its default data directory and the SQLite file it creates there (var/demo/pers.db,
+# read back below). The same path on PostgreSQL is the next test, on both databases.
 def test_pers_demo_check_stores_the_alert_once_and_the_watch_shows_the_ack(tmp_path):
     # Run from a fresh directory with the default (relative) data directory, as a new user would.
     data = tmp_path / "var" / "demo"

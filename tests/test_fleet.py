@@ -65,7 +65,9 @@ def test_every_twin_sos_becomes_one_case_and_is_acked(stack, tmp_path):
             acked_cmds = s.scalar(select(func.count()).select_from(Command).where(
                 Command.device_id.like("fleet-%"), Command.status == "acked"))
             locs = s.scalar(select(func.count()).select_from(LocationPoint))
-        if len(cases) == N and acked_cmds >= N:
+        # The twins' PUBACKs come from the broker, not after the cloud's commit: wait for the
+        # location reports too (on PostgreSQL the bulk lane's last batch may still be in flight).
+        if len(cases) == N and acked_cmds >= N and locs >= rep["sent"]["loc"]:
             break
         time.sleep(0.2)
     assert sorted(d for d, _ in cases) == sorted(d for d, _ in creds)

@@ -1,4 +1,4 @@
-"""The ingest domain on a real (SQLite) database: de-duplication, ack after
+"""The ingest domain on a real database (SQLite and PostgreSQL): de-duplication, ack after
 commit, merging, cancel, rejections that change nothing."""
 import json
 import logging
@@ -26,8 +26,8 @@ def count(svc, model, *where):
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_alert_opens_one_case_and_is_acked_after_commit(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_alert_opens_one_case_and_is_acked_after_commit(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     acked_when_committed = []
 
     def check_committed(device_id, cmd):
@@ -45,8 +45,8 @@ def test_alert_opens_one_case_and_is_acked_after_commit(tmp_path):
         assert [e.action for e in s.scalars(select(CaseEvent).order_by(CaseEvent.id))] == ["opened", "routed"]
 
 
-def test_duplicate_delivery_changes_nothing_but_is_acked_again(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_duplicate_delivery_changes_nothing_but_is_acked_again(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     topic = f"pers/v1/{seed.device_id}/alert"
     for _ in range(3):
         svc.ingestor.handle(topic, alert("1.1"))
@@ -56,8 +56,8 @@ def test_duplicate_delivery_changes_nothing_but_is_acked_again(tmp_path):
     assert {c["ref"] for _, c in sender.sent} == {"1.1"}
 
 
-def test_repeated_presses_join_the_open_case(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_repeated_presses_join_the_open_case(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     topic = f"pers/v1/{seed.device_id}/alert"
     svc.ingestor.handle(topic, alert("1.1"))
     svc.ingestor.handle(topic, alert("1.2"))
@@ -67,8 +67,8 @@ def test_repeated_presses_join_the_open_case(tmp_path):
         assert s.scalar(select(AlertCase)).press_count == 3
 
 
-def test_cancel_marks_the_case_but_keeps_it_open(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_cancel_marks_the_case_but_keeps_it_open(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     topic = f"pers/v1/{seed.device_id}/alert"
     svc.ingestor.handle(topic, alert("1.1"))
     svc.ingestor.handle(topic, json.dumps({"v": 1, "mid": "1.2", "kind": "cancel", "trigger": "user",
@@ -78,16 +78,16 @@ def test_cancel_marks_the_case_but_keeps_it_open(tmp_path):
         assert case.wearer_cancelled and case.status == "routed" and case.press_count == 1
 
 
-def test_late_alert_is_flagged(tmp_path):
+def test_late_alert_is_flagged(tmp_path, database_url):
     clock = FakeClock()
-    svc, sender, seed = seeded(tmp_path, clock)
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
     svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", alert("1.1", ts=clock.unix() - 3600))
     with svc.sm() as s:
         assert s.scalar(select(AlertCase)).late
 
 
-def test_malformed_and_foreign_messages_are_rejected_logged_and_counted(tmp_path, caplog):
-    svc, sender, seed = seeded(tmp_path)
+def test_malformed_and_foreign_messages_are_rejected_logged_and_counted(tmp_path, database_url, caplog):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     before = metrics.REJECTED.labels("not_json")._value.get()
     caplog.set_level(logging.WARNING, logger="pers.ingest")
     bad = [
@@ -108,8 +108,8 @@ def test_malformed_and_foreign_messages_are_rejected_logged_and_counted(tmp_path
     assert svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", alert("1.1")).accepted
 
 
-def test_an_alarm_with_bad_fields_or_unreadable_still_opens_a_case_and_says_what_was_wrong(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_an_alarm_with_bad_fields_or_unreadable_still_opens_a_case_and_says_what_was_wrong(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     dev = seed.device_id
     out = svc.ingestor.handle(f"pers/v1/{dev}/alert",
                               b'{"v":1,"mid":"9.9","kind":"sos","ts":4,"loc":{"lat":"north","lon":4,"src":"gnss"}}')
@@ -132,8 +132,8 @@ def test_an_alarm_with_bad_fields_or_unreadable_still_opens_a_case_and_says_what
         assert s.get(AlertCase, out.case_id).press_count == 2
 
 
-def test_location_report_updates_the_open_case_and_history(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_location_report_updates_the_open_case_and_history(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", alert("1.1"))
     loc = dict(GOLDEN["loc_fix"]["payload"], ref="1.1")
     for _ in range(2):
@@ -143,8 +143,8 @@ def test_location_report_updates_the_open_case_and_history(tmp_path):
         assert s.scalar(select(AlertCase)).lat == loc["loc"]["lat"]
 
 
-def test_status_presence_and_command_ack(tmp_path):
-    svc, sender, seed = seeded(tmp_path)
+def test_status_presence_and_command_ack(tmp_path, database_url):
+    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     dev = seed.device_id
     svc.ingestor.handle(f"pers/v1/{dev}/status", json.dumps(GOLDEN["status"]["payload"]).encode())
     svc.ingestor.handle(f"pers/v1/{dev}/presence", b'{"online":true,"ts":null}')

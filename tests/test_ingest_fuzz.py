@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from cloud import protocol
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command, Device, LocationPoint
 from tests.cloud_helpers import seeded
+from tests.conftest import DATABASES, new_database_url
 
 EXAMPLES = int(os.environ.get("PERS_FUZZ_EXAMPLES", "400"))
 TABLES = (Alert, AlertCase, CaseEvent, Command, LocationPoint)
@@ -40,9 +41,10 @@ def plausible(kind):
     return st.fixed_dictionaries({**base, **extra}).map(lambda d: json.dumps(d).encode())
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return seeded(tmp_path_factory.mktemp("fuzz"))
+@pytest.fixture(scope="module", params=DATABASES)
+def world(request, tmp_path_factory):
+    """One database per run of the fuzzer, on each database (ids [sqlite], [postgresql])."""
+    return seeded(tmp_path_factory.mktemp("fuzz"), database_url=new_database_url(request, request.param))
 
 
 def counts(svc):

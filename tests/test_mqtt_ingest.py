@@ -33,8 +33,8 @@ def device_client(broker, device_id, secret, inbox: queue.Queue | None = None) -
 
 
 @pytest.fixture
-def cloud(tmp_path, mosquitto):
-    settings = Settings(data_dir=tmp_path, log_json=False)
+def cloud(tmp_path, mosquitto, database_url):
+    settings = Settings(data_dir=tmp_path, database_url=database_url, log_json=False)
     upgrade(settings.db_url)
     probe = build_services(settings, with_mqtt=False)
     seed = seed_demo(probe.sm, probe.clock, tmp_path)

@@ -40,9 +40,9 @@ def count(sm, model, *where):
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
+def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, database_url, caplog):
     clock = FakeClock()
-    svc, sender, seed = seeded(tmp_path, clock)
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
     events = Events()
     svc.ingestor.events = events
     other = provision_device(svc.sm, clock, seed.tenant_id, device_id="other-watch", wearer_id=seed.wearer_id)
@@ -96,9 +96,9 @@ def test_600_presses_in_a_minute_make_one_rate_limited_case(tmp_path, caplog):
         assert s.get(AlertCase, case.id).press_count == 600
 
 
-def test_presses_within_the_budget_are_ordinary_joins(tmp_path):
+def test_presses_within_the_budget_are_ordinary_joins(tmp_path, database_url):
     clock = FakeClock()
-    svc, sender, seed = seeded(tmp_path, clock)
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
     topic = f"pers/v1/{seed.device_id}/alert"
     for i in range(30):  # one press every 10 s: 6 a minute, under the budget of 10
         svc.ingestor.handle(topic, press(f"2.{i}", clock.unix()))
@@ -110,11 +110,11 @@ def test_presses_within_the_budget_are_ordinary_joins(tmp_path):
     assert "rate_limited" not in actions and actions.count("alert_joined") == 29
 
 
-def test_stuck_button_through_the_broker_while_another_watch_calls_for_help(tmp_path, mosquitto):
+def test_stuck_button_through_the_broker_while_another_watch_calls_for_help(tmp_path, mosquitto, database_url):
     """The same through a real Mosquitto and the cloud's MQTT bridge: the flood is
     acked, stored once, coalesced into one case, and the other watch's SOS is
     acked while the flood is still being worked off (the urgent lane is FIFO)."""
-    settings = Settings(data_dir=tmp_path, log_json=False)
+    settings = Settings(data_dir=tmp_path, database_url=database_url, log_json=False)
     upgrade(settings.db_url)
     probe = build_services(settings, with_mqtt=False)
     seed = seed_demo(probe.sm, probe.clock, tmp_path)
@@ -166,9 +166,9 @@ def _drain(q: queue.Queue):
             return out
 
 
-def test_alert_from_a_clock_far_in_the_future_is_flagged_not_rejected(tmp_path):
+def test_alert_from_a_clock_far_in_the_future_is_flagged_not_rejected(tmp_path, database_url):
     clock = FakeClock()
-    svc, sender, seed = seeded(tmp_path, clock)
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
     year_ahead = clock.unix() + 365 * 86400
     out = svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", press("3.1", year_ahead))
     assert out.accepted and out.case_id is not None
@@ -186,10 +186,10 @@ def test_alert_from_a_clock_far_in_the_future_is_flagged_not_rejected(tmp_path):
     assert "clock_skew_s" not in joined.detail
 
 
-def test_the_press_window_forgets_quiet_devices(tmp_path):
+def test_the_press_window_forgets_quiet_devices(tmp_path, database_url):
     """Memory: a device that pressed once a month ago is not kept in the window."""
     clock = FakeClock()
-    svc, sender, seed = seeded(tmp_path, clock)
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
     ing = svc.ingestor
     for i in range(3000):
         ing._over_press_budget(f"watch-{i}", clock.now())

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from cloud.api.app import create_app
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR
 from tests.cloud_helpers import seeded
+from tests.conftest import DATABASES, new_database_url
 
 PUBLIC = {("POST", "/api/auth/login"), ("GET", "/api/console/config")}
 # Which role a path needs; anything else needs an operator (any role).
@@ -35,10 +36,11 @@ def required_role(path: str) -> str:
     return "operator"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=DATABASES)
+def world(request, tmp_path_factory):
+    """One world per database for the whole matrix (ids [sqlite], [postgresql])."""
     tmp = tmp_path_factory.mktemp("iso")
-    svc, sender, seed = seeded(tmp)
+    svc, sender, seed = seeded(tmp, database_url=new_database_url(request, request.param))
     svc.accounts.create_operator(seed.tenant_id, "admin-a", "admin-a-pw", role="admin")
     svc.accounts.create_operator(seed.other_tenant_id, "admin-b", "admin-b-pw", role="admin")
     svc.accounts.create_operator(seed.other_tenant_id, "super-b", "super-b-pw", role="supervisor")

@@ -11,29 +11,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
-from cloud.domain.clock import SystemClock
-from cloud.runtime import Stack, prepare
-from cloud.seed import seed_demo
-from cloud.settings import Settings
-from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.models import CaseEvent
-from tests.conftest import free_port
 
 
 @pytest.fixture
-def fast_stack(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", http_port=free_port(), mqtt_port=free_port(), log_json=False,
-                        escalate_unclaimed_s=1, tick_s=0.1)
-    prepare(settings)
-    sm = make_sessionmaker(make_engine(settings.db_url))
-    seed = seed_demo(sm, SystemClock(), settings.data_dir)
-    s = Stack(settings)
-    s.start_broker()
-    s.start_cloud()
-    s.services.accounts.create_operator(seed.tenant_id, "boss", "boss-pw-123", role="admin")
-    s.seed = seed
-    yield s
-    s.stop()
+def fast_stack(stack_factory):
+    """The real service (tests/conftest.py, on SQLite and on PostgreSQL) with short timers."""
+    s = stack_factory(escalate_unclaimed_s=1, tick_s=0.1)
+    s.services.accounts.create_operator(s.seed.tenant_id, "boss", "boss-pw-123", role="admin")
+    return s
 
 
 def test_api_provisioning_reaches_the_broker_and_the_ticker_escalates(fast_stack):
