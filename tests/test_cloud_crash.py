@@ -43,12 +43,15 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
 
         mids = [f"3.{i}" for i in range(1, 41)]
         sent_at: dict[str, float] = {}
+        bodies: dict[str, str] = {}
 
         def watch_side():
-            # Like the firmware: send, and re-send every 2 s until alert_ack `received`.
+            # Like the firmware: send, and re-send the same bytes every 2 s until alert_ack
+            # `received` (the same mid with other content would be a new alarm: a reset watch).
             for mid in mids:
-                body = json.dumps({"v": 1, "mid": mid, "ts": int(time.time()), "kind": "sos", "trigger": "button"})
-                dev.publish(f"pers/v1/{seed.device_id}/alert", body, qos=1)
+                bodies[mid] = json.dumps({"v": 1, "mid": mid, "ts": int(time.time()), "kind": "sos",
+                                          "trigger": "button"})
+                dev.publish(f"pers/v1/{seed.device_id}/alert", bodies[mid], qos=1)
                 sent_at[mid] = time.monotonic()
                 time.sleep(0.05)
             deadline = time.monotonic() + 60
@@ -61,9 +64,7 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
                     pass
                 for mid in mids:
                     if mid not in acks and time.monotonic() - sent_at[mid] > 2:
-                        body = json.dumps({"v": 1, "mid": mid, "ts": int(time.time()), "kind": "sos",
-                                           "trigger": "button"})
-                        dev.publish(f"pers/v1/{seed.device_id}/alert", body, qos=1)
+                        dev.publish(f"pers/v1/{seed.device_id}/alert", bodies[mid], qos=1)
                         sent_at[mid] = time.monotonic()
 
         sender = threading.Thread(target=watch_side)
