@@ -84,15 +84,24 @@ def test_alert_is_stored_then_acked_to_the_watch(cloud):
     dev.loop_stop()
 
 
-def test_malformed_payload_is_rejected_and_the_service_keeps_running(cloud):
+JUNK = (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000)
+
+
+def junk_then_sos(cloud, kind):
+    """Junk on the watch's ``kind`` topic, then a good SOS: returns the service and
+    the first command the watch got."""
     start, broker, seed = cloud
     svc = start()
     inbox = queue.Queue()
     dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
-    for junk in (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000):
-        dev.publish(f"pers/v1/{seed.device_id}/status", junk, qos=1).wait_for_publish(5)
+    for junk in JUNK:
+        dev.publish(f"pers/v1/{seed.device_id}/{kind}", junk, qos=1).wait_for_publish(5)
     dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
-    topic, cmd = inbox.get(timeout=10)
+    return svc, inbox.get(timeout=10)[1]
+
+
+def test_malformed_payload_is_rejected_and_the_service_keeps_running(cloud):
+    svc, cmd = junk_then_sos(cloud, "status")
     assert cmd["ref"] == "5.1"
     assert alerts_in(svc) == 1
     assert svc.bridge.connected.is_set()
@@ -102,14 +111,7 @@ def test_junk_on_the_alert_topic_is_an_alarm_all_the_same(cloud):
     """Only the watch can write its alert topic: what arrives there unreadable is kept
     (dead letters) and opens a case that an operator sees; no ack names a mid the
     watch never sent."""
-    start, broker, seed = cloud
-    svc = start()
-    inbox = queue.Queue()
-    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
-    for junk in (b"\xff\xfe", b"[]", b'{"v":1}', b"{" * 10000):
-        dev.publish(f"pers/v1/{seed.device_id}/alert", junk, qos=1).wait_for_publish(5)
-    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1).wait_for_publish(5)
-    topic, cmd = inbox.get(timeout=10)
+    svc, cmd = junk_then_sos(cloud, "alert")
     assert cmd["ref"] == "5.1"  # the first command the watch gets: nothing for the junk
     with svc.sm() as s:
         cases = s.scalars(select(AlertCase)).all()

@@ -96,3 +96,14 @@ def test_oversized_and_non_utf8_payloads_are_rejected():
     with pytest.raises(protocol.Rejected) as bad:
         protocol.parse_up("pers/v1/d/alert", b"\xff\xfe{}")
     assert bad.value.reason == "not_utf8"
+
+
+@pytest.mark.parametrize("field,top", [("lac", 16_777_215), ("cid", 68_719_476_735)])
+def test_cell_identity_bounds_are_the_published_ones(field, top):
+    """Android's CellIdentityNr (MAX_TAC 0xffffff after 3GPP TS 24.501 9.11.3.8;
+    MAX_NCI 68719476735, the 36-bit NR cell identity) and Windows' WWAN NR serving
+    cell info give these maxima; a real 5G cell's ids must pass, one more must not."""
+    cell = {"mcc": 208, "mnc": 1, "lac": 1, "cid": 1}
+    assert protocol.Cell.model_validate({**cell, field: top})
+    with pytest.raises(Exception):
+        protocol.Cell.model_validate({**cell, field: top + 1})

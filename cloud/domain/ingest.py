@@ -251,6 +251,9 @@ class Ingestor:
         outcomes: list[Outcome | None] = [None] * len(items)
         bulk: list[tuple[int, str, str, str, object]] = []
         for i, (topic, payload) in enumerate(items):
+            if topic.rsplit("/", 1)[-1] not in BATCH_KINDS:
+                outcomes[i] = self.handle(topic, payload)  # an alert, even unreadable, is an alarm
+                continue
             try:
                 device_id, kind, msg = protocol.parse_up(topic, payload)
             except protocol.Rejected as rej:
@@ -469,9 +472,8 @@ class Ingestor:
     def _stored_by_another(self, device_id: str, kind: str, msg) -> bool:
         with self.sm() as s:
             if kind == "alert":
-                return s.scalar(select(Alert.id).where(Alert.device_id == device_id, Alert.mid == msg.mid,
-                                                       Alert.digest == digest_of(self._alert_doc(msg)))
-                                .limit(1)) is not None
+                since = self.clock.now() - timedelta(seconds=self.dedupe_window_s)
+                return classify(s, device_id, msg.mid, digest_of(self._alert_doc(msg)), since)[0] is not None
             if kind == "loc":
                 return s.scalar(select(LocationPoint.id).where(LocationPoint.device_id == device_id,
                                                                LocationPoint.mid == msg.mid)) is not None
@@ -518,8 +520,9 @@ class Ingestor:
                                                         "the time of receipt is used", "got": str(alert.ts)}]
         if reused:
             # The watch forgot it used this id (wiped, reflashed, reset): a new alarm.
-            flags = [*flags, {"field": "mid", "problem": "message id used before for another message: "
-                                                         "the watch was probably reset", "got": alert.mid}]
+            flags = [*flags, {"field": "mid", "problem": "message id used before (another message, or "
+                                                         "beyond the retry window): the watch was probably reset",
+                              "got": alert.mid}]
         over_budget = alert.kind != "cancel" and self._over_press_budget(device.id, now)
         case = self._open_case(s, device.id)
         if case is not None and over_budget:

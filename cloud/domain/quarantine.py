@@ -20,6 +20,12 @@ from cloud.store.models import DeadLetter, Device
 log = logging.getLogger("pers.quarantine")
 
 
+def _storable(text: str, limit: int) -> str:
+    """An exception's text may quote the very value that failed (a NUL, a lone
+    surrogate): the dead letter must store where the message could not."""
+    return text[:limit].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def quarantine(sm, now: datetime, topic: str, payload: bytes, reason: str, detail: str,
                case_id: int | None = None) -> DeadLetter:
     """Store one dead letter (or count a repeat of the same bytes from the same device)
@@ -41,8 +47,8 @@ def quarantine(sm, now: datetime, topic: str, payload: bytes, reason: str, detai
         else:
             device = s.get(Device, device_id) if device_id else None
             row = DeadLetter(received_at=now, last_at=now, count=1, device_id=device_id,
-                             tenant_id=device.tenant_id if device else None, topic=topic[:256],
-                             payload=payload, digest=digest, reason=reason, detail=detail[:2000],
+                             tenant_id=device.tenant_id if device else None, topic=_storable(topic, 256),
+                             payload=payload, digest=digest, reason=reason, detail=_storable(detail, 2000),
                              case_id=case_id)
             s.add(row)
     metrics.QUARANTINED.labels(reason).inc()

@@ -323,7 +323,14 @@ class MqttBridge:
             try:
                 self.ingestor.accept(msg.topic, msg.payload)
                 return True
-            except Exception as exc:  # noqa: BLE001 (accept() raises only transient failures)
+            except Exception as exc:  # noqa: BLE001
+                if not is_transient(exc):
+                    # A bug in the quarantine path itself: retrying would stall every watch
+                    # behind this message. Last resort: counted, logged with its bytes, acked.
+                    metrics.REJECTED.labels("internal_error").inc()
+                    log.exception("ingest failed, quarantine too", extra={"topic": msg.topic,
+                                                                          "payload": msg.payload[:512]})
+                    return True
                 log.warning("store unavailable; retrying", extra={"topic": msg.topic, "retry_in_s": delay,
                                                                   "error": str(exc)[:300]})
                 self._stop.wait(delay)

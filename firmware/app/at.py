@@ -58,9 +58,13 @@ def registered(stat):
 
 def _tenths(v):
     # SIM7600 reports RSRP/RSSI in tenths of dB (-850), A76xx in dB (-85).
+    # Anything else is not dBm (255 "unknown", a 3GPP report value): unknown, never a
+    # wrong figure, and never outside the contract's -150..0 (the cloud would refuse
+    # the whole report).
     if v is None:
         return None
-    return int(v / 10) if v < -150 else v
+    v = int(v / 10) if v < -150 else v
+    return v if -150 <= v <= 0 else None
 
 
 def cpsi(line):

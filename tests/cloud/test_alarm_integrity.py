@@ -234,3 +234,23 @@ def test_the_service_operator_lists_every_dead_letter_from_the_cli(world, monkey
     # An unknown device's bytes are not a case (nobody's alarm) and not a dead letter either:
     # they are rejected, logged and counted as unknown_device.
     assert "nobody" not in out
+
+
+def test_junk_on_the_alert_topic_is_an_alarm_on_the_batch_path_too(world):
+    """Alerts come through the batch path when they share the bulk session
+    (PERS_MQTT_ALERT_CONNECTION=false): unreadable bytes are an alarm there too."""
+    dev = world.seed.device_id
+    outs = world.svc.ingestor.handle_batch([(f"pers/v1/{dev}/alert", b"SOS!!!"),
+                                            (f"pers/v1/{dev}/status", b"SOS!!!")])
+    assert outs[0].accepted and outs[0].case_id and not outs[1].accepted
+    assert [c["id"] for c in open_cases_seen_by_operator(world)] == [outs[0].case_id]
+
+
+def test_a_dead_letter_stores_whatever_the_failure_quoted(world):
+    """The text of a database error may quote the value that failed (NUL, a lone
+    surrogate): the dead letter must store on PostgreSQL where the message could not."""
+    from cloud.domain.quarantine import quarantine
+    row = quarantine(world.svc.sm, world.clock.now(), f"pers/v1/{world.seed.device_id}/loc", b"\x00\xff",
+                     "data_error", "DataError: bad value 'a\x00b' and '\ud800'")
+    [listed] = listing(world.svc.sm, world.seed.tenant_id)
+    assert listed["id"] == row.id and "a\\x00b" in listed["detail"] and "\\ud800" in listed["detail"]

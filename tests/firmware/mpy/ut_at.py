@@ -37,6 +37,14 @@ def test_cpsi_lte_a76xx_db():
     eq((c["mnc"], c["lac"], c["cid"], c["rssi"]), (10, 0x1A2B, 123456789, -72))
 
 
+def test_cpsi_values_that_are_not_dbm_are_unknown():
+    # 255 is the modem's "unknown"; a positive number is a report value, not dBm.
+    c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,255,255,255,255")
+    eq(c["rssi"], None)
+    c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,-11,-101,45,10")
+    eq(c["rssi"], None)
+
+
 def test_cpsi_gsm_and_no_service():
     c = at.cpsi("+CPSI: GSM,Online,208-01,0x182d,12401,27 EGSM 900,-64,2110,42-42")
     eq((c["rat"], c["lac"], c["cid"], c["rssi"]), ("GSM", 0x182D, 12401, -64))
