@@ -324,7 +324,8 @@ def salvage_alarm(data: dict, payload: bytes) -> Alert | None:
     is still an alarm). A bad sub-field is dropped alone where the rest stands
     (``loc.ts``), else its whole object goes (``loc`` without a usable ``lat``).
     None for a non-alarm alert: that is refused like any other message."""
-    if data.get("kind") in NON_ALARM_ALERT_KINDS:
+    kind = data.get("kind")
+    if isinstance(kind, str) and kind in NON_ALARM_ALERT_KINDS:  # a list here must not raise
         return None
     data = dict(data)
     flags: list[dict] = []

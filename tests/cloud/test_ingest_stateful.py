@@ -37,7 +37,7 @@ POISON = [  # alarms as a broken or hostile watch sends them
     '"loc":{"lat":45.7,"lon":4.8,"acc":Infinity,"src":"gnss","ts":10000000000000}',
     '"loc":{"lat":NaN,"lon":4.8,"src":"gnss"}', '"batt":{"pct":-Infinity,"mv":99999999}',
     '"vitals":{"hr":1e308}', '"cell":{"mcc":208,"mnc":1,"lac":-5,"cid":99999999999999,"rssi":99}',
-    '"fw":"\\u0000"', '"net":{"op":"\\ud800"}', '"kind":"panic"', '"mid":""', '"v":2',
+    '"fw":"\\u0000"', '"net":{"op":"\\ud800"}', '"kind":"panic"', '"mid":""', '"v":2', '"kind":["sos"]',
 ]
 NON_ALARM_POISON = [  # refused, by reason; nothing changes
     ("loc", '{"v":1,"mid":"p.1","ts":1e13,"loc":{"lat":45,"lon":4,"src":"gnss"}}'),
