@@ -159,23 +159,29 @@ class BulkReceiver:
         self._send_lock = threading.Lock()
         self._last_sent = self._last_heard = time.monotonic()
         self._stop = threading.Event()
+        self._stop_by = 0.0  # when stopping: how long to wait for the broker to close
         self._thread = threading.Thread(target=self._run, name="mqtt-bulk-receiver", daemon=True)
 
     # --- called from other threads ------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0) -> None:
+        """DISCONNECT, half-close, and let the receiving thread read until the broker
+        closes. Closing a socket with bytes still unread sends a TCP reset, and a reset
+        makes the broker's kernel drop what it had not yet read: PUBACKs already sent
+        were lost and their messages came back on the next connection."""
+        self._stop_by = time.monotonic() + grace
         self._stop.set()
-        sock = self._sock
-        if sock is not None:
-            try:
-                with self._send_lock:
+        with self._send_lock:
+            sock = self._sock
+            if sock is not None:
+                try:
                     sock.sendall(b"\xe0\x00")  # DISCONNECT: the session stays on the broker
-            except OSError:
-                pass
-            self._drop(sock)
-        self._thread.join(timeout=5)
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        self._thread.join(timeout=grace + 3)
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """PUBACK the QoS 1 deliveries that came on the current connection. Returns
@@ -252,7 +258,10 @@ class BulkReceiver:
         # malloc's arenas (the soak's RSS creep, cloud/runtime.py tune_malloc).
         into = bytearray(self.chunk)
         window = memoryview(into)
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
+            if stopping and time.monotonic() > self._stop_by:
+                return
             try:
                 n = sock.recv_into(into)
                 data = bytes(window[:n])
@@ -260,7 +269,11 @@ class BulkReceiver:
                 data = None
             now = time.monotonic()
             if data == b"":
+                if stopping:
+                    return  # the broker read our DISCONNECT, and every PUBACK before it
                 raise ConnectionError("the broker closed the connection")
+            if stopping:
+                continue  # draining: deliver nothing more, the broker keeps it for next time
             if data:
                 self._last_heard = now
                 publishes, others = reader.feed(data, conn)
