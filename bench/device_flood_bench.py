@@ -40,7 +40,7 @@ so the percentiles are lower bounds, and ``other_sos_unacked`` says how many.
 
 Writes bench/results/device_flood.json (``--quick``: bench/results/quick/). Speed is
 reported, never asserted here: the exit status is 0 whatever the figures
-(``tests/test_device_flood.py`` holds a loose bound).
+(``tests/system/test_device_flood.py`` holds a loose bound).
 """
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ class MetricsPoller(threading.Thread):
 def run(*, quick: bool = False, presses: int = 3000, others: int = 20, per_device: int = 5, spread: float = 10.0,
         quiet: int = 5, db: str = "sqlite", drain_timeout: float = 60.0, ack_timeout: float = 30.0,
         seed: int = 1, wait_lane_clear: bool = True) -> dict:
-    """Run the bench and return its result (also used by tests/test_device_flood.py).
+    """Run the bench and return its result (also used by tests/system/test_device_flood.py).
 
     ``drain_timeout``: from the flood's first PUBLISH, how long to wait for every press and
     every other SOS to be acked (and, with ``wait_lane_clear``, for the cloud to have taken

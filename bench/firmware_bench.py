@@ -19,7 +19,7 @@ Writes bench/results/firmware.json:
     python bench/firmware_bench.py [--quick]
 
 No figure here is asserted anywhere (tests/firmware/test_heap_budget.py enforces
-the heap budget): the budgets of issue 3 are printed beside them.
+the heap budget): the firmware's budgets (docs/firmware.md) are printed beside them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run every benchmark and write bench/results/summary.json (issue 8's top-level figures).
+"""Run every benchmark and write bench/results/summary.json (the top-level figures docs/scaling.md quotes).
 
     python bench/run_all.py            # full: ~11-13 minutes on a 2-core machine
     python bench/run_all.py --quick    # a few seconds each: the CI smoke form

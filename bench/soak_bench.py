@@ -1,4 +1,4 @@
-"""The soak: is the cloud's memory flat under steady load? (issue 8's target:
+"""The soak: is the cloud's memory flat under steady load? (the target:
 "flat memory over a 10-minute soak, no growth trend").
 
 1,000 twins connect; then, for ``--minutes`` (10 by default), they send 200

@@ -12,7 +12,7 @@ INGEST_SECONDS = Histogram("pers_ingest_seconds", "Time to validate and store on
 TIME_TO_CLAIM = Histogram("pers_time_to_claim_seconds", "From case opened to claimed",
                           buckets=(5, 10, 20, 30, 40, 60, 120, 300, 600))
 
-# Issue 5: routing, escalation, devices, notifications. Ingest rate is rate(pers_ingest_messages_total).
+# Routing, escalation, devices, notifications. Ingest rate is rate(pers_ingest_messages_total).
 ROUTED = Counter("pers_cases_routed_total", "Cases routed, by how the centre was chosen", ["basis"])
 ESCALATIONS = Counter("pers_escalations_total", "Escalation steps", ["kind"])  # centre | supervisors | reminder | cascade
 DEVICE_PRESENCE = Counter("pers_device_presence_changes_total", "Device presence changes", ["to"])

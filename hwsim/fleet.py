@@ -13,7 +13,7 @@ A twin is not the firmware: it is the watch's wire behaviour only (PROTOCOL.md,
 
 Messages are plain dicts matching ``cloud.protocol`` exactly (building pydantic
 models for 10k loc/s would cost the load generator more than the cloud);
-``tests/test_fleet.py`` validates every kind with ``cloud.protocol.parse_up``.
+``tests/system/test_fleet.py`` validates every kind with ``cloud.protocol.parse_up``.
 
 The MQTT client is gmqtt (asyncio; the fastest Python client measured in
 shared/reference/mqtt-broker-measurements.md). One event loop, no threads.

@@ -12,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = {
-    "wire_contract": ("tests/test_protocol_fuzz.py", {"PERS_FUZZ_EXAMPLES": "100000"}, 100000 + 33333),
-    "ingest_on_database": ("tests/test_ingest_fuzz.py", {"PERS_FUZZ_EXAMPLES": "100000"}, 100000),
-    "openapi_schemathesis": ("tests/test_api_schemathesis.py", {"PERS_SCHEMATHESIS_EXAMPLES": "500"}, None),
+    "wire_contract": ("tests/cloud/test_protocol_fuzz.py", {"PERS_FUZZ_EXAMPLES": "100000"}, 100000 + 33333),
+    "ingest_on_database": ("tests/cloud/domain/test_ingest_fuzz.py", {"PERS_FUZZ_EXAMPLES": "100000"}, 100000),
+    "openapi_schemathesis": ("tests/cloud/api/test_api_schemathesis.py", {"PERS_SCHEMATHESIS_EXAMPLES": "500"}, None),
     # AT parsers and MQTT decoder: 100,000 inputs each; modem driver sessions and command payloads fewer.
     "firmware_parsers": ("tests/firmware/test_mpy_units.py", {"PERS_FUZZ_EXAMPLES": "100000"}, 200000),
 }

@@ -3,7 +3,7 @@
 It frames MQTT packets (fixed header + remaining length) so that it can drop or
 duplicate whole PUBLISH packets in either direction, and cut every connection
 for a while (a network outage). Everything else passes through untouched.
-Used by the chaos run (bench/chaos/run.py) and its CI form (tests/test_chaos.py).
+Used by the chaos run (bench/chaos/run.py) and its CI form (tests/system/test_chaos.py).
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ audit trail is in order, and the unreadable bytes are quarantined (dead
 letters) with an alarm stored for each. Figures go to bench/results/chaos.json.
 
     python -m bench.chaos.run --alerts 1000 --twins 100      # make chaos
-    python -m bench.chaos.run --quick                         # the CI form (tests/test_chaos.py)
+    python -m bench.chaos.run --quick                         # the CI form (tests/system/test_chaos.py)
 """
 from __future__ import annotations
 

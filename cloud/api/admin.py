@@ -1,6 +1,6 @@
 """Administration and supervision API: everything under /api/admin/ needs the
 admin role, /api/supervisor/ needs supervisor or admin (the convention the
-tenant-isolation matrix in tests/test_tenant_isolation.py checks). Scoped to the caller's tenant;
+tenant-isolation matrix in tests/cloud/api/test_tenant_isolation.py checks). Scoped to the caller's tenant;
 another tenant's objects answer 404. Writes need the CSRF header, like every
 state-changing call of the console."""
 from __future__ import annotations

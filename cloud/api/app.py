@@ -40,7 +40,7 @@ class Services:
     ingestor: Ingestor
     cases: CaseService
     accounts: AccountService
-    # Issue 5 (defaults keep older constructions working).
+    # Routing, escalation and notification (defaults keep older constructions working).
     admin: AdminService | None = None
     notifier: Notifier | None = None
     ticker: Ticker | None = None

@@ -152,7 +152,7 @@ class ProvisionedDevice:
 class BrokerAuth(Protocol):
     """Implemented by the runtime: rewrite the broker's password file and ACL from
     the database and make the broker re-read them. Mosquitto (2.0.11 measured, see
-    tests/cloud/test_broker_rotation.py) re-checks every connected client on that
+    tests/cloud/mqtt/test_broker_rotation.py) re-checks every connected client on that
     reload and disconnects those whose password no longer matches: a rotated
     secret ends the old session at once."""
 

@@ -14,7 +14,7 @@ Two paths (docs/scaling.md):
   stored: a duplicate); device rows are updated once per device. Bad input is still
   rejected one message at a time, with its reason and metric.
 
-A stuck or bouncing SOS button (issue 7): beyond ``press_budget`` presses in
+A stuck or bouncing SOS button: beyond ``press_budget`` presses in
 ``press_window_s`` while a case is open, presses are still stored (dedupe by mid
 keeps working), counted in ``press_count`` and acked to the watch, but coalesced:
 no case event, no live event, no command history on the case per press; one

@@ -87,7 +87,7 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
         "batt_pct": case.batt_pct, "heart_rate": case.heart_rate, "net_profile": case.net_profile,
         "flags": list(case.flags or []), "warnings": case_warnings(case),
         "wearer": wearer_view(wearer, today),
-        # Issue 5: where it is routed, how far it escalated, and a human label for the position.
+        # Where it is routed, how far it escalated, and a human label for the position.
         "centre_id": case.centre_id, "routed_at": iso(case.routed_at), "in_call_at": iso(case.in_call_at),
         "escalation_level": case.escalation_level or 0,
         "location_label": location_label(case.lat, case.lon,

@@ -159,7 +159,7 @@ class AlertCase(Base):
     # What the operator must know the watch got wrong: fields dropped from its alarms,
     # a clock not credible, no position at all. [{"field": .., "problem": .., ...}]
     flags: Mapped[list | None] = mapped_column(JSON)
-    # Lifecycle and escalation bookkeeping (issue 5).
+    # Lifecycle and escalation bookkeeping.
     routed_at: Mapped[datetime | None] = mapped_column(DateTime)
     in_call_at: Mapped[datetime | None] = mapped_column(DateTime)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,4 @@
-"""One scenario per behaviour of the watch (issue 3): the real firmware under
+"""One scenario per behaviour of the watch: the real firmware under
 MicroPython in hwsim, at N times real speed, against a real Mosquitto with paho
 playing the cloud. Times below are scenario seconds."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fault tests (issue 3): what goes wrong in the field, under the real interpreter.
+"""Fault tests: what goes wrong in the field, under the real interpreter.
 Times are scenario seconds; long outages run at high speed."""
 from __future__ import annotations
 

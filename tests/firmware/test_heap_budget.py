@@ -1,4 +1,4 @@
-"""The ESP32 heap budget (issue 3), enforced on the real firmware.
+"""The ESP32 heap budget, enforced on the real firmware.
 
 The board runs the modules frozen in flash; here they are imported in place from
 a ROMFS image and the heap is cut so that exactly the app budget remains beside
@@ -6,7 +6,7 @@ the image (hwsim/firmware.py). Everything else is counted: module objects, the
 qstr pool, the interpreter, the app's data. An SOS with a full outbox must pass
 in an ESP32's 100 KiB (plus the measured qstr pool of the firmware's names,
 which a frozen build keeps in flash) with its peak live heap (sampled after a
-collection, as bench/firmware_bench.py does) under issue 3's 64 KiB, and the
+collection, as bench/firmware_bench.py does) under the 64 KiB budget, and the
 same run in a heap 40% smaller must run out of memory, so this test can fail."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .conftest import DEV
 
 LIMIT = 100
 TOO_SMALL = "60k"  # the firmware needs about 70 KiB for this run (bench: min_app_heap)
-PEAK_BUDGET = 64 * 1024  # issue 3: peak gc.mem_alloc() during an SOS with a full outbox
+PEAK_BUDGET = 64 * 1024  # the budget: peak gc.mem_alloc() during an SOS with a full outbox
 
 
 def sos_with_full_outbox(make_watch, cloud, flash, heap):

@@ -1,4 +1,4 @@
-"""Heart rate (issue 3): the board's MAX30102 driver (hal/max30102.py) runs under
+"""Heart rate: the board's MAX30102 driver (hal/max30102.py) runs under
 MicroPython against hwsim's register-level MAX30102 on the simulated I2C bus,
 which shines a PPG at the world's heart rate back at it."""
 from __future__ import annotations

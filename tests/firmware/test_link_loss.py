@@ -1,4 +1,4 @@
-"""Packet loss on the data link (issue 4): TCP turns it into retransmission
+"""Packet loss on the data link: TCP turns it into retransmission
 delays, stalls and dropped connections; the firmware's QoS 1 resend (DUP) and
 its outbox must still get the alert to the cloud once and the ack back."""
 from __future__ import annotations

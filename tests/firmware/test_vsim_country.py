@@ -1,4 +1,4 @@
-"""The virtual-SIM country from GNSS (issue 3): with no cell known, the last GNSS
+"""The virtual-SIM country from GNSS: with no cell known, the last GNSS
 fix says which country the watch is in, so the profile remembered for that
 country is tried first, before the slow scan, even when a stronger network of
 the neighbour country is heard (a watch in Geneva hears French cells)."""

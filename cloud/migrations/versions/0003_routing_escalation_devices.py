@@ -1,5 +1,5 @@
 """call centre coverage and hours, operator presence, case escalation bookkeeping,
-device presence/config/vSIM, geofences, vSIM pool, notifications (issue 5)
+device presence/config/vSIM, geofences, vSIM pool, notifications
 
 Existing rows get server defaults for the new NOT NULL columns, so the
 migration runs on a populated database (SQLite through batch mode, PostgreSQL).

@@ -1,6 +1,6 @@
 """The supervisor and admin pages in real headless Chromium (Debian's), driven by
 Playwright, against the real cloud, broker and database (the same stack as
-tests/test_console.py, whose helpers these tests reuse; each test on SQLite and
+tests/console/test_operator.py, whose helpers these tests reuse; each test on SQLite and
 on PostgreSQL)."""
 import json
 import time
@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cloud.seed import DEMO_OPERATOR, DEMO_SUPERVISOR
-from tests.test_console import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
+from tests.console.test_operator import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
 
 import playwright.sync_api as playwright_api
 

@@ -1,11 +1,11 @@
-"""The location history's retention job (issue 8): old points go, in bounded chunks,
+"""The location history's retention job: old points go, in bounded chunks,
 on the ticker's schedule; newer points, alerts and cases stay."""
 from sqlalchemy import func, select
 
 from cloud.domain.retention import LocationRetention
 from cloud.store.models import Alert, AlertCase, LocationPoint
 
-from .helpers import LYON, alert, loc_report
+from tests.cloud.helpers import LYON, alert, loc_report
 
 DAY = 86400
 

@@ -46,7 +46,7 @@ def world(request, tmp_path_factory):
     svc.accounts.create_operator(seed.other_tenant_id, "super-b", "super-b-pw", role="supervisor")
     out = svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert",
                               b'{"v":1,"mid":"1.1","kind":"sos","loc":{"lat":45.76,"lon":4.83,"src":"gnss"}}')
-    # Issue 5's admin routes: a tenant-A centre, geofence and operator.
+    # The admin routes: a tenant-A centre, geofence and operator.
     from sqlalchemy import select as _select
     from cloud.store.models import CallCentre, Operator
     with svc.sm() as s:

@@ -16,7 +16,7 @@ from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SECOND_OPERATOR
 
 import playwright.sync_api as playwright_api  # a dev dependency: never skip the browser tests
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--autoplay-policy=no-user-gesture-required"]
@@ -35,7 +35,7 @@ def browser():
 
 class DeviceSide:
     """The demo watch's MQTT identity. The console tests are about the console:
-    the firmware's own path is covered by tests/test_end_to_end.py."""
+    the firmware's own path is covered by tests/system/test_end_to_end.py."""
 
     def __init__(self, stack):
         self.stack, self.id = stack, stack.seed.device_id

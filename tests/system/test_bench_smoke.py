@@ -1,5 +1,5 @@
 """The benchmarks still work: every quick mode runs and writes JSON with the named
-figures. Never a speed assertion (issue 8): speed is reported, not tested."""
+figures. Never a speed assertion: speed is reported, not tested."""
 import json
 import subprocess
 import sys
@@ -87,7 +87,7 @@ def test_quick_ingest_batch_bench_stores_and_dedupes(results):
 
 def test_quick_device_flood_bench_writes_named_figures(results):
     """One watch floods SOS presses while other watches call for help: the figures are
-    there (their values are the bench's business, tests/test_device_flood.py holds a loose
+    there (their values are the bench's business, tests/system/test_device_flood.py holds a loose
     bound), the flooder's presses are counted, and the summary carries the headline."""
     data = _run("device_flood_bench.py", results)
     assert data["quick"] is True and "machine" in data

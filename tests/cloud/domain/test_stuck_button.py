@@ -1,4 +1,4 @@
-"""Issue 7: a stuck or bouncing SOS button. Hundreds of presses a minute from one
+"""A stuck or bouncing SOS button. Hundreds of presses a minute from one
 watch make ONE case with a press count; the device is rate limited (one
 ``rate_limited`` case event, a metric, a log line); every press is still stored
 and acked (the watch re-sends until it has ``alert_ack`` ``received``); and the
@@ -19,7 +19,7 @@ from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command
 from tests.cloud_helpers import seeded
-from tests.test_mqtt_ingest import device_client, wait_for
+from tests.cloud.mqtt.test_mqtt_ingest import device_client, wait_for
 
 
 def press(mid: str, ts: int | None = None) -> bytes:

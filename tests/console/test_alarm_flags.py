@@ -11,8 +11,8 @@ import json
 import playwright.sync_api as playwright_api
 
 from cloud.seed import DEMO_OPERATOR, DEMO_SUPERVISOR
-from tests.test_console import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
-from tests.test_console_supervisor import open_page
+from tests.console.test_operator import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
+from tests.console.test_supervisor import open_page
 
 expect = playwright_api.expect
 
