@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 ROOT = "pers/v1"
 MAX_PAYLOAD_BYTES = 4096
@@ -44,8 +45,12 @@ def _storable(text: str) -> str:
     return text
 
 
-def Text(max_length: int):  # noqa: N802 (a type, read as one)
-    return Annotated[str, Field(max_length=max_length), AfterValidator(_storable)]
+# Text fields, each with its length bound (a type checker needs them spelled out).
+_STORABLE = AfterValidator(_storable)
+Text16 = Annotated[str, Field(max_length=16), _STORABLE]
+Text32 = Annotated[str, Field(max_length=32), _STORABLE]
+Text64 = Annotated[str, Field(max_length=64), _STORABLE]
+Text256 = Annotated[str, Field(max_length=256), _STORABLE]
 
 
 # Unix seconds. 2020-01-01 .. 2100-01-01: a clock before 2020 is a watch that never
@@ -73,7 +78,7 @@ class Cell(_Msg):
     lac: int | None = Field(default=None, ge=0, le=2**24 - 1)  # LAC 16 bits, LTE TAC 16, NR TAC 24
     cid: int | None = Field(default=None, ge=0, le=2**36 - 1)  # NR cell identity: 36 bits
     rssi: Dbm = None
-    rat: Text(16) | None = None
+    rat: Text16 | None = None
 
 
 class Battery(_Msg):
@@ -86,10 +91,10 @@ class Vitals(_Msg):
 
 
 class Net(_Msg):
-    profile: Text(64) | None = None
-    op: Text(16) | None = None
+    profile: Text64 | None = None
+    op: Text16 | None = None
     rssi: Dbm = None
-    rat: Text(16) | None = None
+    rat: Text16 | None = None
 
 
 Mid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -110,12 +115,12 @@ class Alert(UpMessage):
     batt: Battery | None = None
     vitals: Vitals | None = None
     net: Net | None = None
-    fw: Text(32) | None = None
+    fw: Text32 | None = None
     # Not on the wire: what salvage_alarm dropped, [{"field": .., "problem": ..}].
-    _flags: tuple = PrivateAttr(default=())
+    _flags: tuple[dict[str, str], ...] = PrivateAttr(default=())
 
     @property
-    def flags(self) -> list[dict]:
+    def flags(self) -> list[dict[str, str]]:
         return list(self._flags)
 
 
@@ -130,7 +135,7 @@ class LocationReport(UpMessage):
 class Status(UpMessage):
     batt: Battery | None = None
     net: Net | None = None
-    fw: Text(32) | None = None
+    fw: Text32 | None = None
     uptime: int | None = Field(default=None, ge=0, le=INT32_MAX)
     cfg: int | None = Field(default=None, ge=0, le=INT32_MAX)
     outbox: int | None = Field(default=None, ge=0, le=100_000)
@@ -139,7 +144,7 @@ class Status(UpMessage):
 class CommandAck(UpMessage):
     cid: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
     ok: bool
-    err: Text(256) | None = None
+    err: Text256 | None = None
 
 
 class Presence(_Msg):
@@ -316,7 +321,7 @@ def parse_up(topic: str, payload: bytes) -> tuple[str, str, _Msg]:
         raise Rejected("invalid", f"{where}: {first.get('msg')}"[:200]) from None
 
 
-def salvage_alarm(data: dict, payload: bytes) -> Alert | None:
+def salvage_alarm(data: dict[str, Any], payload: bytes) -> Alert | None:
     """An alarm (an alert whose kind is not ``low_battery`` or ``cancel``) with bad
     fields, made valid by dropping each bad field, with ``flags`` saying what was
     dropped and why. An unusable ``v`` becomes 1, a missing or unusable ``mid`` a
@@ -328,7 +333,7 @@ def salvage_alarm(data: dict, payload: bytes) -> Alert | None:
     if isinstance(kind, str) and kind in NON_ALARM_ALERT_KINDS:  # a list here must not raise
         return None
     data = dict(data)
-    flags: list[dict] = []
+    flags: list[dict[str, str]] = []
     for _ in range(32):  # each pass fixes at least one field; an alert has a dozen
         try:
             alert = Alert.model_validate(data)
@@ -341,7 +346,7 @@ def salvage_alarm(data: dict, payload: bytes) -> Alert | None:
     return None
 
 
-def _drop(data: dict, err: dict, payload: bytes, flags: list[dict]) -> None:
+def _drop(data: dict[str, Any], err: ErrorDetails, payload: bytes, flags: list[dict[str, str]]) -> None:
     path = err.get("loc", ())
     if not path:
         return
