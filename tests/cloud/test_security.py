@@ -38,30 +38,46 @@ def test_broker_refuses_wrong_missing_and_unknown_credentials(mosquitto):
         assert rc.is_failure, (user, pw)
 
 
+def subscribed(client, *topics):
+    """Subscribe and wait for the broker's SUBACK: from then on the subscriptions are live."""
+    acked = queue.Queue()
+    client.on_subscribe = lambda cl, u, mid, codes, p: acked.put(mid)
+    _, mid = client.subscribe([(t, 1) for t in topics])
+    assert acked.get(timeout=5) == mid
+
+
+def until(inbox, last, timeout=5.0):
+    """Everything ``inbox`` got up to and including the message ``last`` (topic, payload)."""
+    seen = []
+    while not seen or seen[-1] != last:
+        seen.append(inbox.get(timeout=timeout))
+    return seen
+
+
 def test_a_device_cannot_read_another_devices_commands_or_write_down_topics(mosquitto):
     broker = mosquitto({"watch-a": "secret-a", "watch-b": "secret-b"})
     cloud, rc, cloud_inbox = connect(broker.host, broker.port, "pers-cloud", "cloudpw")
     assert not rc.is_failure
-    cloud.subscribe("pers/v1/+/#", qos=1)
+    subscribed(cloud, "pers/v1/+/#")
     a, _, a_inbox = connect(broker.host, broker.port, "watch-a", "secret-a")
     b, _, b_inbox = connect(broker.host, broker.port, "watch-b", "secret-b")
-    a.subscribe("pers/v1/watch-a/cmd", qos=1)
-    b.subscribe("pers/v1/watch-a/cmd", qos=1)   # B spies on A
-    b.subscribe("pers/v1/+/alert", qos=1)       # B wants everyone's alerts
-    time.sleep(0.3)
+    subscribed(a, "pers/v1/watch-a/cmd")
+    # B spies on A's commands, wants everyone's alerts, and listens to its own commands.
+    subscribed(b, "pers/v1/watch-a/cmd", "pers/v1/+/alert", "pers/v1/watch-b/cmd")
     cloud.publish("pers/v1/watch-a/cmd", b'{"v":1,"cid":"c-1","type":"locate"}', qos=1).wait_for_publish(5)
     b.publish("pers/v1/watch-a/alert", b'{"forged":true}', qos=1).wait_for_publish(5)   # as A
     b.publish("pers/v1/watch-b/cmd", b'{"v":1,"cid":"c-2","type":"ring"}', qos=1).wait_for_publish(5)  # down topic
     a.publish("pers/v1/watch-a/alert", b'{"genuine":true}', qos=1).wait_for_publish(5)
-    time.sleep(0.8)
-    assert a_inbox.get(timeout=2)[0] == "pers/v1/watch-a/cmd"  # A gets its command
-    assert b_inbox.empty()                                    # B got nothing of A's
-    seen = []
-    while not cloud_inbox.empty():
-        seen.append(cloud_inbox.get())
-    payloads = [p for t, p in seen if t.endswith("/alert")]
-    assert payloads == [b'{"genuine":true}']                  # the forged alert never arrived
+    assert a_inbox.get(timeout=5)[0] == "pers/v1/watch-a/cmd"  # A gets its command
+    # B's writes were PUBACKed before A's alert was sent, and the broker delivers to the cloud
+    # in the order it took them: anything of B's would be in the cloud's inbox before A's alert.
+    seen = until(cloud_inbox, ("pers/v1/watch-a/alert", b'{"genuine":true}'))
+    assert [p for t, p in seen if t.endswith("/alert")] == [b'{"genuine":true}']  # the forged one never arrived
     assert not any(t == "pers/v1/watch-b/cmd" for t, _ in seen)
+    # B: the cloud's next command to B comes after all of that, so it is the first thing B gets.
+    marker = ("pers/v1/watch-b/cmd", b'{"v":1,"cid":"c-3","type":"ring"}')
+    cloud.publish(*marker, qos=1).wait_for_publish(5)
+    assert b_inbox.get(timeout=5) == marker  # nothing of A's, no alert, not its own forged command
     for c in (cloud, a, b):
         c.loop_stop()
 
@@ -73,7 +89,9 @@ def test_a_device_cannot_take_over_another_devices_session(mosquitto):
     dropped = queue.Queue()
     a.on_disconnect = lambda *args: dropped.put(True)
     b, rc_b, _ = connect(broker.host, broker.port, "watch-b", "secret-b", client_id="watch-a")
-    time.sleep(0.5)
+    assert not rc_b.is_failure  # B is in: the broker has handled its CONNECT, takeover or not
+    # A round trip on A's connection after that: a kicked A would never get its PUBACK.
+    a.publish("pers/v1/watch-a/status", b"{}", qos=1).wait_for_publish(5)
     assert dropped.empty()
     a.loop_stop()
     b.loop_stop()
