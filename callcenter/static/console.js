@@ -273,6 +273,7 @@ function connect() {
       const wanted = /^#case-(\d+)$/.exec(location.hash);  // a link from the supervisor's board
       if (wanted && state.cases.has(Number(wanted[1]))) { state.selected = Number(wanted[1]); history.replaceState(null, "", "/"); }
       if (state.selected != null && state.cases.has(state.selected)) select(state.selected);
+      document.body.dataset.synced = "yes";  // the queue shows the server's state (tests wait on it)
     } else if (ev.type === "case") {
       const isNew = !state.cases.has(ev.case.id);
       const partial = !ev.case.timeline;  // live events omit the timeline: fetch it for the open case

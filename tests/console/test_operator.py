@@ -169,8 +169,12 @@ def test_other_tenant_cannot_see_the_case(stack, browser):
     own = log_in(browser, stack.url, DEMO_OPERATOR)
     own.wait_for_selector("#queue li.case")
     other = log_in(browser, stack.url, DEMO_OTHER_OPERATOR)
-    other.wait_for_timeout(700)
+    other.wait_for_selector("body[data-synced=yes]")  # the snapshot is in: the queue is the server's
     assert other.inner_text("#case-count") == "0"
+    # Asked for by its id from the other tenant's session, the case does not exist.
+    case_id = own.eval_on_selector("#queue li.case", "li => li.dataset.caseId")
+    assert other.evaluate("id => fetch('/api/cases/' + id).then(r => r.status)", case_id) == 404
+    assert other.evaluate("() => fetch('/api/cases').then(r => r.json())") == []
     watch.close()
 
 
