@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from cloud.cli_device import add_device_commands
 from cloud.logs import setup_logging
 from cloud.settings import Settings
 
@@ -123,58 +124,6 @@ def cmd_db_upgrade(args) -> int:
     from cloud.runtime import prepare
     prepare(_settings(args))
     print("database at the latest schema")
-    return 0
-
-
-def cmd_device_add(args) -> int:
-    from cloud.domain.accounts import provision_device
-    from cloud.domain.clock import SystemClock
-    from cloud.runtime import prepare, sync_broker_auth
-    from cloud.store.db import make_engine, make_sessionmaker
-    from cloud.store.models import Tenant
-
-    settings = _settings(args)
-    prepare(settings)
-    sm = make_sessionmaker(make_engine(settings.db_url))
-    with sm() as s:
-        tenant = s.scalar(select(Tenant).where(Tenant.name == args.tenant)) or (
-            s.get(Tenant, int(args.tenant)) if args.tenant.isdigit() else None)
-    if tenant is None:
-        print(f"no tenant {args.tenant!r}", file=sys.stderr)
-        return 2
-    try:
-        dev = provision_device(sm, SystemClock(), tenant.id, device_id=args.id, wearer_id=args.wearer,
-                               actor=f"cli:{getpass.getuser()}")
-    except ValueError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    if settings.broker == "embedded":
-        sync_broker_auth(settings)
-    print(f"device id: {dev.device_id}\nsecret:    {dev.secret}\n(the secret is shown once; it is stored hashed)")
-    return 0
-
-
-def cmd_device_rotate(args) -> int:
-    from cloud.domain.accounts import rotate_device_secret
-    from cloud.domain.clock import SystemClock
-    from cloud.runtime import prepare, sync_broker_auth
-    from cloud.store.db import make_engine, make_sessionmaker
-
-    settings = _settings(args)
-    prepare(settings)
-    sm = make_sessionmaker(make_engine(settings.db_url))
-    try:
-        dev = rotate_device_secret(sm, SystemClock(), args.device_id, actor=f"cli:{getpass.getuser()}")
-    except LookupError:
-        print(f"no device {args.device_id!r}", file=sys.stderr)
-        return 2
-    if settings.broker == "embedded":
-        # The running broker re-reads its files and drops the watch's session on the old secret.
-        sync_broker_auth(settings)
-    else:
-        print("external broker: deploy the regenerated password file from the data directory", file=sys.stderr)
-    print(f"device id: {dev.device_id}\nsecret:    {dev.secret}\n"
-          "(the old secret no longer works; the new one is shown once and stored hashed)")
     return 0
 
 
@@ -298,25 +247,23 @@ def _wait_for_signal(child: subprocess.Popen | None = None) -> None:
             child = None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pers", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _common(sp) -> None:
+    sp.add_argument("--data-dir", help="data directory (default: $PERS_DATA_DIR or ./var)")
+    sp.add_argument("--http-port", type=int)
+    sp.add_argument("--mqtt-port", type=int)
 
-    def common(sp):
-        sp.add_argument("--data-dir", help="data directory (default: $PERS_DATA_DIR or ./var)")
-        sp.add_argument("--http-port", type=int)
-        sp.add_argument("--mqtt-port", type=int)
 
+def _add_run_commands(sub) -> None:
     sp = sub.add_parser("serve", help="run the broker (embedded) and the cloud with its console")
-    common(sp)
+    _common(sp)
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("broker", help="run only the embedded Mosquitto (then `PERS_BROKER=external pers serve`)")
-    common(sp)
+    _common(sp)
     sp.set_defaults(func=cmd_broker)
 
     sp = sub.add_parser("demo", help="run everything with demo data and a simulated watch that presses SOS")
-    common(sp)
+    _common(sp)
     sp.add_argument("--keep", action="store_true", help="keep the previous demo data")
     sp.add_argument("--scenario", type=Path, default=DEMO_SCENARIO)
     sp.add_argument("--check", action="store_true",
@@ -324,36 +271,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=120)
     sp.set_defaults(func=cmd_demo)
 
+
+def _add_maintenance_commands(sub) -> None:
     sp = sub.add_parser("db", help="database maintenance")
     dbsub = sp.add_subparsers(dest="db_command", required=True)
     up = dbsub.add_parser("upgrade", help="apply migrations")
-    common(up)
+    _common(up)
     up.set_defaults(func=cmd_db_upgrade)
 
     sp = sub.add_parser("quarantine", help="messages that could not be stored (dead letters)")
     qsub = sp.add_subparsers(dest="quarantine_command", required=True)
     ql = qsub.add_parser("list", help="the newest dead letters of every tenant, with their reason and bytes")
-    common(ql)
+    _common(ql)
     ql.add_argument("--limit", type=int, default=50)
     ql.set_defaults(func=cmd_quarantine_list)
 
-    sp = sub.add_parser("device", help="devices")
-    devsub = sp.add_subparsers(dest="device_command", required=True)
-    add = devsub.add_parser("add", help="provision a device: prints its id and secret once")
-    common(add)
-    add.add_argument("--tenant", required=True, help="tenant name or id")
-    add.add_argument("--id", help="device id (usually the IMEI); generated if absent")
-    add.add_argument("--wearer", type=int)
-    add.set_defaults(func=cmd_device_add)
-    rot = devsub.add_parser("rotate", help="give a device a new secret (printed once); the old one stops working")
-    common(rot)
-    rot.add_argument("device_id")
-    rot.set_defaults(func=cmd_device_rotate)
 
+def _add_account_commands(sub) -> None:
     sp = sub.add_parser("tenant", help="tenants (B2B partners)")
     tsub = sp.add_subparsers(dest="tenant_command", required=True)
     tadd = tsub.add_parser("add", help="onboard a tenant with its contracted call centres, in order")
-    common(tadd)
+    _common(tadd)
     tadd.add_argument("name")
     tadd.add_argument("--centre", action="append", default=[], help="a call centre's name; repeat, best first")
     tadd.add_argument("--webhook", help="URL the tenant's case notifications are POSTed to")
@@ -362,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("operator", help="operator, supervisor and admin accounts")
     osub = sp.add_subparsers(dest="operator_command", required=True)
     oadd = osub.add_parser("add", help="create an account (the password is prompted for)")
-    common(oadd)
+    _common(oadd)
     oadd.add_argument("--tenant", required=True, help="tenant name or id")
     oadd.add_argument("--username", required=True)
     oadd.add_argument("--name", help="display name")
@@ -371,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     oadd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     oadd.set_defaults(func=cmd_operator_add)
 
+
+def _add_passthrough_commands(sub) -> None:
+    """Commands whose arguments belong to another program's parser (``pers sim fleet -- --help``)."""
     sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
                         add_help=False)
     sp.set_defaults(func=cmd_flash, passthrough=True)
@@ -383,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     fleet = simsub.add_parser("fleet", help="N light device twins against a broker (see `pers sim fleet -- --help`)",
                               add_help=False)
     fleet.set_defaults(func=cmd_sim_fleet, passthrough=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pers", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_run_commands(sub)
+    _add_maintenance_commands(sub)
+    add_device_commands(sub, _common)
+    _add_account_commands(sub)
+    _add_passthrough_commands(sub)
     return p
 
 
@@ -391,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "passthrough", False):
-        return args.func(args, extra)
+        # `pers sim fleet -- --help`: the "--" only keeps pers's parser off the options;
+        # passed on, it would make the next program read "--help" as a positional.
+        return args.func(args, extra[1:] if extra[:1] == ["--"] else extra)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     return args.func(args)

@@ -2,12 +2,16 @@
 from a second process while the service runs, as the platform team, an
 installer or the service desk would use it: on SQLite with the service's data
 directory, on PostgreSQL with PERS_DATABASE_URL as well, as a deployment sets it."""
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 
+from sqlalchemy import select
+
+from cloud.store.models import AuditEntry, Device
 from tests.cloud_helpers import device_session
 
 
@@ -73,6 +77,51 @@ def test_add_prints_a_working_secret_and_unknown_devices_are_refused(stack):
     assert proc.returncode == 2 and "no device 'no-such-watch'" in proc.stderr
     proc = pers(stack, "add", "--tenant", "No Such Tenant")
     assert proc.returncode == 2 and "no tenant" in proc.stderr
+
+
+def wait_connects(stack, device_id, secret):
+    # The broker's reload (SIGHUP) is asynchronous: give it a moment to read the new file.
+    for _ in range(20):
+        c, events = connect(stack, device_id, secret)
+        if events.get(timeout=10) == ("connect", False):
+            c.disconnect()
+            c.loop_stop()
+            return
+        c.loop_stop()
+        time.sleep(0.25)
+    raise AssertionError(f"the secret of {device_id} never worked")
+
+
+def test_add_many_in_one_call_prints_json_secrets_that_work_and_is_all_or_nothing(stack):
+    """What the fleet simulator and the benchmarks provision with: one process, one
+    transaction, one reload of the broker for the batch."""
+    proc = pers(stack, "add", "--tenant", "Les Tilleuls care home", "--count", "5", "--id-prefix", "batch",
+                "--first", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    made = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["id"] for d in made] == [f"batch-{i:07d}" for i in range(3, 8)]
+    assert len({d["secret"] for d in made}) == 5
+    wait_connects(stack, made[0]["id"], made[0]["secret"])
+    wait_connects(stack, made[-1]["id"], made[-1]["secret"])
+    with stack.services.sm() as s:
+        audited = s.scalars(select(AuditEntry.target).where(AuditEntry.action == "device.provisioned",
+                                                            AuditEntry.target.like("device:batch-%"))).all()
+    assert sorted(audited) == [f"device:{d['id']}" for d in made]
+
+    # one id of the batch is taken: nothing of it is created
+    proc = pers(stack, "add", "--tenant", "Les Tilleuls care home", "--count", "3", "--id-prefix", "batch",
+                "--first", "7", "--json")
+    assert proc.returncode == 2 and "batch-0000007 already exists" in proc.stderr and proc.stdout == ""
+    with stack.services.sm() as s:
+        assert s.get(Device, "batch-0000008") is None
+
+    # generated ids without a prefix; the text form names every device
+    proc = pers(stack, "add", "--tenant", "Les Tilleuls care home", "--count", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert len(re.findall(r"^secret:\s+\S+$", proc.stdout, re.M)) == 2
+    for bad in (["--count", "0"], ["--count", "2", "--id", "x"], ["--count", "2", "--id-prefix", "pers"]):
+        proc = pers(stack, "add", "--tenant", "Les Tilleuls care home", *bad)
+        assert proc.returncode == 2 and proc.stderr, bad
 
 
 def test_onboard_a_tenant_and_its_admin_who_can_log_in_and_sees_only_their_tenant(stack):
