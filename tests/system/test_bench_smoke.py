@@ -31,6 +31,26 @@ def _num(d: dict, *keys):
         assert d[k] >= 0, (k, d[k])
 
 
+def _sane(data: dict) -> None:
+    """Figures that are not speed but sense: a count of what was done is positive, a
+    percentile sits between the median and the maximum, a ratio is its two figures'
+    quotient, a process's memory is what a Python process can weigh. A bench that
+    wrote zeros, swapped two figures or measured nothing fails here."""
+    for k, v in data.items():
+        if not isinstance(v, NUM) or isinstance(v, bool):
+            continue
+        if k.endswith("_rss_mb"):
+            assert 0 < v < 8192, (k, v)
+        if k.endswith(("_per_s", "_p50_ms", "_p99_ms")) or k in ("connected_devices", "sos_sent", "loc_persisted"):
+            assert v > 0, (k, v)
+    for p50, p99 in (("sos_to_ack_p50_ms", "sos_to_ack_p99_ms"), ("sos_to_console_p50_ms", "sos_to_console_p99_ms"),
+                     ("other_sos_ack_p50_ms", "device_flood_other_sos_ack_p99_ms")):
+        if p50 in data and p99 in data:
+            assert data[p50] <= data[p99], (p50, data[p50], p99, data[p99])
+    if {"ingest_per_s", "ingest_baseline_per_s", "ingest_ratio"} <= data.keys():
+        assert data["ingest_ratio"] == pytest.approx(data["ingest_per_s"] / data["ingest_baseline_per_s"], rel=0.02)
+
+
 @pytest.mark.parametrize("script,keys", [
     ("ingest_bench.py", ("ingest_per_s", "ingest_baseline_per_s", "ingest_ratio", "cloud_rss_mb",
                          "cloud_cpu_us_per_report")),
@@ -47,6 +67,7 @@ def test_quick_bench_writes_named_figures(script, keys, results):
     data = _run(script, results)
     assert data["quick"] is True and "machine" in data
     _num(data, *keys)
+    _sane(data)
     if script == "connections_50k_bench.py":  # also the 50k step of the growth benchmark
         step = data["growth_step"]
         # The window opens when every twin is online in the database and has reported once;
@@ -66,7 +87,7 @@ def test_quick_bench_writes_named_figures(script, keys, results):
             assert step["sent_in_window_never_persisted"] == 0, step
 
 
-def test_run_all_summary_has_the_issue_figures(results):
+def test_run_all_summary_has_the_headline_figures(results):
     # merges whatever results exist; --only with an empty selection just writes the summary
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", "none"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -82,6 +103,8 @@ def test_quick_ingest_batch_bench_stores_and_dedupes(results):
     assert data["quick"] is True
     _num(data["single"], "cpu_us_per_msg", "per_s")
     _num(data["batched"], "cpu_us_per_msg", "per_s")
+    _sane(data["single"])
+    _sane(data["batched"])
     assert data["redelivered_batch_all_duplicates"] is True
 
 
@@ -94,10 +117,16 @@ def test_quick_device_flood_bench_writes_named_figures(results):
     _num(data, "device_flood_other_sos_ack_p99_ms", "other_sos_ack_p50_ms", "other_sos_ack_max_ms",
          "other_sos_sent", "other_sos_acked", "other_sos_resent")
     assert isinstance(data["other_sos_all_acked"], bool) and isinstance(data["target_met"], bool)
+    _sane(data)
+    assert 0 < data["other_sos_acked"] <= data["other_sos_sent"], data
+    assert data["other_sos_all_acked"] == (data["other_sos_acked"] == data["other_sos_sent"]), data
+    assert data["other_sos_ack_p50_ms"] <= data["other_sos_ack_max_ms"], data
     _num(data["quiet_sos_ack_ms"], "p50", "p99")
+    assert 0 < data["quiet_sos_ack_ms"]["p50"] <= data["quiet_sos_ack_ms"]["p99"], data["quiet_sos_ack_ms"]
     flood = data["flood"]
     _num(flood, "presses_sent", "presses_pubacked", "presses_acked", "publish_s")
     assert flood["presses_sent"] == data["params"]["presses"] and flood["presses_resent"] == 0, flood
+    assert flood["presses_acked"] <= flood["presses_sent"] and flood["presses_pubacked"] <= flood["presses_sent"], flood
     assert isinstance(flood["drained"], bool) and ("drain_s" in flood) and ("urgent_lane_clear_s" in flood)
     _num(data["cases"], "total", "flooder_open_cases", "flooder_alerts_stored", "other_devices_with_one_case")
     assert isinstance(data["cases"]["flooder"], list)
