@@ -1,0 +1,269 @@
+"""The emulated modem's AT command set: what it answers and how long it takes.
+
+A mixin of ``ModemEmulator`` (hwsim/modem.py), which holds the state the
+answers read and change. ``answer()`` looks a command up in two tables: the
+commands without arguments by their exact text, then the commands with
+arguments by pattern, in order; each has one small handler. Anything else is
+``ERROR``.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+MODELS = {"SIM7600": "SIMCOM_SIM7600E-H", "A7670": "A7670E-LASE"}
+EMERGENCY = ("112", "911", "999", "000", "110", "118", "119")
+
+# Commands without arguments, by their upper-cased text: the handler's name,
+# called with the command.
+EXACT = {
+    "AT": "_ok", "AT+CLIP=1": "_ok", "AT+CMGF=1": "_ok", "AT+CMEE=1": "_ok", "AT+CNMI=2,1": "_ok",
+    "ATE0": "_echo", "ATE1": "_echo",
+    "ATI": "_ident", "AT+CGMM": "_ident",
+    "AT+CPIN?": "_cpin",
+    "AT+CSQ": "_csq",
+    "AT+CEREG?": "_reg_query", "AT+CREG?": "_reg_query",
+    "AT+COPS?": "_cops_query",
+    "AT+COPS=?": "_cops_scan",
+    "AT+COPS=0": "_cops_auto",
+    "AT+COPS=2": "_cops_deregister",
+    "AT+CGDCONT?": "_cgdcont_query",
+    "AT+CPSI?": "_cpsi_query",
+    "AT+CGPS=1": "_gnss_on", "AT+CGPS=1,1": "_gnss_on", "AT+CGNSSPWR=1": "_gnss_on",
+    "AT+CGPS=0": "_gnss_off", "AT+CGNSSPWR=0": "_gnss_off",
+    "AT+CGNSSINFO": "_gnss_info",
+    "AT+CCLK?": "_cclk",
+    "ATA": "_ata",
+    "ATH": "_hang_up", "AT+CHUP": "_hang_up",
+    "AT+CPOF": "_cpof",
+}
+# Commands with arguments, tried in this order: (pattern, matched against the
+# raw line rather than the upper-cased one, the handler's name), the handler
+# called with the match. No exact command above matches any of these.
+PATTERNS = (
+    (re.compile(r"AT\+CSCLK.*", re.S), False, "_ok"),
+    (re.compile(r"AT\+CE?REG=.*", re.S), False, "_reg_urc"),
+    (re.compile(r'AT\+COPS=1,2,"(\d{5,6})"'), False, "_cops_manual"),
+    # the raw line: the APN keeps its case
+    (re.compile(r'AT\+CGDCONT=1,"IP","([^"]*)"', re.IGNORECASE), True, "_cgdcont_set"),
+    (re.compile(r"ATD(.*);", re.S), False, "_atd"),
+    (re.compile(r"AT\+CMGR=(\d+)"), False, "_cmgr"),
+    (re.compile(r"AT\+CMGD=(\d+)"), False, "_cmgd"),
+)
+
+
+def _nmea(value: float, degree_digits: int) -> str:
+    d = int(abs(value))
+    minutes = (abs(value) - d) * 60
+    return f"{d:0{degree_digits}d}{minutes:09.6f}"
+
+
+class ATCommands:
+    answer_after = 3.0  # seconds before a dialled call is answered: the runner sets it from the scenario action
+
+    def duration(self, cmd: str) -> float:
+        """Scenario seconds the modem takes before its final answer."""
+        if cmd == "AT+COPS=?":
+            return self.spec.cops_scan_s
+        if cmd == "AT+COPS=0" and self.manual_plmn is None:
+            # already in automatic mode: the answer comes when registration does
+            left = self._registers_at() - self.now()
+            return max(self.spec.answer_delay_s, min(left, self.spec.register_s + 0.5))
+        if cmd.startswith("AT+COPS=1") or cmd.startswith("AT+COPS=0"):
+            return self.spec.register_s + 0.5
+        return self.spec.answer_delay_s
+
+    def answer(self, line: str) -> list[str]:
+        """The response lines to one command line, final result last."""
+        raw = line.strip()
+        cmd = raw.upper()
+        name = EXACT.get(cmd)
+        if name is not None:
+            return getattr(self, name)(cmd)
+        for pattern, on_raw, name in PATTERNS:
+            m = pattern.fullmatch(raw if on_raw else cmd)
+            if m:
+                return getattr(self, name)(m)
+        return ["ERROR"]
+
+    # --- general ------------------------------------------------------------------
+    def _ok(self, _cmd) -> list[str]:
+        return ["OK"]
+
+    def _echo(self, cmd: str) -> list[str]:
+        self.echo = cmd == "ATE1"
+        return ["OK"]
+
+    def _ident(self, cmd: str) -> list[str]:
+        if cmd == "AT+CGMM":
+            return [MODELS[self.family], "OK"]
+        return ["Manufacturer: SIMCOM INCORPORATED", f"Model: {MODELS[self.family]}", "OK"]
+
+    def _cpin(self, _cmd: str) -> list[str]:
+        return [self.spec.cpin, "OK"]
+
+    def _cclk(self, _cmd: str) -> list[str]:
+        if not self.registered():
+            return ['+CCLK: "80/01/06,00:00:07+00"', "OK"]  # the modem's own epoch: not set
+        return [time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"', time.gmtime(self.world.utc())), "OK"]
+
+    def _cpof(self, _cmd: str) -> list[str]:
+        return ["OK", "NORMAL POWER DOWN"]
+
+    # --- the network --------------------------------------------------------------
+    def _csq(self, _cmd: str) -> list[str]:
+        s = self.serving()
+        n = max(0, min(31, (s.rssi + 113) // 2)) if s else 99
+        return [f"+CSQ: {n},99", "OK"]
+
+    def _reg_urc(self, m: re.Match) -> list[str]:
+        cmd = m.group(0)
+        self.cereg_urc = int(cmd[-1]) if cmd[-1].isdigit() else 0
+        return ["OK"]
+
+    def _reg_query(self, cmd: str) -> list[str]:
+        name = cmd[2:-1]
+        return [f"{name}: {self.cereg_urc},{self.reg_stat()}", "OK"]
+
+    def _cops_query(self, _cmd: str) -> list[str]:
+        s = self.serving()
+        if s is None:
+            return ["+COPS: 0", "OK"]
+        return [f'+COPS: {1 if self.manual_plmn else 0},2,"{s.cell.mccmnc}",7', "OK"]
+
+    def _cops_scan(self, _cmd: str) -> list[str]:
+        return [self._cops_list(), "", "OK"]
+
+    def _cops_auto(self, _cmd: str) -> list[str]:
+        if self.manual_plmn is not None:  # leaving manual mode re-selects; auto stays put
+            self.manual_plmn, self.selected_at = None, self.now() - self.spec.register_s - 0.5
+        return ["OK"] if self.registered() else ["+CME ERROR: 30"]
+
+    def _cops_manual(self, m: re.Match) -> list[str]:
+        if m.group(1) != self.manual_plmn:
+            self.manual_plmn = m.group(1)
+            # the command's own wait was the registration
+            self.selected_at = self.now() - self.spec.register_s - 0.5
+        self.rec.record("modem", state="select", plmn=m.group(1))
+        stat = self.reg_stat()
+        if stat == 1:
+            return ["OK"]
+        return ["+CME ERROR: 111"] if stat == 3 else ["+CME ERROR: 30"]
+
+    def _cops_deregister(self, _cmd: str) -> list[str]:
+        self.manual_plmn = "00000"
+        return ["OK"]
+
+    def _cgdcont_set(self, m: re.Match) -> list[str]:
+        if m.group(1) != self.apn:
+            self.apn = m.group(1)  # a new SIM profile: the network sees a new subscriber
+            self.selected_at = max(self.selected_at, self.now() - self.spec.register_s - 0.5)
+        return ["OK"]
+
+    def _cgdcont_query(self, _cmd: str) -> list[str]:
+        return [f'+CGDCONT: 1,"IP","{self.apn or ""}","0.0.0.0",0,0', "OK"]
+
+    def _cpsi_query(self, _cmd: str) -> list[str]:
+        return [self._cpsi(), "OK"]
+
+    def _cops_list(self) -> str:
+        seen = []
+        for h in self.world.heard():
+            if h.cell.mccmnc not in [s[0] for s in seen]:
+                seen.append((h.cell.mccmnc, h.cell.rat))
+        ops = []
+        for plmn, rat in seen:
+            op = self.world.operator(plmn)
+            serving = self.serving()
+            stat = 2 if serving and serving.cell.mccmnc == plmn else 1
+            name = op.name or plmn
+            ops.append(f'({stat},"{name}","{name[:8]}","{plmn}",{7 if rat == "LTE" else 0})')
+        return "+COPS: " + ",".join(ops) + ",,(0,1,2,3,4),(0,1,2)"
+
+    def _cpsi(self) -> str:
+        s = self.serving()
+        if s is None:
+            return "+CPSI: NO SERVICE,Online"
+        c, rssi = s.cell, s.rssi
+        if c.rat == "GSM":
+            return f"+CPSI: GSM,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},27 EGSM 900,{rssi},2110,42-42"
+        rsrp = rssi - 20
+        if self.family == "SIM7600":  # tenths of dB
+            return (f"+CPSI: LTE,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},262,EUTRAN-BAND20,"
+                    f"6300,5,5,-94,{rsrp * 10},{rssi * 10},15")
+        return (f"+CPSI: LTE,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},262,EUTRAN-BAND20,"
+                f"6300,5,5,-9,{rsrp},{rssi},15")
+
+    # --- GNSS ---------------------------------------------------------------------
+    def _gnss_on(self, cmd: str) -> list[str]:
+        if (cmd == "AT+CGNSSPWR=1") != (self.family == "A7670"):
+            return ["ERROR"]
+        if self.gnss_on_at is None:
+            self.gnss_on_at, self.gnss_ready_sent = self.now(), False
+            self.rec.record("gnss", state="on", ttff_s=self.ttff())
+        return ["OK"]
+
+    def _gnss_off(self, _cmd: str) -> list[str]:
+        if self.gnss_on_at is not None:
+            self.rec.record("gnss", state="off")
+        self.gnss_on_at = None
+        return ["OK"]
+
+    def _gnss_info(self, _cmd: str) -> list[str]:
+        return [self._cgnssinfo(), "OK"]
+
+    def _cgnssinfo(self) -> str:
+        if not self.has_fix():
+            return "+CGNSSINFO: " + "," * (15 if self.family == "SIM7600" else 17)
+        self.last_fix_at = self.now()
+        lat, lon, _ = self.world.position()
+        utc = time.gmtime(self.world.utc())
+        date, tod = time.strftime("%d%m%y", utc), time.strftime("%H%M%S", utc)
+        h = self.spec.hdop
+        ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
+        if self.family == "SIM7600":
+            return (f"+CGNSSINFO: 2,06,03,00,{_nmea(lat, 2)},{ns},{_nmea(lon, 3)},{ew},"
+                    f"{date},{tod}.0,170.0,0.0,0.0,{h + 0.4:.1f},{h:.1f},{h + 0.3:.1f}")
+        return (f"+CGNSSINFO: 3,07,03,02,01,{abs(lat):.7f},{ns},{abs(lon):.7f},{ew},"
+                f"{date},{tod}.00,170.0,0.000,,{h + 0.4:.2f},{h:.2f},{h + 0.3:.2f},13")
+
+    # --- calls and SMS ------------------------------------------------------------
+    def _atd(self, m: re.Match) -> list[str]:
+        return self._dial(m.group(1))
+
+    def _dial(self, number: str) -> list[str]:
+        emergency = number in EMERGENCY
+        self.rec.record("call", state="dial", number=number, emergency=emergency)
+        if self.call:
+            return ["ERROR"]
+        if not self.registered() and not (emergency and self.world.heard()):
+            self.rec.record("call", state="failed", number=number, reason="no network")
+            return ["NO CARRIER"]
+        self.call = {"state": "dialing", "number": number, "since": self.now(),
+                     "answer_after": self.answer_after}
+        return ["OK"]
+
+    def _ata(self, _cmd: str) -> list[str]:
+        if self.call and self.call["state"] == "incoming":
+            self.call.update(state="active", since=self.now())
+            self.rec.record("call", state="answered", number=self.call["number"])
+            return ["OK", "VOICE CALL: BEGIN"]
+        return ["NO CARRIER"]
+
+    def _hang_up(self, _cmd: str) -> list[str]:
+        if self.call:
+            self._end_call("watch hung up")
+        return ["OK"]
+
+    def _cmgr(self, m: re.Match) -> list[str]:
+        msg = self.sms.get(int(m.group(1)))
+        if msg is None:
+            return ["+CMS ERROR: 321"]
+        return [f'+CMGR: "REC UNREAD","{msg[0]}","",' + time.strftime('"%y/%m/%d,%H:%M:%S+00"', time.gmtime(self.world.utc())),
+                msg[1], "OK"]
+
+    def _cmgd(self, m: re.Match) -> list[str]:
+        gone = self.sms.pop(int(m.group(1)), None)
+        if gone:
+            self.rec.record("sms", state="deleted", sender=gone[0])
+        return ["OK"]
