@@ -74,10 +74,8 @@ def edge_broker(env: Env, index: int, core_port: int, password: str, creds):
 def run(devices: int, edges: int, hold_s: float, sos_per_edge: int, loc_per_min: float = 1.0,
         settle_s: float = 10.0) -> dict:
     from cloud.broker import Credential
-    from cloud.domain.accounts import broker_credentials
     from cloud.domain.security import mosquitto_hash
-    from cloud.store.db import make_engine, make_sessionmaker
-    from hwsim.fleet import write_credentials
+    from hwsim.provision import write_credentials
 
     t0 = time.monotonic()
     env = Env(devices).setup()
@@ -86,15 +84,15 @@ def run(devices: int, edges: int, hold_s: float, sos_per_edge: int, loc_per_min:
     edge_users = [f"pers-edge-{i}" for i in range(edges)]
     procs, results = [], []
     try:
-        # The core accepts the cloud and the edges' bridges (service accounts), no watch.
+        # The edges take the watches' entries of the password file the cloud generated
+        # (as a deployment copies it to its edge brokers), read before the core's is
+        # replaced: the core accepts the cloud and the edges' bridges only, no watch.
+        device_creds = env.device_broker_credentials()
         cloud_users = env.settings.mqtt_service_accounts()
         env.broker.service_accounts = (*cloud_users, *edge_users)
         env.broker.write_files([Credential(u, mosquitto_hash(env.service_password)) for u in cloud_users]
                                + [Credential(u, mosquitto_hash(edge_password)) for u in edge_users])
         env.broker.reload()
-        engine = make_engine(env.settings.db_url)
-        device_creds = [Credential(d, h) for d, h in broker_credentials(make_sessionmaker(engine))]
-        engine.dispose()
         edge_brokers = [edge_broker(env, i, env.settings.mqtt_port, edge_password, device_creds)
                         for i in range(edges)]
         cloud = env.start_cloud()

@@ -85,7 +85,7 @@ class Env:
         from cloud.runtime import embedded_broker, prepare, service_password, sync_broker_auth
         from cloud.seed import seed_demo
         from cloud.store.db import make_engine, make_sessionmaker
-        from hwsim.fleet import provision_fleet
+        from hwsim.provision import provision_fleet
         t0 = time.perf_counter()
         prepare(self.settings)
         engine = make_engine(self.settings.db_url)
@@ -93,34 +93,47 @@ class Env:
         engine.dispose()
         self.timings["migrate_seed_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
+        # Through the cloud's door (`pers device add --count --json`), as an installer would;
+        # the broker's files are written once, below, with this bench's service accounts.
         self.creds = provision_fleet(self.settings, self.devices, sync_broker=False) if self.devices else []
         self.timings["provision_s"] = round(time.perf_counter() - t0, 3)
         self.service_password = service_password(self.settings)
         t0 = time.perf_counter()
         if self.workers > 1:
-            # one service account per ingest worker: Mosquitto's use_username_as_clientid would
-            # otherwise make two workers take each other's session over
-            from cloud.broker import Credential, MosquittoBroker
-            from cloud.domain.accounts import broker_credentials
-            from cloud.domain.security import mosquitto_hash
-            from cloud.store.db import make_engine, make_sessionmaker
-            self.service_users = [self.settings.mqtt_username] + [
-                f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]
-            from cloud.settings import alert_username
-            accounts = [a for u in self.service_users for a in (u, alert_username(u))]
-            self.broker = MosquittoBroker(self.settings.data_dir, host=self.settings.mqtt_host,
-                                          port=self.settings.mqtt_port, service_accounts=tuple(accounts))
-            eng = make_engine(self.settings.db_url)
-            creds = [Credential(u, mosquitto_hash(self.service_password)) for u in accounts]
-            creds += [Credential(d, h) for d, h in broker_credentials(make_sessionmaker(eng))]
-            eng.dispose()
-            self.broker.write_files(creds)
+            self.broker = self._workers_broker()
         else:
             self.broker = embedded_broker(self.settings)
             sync_broker_auth(self.settings, self.broker)
         self.timings["broker_auth_s"] = round(time.perf_counter() - t0, 3)
         self.broker.start()
         return self
+
+    def _workers_broker(self):
+        """The embedded broker with one service account per ingest worker: Mosquitto's
+        use_username_as_clientid would otherwise make two workers take each other's
+        session over. The devices' entries are the cloud's own (sync_broker_auth)."""
+        from cloud.broker import Credential, MosquittoBroker
+        from cloud.domain.security import mosquitto_hash
+        from cloud.runtime import sync_broker_auth
+        from cloud.settings import alert_username
+        self.service_users = [self.settings.mqtt_username] + [
+            f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]
+        accounts = [a for u in self.service_users for a in (u, alert_username(u))]
+        broker = MosquittoBroker(self.settings.data_dir, host=self.settings.mqtt_host,
+                                 port=self.settings.mqtt_port, service_accounts=tuple(accounts))
+        sync_broker_auth(self.settings, broker)
+        creds = [Credential(u, mosquitto_hash(self.service_password)) for u in accounts]
+        broker.write_files(creds + self.device_broker_credentials(broker))
+        return broker
+
+    def device_broker_credentials(self, broker=None) -> list:
+        """The devices' lines of the password file the cloud wrote (``sync_broker_auth``):
+        what a deployment copies to its brokers, read here instead of the database."""
+        from cloud.broker import Credential
+        broker = broker or self.broker
+        services = set(broker.service_accounts) | set(self.settings.mqtt_service_accounts())
+        rows = (line.split(":", 1) for line in broker.passwd.read_text().splitlines() if line)
+        return [Credential(user, digest) for user, digest in rows if user not in services]
 
     @property
     def broker_pid(self) -> int:
@@ -149,6 +162,7 @@ class Env:
 
     def db_count(self, table: str) -> int:
         from sqlalchemy import text
+
         from cloud.store.db import make_engine
         eng = getattr(self, "_engine", None) or make_engine(self.settings.db_url)
         self._engine = eng

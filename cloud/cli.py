@@ -141,11 +141,15 @@ def cmd_quarantine_list(args) -> int:
 
 
 def _platform_db(args):
-    from cloud.runtime import prepare
+    """The migrated database, as ``cloud.runtime.prepare`` leaves it, without importing the
+    runtime: that pulls in the whole web app, seconds of start-up for a command that needs
+    only the database (a harness provisioning a fleet pays it on every call)."""
     from cloud.store.db import make_engine, make_sessionmaker
+    from cloud.store.migrate import upgrade
 
     settings = _settings(args)
-    prepare(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
     return make_sessionmaker(make_engine(settings.db_url))
 
 

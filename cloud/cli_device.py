@@ -15,16 +15,18 @@ import sys
 CHUNK = 2000
 
 
-def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *, actor: str) -> list:
-    """What ``provision_device`` does, for many devices in one transaction.
+def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *,
+                      actor: str) -> list[tuple[str, str]]:
+    """What ``provision_device`` does, for many devices in one transaction: ``[(id, secret)]``.
 
     A fleet of thousands provisioned one by one would cost a transaction each; the
     checks (id syntax, not taken) are the same, done once for the batch, and the
-    batch is all or nothing. Each device gets its own audit entry, as one added alone."""
+    batch is all or nothing. Each device gets its own audit entry, as one added alone.
+    (``cloud.domain.accounts`` is not imported: it hashes a dummy password with argon2
+    at import, most of a second this command does not need.)"""
     from sqlalchemy import select
 
     from cloud import protocol
-    from cloud.domain.accounts import ProvisionedDevice
     from cloud.domain.security import mosquitto_hash, new_device_secret
     from cloud.domain.uow import transaction
     from cloud.store.models import AuditEntry, Device
@@ -34,10 +36,10 @@ def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *, actor
             raise ValueError(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
     if len(set(device_ids)) != len(device_ids):
         raise ValueError("the same device id twice in one batch")
-    made = [ProvisionedDevice(d, new_device_secret()) for d in device_ids]
+    made = [(d, new_device_secret()) for d in device_ids]
     # Hashed before the transaction: on SQLite the write lock would otherwise be held
     # (and the running cloud's ingest blocked) for the seconds 50,000 hashes take.
-    hashes = [mosquitto_hash(d.secret) for d in made]
+    hashes = [mosquitto_hash(secret) for _, secret in made]
     now = clock.now()
     with transaction(sm) as tx:
         s = tx.session
@@ -48,11 +50,11 @@ def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *, actor
         for i in range(0, len(made), CHUNK):
             part = made[i:i + CHUNK]
             s.execute(Device.__table__.insert(), [
-                {"id": d.device_id, "tenant_id": tenant_id, "wearer_id": None, "presence": "unknown",
-                 "online": False, "broker_hash": h, "created_at": now} for d, h in zip(part, hashes[i:i + CHUNK])])
+                {"id": d, "tenant_id": tenant_id, "wearer_id": None, "presence": "unknown", "online": False,
+                 "broker_hash": h, "created_at": now} for (d, _), h in zip(part, hashes[i:i + CHUNK])])
             s.execute(AuditEntry.__table__.insert(), [
                 {"at": now, "actor": actor, "action": "device.provisioned", "tenant_id": tenant_id,
-                 "target": f"device:{d.device_id}"} for d in part])
+                 "target": f"device:{d}"} for d, _ in part])
     return made
 
 
@@ -80,9 +82,7 @@ def _find_tenant(sm, name_or_id: str):
 
 def cmd_device_add(args) -> int:
     from cloud.cli import _platform_db, _settings
-    from cloud.domain.accounts import provision_device
     from cloud.domain.clock import SystemClock
-    from cloud.runtime import sync_broker_auth
 
     if args.count < 1:
         print("--count must be at least 1", file=sys.stderr)
@@ -99,26 +99,32 @@ def cmd_device_add(args) -> int:
     actor = f"cli:{getpass.getuser()}"
     try:
         ids = _device_ids(args)
-        made = [provision_device(sm, SystemClock(), tenant.id, device_id=args.id, wearer_id=args.wearer,
-                                 actor=actor)] if ids is None else provision_devices(sm, SystemClock(), tenant.id,
-                                                                                     ids, actor=actor)
+        if ids is None:
+            from cloud.domain.accounts import provision_device
+            dev = provision_device(sm, SystemClock(), tenant.id, device_id=args.id, wearer_id=args.wearer,
+                                   actor=actor)
+            made = [(dev.device_id, dev.secret)]
+        else:
+            made = provision_devices(sm, SystemClock(), tenant.id, ids, actor=actor)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     # One rewrite of the password file for the whole batch, after its commit.
     if settings.broker == "embedded" and not args.no_broker_sync:
+        # Imported only here: the runtime brings the whole web app, seconds of start-up.
+        from cloud.runtime import sync_broker_auth
         sync_broker_auth(settings)
     _print_devices(made, args.json)
     return 0
 
 
-def _print_devices(made: list, as_json: bool) -> None:
+def _print_devices(made: list[tuple[str, str]], as_json: bool) -> None:
     if as_json:
         # One object a line, the admin API's shape: a harness reads the secrets from a pipe.
-        sys.stdout.writelines(json.dumps({"id": d.device_id, "secret": d.secret}) + "\n" for d in made)
+        sys.stdout.writelines(json.dumps({"id": d, "secret": secret}) + "\n" for d, secret in made)
         return
-    for d in made:
-        print(f"device id: {d.device_id}\nsecret:    {d.secret}")
+    for d, secret in made:
+        print(f"device id: {d}\nsecret:    {secret}")
     print("(the secret is shown once; it is stored hashed)")
 
 

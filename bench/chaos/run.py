@@ -85,18 +85,21 @@ class System:
 
     def prepare(self, twins: int, watches: int = 0):
         from cloud.domain.clock import SystemClock
-        from cloud.runtime import prepare, sync_broker_auth
+        from cloud.runtime import prepare
         from cloud.seed import seed_demo
         from cloud.settings import Settings
         from cloud.store.db import make_engine, make_sessionmaker
-        from hwsim.fleet import provision_fleet
+        from hwsim.provision import provision_fleet
 
         settings = Settings(data_dir=self.data, mqtt_port=self.mqtt_port, http_port=self.http_port)
         prepare(settings)
-        seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), self.data)
+        engine = make_engine(settings.db_url)
+        seed_demo(make_sessionmaker(engine), SystemClock(), self.data)
+        engine.dispose()
+        # Through the cloud's door (`pers device add --count --json`). The broker's files
+        # are not written here: `pers broker` writes them from the database when it starts.
         creds = provision_fleet(settings, twins, prefix="chaos", sync_broker=False)
         watch_creds = provision_fleet(settings, watches, prefix="chaos-fw", sync_broker=False) if watches else []
-        sync_broker_auth(settings)
         return creds, watch_creds
 
     def start(self):

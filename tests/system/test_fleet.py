@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+import hwsim
 from cloud import protocol
 from cloud.store.models import AlertCase, Command, Device, LocationPoint
-import hwsim
 from hwsim.fleet import Fleet, main, percentiles
 from hwsim.provision import provision_fleet, read_credentials
 
