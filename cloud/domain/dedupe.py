@@ -1,4 +1,5 @@
-"""When is an alert a retransmission, and when a new alarm?
+"""When is an alert a retransmission, and when a new alarm? (And a location
+report a redelivery: the same (device, mid), ``location_stored``.)
 
 The watch re-sends an alert, byte for byte, until the cloud acks it, so a
 retransmission is the same (device, mid) with the same content, received within
@@ -19,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.store.models import Alert
+from cloud.store.models import Alert, LocationPoint
 
 
 def digest_of(doc: dict) -> str:
@@ -47,3 +48,16 @@ def classify(s: Session, device_id: str, mid: str, digest: str, since: datetime)
     if any(row.digest in same for row in rows):
         return None, _rekey(digest, len(rows)), True
     return None, digest, True
+
+
+def is_retransmission(s: Session, device_id: str, mid: str, doc: dict, since: datetime) -> bool:
+    """Is this alert (its stored form, ``doc``) already stored, by the rule above?"""
+    return classify(s, device_id, mid, digest_of(doc), since)[0] is not None
+
+
+def location_stored(s: Session, device_id: str, mid: str) -> bool:
+    """Is a location report with this (device, mid) already stored? Location rows carry
+    no content digest: for them the pair alone decides (as the bulk insert's
+    ON CONFLICT does)."""
+    return s.scalar(select(LocationPoint.id).where(LocationPoint.device_id == device_id,
+                                                   LocationPoint.mid == mid)) is not None
