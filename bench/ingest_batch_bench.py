@@ -32,11 +32,11 @@ def loc_payload(mid: str, ts: int) -> bytes:
 
 def run(quick: bool = False, devices: int = 200, messages: int | None = None, batch: int = 500,
         database_url: str | None = None) -> dict:
-    from cloud.api.app import build_services
     from cloud.domain.ports import NullSender
     from cloud.seed import seed_demo
     from cloud.settings import Settings
     from cloud.store.migrate import upgrade
+    from cloud.wiring import build_services
     from hwsim.fleet import provision_fleet
     messages = messages or (2000 if quick else 20000)
     tmp = Path(tempfile.mkdtemp(prefix="pers-ingest-batch-"))

@@ -12,10 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+from cloud.settings import Settings
+
 log = logging.getLogger("pers.memprobe")
 
 
-def start_memory_probe(path: str | None = None, interval_s: float | None = None) -> "MemoryProbe | None":
+def start_memory_probe(settings: Settings | None = None) -> "MemoryProbe | None":
     """``PERS_MEMPROBE=<file>``: every ``PERS_MEMPROBE_S`` seconds (default 5), append
     one JSON line of where this process's memory is, so that a soak can tell which
     part of its RSS moves: the Python heap (allocated blocks, and with
@@ -23,13 +25,12 @@ def start_memory_probe(path: str | None = None, interval_s: float | None = None)
     since the probe started), glibc malloc (in use, free but kept, per arena mmap),
     SQLite's own allocator (its page caches), and the mappings (anonymous, file,
     the database's -shm). Off by default; without tracemalloc it costs a few
-    milliseconds per sample (``gc.get_objects`` once every 6 samples)."""
-    path = path or os.environ.get("PERS_MEMPROBE")
-    if not path:
+    milliseconds per sample (``gc.get_objects`` once every 6 samples).
+    Without ``settings``, the environment's (read now, like any other setting)."""
+    settings = settings or Settings()
+    if not settings.memprobe:
         return None
-    interval_s = interval_s or float(os.environ.get("PERS_MEMPROBE_S", "5"))
-    frames = int(os.environ.get("PERS_TRACEMALLOC", "0") or 0)
-    probe = MemoryProbe(Path(path), interval_s, frames)
+    probe = MemoryProbe(Path(settings.memprobe), settings.memprobe_s, settings.tracemalloc)
     threading.Thread(target=probe.run, name="memprobe", daemon=True).start()
     return probe
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import uvicorn
 
-from cloud.api.app import Services, build_services, create_app
 from cloud.broker import Credential, MosquittoBroker
 from cloud.domain.accounts import broker_credentials
 from cloud.domain.security import mosquitto_hash
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.migrate import upgrade
+from cloud.wiring import Services, build_app, build_services, open_store
 
 log = logging.getLogger("pers.runtime")
 
@@ -64,6 +64,18 @@ def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, 
     broker.reload()
 
 
+class BrokerFiles:
+    """The domain's BrokerAuth port, as the runtime implements it: provisioning and
+    rotation through the API rewrite the broker's files and reload it. ``broker``
+    None (external broker): the files are written under the data directory only."""
+
+    def __init__(self, settings: Settings, broker: MosquittoBroker | None, sm):
+        self.settings, self.broker, self.sm = settings, broker, sm
+
+    def sync(self) -> None:
+        sync_broker_auth(self.settings, self.broker, sm=self.sm)
+
+
 class Stack:
     """The broker (when embedded) and the cloud app with its HTTP server, in this process."""
 
@@ -83,8 +95,12 @@ class Stack:
             self.broker.supervise()
 
     def start_cloud(self, timeout: float = 20.0) -> None:
-        self.services = build_services(self.settings)
-        app = create_app(self.settings, services=self.services)
+        # The runtime knows the broker, so it makes the broker port and gives it to the
+        # services; the port reads the devices' passwords from the services' database.
+        sm = open_store(self.settings)
+        self.services = build_services(self.settings, sm=sm,
+                                       broker_auth=BrokerFiles(self.settings, self.broker, sm))
+        app = build_app(self.settings, self.services)
         config = uvicorn.Config(app, host=self.settings.http_host, port=self.settings.http_port,
                                 log_config=None, access_log=False, lifespan="on", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
@@ -95,10 +111,6 @@ class Stack:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the HTTP server did not start (is the port free? set PERS_HTTP_PORT)")
             time.sleep(0.05)
-        if self.services.broker_auth is not None:
-            # Provisioning and rotation through the API rewrite and reload the broker's files.
-            self.services.broker_auth.target = lambda: sync_broker_auth(self.settings, self.broker,
-                                                                        sm=self.services.sm)
         if self.services.bridge and not self.services.bridge.connected.wait(timeout):
             raise RuntimeError("the cloud could not connect to the broker")
 
@@ -165,7 +177,7 @@ def tune_malloc(arenas: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
-def tune_gc() -> None:
+def tune_gc(settings: Settings | None = None) -> None:
     """For the long-running service, after start-up. What start-up built (SQLAlchemy,
     pydantic and FastAPI's ~10^5 long-lived objects) is frozen out of the collector,
     so no collection walks it again: it showed as ~20 % of the ingest CPU, since the
@@ -177,7 +189,7 @@ def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     from cloud.memprobe import start_memory_probe
-    start_memory_probe()  # only with PERS_MEMPROBE; from here its samples are the steady state
+    start_memory_probe(settings)  # only with PERS_MEMPROBE; from here its samples are the steady state
 
 
 def data_dir_of(path: str | Path) -> Path:

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     secure_cookies: bool = False  # set True behind TLS
+    # The console's map tiles (callcenter/pages.py), e.g. your own tile server
+    # "https://tiles.example.org/{z}/{x}/{y}.png"; none: the points on a plain background.
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
     session_hours: int = 12
     login_max_failures: int = 5
     login_window_s: int = 300
@@ -71,6 +76,16 @@ class Settings(BaseSettings):
     # /healthz fails when the oldest message waiting for its commit is older than this.
     ingest_stuck_after_s: float = 30.0
     log_json: bool = True
+    # Diagnosis only (cloud/memprobe.py): a file to append a memory sample to every
+    # memprobe_s seconds, and tracemalloc's frames (0: off) for the growing call sites.
+    memprobe: str | None = None
+    memprobe_s: float = 5.0
+    tracemalloc: int = 0
+
+    @field_validator("tracemalloc", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value):
+        return value or 0  # PERS_TRACEMALLOC= (set, empty) has always meant off
 
     # --- routing and escalation (docs/operations.md) ---
     operator_present_s: int = 120  # an operator seen within this many seconds is "present"

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloud.api.app import Services, build_services
 from cloud.domain.clock import FakeClock
 from cloud.domain.ports import NullSender
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
+from cloud.wiring import Services, build_services
 
 
 def make_services(tmp_path: Path, clock: FakeClock | None = None, *,

@@ -43,6 +43,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
@@ -50,6 +51,9 @@ from cloud import metrics, protocol
 from cloud.mqtt.receiver import BulkReceiver, Delivery
 from cloud.settings import alert_username as default_alert_username
 from cloud.store.errors import is_transient
+
+if TYPE_CHECKING:
+    from cloud.domain.ingest import Ingestor
 
 log = logging.getLogger("pers.mqtt")
 
@@ -180,10 +184,13 @@ class Inbox:
 
 
 class MqttBridge:
-    def __init__(self, ingestor, *, host: str, port: int, username: str, password: str | None,
-                 client_id: str | None = None, shared_group: str | None = None, keepalive: int = 30,
-                 batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0,
+    def __init__(self, ingestor: Ingestor | None = None, *, host: str, port: int, username: str,
+                 password: str | None, client_id: str | None = None, shared_group: str | None = None,
+                 keepalive: int = 30, batch_max: int = 500, bulk_max: int = 5000, backpressure_wait_s: float = 2.0,
                  alert_username: str | None = None, linger_s: float = 0.0, alerts_apart: bool = True):
+        # Who stores what arrives (``accept``/``handle_batch``): given here, or through
+        # attach() when the ingestor is built after the bridge because it publishes its
+        # acks through the bridge (cloud/wiring.py).
         self.ingestor = ingestor
         # False only to measure what the alert session buys (bench/sos_flood_bench.py):
         # alerts and acks then come on the bulk session, behind its backlog in the broker.
@@ -220,8 +227,17 @@ class MqttBridge:
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self.connected = threading.Event()
 
+    def attach(self, ingestor: Ingestor) -> None:
+        """Give the bridge its ingestor, once, before start()."""
+        if self.ingestor is not None:
+            raise RuntimeError("the bridge already has an ingestor")
+        self.ingestor = ingestor
+
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
+        if self.ingestor is None:
+            # Nobody to store them: messages would be taken from the broker and lost.
+            raise RuntimeError("the bridge was started without an ingestor (attach one first)")
         self._worker.start()
         self.receiver.start()
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)

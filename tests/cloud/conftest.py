@@ -74,10 +74,10 @@ class World:
 def world(db_url, tmp_path):
     """The services on that database with a FakeClock, the demo seed, and recorders
     for commands, configs and live events."""
-    from cloud.api.app import build_services
     from cloud.domain.clock import FakeClock
     from cloud.seed import seed_demo
     from cloud.settings import Settings
+    from cloud.wiring import build_services
 
     settings = Settings(data_dir=tmp_path, database_url=db_url, log_json=False)
     clock = FakeClock()

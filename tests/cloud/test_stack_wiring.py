@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
+from cloud.runtime import BrokerFiles
 from cloud.store.models import CaseEvent
 
 
@@ -24,6 +25,12 @@ def fast_stack(stack_factory):
 
 def test_api_provisioning_reaches_the_broker_and_the_ticker_escalates(fast_stack):
     stack = fast_stack
+    # The ports were given when the services were built (cloud/wiring.py), none set afterwards:
+    # the runtime's broker port, and one way out to the watches that the bridge carries.
+    svc = stack.services
+    assert isinstance(svc.broker_auth, BrokerFiles) and svc.broker_auth.broker is stack.broker
+    assert svc.bridge.ingestor is svc.ingestor and svc.sender.target is svc.bridge
+    assert svc.ingestor.sender is svc.sender and svc.admin.broker is svc.broker_auth
     with httpx.Client(base_url=stack.url) as api:
         csrf = api.post("/api/auth/login", json={"username": "boss", "password": "boss-pw-123"}).json()["csrf_token"]
         dev = api.post("/api/admin/devices", json={"id": "864000000000077"}, headers={"X-CSRF-Token": csrf}).json()

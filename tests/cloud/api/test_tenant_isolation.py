@@ -9,8 +9,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from cloud.api.app import create_app
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR
+from cloud.wiring import build_app as create_app  # the API and the console's route
 from tests.cloud_helpers import seeded
 from tests.conftest import DATABASES, new_database_url
 

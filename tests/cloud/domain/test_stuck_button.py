@@ -11,13 +11,13 @@ import time
 from sqlalchemy import func, select
 
 from cloud import metrics
-from cloud.api.app import build_services
 from cloud.domain.accounts import provision_device
 from cloud.domain.clock import FakeClock
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command
+from cloud.wiring import build_services
 from tests.cloud_helpers import seeded
 from tests.cloud.mqtt.test_mqtt_ingest import device_client, wait_for
 

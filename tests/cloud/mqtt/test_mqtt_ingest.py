@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from cloud import metrics
-from cloud.api.app import build_services
 from cloud.mqtt.bridge import MqttBridge
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.store.models import Alert, AlertCase, DeadLetter
+from cloud.wiring import build_services
 
 
 def device_client(broker, device_id, secret, inbox: queue.Queue | None = None) -> mqtt.Client:

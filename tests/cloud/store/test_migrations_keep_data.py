@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, select, text
 
-from cloud.api.app import build_services
 from cloud.domain.ports import NullSender
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.store.models import Alert, AlertCase, Contact, Device, Wearer
+from cloud.wiring import build_services
 
 OLD = "0002"  # the schema of the Foundation release
 
