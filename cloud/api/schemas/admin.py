@@ -1,0 +1,145 @@
+"""Administration bodies: the tenant, its centres and contract, wearers and
+contacts, devices and their configs, operators, geofences."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from cloud.api.schemas.common import PHONE, Window
+
+
+class Area(BaseModel):
+    type: Literal["circle", "polygon"]
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+    points: list[list[float]] | None = None
+
+
+class TenantPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    webhook_url: str | None = Field(default=None, max_length=400, pattern=r"^https?://")
+
+
+class CentreIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE)
+    countries: list[str] = Field(default_factory=list, description="ISO 3166 alpha-2 codes covered")
+    areas: list[Area] = Field(default_factory=list, description="circles and polygons covered")
+    languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes; empty = any")
+    hours: list[Window] = Field(default_factory=list, description="opening windows; empty = 24/7")
+    timezone: str | None = Field(default="UTC", max_length=64)
+    contract: bool = Field(default=True, description="append the centre to the tenant's contract")
+
+    @field_validator("countries")
+    @classmethod
+    def _cc(cls, v):
+        if not all(len(x) == 2 and x.isalpha() for x in v):
+            raise ValueError("countries are ISO 3166 alpha-2 codes")
+        return v
+
+    def dump(self, partial: bool = False) -> dict:
+        d = self.model_dump(exclude_unset=partial, exclude={"hours", "areas"})
+        if not partial or "hours" in self.model_fields_set:
+            d["hours"] = [w.dump() for w in self.hours]
+        if not partial or "areas" in self.model_fields_set:
+            d["areas"] = [a.model_dump(exclude_none=True) for a in self.areas]
+        return d
+
+
+class CentrePatch(CentreIn):
+    name: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+class ContractIn(BaseModel):
+    centre_ids: list[int] = Field(min_length=1, description="the tenant's centres, most preferred first")
+
+
+class ContactIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    relation: str | None = Field(default=None, max_length=64)
+    phone: str = Field(pattern=PHONE)
+    email: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+    channels: list[Literal["email", "sms", "webhook"]] | None = None
+
+
+class WearerIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    birth_date: date | None = None
+    language: str | None = Field(default=None, max_length=8)
+    home_address: str | None = Field(default=None, max_length=400)
+    home_lat: float | None = Field(default=None, ge=-90, le=90)
+    home_lon: float | None = Field(default=None, ge=-180, le=180)
+    medical_notes: str | None = Field(default=None, max_length=4000)
+    photo_url: str | None = Field(default=None, max_length=400)
+    timezone: str | None = Field(default=None, max_length=64)
+    contacts: list[ContactIn] | None = Field(default=None, description="in cascade order (first is called first)")
+
+    def dump(self, partial: bool = False) -> dict:
+        d = self.model_dump(exclude_unset=partial, exclude={"contacts"})
+        if self.contacts is not None:
+            d["contacts"] = [c.model_dump() for c in self.contacts]
+        return d
+
+
+class WearerPatch(WearerIn):
+    name: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+class DeviceIn(BaseModel):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="usually the IMEI")
+    wearer_id: int | None = None
+
+
+class DeviceAssign(BaseModel):
+    wearer_id: int | None
+
+
+class Secret(BaseModel):
+    id: str
+    secret: str = Field(description="shown once: only its hash is kept")
+
+
+class ConfigIn(BaseModel):
+    heartbeat_s: int | None = Field(default=None, ge=30, le=86400)
+    sos_hold_ms: int | None = Field(default=None, ge=0, le=10000)
+    cancel_window_s: int | None = Field(default=None, ge=0, le=300)
+    fall_detection: bool | None = None
+    callcenter_number: str | None = Field(default=None, pattern=PHONE)
+    kids_mode: bool | None = None
+    reminders: list[dict] | None = None
+
+
+class OperatorIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
+    password: str = Field(min_length=8, max_length=256)
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Literal["operator", "supervisor", "admin"] = "operator"
+    centre_id: int | None = None
+
+
+class OperatorPatch(BaseModel):
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Literal["operator", "supervisor", "admin"] | None = None
+    centre_id: int | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+
+
+class GeofenceIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    shape: Literal["circle", "polygon"]
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+    points: list[list[float]] | None = None
+    schedule: list[Window] | None = Field(default=None, description="when an alert applies; none = always")
+    alert_on_exit: bool = False
+    alert_on_enter: bool = False
+
+    def dump(self) -> dict:
+        d = self.model_dump(exclude={"schedule"})
+        d["schedule"] = [w.dump() for w in self.schedule] if self.schedule else None
+        return d
