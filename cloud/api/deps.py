@@ -1,7 +1,9 @@
-"""Request dependencies: the logged-in operator, and CSRF for state-changing calls."""
+"""Request dependencies: the logged-in operator, CSRF for state-changing calls, and
+roles. Routes take them as annotated types (``op: CsrfOperator``)."""
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
@@ -25,11 +27,14 @@ def session_of(request: Request) -> tuple[Operator, str]:
     return found
 
 
-def current_operator(found=Depends(session_of)) -> Operator:
+LoggedIn = Annotated[tuple[Operator, str], Depends(session_of)]
+
+
+def current_operator(found: LoggedIn) -> Operator:
     return found[0]
 
 
-def csrf_checked_operator(request: Request, found=Depends(session_of)) -> Operator:
+def csrf_checked_operator(request: Request, found: LoggedIn) -> Operator:
     """Double submit: the token given at login must come back in a header a
     cross-site form cannot set."""
     op, csrf = found
@@ -37,3 +42,30 @@ def csrf_checked_operator(request: Request, found=Depends(session_of)) -> Operat
     if not hmac.compare_digest(sent.encode(), csrf.encode()):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
     return op
+
+
+CurrentOperator = Annotated[Operator, Depends(current_operator)]
+CsrfOperator = Annotated[Operator, Depends(csrf_checked_operator)]
+
+
+def with_role(*roles: str, write: bool = False):
+    """A dependency: the operator (CSRF-checked for a write) if active and in one of ``roles``."""
+    if write:
+        def dep(op: CsrfOperator) -> Operator:
+            return _in_role(op, roles)
+    else:
+        def dep(op: CurrentOperator) -> Operator:
+            return _in_role(op, roles)
+    return dep
+
+
+def _in_role(op: Operator, roles: tuple[str, ...]) -> Operator:
+    # Presence is recorded (throttled) by the session dependency itself.
+    if op.role not in roles or not getattr(op, "active", True):
+        raise HTTPException(status_code=403, detail=f"needs role {' or '.join(roles)}")
+    return op
+
+
+AdminReader = Annotated[Operator, Depends(with_role("admin"))]
+AdminWriter = Annotated[Operator, Depends(with_role("admin", write=True))]
+SupervisorReader = Annotated[Operator, Depends(with_role("supervisor", "admin"))]

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
+from cloud.domain.errors import Conflict, Invalid, NotAuthenticated, NotFound, RateLimited
 from cloud.domain.security import (hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest,
                                    verify_secret)
 from cloud.domain.uow import transaction
@@ -24,10 +25,8 @@ log = logging.getLogger("pers.auth")
 _DUMMY_HASH = hash_secret("not-a-real-password")
 
 
-class LoginRefused(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
+class DeviceExists(Conflict, ValueError):
+    """Also a ValueError: the CLI reports every refusal of provision_device as one."""
 
 
 @dataclass
@@ -71,7 +70,7 @@ class AccountService:
         keys = (f"user:{username.lower()}", f"addr:{client}")
         if self.limiter.blocked(*keys):
             self._audit(None, f"anonymous@{client}", "login.rate_limited", {"username": username[:64]})
-            raise LoginRefused(429, "too many failed logins; wait and try again")
+            raise RateLimited("too many failed logins; wait and try again")
         with transaction(self.sm) as tx:
             op = tx.session.scalar(select(Operator).where(Operator.username == username))
             ok = verify_secret(op.password_hash if op else _DUMMY_HASH, password) and op is not None
@@ -90,7 +89,7 @@ class AccountService:
                 tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action="login",
                                           tenant_id=op.tenant_id, detail={"client": client}))
         if failed:
-            raise LoginRefused(401, "wrong username or password")
+            raise NotAuthenticated("wrong username or password")
         return LoginResult(op, token, csrf)
 
     def session_operator(self, token: str | None) -> tuple[Operator, str] | None:
@@ -164,16 +163,16 @@ def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device
                      broker: BrokerAuth | None = None) -> ProvisionedDevice:
     device_id = device_id or ("w" + new_token()[:15].replace("-", "x").replace("_", "y"))
     if not protocol.DEVICE_ID_RE.match(device_id) or device_id.startswith("pers-"):
-        raise ValueError(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
+        raise Invalid(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
     secret = new_device_secret()
     with transaction(sm) as tx:
         if tx.session.get(Device, device_id) is not None:
-            raise ValueError(f"device {device_id} already exists")
+            raise DeviceExists(f"device {device_id} already exists")
         if wearer_id is not None:
             from cloud.store.models import Wearer
             w = tx.session.get(Wearer, wearer_id)
             if w is None or w.tenant_id != tenant_id:
-                raise ValueError(f"no wearer {wearer_id} in this tenant")
+                raise Invalid(f"no wearer {wearer_id} in this tenant")
         tx.session.add(Device(id=device_id, tenant_id=tenant_id, wearer_id=wearer_id,
                               broker_hash=mosquitto_hash(secret), presence="unknown",
                               created_at=clock.now()))
@@ -189,13 +188,13 @@ def rotate_device_secret(sm: sessionmaker[Session], clock, device_id: str, *, ac
     """A new secret; the old one stops working when the broker reloads (and its
     live session is dropped then). The watch must be given the new secret (at
     the service desk or by the installer): until then it cannot connect, which
-    is the point when a secret leaked. Raises LookupError for an unknown device
-    or another tenant's."""
+    is the point when a secret leaked. Raises NotFound (a LookupError) for an
+    unknown device or another tenant's."""
     secret = new_device_secret()
     with transaction(sm) as tx:
         d = tx.session.get(Device, device_id)
         if d is None or (tenant_id is not None and d.tenant_id != tenant_id):
-            raise LookupError("no such device")
+            raise NotFound("no such device")
         d.broker_hash, d.secret_rotated_at = mosquitto_hash(secret), clock.now()
         tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.secret_rotated",
                                   tenant_id=d.tenant_id, target=f"device:{device_id}"))

@@ -5,6 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
+from cloud.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.domain.ingest import OPEN_STATUSES, new_cid
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
@@ -13,15 +14,6 @@ from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Com
 
 OUTCOMES = ("false_alarm", "wearer_ok", "contact_came", "ambulance", "police", "no_answer_dispatched", "other")
 DISPATCH_SERVICES = ("ambulance", "police", "fire", "doctor", "neighbour")
-
-
-class CaseError(Exception):
-    """An operator action that cannot be done; ``status`` maps to HTTP."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class CaseService:
@@ -54,7 +46,7 @@ class CaseService:
                                    AlertCase.status.in_(("new", "routed")))
                             .values(status="claimed", claimed_by=op.id)).rowcount
             if not won:
-                raise CaseError(409, "case already claimed or closed")
+                raise Conflict("case already claimed or closed")
             # The clock is read only once the row is ours: a concurrent writer's events
             # can then never be stamped later than ours yet stored before them.
             now = self.clock.now()
@@ -68,15 +60,15 @@ class CaseService:
 
     def resolve(self, op: Operator, case_id: int, outcome: str, note: str | None) -> dict:
         if outcome not in OUTCOMES:
-            raise CaseError(422, f"outcome must be one of {', '.join(OUTCOMES)}")
+            raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}")
         with transaction(self.sm) as tx:
             s = tx.session
             case = self._own_case(s, op, case_id)
             now = self.clock.now()
             if case.status == "resolved":
-                raise CaseError(409, "case already resolved")
+                raise Conflict("case already resolved")
             if case.claimed_by is not None and case.claimed_by != op.id and op.role == "operator":
-                raise CaseError(403, "case is claimed by another operator")
+                raise Forbidden("case is claimed by another operator")
             case.status, case.resolved_at, case.outcome = "resolved", now, outcome
             self._record(tx, op, case, "resolved", {"outcome": outcome, "note": note})
             self._ack_watch(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
@@ -93,7 +85,7 @@ class CaseService:
                 centre = tx.session.get(CallCentre, case.centre_id) if case.centre_id else None
                 number = centre.phone if centre and centre.phone else None
             if not number:
-                raise CaseError(422, "no number to call: the case's call centre has no phone number")
+                raise Invalid("no number to call: the case's call centre has no phone number")
             cmd = protocol.CallCmd(cid=new_cid(), ts=self.clock.unix(), number=number)
             if case.status != "in_call":  # a second call-back keeps the first call's stamp
                 case.status, case.in_call_at = "in_call", self.clock.now()
@@ -128,7 +120,7 @@ class CaseService:
                                  .order_by(Contact.rank, Contact.id)).all() if case.wearer_id else []
             nxt = next((c for c in contacts if c.id not in done), None)
             if nxt is None:
-                raise CaseError(409, "every contact in the cascade has been notified")
+                raise Conflict("every contact in the cascade has been notified")
             detail = {"contact_id": nxt.id, "name": nxt.name, "relation": nxt.relation, "phone": nxt.phone,
                       "rank": nxt.rank}
             if self.notifier is not None:
@@ -139,7 +131,7 @@ class CaseService:
 
     def dispatch(self, op: Operator, case_id: int, service: str, reference: str | None) -> dict:
         if service not in DISPATCH_SERVICES:
-            raise CaseError(422, f"service must be one of {', '.join(DISPATCH_SERVICES)}")
+            raise Invalid(f"service must be one of {', '.join(DISPATCH_SERVICES)}")
         with transaction(self.sm) as tx:
             case = self._claimed_by(tx.session, op, case_id)
             self._record(tx, op, case, "dispatched", {"service": service, "reference": reference})
@@ -157,11 +149,11 @@ class CaseService:
         (a supervisor or admin may act on any case of their tenant)."""
         case = self._own_case(s, op, case_id)
         if case.status == "resolved":
-            raise CaseError(409, "case is resolved")
+            raise Conflict("case is resolved")
         if case.claimed_by is None:
-            raise CaseError(409, "claim the case first")
+            raise Conflict("claim the case first")
         if case.claimed_by != op.id and op.role == "operator":
-            raise CaseError(403, "case is claimed by another operator")
+            raise Forbidden("case is claimed by another operator")
         return case
 
     def _wearer_name(self, s: Session, case: AlertCase) -> str:
@@ -182,7 +174,7 @@ class CaseService:
         case = s.get(AlertCase, case_id)
         # Another tenant's case is reported as absent: its existence is not ours to know.
         if case is None or case.tenant_id != op.tenant_id:
-            raise CaseError(404, "no such case")
+            raise NotFound("no such case")
         if lock:
             # A no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite)
             # before anything reads the clock, so the timeline's stamps follow its ids.

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
+from cloud.domain.errors import Invalid, NotFound
 from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, CallCentre, Contact, Contract, Device, DeviceConfig
 
@@ -24,8 +25,8 @@ class ConfigPublisher(Protocol):
         """Publish the config document retained (QoS 1) on the device's config topic."""
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(Invalid):
+    """A change the watch's config does not allow (still a ValueError, as it always was)."""
 
 
 def latest_config(s: Session, device_id: str) -> DeviceConfig | None:
@@ -64,12 +65,12 @@ def push_config(sm: sessionmaker[Session], clock, publisher: ConfigPublisher, de
                 actor: str, tenant_id: int | None = None, default_heartbeat_s: int = 3600,
                 default_number: str | None = None) -> dict:
     """Store a new config version and publish it retained after commit. ``tenant_id``
-    scopes the call (another tenant's device is reported absent: LookupError)."""
+    scopes the call (another tenant's device is reported absent: NotFound, a LookupError)."""
     with transaction(sm) as tx:
         s = tx.session
         device = s.get(Device, device_id)
         if device is None or (tenant_id is not None and device.tenant_id != tenant_id):
-            raise LookupError("no such device")
+            raise NotFound("no such device")
         body = build_config(s, device, changes, default_heartbeat_s=default_heartbeat_s,
                             default_number=default_number)
         s.add(DeviceConfig(device_id=device.id, version=body["version"], body=body, created_at=clock.now(),

@@ -19,16 +19,15 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
+from cloud.domain.errors import DomainError, Invalid, NotFound
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Contact, Notification, Tenant, Wearer
 
 log = logging.getLogger("pers.notify")
 
 
-class NotifyError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
+# The name callers used before the refusals got kinds (cloud/domain/errors.py).
+NotifyError = DomainError
 
 
 class Channel(Protocol):
@@ -137,12 +136,12 @@ class Notifier:
     def _notify(self, s: Session, case_id, contact_id, message, actor, tenant_id) -> dict:
         case = s.get(AlertCase, case_id)
         if case is None or (tenant_id is not None and case.tenant_id != tenant_id):
-            raise NotifyError(404, "no such case")
+            raise NotFound("no such case")
         contact = s.get(Contact, contact_id)
         if contact is None or contact.wearer_id != case.wearer_id:
-            raise NotifyError(404, "no such contact for this case's wearer")
+            raise NotFound("no such contact for this case's wearer")
         if not message or len(message) > 2000:
-            raise NotifyError(422, "message must be 1-2000 characters")
+            raise Invalid("message must be 1-2000 characters")
         tenant = s.get(Tenant, case.tenant_id)
         wearer = s.get(Wearer, case.wearer_id) if case.wearer_id else None
         subject = f"OpenPERS alarm: {wearer.name if wearer else case.device_id} ({case.kind}) - case {case.id}"

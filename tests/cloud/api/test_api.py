@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cloud.api.app import create_app
+from cloud.domain.errors import Conflict
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR
 from cloud.store.models import AuditEntry, CaseEvent
 from tests.cloud_helpers import seeded
@@ -114,13 +115,15 @@ def test_two_operators_race_and_exactly_one_wins(env):
         try:
             svc.cases.claim(who, case_id)
             results.append("won")
+        except Conflict:
+            results.append("conflict")
         except Exception as exc:
-            results.append(getattr(exc, "status", exc))
+            results.append(exc)
 
     threads = [threading.Thread(target=try_claim, args=(o,)) for o in (op, second)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert sorted(map(str, results)) == ["409", "won"]
+    assert sorted(map(str, results)) == ["conflict", "won"]
     with svc.sm() as s:
         claims = s.scalars(select(CaseEvent).where(CaseEvent.action == "claimed")).all()
         assert len(claims) == 1

@@ -155,6 +155,7 @@ def test_a_coarse_fix_straddling_the_edge_is_ignored(world):
 
 def test_polygon_geofence_and_bad_shapes(world):
     from cloud.domain.admin import AdminError
+    from cloud.domain.errors import NotFound
     poly = world.svc.admin.create_geofence(admin(world), world.seed.wearer_id, {
         "name": "Park", "shape": "polygon", "points": [[45.76, 4.84], [45.76, 4.86], [45.74, 4.86], [45.74, 4.84]],
         "alert_on_enter": True})
@@ -168,4 +169,4 @@ def test_polygon_geofence_and_bad_shapes(world):
     with pytest.raises(AdminError) as err:
         world.svc.admin.create_geofence(admin(world), 999, {"name": "x", "shape": "circle", "lat": 45, "lon": 4,
                                                             "radius_m": 10})
-    assert err.value.status == 404
+    assert isinstance(err.value, NotFound)

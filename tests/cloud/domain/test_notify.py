@@ -10,6 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
+from cloud.domain.errors import NotFound
 from cloud.domain.notify import EmailChannel, Notifier, NotifyError, SmsGatewayChannel, WebhookChannel
 from cloud.store.models import Contact, Notification, Tenant
 from tests.cloud.helpers import actions, alert
@@ -133,10 +134,10 @@ def test_wrong_contact_or_other_tenant_is_404(world):
     case_id = alert(world, "1.1").case_id
     with pytest.raises(NotifyError) as err:
         notifier.notify_contact(None, case_id, 999, "x")
-    assert err.value.status == 404
+    assert isinstance(err.value, NotFound)
     with pytest.raises(NotifyError) as err:
         notifier.notify_contact(None, case_id, contacts(world)[0].id, "x", tenant_id=world.seed.other_tenant_id)
-    assert err.value.status == 404
+    assert isinstance(err.value, NotFound)
 
 
 def test_the_escalation_cascade_really_sends(world, smtp):

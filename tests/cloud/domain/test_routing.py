@@ -136,9 +136,10 @@ def test_no_contract_leaves_the_case_new_and_the_ticker_routes_it_later(world):
 def test_bad_coverage_is_refused_with_a_clear_message(world):
     import pytest
     from cloud.domain.admin import AdminError
+    from cloud.domain.errors import Invalid
     with pytest.raises(AdminError) as err:
         centre(world, "Bad", areas=[{"type": "circle", "lat": 95, "lon": 0, "radius_m": 10}])
-    assert err.value.status == 422 and "out of range" in err.value.message
+    assert isinstance(err.value, Invalid) and "out of range" in err.value.message
     with pytest.raises(AdminError):
         centre(world, "Bad2", areas=[{"type": "polygon", "points": [[1, 2], [3, 4]]}])
     with pytest.raises(AdminError):
