@@ -35,7 +35,7 @@ BATCH_SECONDS = Histogram("pers_ingest_batch_seconds", "Time to validate and sto
 BACKPRESSURE = Counter("pers_ingest_backpressure_total",
                        "Times the bulk session's reader waited for room in the bulk lane", ["result"])
 BULK_RECEIVED = Counter("pers_mqtt_bulk_received_total", "PUBLISHes read on the bulk session")
-# A stuck button and a device clock far ahead (cloud/domain/ingest.py).
+# A stuck button and a device clock far ahead (cloud/domain/ingest/).
 RATE_LIMITED = Counter("pers_device_rate_limited_total",
                        "Devices that went over their alert press budget (once per case)", ["kind"])
 PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     login_window_s: int = 300
 
     late_alert_s: int = 300  # an alert whose ts is older than this on receipt is flagged late
-    # Alarm integrity (cloud/domain/ingest.py, dedupe.py): the device's time is believed
+    # Alarm integrity (cloud/domain/ingest/, dedupe.py): the device's time is believed
     # within [now - alert_max_age_s, now + alert_future_s], else "watch clock wrong";
     # an identical alert is a retransmission within alert_dedupe_window_s of the first.
     alert_max_age_s: int = 30 * 86400

@@ -8,18 +8,17 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from cloud.api.deps import AdminReader, AdminWriter, SupervisorReader, services
-from cloud.api.errors import domain_errors_as_http, error_responses
+from cloud.api.errors import error_responses
 from cloud.api.schemas.admin import (CentreIn, CentrePatch, ConfigIn, ContractIn, DeviceAssign, DeviceIn, GeofenceIn,
                                      OperatorIn, OperatorPatch, Secret, TenantPatch, WearerIn, WearerPatch)
 from cloud.api.schemas.common import Page
 from cloud.domain.escalation import sla_report
 
 # Every route may answer these; documented so that clients (and schemathesis) know them.
-router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 503),
-                   dependencies=[Depends(domain_errors_as_http)])
+router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 503))
 
 
 # --- tenant, centres, contract -------------------------------------------------------------

@@ -2,27 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api import admin, routes, ws
+from cloud.api.errors import install_error_handlers
 from cloud.api.live import LiveHub
 from cloud.domain.accounts import AccountService
 from cloud.domain.admin import AdminService
 from cloud.domain.cases import CaseService
 from cloud.settings import Settings
-
-log = logging.getLogger("pers.api")
-
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -78,14 +72,7 @@ def create_app(settings: Settings, *, services: ApiServices) -> FastAPI:
                   description="Alerts from PERS watches, cases for call-centre operators.")
     app.state.services = svc
 
-    @app.exception_handler(RequestValidationError)
-    async def _log_bad_request(request: Request, exc: RequestValidationError):
-        log.warning("rejected API request", extra={"path": request.url.path, "reason": "invalid_request",
-                                                   "detail": str(exc.errors())[:300]})
-        # FastAPI's own handler fails (500) on a non-UTF-8 body: encode bytes safely.
-        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
-        return JSONResponse(status_code=422, content={"detail": errors})
-
+    install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.include_router(admin.router)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,19 +58,6 @@ def status_of(exc: DomainError) -> int | None:
         if kind in STATUS:
             return STATUS[kind]
     return None
-
-
-async def domain_errors_as_http():
-    """Router dependency: a DomainError raised by a route becomes its HTTP answer.
-    It does what the app-wide handler does, for apps built without
-    install_error_handlers; with it installed this is redundant, not harmful."""
-    try:
-        yield
-    except DomainError as exc:
-        status = status_of(exc)
-        if status is None:
-            raise  # left to the server's 500, like any other bug
-        raise HTTPException(status_code=status, detail=exc.message) from None
 
 
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:

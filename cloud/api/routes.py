@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, services
-from cloud.api.errors import domain_errors_as_http, error_responses
+from cloud.api.errors import error_responses
 from cloud.api.schemas.auth import LoginIn, OperatorBrief, OperatorOut
 from cloud.api.schemas.cases import CallIn, CaseOut, DispatchIn, MessageIn, NoteIn, ResolveIn
 from cloud.api.schemas.common import CaseId
@@ -20,8 +20,7 @@ from cloud.store.models import Operator
 
 # Every /api route may answer these; each documents them so clients (and the
 # schema fuzzer) know what to expect.
-router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 422),
-                   dependencies=[Depends(domain_errors_as_http)])
+router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 422))
 
 
 def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:

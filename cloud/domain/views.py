@@ -56,7 +56,7 @@ _FIELD_WARNING = {
 
 def case_warnings(case: AlertCase) -> list[str]:
     """What the operator must know the watch got wrong, in words: from the case's flags
-    (cloud/domain/ingest.py) and from what the case lacks."""
+    (cloud/domain/ingest/) and from what the case lacks."""
     out: list[str] = []
     for flag in case.flags or []:
         field = flag.get("field", "")
