@@ -21,6 +21,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/install-system-deps.sh mosquitto chromium postgresql
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 serve: $(STAMP)

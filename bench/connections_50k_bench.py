@@ -38,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC
+
 from bench.harness import REPO, Env, Sampler, free_port, rss_mb, write_result  # noqa: E402
 from hwsim.fleet import percentiles  # noqa: E402
 
@@ -340,20 +342,20 @@ def _fleet_locs(env: Env) -> int:
 
 def _window_rows(env: Env, a: int, b: int) -> list[tuple[int, float]]:
     """(device second, received unix time) of the fleet's reports sent or stored in [a, b)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import select
 
     from cloud.store.models import LocationPoint
-    lo = datetime.fromtimestamp(a, timezone.utc).replace(tzinfo=None)
-    hi = datetime.fromtimestamp(b, timezone.utc).replace(tzinfo=None)
+    lo = datetime.fromtimestamp(a, UTC).replace(tzinfo=None)
+    hi = datetime.fromtimestamp(b, UTC).replace(tzinfo=None)
     env.db_count("devices")
     with env._engine.connect() as c:
         rows = c.execute(select(LocationPoint.device_ts, LocationPoint.received_at).where(
             LocationPoint.device_id.like("fleet-%"),
             ((LocationPoint.device_ts >= a) & (LocationPoint.device_ts < b))
             | ((LocationPoint.received_at >= lo) & (LocationPoint.received_at < hi)))).all()
-    return [(ts, rx.replace(tzinfo=timezone.utc).timestamp()) for ts, rx in rows]
+    return [(ts, rx.replace(tzinfo=UTC).timestamp()) for ts, rx in rows]
 
 
 def _online(env: Env) -> int:

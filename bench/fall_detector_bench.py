@@ -55,8 +55,8 @@ def run(per_label: int) -> dict:
         p["traces"] += 1
         p["detected"] += int(r["fall"])
         p["candidates"] += r["candidates"]
-    falls = [per[l] for l in traces.FALLS]
-    moves = [per[l] for l in traces.ACTIVITIES]
+    falls = [per[name] for name in traces.FALLS]
+    moves = [per[name] for name in traces.ACTIVITIES]
     tp = sum(p["detected"] for p in falls)
     fp = sum(p["detected"] for p in moves)
     n_falls = sum(p["traces"] for p in falls)

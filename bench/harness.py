@@ -80,7 +80,7 @@ class Env:
         self.creds: list[tuple[str, str]] = []
         self.timings: dict[str, float] = {}
 
-    def setup(self) -> "Env":
+    def setup(self) -> Env:
         from cloud.domain.clock import SystemClock
         from cloud.runtime import embedded_broker, prepare, service_password, sync_broker_auth
         from cloud.seed import seed_demo
@@ -139,12 +139,12 @@ class Env:
     def broker_pid(self) -> int:
         return self.broker.proc.pid
 
-    def start_cloud(self, **env) -> "CloudProcess":
+    def start_cloud(self, **env) -> CloudProcess:
         self.cloud = CloudProcess(self, **env).start()
         self.clouds = [self.cloud]
         return self.cloud
 
-    def start_workers(self) -> list["CloudProcess"]:
+    def start_workers(self) -> list[CloudProcess]:
         """``workers`` cloud processes sharing the ingest ($share/pers/...), each with its own
         service account and HTTP port."""
         self.clouds = []
@@ -202,7 +202,7 @@ class CloudProcess:
         self.proc: subprocess.Popen | None = None
         self.log = env.tmp / log_name
 
-    def start(self, timeout: float = 60.0) -> "CloudProcess":
+    def start(self, timeout: float = 60.0) -> CloudProcess:
         s = self.env.settings
         env = {**os.environ, "PERS_BROKER": "external", "PERS_MQTT_HOST": s.mqtt_host,
                "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_PASSWORD": self.env.service_password,

@@ -36,7 +36,7 @@ class TempPostgres:
     def _run(self, *cmd: str) -> None:
         subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=60)
 
-    def start(self) -> "TempPostgres":
+    def start(self) -> TempPostgres:
         if self.as_user:
             shutil.chown(self.dir, "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")

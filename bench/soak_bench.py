@@ -136,7 +136,7 @@ def run(minutes: float, devices: int, loc_rate: float, sos_every_s: float, warmu
                     i += 1
                     try:
                         await asyncio.wait_for(stop.wait(), sos_every_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 return i
 

@@ -48,6 +48,7 @@ class ConsoleClient(threading.Thread):
     async def _main(self) -> None:
         import httpx
         import websockets
+
         from cloud.seed import DEMO_OPERATOR
         async with httpx.AsyncClient(base_url=self.url) as api:
             r = await api.post("/api/auth/login", json={"username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]})
@@ -59,7 +60,7 @@ class ConsoleClient(threading.Thread):
             while not self._halt.is_set():
                 try:
                     raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 now = time.perf_counter()
                 ev = json.loads(raw)

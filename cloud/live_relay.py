@@ -52,7 +52,7 @@ class PgLiveRelay:
             log.warning("live relay backlog full; event not relayed", extra={"tenant_id": tenant_id})
 
     # --- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "PgLiveRelay":
+    def start(self) -> PgLiveRelay:
         for t in self._threads:
             t.start()
         return self

@@ -17,7 +17,7 @@ from cloud.settings import Settings
 log = logging.getLogger("pers.memprobe")
 
 
-def start_memory_probe(settings: Settings | None = None) -> "MemoryProbe | None":
+def start_memory_probe(settings: Settings | None = None) -> MemoryProbe | None:
     """``PERS_MEMPROBE=<file>``: every ``PERS_MEMPROBE_S`` seconds (default 5), append
     one JSON line of where this process's memory is, so that a soak can tell which
     part of its RSS moves: the Python heap (allocated blocks, and with

@@ -14,7 +14,8 @@ TIME_TO_CLAIM = Histogram("pers_time_to_claim_seconds", "From case opened to cla
 
 # Routing, escalation, devices, notifications. Ingest rate is rate(pers_ingest_messages_total).
 ROUTED = Counter("pers_cases_routed_total", "Cases routed, by how the centre was chosen", ["basis"])
-ESCALATIONS = Counter("pers_escalations_total", "Escalation steps", ["kind"])  # centre | supervisors | reminder | cascade
+# kind: centre | supervisors | reminder | cascade
+ESCALATIONS = Counter("pers_escalations_total", "Escalation steps", ["kind"])
 DEVICE_PRESENCE = Counter("pers_device_presence_changes_total", "Device presence changes", ["to"])
 COMMANDS_EXPIRED = Counter("pers_commands_expired_total", "Commands never acked in time", ["type"])
 NOTIFICATIONS = Counter("pers_notifications_total", "Contact notifications", ["channel", "result"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -216,7 +216,7 @@ class VsimCmd(_Command):
 
 
 Command = Annotated[
-    Union[AlertAckCmd, CallCmd, LocateCmd, TrackCmd, MessageCmd, RingCmd, VsimCmd],
+    AlertAckCmd | CallCmd | LocateCmd | TrackCmd | MessageCmd | RingCmd | VsimCmd,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

@@ -5,7 +5,7 @@ give them; the ones marked "estimate" are typical bench readings of such parts.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 CURRENT_MA = {
     "mcu": {"deep_sleep": 0.01, "light_sleep": 0.8, "active": 30.0},  # active: estimate (80 MHz, radio off)

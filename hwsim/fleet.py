@@ -26,7 +26,7 @@ import os
 import resource
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # Re-exported: benchmarks and tests import the fleet's whole toolkit from here.
 from hwsim.provision import provision_fleet, read_credentials, write_credentials  # noqa: F401
@@ -109,7 +109,7 @@ class Fleet:
             self._window_waiter = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._window_waiter), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def drain(self, timeout: float = 30.0) -> None:

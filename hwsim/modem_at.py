@@ -259,7 +259,8 @@ class ATCommands:
         msg = self.sms.get(int(m.group(1)))
         if msg is None:
             return ["+CMS ERROR: 321"]
-        return [f'+CMGR: "REC UNREAD","{msg[0]}","",' + time.strftime('"%y/%m/%d,%H:%M:%S+00"', time.gmtime(self.world.utc())),
+        stamp = time.strftime('"%y/%m/%d,%H:%M:%S+00"', time.gmtime(self.world.utc()))
+        return [f'+CMGR: "REC UNREAD","{msg[0]}","",' + stamp,
                 msg[1], "OK"]
 
     def _cmgd(self, m: re.Match) -> list[str]:

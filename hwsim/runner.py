@@ -19,11 +19,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from hwsim import firmware
-from hwsim import traces
+from hwsim import firmware, traces
 from hwsim.board import BoardBus
 from hwsim.energy import Meter
 from hwsim.events import Recorder
@@ -72,7 +71,7 @@ class Watch:
         self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle ------------------------------------------------------------------
-    def start(self) -> "Watch":
+    def start(self) -> Watch:
         self._thread.start()
         self._call(self._start(), timeout=15)
         return self
@@ -91,7 +90,7 @@ class Watch:
         if self._own_flash:
             shutil.rmtree(self.flash_dir, ignore_errors=True)
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -147,7 +146,8 @@ class Watch:
         env = {"PERS_SIM_HOST": "127.0.0.1", "PERS_SIM_FLASH": str(self.flash_dir),
                "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
                "PERS_SIM_LINK_PORT": str(self._ports["link"]),
-               "PERS_SIM_I2C_PORT": str(self._ports["i2c"]), "PERS_SIM_SPEED": repr(self.rec.speed), **self.firmware_env}
+               "PERS_SIM_I2C_PORT": str(self._ports["i2c"]), "PERS_SIM_SPEED": repr(self.rec.speed),
+               **self.firmware_env}
         self.proc = firmware.launch(env, self.firmware_dir, self.heap)
         self.rec.record("firmware", state="started", pid=self.proc.pid, reset_cause=reset_cause)
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()

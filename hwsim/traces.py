@@ -49,10 +49,10 @@ def _fall(rng: random.Random, ff_s: tuple, ff_g: tuple, impact_g: tuple, turn_de
         _emit(out, _vec(g, 0.1 + i * 0.05), rng, 30)
     peak = rng.uniform(*impact_g)
     phi = rng.uniform(0, 2 * math.pi)
-    for k, f in enumerate((0.5, 1.0, 0.7, 0.35)):
+    for f in (0.5, 1.0, 0.7, 0.35):
         _emit(out, _vec(peak * f, rng.uniform(0, math.pi), phi), rng, 60)
     turn = math.radians(rng.uniform(*turn_deg))
-    for i in range(int(0.3 * HZ)):  # rebound
+    for _ in range(int(0.3 * HZ)):  # rebound
         _emit(out, _vec(1000 + _n(rng, 300), turn, phi), rng, 80)
     _still(out, rng, 3.5, turn, phi, noise=12)
     return out
@@ -62,7 +62,7 @@ def _sitting_hard(rng: random.Random) -> list[Sample]:
     out: list[Sample] = []
     _still(out, rng, 1.0, 0.1, noise=25, sway=0.1)
     dip = rng.uniform(380, 800)
-    for i in range(int(rng.uniform(0.1, 0.3) * HZ)):
+    for _ in range(int(rng.uniform(0.1, 0.3) * HZ)):
         _emit(out, _vec(dip, 0.2), rng, 30)
     peak = rng.uniform(1500, 2900)
     for f in (0.6, 1.0, 0.5):

@@ -64,7 +64,7 @@ class Twin:
     __slots__ = ("fleet", "device_id", "secret", "client", "boot", "seq", "pending", "acked_alerts",
                  "connected", "topics", "lat", "lon", "uptime0", "seen_cids", "unacked")
 
-    def __init__(self, fleet: "Fleet", device_id: str, secret: str):
+    def __init__(self, fleet: Fleet, device_id: str, secret: str):
         self.fleet, self.device_id, self.secret = fleet, device_id, secret
         self.client = None
         # mid = "<boot>.<seq>", unique per device for ever as the contract asks:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import calendar
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hwsim.scenario import CellSpec, OperatorSpec, WorldSpec
 

@@ -32,9 +32,11 @@ def main() -> int:
     audited = len(deps) - len(skipped)
     for d in vulnerable:
         for v in d["vulns"]:
-            print(f"VULNERABLE {d['name']} {d.get('version')}: {v['id']} fixed in {', '.join(v.get('fix_versions', []))}")
+            fixed = ", ".join(v.get("fix_versions", []))
+            print(f"VULNERABLE {d['name']} {d.get('version')}: {v['id']} fixed in {fixed}")
+    unchecked = f" (NOT CHECKED: {', '.join(d['name'] for d in skipped[:8])}...)" if skipped else ""
     print(f"pip-audit: {audited} packages audited, {len(vulnerable)} vulnerable, {len(skipped)} not found by the "
-          f"vulnerability service{' (NOT CHECKED: ' + ', '.join(d['name'] for d in skipped[:8]) + '...)' if skipped else ''}")
+          f"vulnerability service{unchecked}")
     return 1 if vulnerable else 0
 
 

@@ -50,7 +50,7 @@ class PgCluster:
             cmd = ["runuser", "-u", self.as_user, "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         data = self.dir / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
         # Each service under test holds a pool and the live relay's two connections; the

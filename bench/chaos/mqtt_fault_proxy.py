@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -57,7 +57,7 @@ class FaultProxy:
         self.port = 0
 
     # --- control (thread-safe) ---------------------------------------------------------
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self._thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
         return self

@@ -12,8 +12,21 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from cloud.api.deps import AdminReader, AdminWriter, SupervisorReader, services
 from cloud.api.errors import error_responses
-from cloud.api.schemas.admin import (CentreIn, CentrePatch, ConfigIn, ContractIn, DeviceAssign, DeviceIn, GeofenceIn,
-                                     OperatorIn, OperatorPatch, Secret, TenantPatch, WearerIn, WearerPatch)
+from cloud.api.schemas.admin import (
+    CentreIn,
+    CentrePatch,
+    ConfigIn,
+    ContractIn,
+    DeviceAssign,
+    DeviceIn,
+    GeofenceIn,
+    OperatorIn,
+    OperatorPatch,
+    Secret,
+    TenantPatch,
+    WearerIn,
+    WearerPatch,
+)
 from cloud.api.schemas.common import Page
 from cloud.domain.escalation import sla_report
 

@@ -18,6 +18,7 @@ from cloud.domain.admin import AdminService
 from cloud.domain.cases import CaseService
 from cloud.settings import Settings
 
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

@@ -14,8 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from cloud.domain.errors import (Conflict, DomainError, Forbidden, Invalid, NotAuthenticated, NotFound, RateLimited,
-                                 Unavailable)
+from cloud.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
 
 log = logging.getLogger("pers.api")
 

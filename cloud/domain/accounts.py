@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
 from cloud.domain.errors import Conflict, Invalid, NotAuthenticated, NotFound, RateLimited
-from cloud.domain.security import (hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest,
-                                   verify_secret)
+from cloud.domain.security import hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest, verify_secret
 from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, Device, Operator, OperatorSession
 

@@ -31,7 +31,7 @@ class CellDB:
         self._areas: dict[tuple[int, int, int], list[CellFix]] = {}
 
     @classmethod
-    def load(cls, path: Path | str | None = None) -> "CellDB":
+    def load(cls, path: Path | str | None = None) -> CellDB:
         db = cls()
         path = Path(path) if path else SAMPLE
         skipped = 0

@@ -1,16 +1,16 @@
 """Time is injected so that timers (late flags, sessions, escalation) are testable."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class SystemClock:
     def now(self) -> datetime:
         """UTC, naive (the database stores naive UTC)."""
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
 
     def unix(self) -> int:
-        return int(datetime.now(timezone.utc).timestamp())
+        return int(datetime.now(UTC).timestamp())
 
 
 class FakeClock:
@@ -21,7 +21,7 @@ class FakeClock:
         return self._now
 
     def unix(self) -> int:
-        return int(self._now.replace(tzinfo=timezone.utc).timestamp())
+        return int(self._now.replace(tzinfo=UTC).timestamp())
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)

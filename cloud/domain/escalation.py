@@ -26,7 +26,7 @@ from cloud.domain.casefile import publish_case, route_case
 from cloud.domain.lifecycle import ALARM_KINDS, move
 from cloud.domain.routing import contracted_centres, decide_for_case
 from cloud.domain.uow import transaction
-from cloud.store.models import AlertCase, AuditEntry, CaseEvent, CallCentre, Contact, Operator, Wearer
+from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Contact, Operator, Wearer
 
 log = logging.getLogger("pers.escalation")
 
@@ -39,7 +39,7 @@ class EscalationPolicy:
     present_window_s: int = 120
 
     @classmethod
-    def from_settings(cls, st) -> "EscalationPolicy":
+    def from_settings(cls, st) -> EscalationPolicy:
         return cls(st.escalate_unclaimed_s, st.remind_idle_s, st.cascade_after_s, st.operator_present_s)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geopy.distance import geodesic
@@ -138,7 +138,7 @@ def within_windows(windows: list | None, tz: str | None, now_utc: datetime) -> b
     midnight (a night shift 20:00-08:00 belongs to the day it starts)."""
     if not windows:
         return True
-    local = now_utc.replace(tzinfo=timezone.utc).astimezone(zone(tz))
+    local = now_utc.replace(tzinfo=UTC).astimezone(zone(tz))
     minute = local.hour * 60 + local.minute
     today, yesterday = local.weekday(), (local.weekday() - 1) % 7
     for w in windows:
@@ -234,7 +234,8 @@ def location_label(lat: float | None, lon: float | None, home: tuple[float, floa
     if home is not None and None not in home:
         d = distance_m(home, (lat, lon))
         out["from_home_m"] = round(d)
-        out["text"] = "at home" if d < 50 else (f"{round(d)} m from home" if d < 10000 else f"{d / 1000:.1f} km from home")
+        far = f"{round(d)} m from home" if d < 10000 else f"{d / 1000:.1f} km from home"
+        out["text"] = "at home" if d < 50 else far
     g = _geocoder
     if g is not None:
         addr = g.label(lat, lon)

@@ -82,7 +82,7 @@ def check(tx: Tx, device: Device, lat: float, lon: float, acc: float | None, now
         info = {"type": "geofence", "event": kind, "geofence_id": g.id, "geofence": g.name, "device_id": device.id,
                 "wearer_id": device.wearer_id, "lat": lat, "lon": lon, "case_id": case.id if case else None}
         tenant_id = device.tenant_id
-        tx.after_commit(lambda info=info: events.publish(tenant_id, info))
+        tx.after_commit(lambda info=info, tenant_id=tenant_id: events.publish(tenant_id, info))
         log.info("geofence crossed", extra={k: v for k, v in info.items() if k != "type"})
         out.append(info)
     return out

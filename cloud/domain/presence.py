@@ -35,7 +35,7 @@ class PresencePolicy:
     present_window_s: int = 120
 
     @classmethod
-    def from_settings(cls, st) -> "PresencePolicy":
+    def from_settings(cls, st) -> PresencePolicy:
         return cls(st.heartbeat_s, st.heartbeat_tolerance, st.offline_grace_s, st.offline_opens_case,
                    st.operator_present_s)
 

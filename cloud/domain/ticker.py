@@ -1,6 +1,6 @@
 """The periodic work of the domain in one ``tick(now)``: escalation timers,
-device presence, command expiry, and (hourly) the location history's retention. The app runs it on a background thread every
-``tick_s``; tests call ``tick`` directly with a FakeClock (no sleeping)."""
+device presence, command expiry, and (hourly) the location history's retention.
+The app runs it on a background thread every ``tick_s``; tests call ``tick`` directly with a FakeClock (no sleeping)."""
 from __future__ import annotations
 
 import logging

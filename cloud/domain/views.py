@@ -7,8 +7,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.domain.geo import location_label
-from cloud.store.models import (AlertCase, CallCentre, CaseEvent, Command, Contact, Device, Geofence, LocationPoint,
-                                Operator, Tenant, VsimProfilePool, Wearer)
+from cloud.store.models import (
+    AlertCase,
+    CallCentre,
+    CaseEvent,
+    Command,
+    Contact,
+    Device,
+    Geofence,
+    LocationPoint,
+    Operator,
+    Tenant,
+    VsimProfilePool,
+    Wearer,
+)
 
 
 def iso(dt: datetime | None) -> str | None:

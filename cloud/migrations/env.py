@@ -1,6 +1,5 @@
 """Alembic environment: the URL comes from the caller (cloud.store.migrate) or settings."""
 from alembic import context
-from sqlalchemy import pool
 
 from cloud.store.db import make_engine
 from cloud.store.models import Base

@@ -32,7 +32,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cloud import metrics
 
@@ -147,7 +147,7 @@ class BulkReceiver:
     lists, in order), from its own thread; reconnects with back-off."""
 
     def __init__(self, *, host: str, port: int, client_id: str, username: str, password: str | None,
-                 topics: list[str], deliver: Callable[[list[Delivery], "BulkReceiver"], None],
+                 topics: list[str], deliver: Callable[[list[Delivery], BulkReceiver], None],
                  on_state: Callable[[bool], None] = lambda up: None, keepalive: int = 30,
                  min_delay: float = 1.0, max_delay: float = 10.0, chunk: int = 256 * 1024):
         self.host, self.port, self.client_id = host, port, client_id
@@ -265,7 +265,7 @@ class BulkReceiver:
             try:
                 n = sock.recv_into(into)
                 data = bytes(window[:n])
-            except socket.timeout:
+            except TimeoutError:
                 data = None
             now = time.monotonic()
             if data == b"":

@@ -94,7 +94,7 @@ class Outbox:
         # Drop the oldest location report first, then the oldest status, then
         # anything routine; alerts are never dropped.
         for letter in "lsm":  # "m": any routine message
-            n = self._first(lambda n: n[0] == "m" and (letter == "m" or n[-5] == letter))
+            n = self._first(lambda n: n[0] == "m" and (letter == "m" or n[-5] == letter))  # noqa: B023 (called here)
             if n is not None:
                 os.remove(flash.join(self.dir, n))
                 self._retry.pop(n, None)

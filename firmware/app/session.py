@@ -1,7 +1,6 @@
 # The cloud connection: wait for the network, connect, say hello (presence,
 # status, subscriptions), then drain the outbox; on any failure start again
 # after a jittered back-off, so a cell full of watches does not reconnect in step.
-import asyncio
 import json
 import random
 from app import Wake, messages

@@ -149,8 +149,9 @@ def test_onboard_a_tenant_and_its_admin_who_can_log_in_and_sees_only_their_tenan
         assert api.get("/api/cases").json() == []  # the demo tenant's cases are not theirs
         assert api.get("/api/admin/devices").json()["items"] == []
 
-    from cloud.store.models import AuditEntry
     from sqlalchemy import select
+
+    from cloud.store.models import AuditEntry
     with stack.services.sm() as s:
         actions = {a.action for a in s.scalars(select(AuditEntry))}
     assert {"tenant.created", "operator.created"} <= actions

@@ -4,7 +4,8 @@ run belongs to `make fuzz`.)"""
 import json
 import os
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud import protocol
 

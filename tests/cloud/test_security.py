@@ -7,14 +7,12 @@ import time
 
 import httpx
 import paho.mqtt.client as mqtt
-import pytest
 from sqlalchemy import text
 
 from cloud.domain.accounts import provision_device
 from cloud.domain.clock import SystemClock
 from cloud.seed import DEMO_OPERATOR
 from cloud.store.db import make_engine
-from tests.conftest import free_port
 
 
 def connect(host, port, username, password, client_id=None):

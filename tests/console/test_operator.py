@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import playwright.sync_api as playwright_api  # a dev dependency: never skip the browser tests
 import pytest
 
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SECOND_OPERATOR
 
-import playwright.sync_api as playwright_api  # a dev dependency: never skip the browser tests
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

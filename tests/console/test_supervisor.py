@@ -6,12 +6,11 @@ import json
 import time
 
 import paho.mqtt.client as mqtt
+import playwright.sync_api as playwright_api
 import pytest
 
 from cloud.seed import DEMO_OPERATOR, DEMO_SUPERVISOR
 from tests.console.test_operator import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
-
-import playwright.sync_api as playwright_api
 
 expect = playwright_api.expect
 ADMIN = ("admin", "admin-demo-pw")

@@ -1,4 +1,5 @@
-"""Unit tests written in MicroPython (tests/firmware/mpy/ut_*.py; not named test_* so pytest leaves them alone), run by the real interpreter."""
+"""Unit tests written in MicroPython (tests/firmware/mpy/ut_*.py; not named test_* so
+pytest leaves them alone), run by the real interpreter."""
 import os
 
 import pytest

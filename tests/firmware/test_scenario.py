@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from cloud.protocol import parse_up
 from hwsim.cli import main as hwsim_main
 from hwsim.runner import Watch
 from hwsim.scenario import Scenario, WorldSpec
 
 from .conftest import DEV, SECRET  # the broker and cloud fixtures come from conftest.py
-
 
 SPEED = 10  # realistic modem timings (11 s boot) at ten times real speed
 

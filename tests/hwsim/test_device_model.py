@@ -10,8 +10,7 @@ from hwsim import traces
 from hwsim.energy import Meter, standby_days
 from hwsim.events import Recorder
 from hwsim.modem import ModemEmulator
-from hwsim.scenario import (CellSpec, HoleSpec, ModemSpec, OperatorSpec, ScenarioError, Waypoint,
-                            WorldSpec, load, parse)
+from hwsim.scenario import CellSpec, HoleSpec, ModemSpec, OperatorSpec, ScenarioError, Waypoint, WorldSpec, load, parse
 from hwsim.world import World
 
 

@@ -11,13 +11,13 @@ import time
 import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, func, select
 
+from bench.chaos.run import System
 from cloud.domain.clock import SystemClock
 from cloud.runtime import prepare
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.models import Alert, AlertCase
-from bench.chaos.run import System
 
 
 def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):

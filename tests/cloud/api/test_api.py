@@ -198,13 +198,15 @@ def test_operator_actions_send_commands_and_fill_the_timeline(env):
     r = client.post(f"/api/cases/{case_id}/call", headers=h, json={})
     assert r.status_code == 200 and r.json()["status"] == "in_call"
     assert client.post(f"/api/cases/{case_id}/locate", headers=h).status_code == 200
-    assert client.post(f"/api/cases/{case_id}/message", headers=h, json={"text": "Stay where you are"}).status_code == 200
+    assert client.post(f"/api/cases/{case_id}/message", headers=h,
+                       json={"text": "Stay where you are"}).status_code == 200
     first = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
     second = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
     assert client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).status_code == 409
     assert client.post(f"/api/cases/{case_id}/dispatch", headers=h,
                        json={"service": "ambulance", "reference": "SAMU-69-1234"}).status_code == 200
-    assert client.post(f"/api/cases/{case_id}/notes", headers=h, json={"text": "Neighbour on the way"}).status_code == 200
+    assert client.post(f"/api/cases/{case_id}/notes", headers=h,
+                       json={"text": "Neighbour on the way"}).status_code == 200
     assert client.post(f"/api/cases/{case_id}/dispatch", headers=h, json={"service": "taxi"}).status_code == 422
 
     cmds = [(c["type"], c.get("number")) for _, c in sender.sent]

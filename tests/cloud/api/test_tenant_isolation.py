@@ -48,6 +48,7 @@ def world(request, tmp_path_factory):
                               b'{"v":1,"mid":"1.1","kind":"sos","loc":{"lat":45.76,"lon":4.83,"src":"gnss"}}')
     # The admin routes: a tenant-A centre, geofence and operator.
     from sqlalchemy import select as _select
+
     from cloud.store.models import CallCentre, Operator
     with svc.sm() as s:
         centre_id = s.scalar(_select(CallCentre.id).where(CallCentre.name == "Lyon Alarm Centre"))

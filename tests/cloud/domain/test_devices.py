@@ -96,6 +96,7 @@ def test_config_is_versioned_published_retained_and_sets_the_heartbeat(world):
 
 def test_bad_config_is_refused_and_nothing_is_published(world):
     import pytest
+
     from cloud.domain.admin import AdminError
     from cloud.domain.errors import Invalid
     with pytest.raises(AdminError) as err:
@@ -128,7 +129,8 @@ def test_commands_expire_and_a_late_ack_is_still_recorded(world):
 
 
 def test_a_new_country_gets_the_best_vsim_profiles(world):
-    add_vsim_profile(world.svc.sm, world.clock, country="CH", name="ch-swisscom", mccmnc=["22801"], apn="gprs.swisscom.ch",
+    add_vsim_profile(world.svc.sm, world.clock, country="CH", name="ch-swisscom", mccmnc=["22801"],
+                     apn="gprs.swisscom.ch",
                      priority=0, cost=0.02)
     add_vsim_profile(world.svc.sm, world.clock, country="CH", name="ch-sunrise", mccmnc=["22802"], priority=0,
                      cost=0.01)

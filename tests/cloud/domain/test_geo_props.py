@@ -2,7 +2,8 @@
 from datetime import datetime, timedelta
 
 from geopy.distance import geodesic
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud.domain import geo
 

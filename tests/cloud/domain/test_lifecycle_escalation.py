@@ -8,12 +8,12 @@ from cloud.domain.escalation import sla_report
 from cloud.domain.lifecycle import TransitionError, end_call, enter_in_call
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, AuditEntry, Contact
-from tests.cloud.helpers import (LYON, actions, alert, case, centre, circle, only_contract, operator,
-                                 timeline)
+from tests.cloud.helpers import LYON, actions, alert, case, centre, circle, only_contract, operator, timeline
 
 
 def claim_op(world):
     from sqlalchemy import select as sel
+
     from cloud.store.models import Operator
     with world.svc.sm() as s:
         return s.scalar(sel(Operator).where(Operator.username == "operator"))

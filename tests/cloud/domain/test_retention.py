@@ -4,7 +4,6 @@ from sqlalchemy import func, select
 
 from cloud.domain.retention import LocationRetention
 from cloud.store.models import Alert, AlertCase, LocationPoint
-
 from tests.cloud.helpers import LYON, alert, loc_report
 
 DAY = 86400

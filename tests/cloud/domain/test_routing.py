@@ -4,8 +4,20 @@ from sqlalchemy import update
 
 from cloud.domain.routing import SEEN_WRITE_EVERY_S, record_operator_seen
 from cloud.store.models import Operator, Wearer
-from tests.cloud.helpers import (GENEVA, LYON, PARIS, PARIS_POLYGON, admin, alert, case, centre, circle,
-                                 only_contract, operator, timeline)
+from tests.cloud.helpers import (
+    GENEVA,
+    LYON,
+    PARIS,
+    PARIS_POLYGON,
+    admin,
+    alert,
+    case,
+    centre,
+    circle,
+    only_contract,
+    operator,
+    timeline,
+)
 
 
 def three_centres(world, **lyon_extra):
@@ -121,6 +133,7 @@ def test_no_position_routes_by_the_wearers_home(world):
 
 def test_no_contract_leaves_the_case_new_and_the_ticker_routes_it_later(world):
     from sqlalchemy import delete
+
     from cloud.store.models import Contract
     with world.svc.sm() as s:
         s.execute(delete(Contract).where(Contract.tenant_id == world.seed.tenant_id))
@@ -135,6 +148,7 @@ def test_no_contract_leaves_the_case_new_and_the_ticker_routes_it_later(world):
 
 def test_bad_coverage_is_refused_with_a_clear_message(world):
     import pytest
+
     from cloud.domain.admin import AdminError
     from cloud.domain.errors import Invalid
     with pytest.raises(AdminError) as err:

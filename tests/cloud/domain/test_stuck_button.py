@@ -18,8 +18,8 @@ from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.store.models import Alert, AlertCase, CaseEvent, Command
 from cloud.wiring import build_services
-from tests.cloud_helpers import seeded
 from tests.cloud.mqtt.test_mqtt_ingest import device_client, wait_for
+from tests.cloud_helpers import seeded
 
 
 def press(mid: str, ts: int | None = None) -> bytes:

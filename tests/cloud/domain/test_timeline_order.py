@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from cloud.domain.clock import FakeClock
 from cloud.store.models import CaseEvent
-from tests.cloud.helpers import alert, centre, circle, only_contract, LYON
+from tests.cloud.helpers import LYON, alert, centre, circle, only_contract
 
 
 class MovingClock(FakeClock):

@@ -1,7 +1,7 @@
 """Migrations run forward on a populated database: data written under an older
 schema survives `alembic upgrade head`, and the service works on it."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, select, text
 
@@ -23,7 +23,8 @@ def populate_old_schema(url):
         db.execute(text("INSERT INTO contracts (tenant_id, centre_id, rank) VALUES (1, 1, 0)"))
         db.execute(text("INSERT INTO wearers (id, tenant_id, name, home_lat, home_lon) "
                         "VALUES (1, 1, 'Old wearer', 45.76, 4.83)"))
-        db.execute(text("INSERT INTO contacts (id, wearer_id, rank, name, phone) VALUES (1, 1, 0, 'Son', '+33600000000')"))
+        db.execute(text("INSERT INTO contacts (id, wearer_id, rank, name, phone) "
+                        "VALUES (1, 1, 0, 'Son', '+33600000000')"))
         db.execute(text("INSERT INTO devices (id, tenant_id, wearer_id, broker_hash, online, created_at) "
                         "VALUES ('old-watch', 1, 1, '$7$101$x$y', 0, '2026-01-01 00:00:00')"))
         db.execute(text("INSERT INTO alert_cases (id, tenant_id, device_id, wearer_id, centre_id, kind, priority, "
@@ -33,7 +34,7 @@ def populate_old_schema(url):
         db.execute(text("INSERT INTO alerts (id, case_id, device_id, mid, kind, received_at, payload) VALUES "
                         "(1, 1, 'old-watch', '1.1', 'sos', :at, :p)"),
                    {"p": json.dumps({"v": 1, "mid": "1.1", "kind": "sos"}),
-                    "at": (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)).isoformat(" ")})
+                    "at": (datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)).isoformat(" ")})
     engine.dispose()
 
 

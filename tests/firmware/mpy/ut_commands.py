@@ -30,7 +30,7 @@ def test_every_golden_command_parses():
 
 
 def test_golden_config_parses():
-    for name, doc in golden("config"):
+    for _name, doc in golden("config"):
         cfg = parse_config(json.dumps(doc["payload"]))
         eq(cfg["version"], 3)
         eq(cfg["sos_hold_ms"], 1000)

@@ -35,8 +35,8 @@ async def read_packet(r, buf):
 
 # No getsockname() in the unix port: the pytest runner picks free ports for us
 # (below the kernel's ephemeral range, bench/ports.py); run by hand, random ones.
-import os
-import random
+import os  # noqa: E402 (next to the one use that needs it)
+import random  # noqa: E402
 _ports = os.getenv("PERS_TEST_PORTS")
 if _ports:
     MQTT_PORT, MODEM_PORT = (int(p) for p in _ports.split(","))

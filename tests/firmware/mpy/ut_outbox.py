@@ -182,7 +182,7 @@ def test_bounded_drops_oldest_routine_never_alerts():
     d = fresh()
     box = Outbox(d, ID, boot=1, limit=3)
     a = put(box, "alert", kind="sos")
-    s1 = put(box, "status")
+    put(box, "status")
     s2 = put(box, "status")
     s3 = put(box, "status")
     import json
