@@ -82,7 +82,7 @@ class Env:
 
     def setup(self) -> Env:
         from cloud.domain.clock import SystemClock
-        from cloud.runtime import embedded_broker, prepare, service_password, sync_broker_auth
+        from cloud.platform import embedded_broker, prepare, service_password, sync_broker_auth
         from cloud.seed import seed_demo
         from cloud.store.db import make_engine, make_sessionmaker
         from hwsim.provision import provision_fleet
@@ -114,7 +114,7 @@ class Env:
         session over. The devices' entries are the cloud's own (sync_broker_auth)."""
         from cloud.broker import Credential, MosquittoBroker
         from cloud.domain.security import mosquitto_hash
-        from cloud.runtime import sync_broker_auth
+        from cloud.platform import sync_broker_auth
         from cloud.settings import alert_username
         self.service_users = [self.settings.mqtt_username] + [
             f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]

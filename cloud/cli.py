@@ -121,7 +121,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
-    from cloud.runtime import prepare
+    from cloud.platform import prepare
     prepare(_settings(args))
     print("database at the latest schema")
     return 0
@@ -141,15 +141,13 @@ def cmd_quarantine_list(args) -> int:
 
 
 def _platform_db(args):
-    """The migrated database, as ``cloud.runtime.prepare`` leaves it, without importing the
-    runtime: that pulls in the whole web app, seconds of start-up for a command that needs
-    only the database (a harness provisioning a fleet pays it on every call)."""
+    """The migrated database (cloud/platform.py: not the runtime, which loads the whole
+    web app first, seconds for a command that needs only the database)."""
+    from cloud.platform import prepare
     from cloud.store.db import make_engine, make_sessionmaker
-    from cloud.store.migrate import upgrade
 
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.db_url)
+    prepare(settings)
     return make_sessionmaker(make_engine(settings.db_url))
 
 

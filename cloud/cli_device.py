@@ -111,8 +111,8 @@ def cmd_device_add(args) -> int:
         return 2
     # One rewrite of the password file for the whole batch, after its commit.
     if settings.broker == "embedded" and not args.no_broker_sync:
-        # Imported only here: the runtime brings the whole web app, seconds of start-up.
-        from cloud.runtime import sync_broker_auth
+        # Imported only here: it loads the argon2-hashing accounts module (a second of start-up).
+        from cloud.platform import sync_broker_auth
         sync_broker_auth(settings)
     _print_devices(made, args.json)
     return 0
@@ -132,7 +132,7 @@ def cmd_device_rotate(args) -> int:
     from cloud.cli import _platform_db, _settings
     from cloud.domain.accounts import rotate_device_secret
     from cloud.domain.clock import SystemClock
-    from cloud.runtime import sync_broker_auth
+    from cloud.platform import sync_broker_auth
 
     settings = _settings(args)
     sm = _platform_db(args)

@@ -5,75 +5,18 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import secrets
 import threading
 import time
 from pathlib import Path
 
 import uvicorn
 
-from cloud.broker import Credential, MosquittoBroker
-from cloud.domain.accounts import broker_credentials
-from cloud.domain.security import mosquitto_hash
+from cloud.broker import MosquittoBroker
+from cloud.platform import BrokerFiles, embedded_broker, prepare, service_password, sync_broker_auth
 from cloud.settings import Settings
-from cloud.store.db import make_engine, make_sessionmaker
-from cloud.store.migrate import upgrade
 from cloud.wiring import Services, build_app, build_services, open_store
 
 log = logging.getLogger("pers.runtime")
-
-
-def prepare(settings: Settings) -> None:
-    """Create the data directory and bring the schema to the latest migration."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.db_url)
-
-
-def service_password(settings: Settings) -> str:
-    """The cloud's broker password: from settings, or generated once into the data dir."""
-    if settings.mqtt_password:
-        return settings.mqtt_password
-    path = settings.data_dir / "broker" / "service.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
-def embedded_broker(settings: Settings) -> MosquittoBroker:
-    return MosquittoBroker(settings.data_dir, host=settings.mqtt_host, port=settings.mqtt_port,
-                           service_accounts=settings.mqtt_service_accounts())
-
-
-def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, sm=None) -> None:
-    """Rewrite the broker's password file and ACL from the database, then reload it.
-
-    The reload (SIGHUP) also disconnects a connected device whose password no
-    longer matches (a rotated secret). With an external broker the files are
-    written under the data directory for deployment and nothing is signalled."""
-    broker = broker or embedded_broker(settings)
-    if sm is None:
-        engine = make_engine(settings.db_url)
-        sm = make_sessionmaker(engine)
-    secret = mosquitto_hash(service_password(settings))
-    creds = [Credential(user, secret) for user in settings.mqtt_service_accounts()]
-    creds += [Credential(dev, h) for dev, h in broker_credentials(sm)]
-    broker.write_files(creds)
-    broker.reload()
-
-
-class BrokerFiles:
-    """The domain's BrokerAuth port, as the runtime implements it: provisioning and
-    rotation through the API rewrite the broker's files and reload it. ``broker``
-    None (external broker): the files are written under the data directory only."""
-
-    def __init__(self, settings: Settings, broker: MosquittoBroker | None, sm):
-        self.settings, self.broker, self.sm = settings, broker, sm
-
-    def sync(self) -> None:
-        sync_broker_auth(self.settings, self.broker, sm=self.sm)
 
 
 class Stack:

@@ -84,7 +84,7 @@ class System:
 
     def prepare(self, twins: int, watches: int = 0):
         from cloud.domain.clock import SystemClock
-        from cloud.runtime import prepare
+        from cloud.platform import prepare
         from cloud.seed import seed_demo
         from cloud.settings import Settings
         from cloud.store.db import make_engine, make_sessionmaker

@@ -11,6 +11,7 @@ import time
 
 from sqlalchemy import select
 
+from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import AuditEntry, Device
 from tests.cloud_helpers import device_session
 
@@ -141,13 +142,24 @@ def test_onboard_a_tenant_and_its_admin_who_can_log_in_and_sees_only_their_tenan
     assert proc.returncode == 0, proc.stderr
     assert "secret" not in proc.stdout + proc.stderr  # the password is never echoed
 
+    # The demo tenant has an open case and a device: what the new tenant must not see.
+    demo_device = stack.seed.device_id
+    sos = json.dumps({"v": 1, "mid": "9.1", "ts": None, "kind": "sos", "trigger": "button"}).encode()
+    case_id = stack.services.ingestor.accept(f"pers/v1/{demo_device}/alert", sos).case_id
+    assert case_id is not None
+
     import httpx
     with httpx.Client(base_url=stack.url) as api:
         r = api.post("/api/auth/login", json={"username": "acme-admin", "password": "a long enough secret"})
         assert r.status_code == 200 and r.json()["role"] == "admin"
         assert api.get("/api/admin/tenant").json()["name"] == "Acme Lone Workers"
         assert api.get("/api/cases").json() == []  # the demo tenant's cases are not theirs
+        assert api.get(f"/api/cases/{case_id}").status_code == 404
         assert api.get("/api/admin/devices").json()["items"] == []
+        assert api.get(f"/api/admin/devices/{demo_device}").status_code == 404
+    with httpx.Client(base_url=stack.url) as api:  # and the demo tenant does see them: the refusal means something
+        assert api.post("/api/auth/login", json=dict(zip(("username", "password"), DEMO_OPERATOR))).status_code == 200
+        assert [c["id"] for c in api.get("/api/cases").json()] == [case_id]
 
     from sqlalchemy import select
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, func, select
 
 from bench.chaos.run import System
 from cloud.domain.clock import SystemClock
-from cloud.runtime import prepare
+from cloud.platform import prepare
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker

@@ -2,7 +2,7 @@
 broker port rewrites the password file and reloads it. Measured behaviour: on
 that reload Mosquitto re-checks connected clients and disconnects one whose
 password no longer matches, so a rotated secret ends the old session at once."""
-from cloud.runtime import sync_broker_auth
+from cloud.platform import sync_broker_auth
 from tests.cloud.helpers import admin
 from tests.cloud_helpers import device_session as connect
 
