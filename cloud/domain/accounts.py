@@ -4,15 +4,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
 from cloud.domain.errors import Conflict, Invalid, NotAuthenticated, NotFound, RateLimited
+from cloud.domain.ports import Clock
 from cloud.domain.security import hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest, verify_secret
 from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, Device, Operator, OperatorSession
@@ -38,7 +40,7 @@ class LoginResult:
 class LoginLimiter:
     """Failed logins per (username) and per client address in a sliding window."""
 
-    def __init__(self, max_failures: int, window_s: int, monotonic=time.monotonic):
+    def __init__(self, max_failures: int, window_s: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.max_failures, self.window_s, self.monotonic = max_failures, window_s, monotonic
         self._failures: dict[str, deque[float]] = defaultdict(deque)
 
@@ -61,25 +63,25 @@ class LoginLimiter:
 
 
 class AccountService:
-    def __init__(self, sm: sessionmaker[Session], clock, limiter: LoginLimiter, session_hours: int = 12):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, limiter: LoginLimiter,
+                 session_hours: int = 12) -> None:
         self.sm, self.clock, self.limiter, self.session_hours = sm, clock, limiter, session_hours
-        self._touched: dict[int, object] = {}  # operator id -> when this process last wrote its presence
+        self._touched: dict[int, datetime] = {}  # operator id -> when this process last wrote its presence
 
     def login(self, username: str, password: str, client: str) -> LoginResult:
         keys = (f"user:{username.lower()}", f"addr:{client}")
         if self.limiter.blocked(*keys):
             self._audit(None, f"anonymous@{client}", "login.rate_limited", {"username": username[:64]})
             raise RateLimited("too many failed logins; wait and try again")
+        result: LoginResult | None = None
         with transaction(self.sm) as tx:
             op = tx.session.scalar(select(Operator).where(Operator.username == username))
             ok = verify_secret(op.password_hash if op else _DUMMY_HASH, password) and op is not None
-            if not ok:
+            if not ok or op is None:
                 self.limiter.fail(*keys)
                 tx.session.add(AuditEntry(at=self.clock.now(), actor=f"anonymous@{client}", action="login.failed",
                                           detail={"username": username[:64]}))
-                failed = True
             else:
-                failed = False
                 self.limiter.clear(*keys)
                 token, csrf = new_token(), new_token()
                 now = self.clock.now()
@@ -87,9 +89,10 @@ class AccountService:
                                                created_at=now, expires_at=now + timedelta(hours=self.session_hours)))
                 tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action="login",
                                           tenant_id=op.tenant_id, detail={"client": client}))
-        if failed:
+                result = LoginResult(op, token, csrf)
+        if result is None:
             raise NotAuthenticated("wrong username or password")
-        return LoginResult(op, token, csrf)
+        return result
 
     def session_operator(self, token: str | None) -> tuple[Operator, str] | None:
         if not token:
@@ -135,7 +138,7 @@ class AccountService:
             tx.session.add(op)
         return op
 
-    def _audit(self, tenant_id, actor, action, detail=None) -> None:
+    def _audit(self, tenant_id: int | None, actor: str, action: str, detail: dict[str, Any] | None = None) -> None:
         with transaction(self.sm) as tx:
             tx.session.add(AuditEntry(at=self.clock.now(), actor=actor, action=action, tenant_id=tenant_id,
                                       detail=detail))
@@ -157,7 +160,7 @@ class BrokerAuth(Protocol):
     def sync(self) -> None: ...
 
 
-def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device_id: str | None = None,
+def provision_device(sm: sessionmaker[Session], clock: Clock, tenant_id: int, *, device_id: str | None = None,
                      wearer_id: int | None = None, actor: str = "system",
                      broker: BrokerAuth | None = None) -> ProvisionedDevice:
     device_id = device_id or ("w" + new_token()[:15].replace("-", "x").replace("_", "y"))
@@ -182,7 +185,7 @@ def provision_device(sm: sessionmaker[Session], clock, tenant_id: int, *, device
     return ProvisionedDevice(device_id, secret)
 
 
-def rotate_device_secret(sm: sessionmaker[Session], clock, device_id: str, *, actor: str,
+def rotate_device_secret(sm: sessionmaker[Session], clock: Clock, device_id: str, *, actor: str,
                          tenant_id: int | None = None, broker: BrokerAuth | None = None) -> ProvisionedDevice:
     """A new secret; the old one stops working when the broker reloads (and its
     live session is dropped then). The watch must be given the new secret (at

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud import metrics
 from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY, move
+from cloud.domain.ports import EventSink
 from cloud.domain.routing import decide_for_case
 from cloud.domain.uow import Tx
 from cloud.domain.views import case_view
@@ -43,7 +45,7 @@ def case_of_alert(s: Session, device_id: str, mid: str | None) -> AlertCase | No
 
 
 def new_case(device: Device, kind: str, first_mid: str, now: datetime, *, late: bool = False,
-             **fields) -> AlertCase:
+             **fields: Any) -> AlertCase:
     """A case of the device's tenant and wearer, status new, not stored yet (the caller
     may fill in what it knows, such as a position, before ``open_case``)."""
     return AlertCase(tenant_id=device.tenant_id, device_id=device.id, wearer_id=device.wearer_id, kind=kind,
@@ -52,7 +54,7 @@ def new_case(device: Device, kind: str, first_mid: str, now: datetime, *, late: 
                      **fields)
 
 
-def open_case(s: Session, case: AlertCase, *, actor: str, detail: dict, at: datetime) -> AlertCase:
+def open_case(s: Session, case: AlertCase, *, actor: str, detail: dict[str, Any], at: datetime) -> AlertCase:
     """Store a new case and its ``opened`` event. The caller adds whatever else its
     timeline starts with, then routes it (``route_new_case``)."""
     s.add(case)
@@ -87,7 +89,7 @@ def route_case(s: Session, case: AlertCase, now: datetime, *, present_window_s: 
 
 
 def open_system_case(s: Session, device: Device, kind: str, first_mid: str, now: datetime, *,
-                     detail: dict, lat: float | None = None, lon: float | None = None,
+                     detail: dict[str, Any], lat: float | None = None, lon: float | None = None,
                      present_window_s: int = 120) -> tuple[AlertCase, bool]:
     """A case the system opens (geofence exit, device offline). If the device
     already has an open case, the event joins it instead: one emergency, one case.
@@ -105,7 +107,8 @@ def open_system_case(s: Session, device: Device, kind: str, first_mid: str, now:
     return case, True
 
 
-def publish_case(tx: Tx, events, case: AlertCase, now: datetime, extra: dict | None = None) -> dict:
+def publish_case(tx: Tx, events: EventSink, case: AlertCase, now: datetime,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     tx.session.flush()
     view = case_view(tx.session, case, today=now.date())
     tx.after_commit(lambda: events.publish(case.tenant_id, {"type": "case", "case": view}))

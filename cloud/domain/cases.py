@@ -1,28 +1,34 @@
 """The operator's side of a case: list, claim, resolve. Every action is audited."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
 from cloud.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.domain.ingest import OPEN_STATUSES, new_cid
-from cloud.domain.ports import CommandSender, EventSink
+from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
 from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Command, Contact, Operator, Wearer
+
+if TYPE_CHECKING:
+    from cloud.domain.notify import Notifier
 
 OUTCOMES = ("false_alarm", "wearer_ok", "contact_came", "ambulance", "police", "no_answer_dispatched", "other")
 DISPATCH_SERVICES = ("ambulance", "police", "fire", "doctor", "neighbour")
 
 
 class CaseService:
-    def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
-                 notifier=None):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, sender: CommandSender, events: EventSink,
+                 notifier: Notifier | None = None) -> None:
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
-        self.notifier = notifier  # cloud.domain.notify.Notifier, when channels are configured
+        self.notifier = notifier  # when channels are configured
 
-    def list_cases(self, op: Operator, *, open_only: bool = True, limit: int = 100, offset: int = 0) -> list[dict]:
+    def list_cases(self, op: Operator, *, open_only: bool = True, limit: int = 100,
+                   offset: int = 0) -> list[dict[str, Any]]:
         with self.sm() as s:
             q = select(AlertCase).where(AlertCase.tenant_id == op.tenant_id)
             if open_only:
@@ -31,20 +37,22 @@ class CaseService:
             today = self.clock.now().date()
             return [case_view(s, c, today=today) for c in s.scalars(q)]
 
-    def get_case(self, op: Operator, case_id: int) -> dict:
+    def get_case(self, op: Operator, case_id: int) -> dict[str, Any]:
         with self.sm() as s:
             case = self._own_case(s, op, case_id, lock=False)
             return case_view(s, case, today=self.clock.now().date(), timeline=True)
 
-    def claim(self, op: Operator, case_id: int) -> dict:
+    def claim(self, op: Operator, case_id: int) -> dict[str, Any]:
         """Atomic on the server: of two operators racing, exactly one wins."""
         with transaction(self.sm) as tx:
             s = tx.session
             case = self._own_case(s, op, case_id, lock=False)
-            won = s.execute(update(AlertCase)
+            res = s.execute(update(AlertCase)
                             .where(AlertCase.id == case.id, AlertCase.claimed_by.is_(None),
                                    AlertCase.status.in_(("new", "routed")))
-                            .values(status="claimed", claimed_by=op.id)).rowcount
+                            .values(status="claimed", claimed_by=op.id))
+            # Session.execute is typed to return Result, but an UPDATE runs to a CursorResult (rowcount).
+            won: int = res.rowcount  # type: ignore[attr-defined]
             if not won:
                 raise Conflict("case already claimed or closed")
             # The clock is read only once the row is ours: a concurrent writer's events
@@ -58,7 +66,7 @@ class CaseService:
                                                          stage="operator", text="An operator is with you"))
             return self._publish(tx, case)
 
-    def resolve(self, op: Operator, case_id: int, outcome: str, note: str | None) -> dict:
+    def resolve(self, op: Operator, case_id: int, outcome: str, note: str | None) -> dict[str, Any]:
         if outcome not in OUTCOMES:
             raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}")
         with transaction(self.sm) as tx:
@@ -76,7 +84,7 @@ class CaseService:
             return self._publish(tx, case)
 
     # --- actions on a claimed case --------------------------------------------------
-    def call_back(self, op: Operator, case_id: int, number: str | None = None) -> dict:
+    def call_back(self, op: Operator, case_id: int, number: str | None = None) -> dict[str, Any]:
         """The watch dials the call centre (or the given number): the wearer answers
         hands-free without touching anything."""
         with transaction(self.sm) as tx:
@@ -93,7 +101,7 @@ class CaseService:
             self._command(tx, case, cmd)
             return self._publish(tx, case)
 
-    def locate(self, op: Operator, case_id: int) -> dict:
+    def locate(self, op: Operator, case_id: int) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             case = self._claimed_by(tx.session, op, case_id)
             cmd = protocol.LocateCmd(cid=new_cid(), ts=self.clock.unix())
@@ -101,7 +109,7 @@ class CaseService:
             self._command(tx, case, cmd)
             return self._publish(tx, case)
 
-    def message(self, op: Operator, case_id: int, text: str, ack_required: bool = False) -> dict:
+    def message(self, op: Operator, case_id: int, text: str, ack_required: bool = False) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             case = self._claimed_by(tx.session, op, case_id)
             cmd = protocol.MessageCmd(cid=new_cid(), ts=self.clock.unix(), text=text, ack_required=ack_required)
@@ -109,12 +117,12 @@ class CaseService:
             self._command(tx, case, cmd)
             return self._publish(tx, case)
 
-    def notify_next_contact(self, op: Operator, case_id: int) -> dict:
+    def notify_next_contact(self, op: Operator, case_id: int) -> dict[str, Any]:
         """Walk the wearer's contact cascade: each call notifies the next one."""
         with transaction(self.sm) as tx:
             s = tx.session
             case = self._claimed_by(s, op, case_id)
-            done = {e.detail.get("contact_id") for e in s.scalars(
+            done = {(e.detail or {}).get("contact_id") for e in s.scalars(
                 select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "contact_notified"))}
             contacts = s.scalars(select(Contact).where(Contact.wearer_id == case.wearer_id)
                                  .order_by(Contact.rank, Contact.id)).all() if case.wearer_id else []
@@ -123,13 +131,14 @@ class CaseService:
                 raise Conflict("every contact in the cascade has been notified")
             detail = {"contact_id": nxt.id, "name": nxt.name, "relation": nxt.relation, "phone": nxt.phone,
                       "rank": nxt.rank}
-            if self.notifier is not None:
+            notifier = self.notifier
+            if notifier is not None:
                 message = f"OpenPERS alarm for {self._wearer_name(s, case)}: the call centre asks you to help."
-                tx.after_commit(lambda: self._deliver(case.tenant_id, case.id, nxt.id, message))
+                tx.after_commit(lambda: self._deliver(notifier, case.tenant_id, case.id, nxt.id, message))
             self._record(tx, op, case, "contact_notified", detail)
             return self._publish(tx, case)
 
-    def dispatch(self, op: Operator, case_id: int, service: str, reference: str | None) -> dict:
+    def dispatch(self, op: Operator, case_id: int, service: str, reference: str | None) -> dict[str, Any]:
         if service not in DISPATCH_SERVICES:
             raise Invalid(f"service must be one of {', '.join(DISPATCH_SERVICES)}")
         with transaction(self.sm) as tx:
@@ -137,7 +146,7 @@ class CaseService:
             self._record(tx, op, case, "dispatched", {"service": service, "reference": reference})
             return self._publish(tx, case)
 
-    def add_note(self, op: Operator, case_id: int, text: str) -> dict:
+    def add_note(self, op: Operator, case_id: int, text: str) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             case = self._own_case(tx.session, op, case_id)
             self._record(tx, op, case, "note", {"text": text})
@@ -160,9 +169,9 @@ class CaseService:
         w = s.get(Wearer, case.wearer_id) if case.wearer_id else None
         return w.name if w else case.device_id
 
-    def _deliver(self, tenant_id: int, case_id: int, contact_id: int, message: str) -> None:
+    def _deliver(self, notifier: Notifier, tenant_id: int, case_id: int, contact_id: int, message: str) -> None:
         try:
-            results = self.notifier.notify_contact(None, case_id, contact_id, message)
+            results = notifier.notify_contact(None, case_id, contact_id, message)
         except Exception as exc:  # a failed channel must not undo the recorded action
             results = {"error": str(exc)[:200]}
         with transaction(self.sm) as tx:
@@ -181,27 +190,27 @@ class CaseService:
             s.execute(update(AlertCase).where(AlertCase.id == case.id).values(id=AlertCase.id))
         return case
 
-    def _record(self, tx: Tx, op: Operator, case: AlertCase, action: str, detail: dict) -> None:
+    def _record(self, tx: Tx, op: Operator, case: AlertCase, action: str, detail: dict[str, Any]) -> None:
         now = self.clock.now()
         tx.session.add(CaseEvent(case_id=case.id, at=now, actor=f"operator:{op.username}", action=action,
                                  detail=detail))
         tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action=f"case.{action}",
                                   tenant_id=op.tenant_id, target=f"case:{case.id}", detail=detail))
 
-    def _ack_watch(self, tx: Tx, case: AlertCase, cmd) -> None:
+    def _ack_watch(self, tx: Tx, case: AlertCase, cmd: protocol.AlertAckCmd) -> None:
         """Only a wearer's own alarm is acknowledged on the watch: an offline or
         geofence case was not raised by the wearer, who must not read
         "An operator is with you" out of the blue."""
         if case.kind in ("sos", "fall", "low_battery") and not case.first_mid.startswith("sys:"):
             self._command(tx, case, cmd)
 
-    def _command(self, tx: Tx, case: AlertCase, cmd) -> None:
+    def _command(self, tx: Tx, case: AlertCase, cmd: protocol.Command) -> None:
         body = cmd.model_dump(mode="json", exclude_none=True)
         tx.session.add(Command(cid=cmd.cid, device_id=case.device_id, case_id=case.id, type=cmd.type,
                                payload=body, status="sent", created_at=self.clock.now()))
         tx.after_commit(lambda: self.sender.send_command(case.device_id, body))
 
-    def _publish(self, tx: Tx, case: AlertCase) -> dict:
+    def _publish(self, tx: Tx, case: AlertCase) -> dict[str, Any]:
         tx.session.flush()
         view = case_view(tx.session, case, today=self.clock.now().date(), timeline=True)
         tx.after_commit(lambda: self.events.publish(case.tenant_id, {"type": "case", "case": view}))

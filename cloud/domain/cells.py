@@ -26,7 +26,7 @@ class CellFix:
 
 
 class CellDB:
-    def __init__(self):
+    def __init__(self) -> None:
         self.cells: dict[tuple[int, int, int, int], CellFix] = {}
         self._areas: dict[tuple[int, int, int], list[CellFix]] = {}
 

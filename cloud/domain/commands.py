@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud import metrics
+from cloud import metrics, protocol
+from cloud.domain.ports import Clock, CommandSender
 from cloud.domain.uow import Tx, transaction
 from cloud.store.models import CaseEvent, Command
 
@@ -21,7 +23,8 @@ log = logging.getLogger("pers.commands")
 TTL_BY_TYPE = {"call": 120, "locate": 300, "ring": 300}
 
 
-def send(tx: Tx, sender, clock, device_id: str, cmd, case_id: int | None = None) -> dict:
+def send(tx: Tx, sender: CommandSender, clock: Clock, device_id: str, cmd: protocol.Command,
+         case_id: int | None = None) -> dict[str, Any]:
     """Record a protocol command model as sent and publish it after commit."""
     body = cmd.model_dump(mode="json", exclude_none=True)
     tx.session.add(Command(cid=cmd.cid, device_id=device_id, case_id=case_id, type=cmd.type, payload=body,
@@ -30,7 +33,8 @@ def send(tx: Tx, sender, clock, device_id: str, cmd, case_id: int | None = None)
     return body
 
 
-def expire(sm: sessionmaker[Session], now: datetime, default_ttl_s: int = 600, clock=None) -> list[str]:
+def expire(sm: sessionmaker[Session], now: datetime, default_ttl_s: int = 600,
+           clock: Clock | None = None) -> list[str]:
     expired: list[str] = []
     oldest = now - timedelta(seconds=min([default_ttl_s, *TTL_BY_TYPE.values()]))
     with transaction(sm) as tx:

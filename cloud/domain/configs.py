@@ -5,7 +5,7 @@ applied version in ``status.cfg``; retained publication means a watch that was
 off gets the latest config at its next connection, with nothing to re-send."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
 from cloud.domain.errors import Invalid, NotFound
+from cloud.domain.ports import Clock
 from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, CallCentre, Contact, Contract, Device, DeviceConfig
 
@@ -21,7 +22,7 @@ EDITABLE = ("heartbeat_s", "sos_hold_ms", "cancel_window_s", "fall_detection", "
 
 
 class ConfigPublisher(Protocol):
-    def publish_config(self, device_id: str, config: dict) -> None:
+    def publish_config(self, device_id: str, config: dict[str, Any]) -> None:
         """Publish the config document retained (QoS 1) on the device's config topic."""
 
 
@@ -34,8 +35,8 @@ def latest_config(s: Session, device_id: str) -> DeviceConfig | None:
                     .order_by(DeviceConfig.version.desc()).limit(1))
 
 
-def build_config(s: Session, device: Device, changes: dict, *, default_heartbeat_s: int = 3600,
-                 default_number: str | None = None) -> dict:
+def build_config(s: Session, device: Device, changes: dict[str, Any], *, default_heartbeat_s: int = 3600,
+                 default_number: str | None = None) -> dict[str, Any]:
     """The next config: the previous one, the changes, and what the cloud owns (the
     whitelist is the wearer's contacts, the number is the first contracted centre's)."""
     unknown = set(changes) - set(EDITABLE)
@@ -61,9 +62,10 @@ def build_config(s: Session, device: Device, changes: dict, *, default_heartbeat
         raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-def push_config(sm: sessionmaker[Session], clock, publisher: ConfigPublisher, device_id: str, changes: dict, *,
+def push_config(sm: sessionmaker[Session], clock: Clock, publisher: ConfigPublisher, device_id: str,
+                changes: dict[str, Any], *,
                 actor: str, tenant_id: int | None = None, default_heartbeat_s: int = 3600,
-                default_number: str | None = None) -> dict:
+                default_number: str | None = None) -> dict[str, Any]:
     """Store a new config version and publish it retained after commit. ``tenant_id``
     scopes the call (another tenant's device is reported absent: NotFound, a LookupError)."""
     with transaction(sm) as tx:

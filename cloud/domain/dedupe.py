@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from cloud.store.models import Alert, LocationPoint
 
 
-def digest_of(doc: dict) -> str:
+def digest_of(doc: dict[str, Any]) -> str:
     """The content digest of a stored or received message (migration 0004 uses the same)."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -50,7 +51,7 @@ def classify(s: Session, device_id: str, mid: str, digest: str, since: datetime)
     return None, digest, True
 
 
-def is_retransmission(s: Session, device_id: str, mid: str, doc: dict, since: datetime) -> bool:
+def is_retransmission(s: Session, device_id: str, mid: str, doc: dict[str, Any], since: datetime) -> bool:
     """Is this alert (its stored form, ``doc``) already stored, by the rule above?"""
     return classify(s, device_id, mid, digest_of(doc), since)[0] is not None
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,9 +26,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud import metrics
 from cloud.domain.casefile import publish_case, route_case
 from cloud.domain.lifecycle import ALARM_KINDS, move
+from cloud.domain.ports import Clock, EventSink
 from cloud.domain.routing import contracted_centres, decide_for_case
-from cloud.domain.uow import transaction
+from cloud.domain.uow import Tx, transaction
 from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Contact, Operator, Wearer
+
+if TYPE_CHECKING:
+    from cloud.domain.notify import Notifier
+    from cloud.settings import Settings
 
 log = logging.getLogger("pers.escalation")
 
@@ -39,7 +46,7 @@ class EscalationPolicy:
     present_window_s: int = 120
 
     @classmethod
-    def from_settings(cls, st) -> EscalationPolicy:
+    def from_settings(cls, st: Settings) -> EscalationPolicy:
         return cls(st.escalate_unclaimed_s, st.remind_idle_s, st.cascade_after_s, st.operator_present_s)
 
 
@@ -62,7 +69,7 @@ def _last_operator_action(s: Session, case: AlertCase) -> datetime | None:
 def _supervisors(s: Session, tenant_id: int, centre_ids: set[int | None]) -> list[Operator]:
     """The supervisors of the centres involved and the tenant-wide ones (no centre);
     the tenant's admins only when there is no supervisor at all: someone must know."""
-    def find(roles):
+    def find(roles: tuple[str, ...]) -> list[Operator]:
         q = select(Operator).where(Operator.tenant_id == tenant_id, Operator.active.is_(True),
                                    Operator.role.in_(roles),
                                    or_(Operator.centre_id.is_(None),
@@ -72,7 +79,8 @@ def _supervisors(s: Session, tenant_id: int, centre_ids: set[int | None]) -> lis
 
 
 class Escalator:
-    def __init__(self, sm: sessionmaker[Session], clock, events, policy: EscalationPolicy, notifier=None):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, events: EventSink, policy: EscalationPolicy,
+                 notifier: Notifier | None = None) -> None:
         self.sm, self.clock, self.events, self.policy, self.notifier = sm, clock, events, policy, notifier
 
     def tick(self, now: datetime | None = None) -> TickReport:
@@ -106,13 +114,16 @@ class Escalator:
                       .values(escalation_level=AlertCase.escalation_level))
             now = fixed_now or self.clock.now()
             case = s.get(AlertCase, case_id)
-            plan = self._plan(s, case, now) if case is not None and case.status != "resolved" else None
+            if case is None or case.status == "resolved":
+                return
+            plan = self._plan(s, case, now)
             if plan:
                 self._apply(tx, case, now, plan, report)
 
-    def _plan(self, s: Session, case: AlertCase, now: datetime) -> dict:
+    def _plan(self, s: Session, case: AlertCase, now: datetime) -> dict[str, Any]:
         """What is due for this case now; nothing is written."""
-        p, plan = self.policy, {}
+        p = self.policy
+        plan: dict[str, Any] = {}
         if case.status == "new" and contracted_centres(s, case.tenant_id):
             plan["route"] = True
             return plan  # a case routed now starts its escalation period now
@@ -134,12 +145,14 @@ class Escalator:
             plan["cascade"] = contact_id
         return plan
 
-    def _apply(self, tx, case: AlertCase, now: datetime, plan: dict, report: TickReport) -> None:
-        s, extra = tx.session, None
+    def _apply(self, tx: Tx, case: AlertCase, now: datetime, plan: dict[str, Any], report: TickReport) -> None:
+        s = tx.session
+        extra: dict[str, Any] | None = None
         if plan.get("route") and route_case(s, case, now, present_window_s=self.policy.present_window_s):
             report.routed.append(case.id)
         if "escalate" in plan:
-            extra = self._escalate(s, case, now, *plan["escalate"], report)
+            next_centre, tried = plan["escalate"]
+            extra = self._escalate(s, case, now, next_centre, tried, report)
         if "remind" in plan:
             last = plan["remind"]
             case.reminded_at = now
@@ -160,17 +173,19 @@ class Escalator:
             metrics.ESCALATIONS.labels("cascade").inc()
             report.cascaded.append((case.id, contact_id))
             message = self._cascade_message(s, case)
-            if self.notifier is not None:
+            notifier = self.notifier
+            if notifier is not None:
                 cid_ = case.id
-                tx.after_commit(lambda: self._notify_safely(cid_, contact_id, message))
+                tx.after_commit(lambda: self._notify_safely(notifier, cid_, contact_id, message))
         publish_case(tx, self.events, case, now, extra)
 
     def _escalate(self, s: Session, case: AlertCase, now: datetime, next_centre: int | None, tried: list[int],
-                  report: TickReport) -> dict:
+                  report: TickReport) -> dict[str, Any]:
         waited = (now - case.opened_at).total_seconds()
         from_centre = case.centre_id
         case.escalation_level = (case.escalation_level or 0) + 1
         case.escalated_at = now
+        detail: dict[str, Any]
         if next_centre is not None:
             case.centre_id = next_centre
             case.tried_centres = tried + [next_centre]
@@ -212,7 +227,8 @@ class Escalator:
         return contacts[step] if step < len(contacts) else None
 
     def _cascade_message(self, s: Session, case: AlertCase) -> str:
-        wearer = s.get(Wearer, case.wearer_id)
+        # Only cases with a wearer cascade (_cascade_due); the foreign key keeps the wearer.
+        wearer = s.get_one(Wearer, case.wearer_id)
         centre = s.get(CallCentre, case.centre_id) if case.centre_id else None
         what = {"sos": "pressed the alarm button", "fall": "may have fallen",
                 "geofence": "left a safe zone"}.get(case.kind, f"raised an alert ({case.kind})")
@@ -220,9 +236,10 @@ class Escalator:
         call = f" Please call {centre.name} on {centre.phone}." if centre and centre.phone else ""
         return f"{wearer.name} {what}{where}. The alarm is still open (case {case.id}).{call}"
 
-    def _notify_safely(self, case_id: int, contact_id: int, message: str) -> None:
+    @staticmethod
+    def _notify_safely(notifier: Notifier, case_id: int, contact_id: int, message: str) -> None:
         try:
-            self.notifier.notify_contact(None, case_id, contact_id, message)
+            notifier.notify_contact(None, case_id, contact_id, message)
         except Exception:
             log.exception("cascade notification failed", extra={"case_id": case_id, "contact_id": contact_id})
 
@@ -230,8 +247,8 @@ class Escalator:
 # --- SLA -----------------------------------------------------------------------------
 
 def sla_report(sm: sessionmaker[Session], tenant_id: int, start: datetime, end: datetime, *,
-               targets: list[tuple[float, float]] = ((10, 80.0), (40, 98.5)),
-               kinds: tuple[str, ...] | None = ALARM_KINDS, now: datetime | None = None) -> dict:
+               targets: Sequence[tuple[float, float]] = ((10, 80.0), (40, 98.5)),
+               kinds: tuple[str, ...] | None = ALARM_KINDS, now: datetime | None = None) -> dict[str, Any]:
     """Share of alarms accepted (claimed) within each target, by day and by operator.
 
     An alarm never claimed counts against the target once its longest target has
@@ -245,11 +262,11 @@ def sla_report(sm: sessionmaker[Session], tenant_id: int, start: datetime, end: 
         rows = s.execute(q).all()
         names = dict(s.execute(select(Operator.id, Operator.username).where(Operator.tenant_id == tenant_id)).all())
 
-    def bucket():
+    def bucket() -> dict[str, Any]:
         return {"alarms": 0, "pending": 0, "ttc": [], **{f"within_{int(t)}s": 0 for t, _ in targets}}
 
-    by_day: dict[date, dict] = defaultdict(bucket)
-    by_op: dict[int | None, dict] = defaultdict(bucket)
+    by_day: dict[date, dict[str, Any]] = defaultdict(bucket)
+    by_op: dict[int | None, dict[str, Any]] = defaultdict(bucket)
     total = bucket()
     for opened, claimed, who in rows:
         ttc = (claimed - opened).total_seconds() if claimed else None
@@ -265,8 +282,8 @@ def sla_report(sm: sessionmaker[Session], tenant_id: int, start: datetime, end: 
                 if ttc is not None and ttc <= t:
                     b[f"within_{int(t)}s"] += 1
 
-    def finish(b: dict) -> dict:
-        out = {"alarms": b["alarms"], "pending": b["pending"]}
+    def finish(b: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"alarms": b["alarms"], "pending": b["pending"]}
         ok = True
         for t, pct in targets:
             n = b[f"within_{int(t)}s"]

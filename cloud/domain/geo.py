@@ -8,9 +8,13 @@ import logging
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geopy.distance import geodesic
+
+if TYPE_CHECKING:
+    from cloud.settings import Settings
 
 log = logging.getLogger("pers.geo")
 
@@ -38,10 +42,10 @@ def mcc_of_operator(op: str | None) -> int | None:
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return geodesic(a, b).meters
+    return float(geodesic(a, b).meters)
 
 
-def in_polygon(lat: float, lon: float, points: list) -> bool:
+def in_polygon(lat: float, lon: float, points: list[Any]) -> bool:
     """Ray casting on (lat, lon). Good for the city- or region-sized polygons
     of coverage areas and geofences; not for polygons crossing the antimeridian."""
     inside = False
@@ -58,7 +62,7 @@ def in_polygon(lat: float, lon: float, points: list) -> bool:
     return inside
 
 
-def area_contains(area: dict, lat: float, lon: float) -> bool:
+def area_contains(area: dict[str, Any], lat: float, lon: float) -> bool:
     kind = area.get("type")
     if kind == "circle":
         return distance_m((area["lat"], area["lon"]), (lat, lon)) <= float(area["radius_m"])
@@ -67,14 +71,14 @@ def area_contains(area: dict, lat: float, lon: float) -> bool:
     return False
 
 
-def validate_area(area: dict) -> dict:
+def validate_area(area: object) -> dict[str, Any]:
     """Raise ValueError with a clear message for a malformed coverage area or geofence."""
     if not isinstance(area, dict):
         raise ValueError("an area is an object")
     kind = area.get("type")
     if kind == "circle":
         lat, lon, r = area.get("lat"), area.get("lon"), area.get("radius_m")
-        if not all(isinstance(v, (int, float)) for v in (lat, lon, r)):
+        if not (isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and isinstance(r, (int, float))):
             raise ValueError("a circle needs numeric lat, lon and radius_m")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < r <= 5_000_000):
             raise ValueError("circle out of range (lat ±90, lon ±180, 0 < radius_m <= 5000 km)")
@@ -97,19 +101,19 @@ def validate_area(area: dict) -> dict:
 # --- time windows (centre hours, geofence schedules) -------------------------------
 
 def _hm(text: str) -> int:
-    h, m = text.split(":")
-    h, m = int(h), int(m)
+    hh, mm = text.split(":")
+    h, m = int(hh), int(mm)
     if not (0 <= h <= 24 and 0 <= m < 60):
         raise ValueError(f"bad time {text!r}")
     return h * 60 + m
 
 
-def validate_windows(windows: list | None) -> list | None:
+def validate_windows(windows: object) -> list[dict[str, Any]] | None:
     if windows is None:
         return None
     if not isinstance(windows, list):
         raise ValueError("hours/schedule is a list of {days, from, to}")
-    out = []
+    out: list[dict[str, Any]] = []
     for w in windows:
         if not isinstance(w, dict):
             raise ValueError("each window is {days:[0-6], from:'HH:MM', to:'HH:MM'}")
@@ -132,7 +136,7 @@ def zone(tz: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def within_windows(windows: list | None, tz: str | None, now_utc: datetime) -> bool:
+def within_windows(windows: list[Any] | None, tz: str | None, now_utc: datetime) -> bool:
     """True if ``now_utc`` (naive UTC) falls in one of the windows, in local time.
     No windows means always. A window whose ``to`` is before its ``from`` runs past
     midnight (a night shift 20:00-08:00 belongs to the day it starts)."""
@@ -155,6 +159,12 @@ def within_windows(windows: list | None, tz: str | None, now_utc: datetime) -> b
 
 # --- labels: reverse geocoding when configured, else "N m from home" -----------------
 
+class Reverser(Protocol):
+    """What ReverseGeocoder needs of a geopy geocoder (Nominatim, or a stand-in in tests)."""
+
+    def reverse(self, query: tuple[float, float], *, exactly_one: bool, language: str) -> Any: ...
+
+
 class ReverseGeocoder:
     """Wraps a geopy geocoder with an LRU cache keyed on ~10 m rounding.
 
@@ -162,7 +172,7 @@ class ReverseGeocoder:
     sometimes inside a transaction): a miss returns None and the lookup runs on a
     background thread; the next view has the address."""
 
-    def __init__(self, geocoder, max_entries: int = 10000, language: str = "fr"):
+    def __init__(self, geocoder: Reverser, max_entries: int = 10000, language: str = "fr") -> None:
         self.geocoder, self.max_entries, self.language = geocoder, max_entries, language
         self._cache: OrderedDict[tuple[float, float], str | None] = OrderedDict()
         self._pending: set[tuple[float, float]] = set()
@@ -216,21 +226,23 @@ def get_geocoder() -> ReverseGeocoder | None:
     return _geocoder
 
 
-def make_geocoder(settings) -> ReverseGeocoder | None:
+def make_geocoder(settings: Settings) -> ReverseGeocoder | None:
     if settings.geocoder == "none":
         return None
     from geopy.geocoders import Nominatim
-    kw = {"user_agent": settings.geocoder_user_agent, "timeout": 5}
+    kw: dict[str, Any] = {"user_agent": settings.geocoder_user_agent, "timeout": 5}
     if settings.geocoder_url:
         kw["domain"] = settings.geocoder_url
     return ReverseGeocoder(Nominatim(**kw))
 
 
-def location_label(lat: float | None, lon: float | None, home: tuple[float, float] | None) -> dict | None:
+def location_label(lat: float | None, lon: float | None,
+                   home: tuple[float, float] | None) -> dict[str, Any] | None:
     """What the console shows next to the coordinates."""
     if lat is None or lon is None:
         return None
-    out: dict = {"lat": lat, "lon": lon, "address": None, "from_home_m": None, "text": f"{lat:.5f}, {lon:.5f}"}
+    out: dict[str, Any] = {"lat": lat, "lon": lon, "address": None, "from_home_m": None,
+                           "text": f"{lat:.5f}, {lon:.5f}"}
     if home is not None and None not in home:
         d = distance_m(home, (lat, lon))
         out["from_home_m"] = round(d)

@@ -11,21 +11,24 @@ from a first sighting. A cell fix is too coarse for a school-sized zone, so
 only a fix whose accuracy circle lies wholly on one side counts."""
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from cloud import metrics
 from cloud.domain.casefile import open_system_case, publish_case
 from cloud.domain.geo import area_contains, distance_m, within_windows
+from cloud.domain.ports import EventSink
 from cloud.domain.uow import Tx
 from cloud.store.models import Device, Geofence, GeofenceEvent, GeofenceState, Wearer
 
 log = logging.getLogger("pers.geofence")
 
 
-def as_area(g: Geofence) -> dict:
+def as_area(g: Geofence) -> dict[str, Any]:
     if g.shape == "circle":
         return {"type": "circle", "lat": g.lat, "lon": g.lon, "radius_m": g.radius_m}
     return {"type": "polygon", "points": g.points or []}
@@ -37,6 +40,8 @@ def side(g: Geofence, lat: float, lon: float, acc: float | None) -> bool | None:
     if not acc or g.shape != "circle":
         # For polygons, a coarse fix (over 300 m) is not trusted at all.
         return None if (acc and acc > 300 and g.shape == "polygon") else inside
+    if g.lat is None or g.lon is None or g.radius_m is None:
+        return inside  # a circle is stored with its centre and radius (validate_area); area_contains needs them too
     d = distance_m((g.lat, g.lon), (lat, lon))
     if inside and d + acc <= g.radius_m:
         return True
@@ -45,8 +50,9 @@ def side(g: Geofence, lat: float, lon: float, acc: float | None) -> bool | None:
     return None
 
 
-def check(tx: Tx, device: Device, lat: float, lon: float, acc: float | None, now: datetime, mid: str, events, *,
-          present_window_s: int = 120) -> list[dict]:
+def check(tx: Tx, device: Device, lat: float, lon: float, acc: float | None, now: datetime, mid: str,
+          events: EventSink, *,
+          present_window_s: int = 120) -> list[dict[str, Any]]:
     if device.wearer_id is None:
         return []
     s = tx.session
@@ -55,7 +61,7 @@ def check(tx: Tx, device: Device, lat: float, lon: float, acc: float | None, now
     if not fences:
         return []
     wearer = s.get(Wearer, device.wearer_id)
-    out = []
+    out: list[dict[str, Any]] = []
     for g in fences:
         inside = side(g, lat, lon, acc)
         if inside is None:
@@ -79,10 +85,11 @@ def check(tx: Tx, device: Device, lat: float, lon: float, acc: float | None, now
                                        present_window_s=present_window_s)
             ev.case_id = case.id
             publish_case(tx, events, case, now)
-        info = {"type": "geofence", "event": kind, "geofence_id": g.id, "geofence": g.name, "device_id": device.id,
-                "wearer_id": device.wearer_id, "lat": lat, "lon": lon, "case_id": case.id if case else None}
+        info: dict[str, Any] = {"type": "geofence", "event": kind, "geofence_id": g.id, "geofence": g.name,
+                                "device_id": device.id, "wearer_id": device.wearer_id, "lat": lat, "lon": lon,
+                                "case_id": case.id if case else None}
         tenant_id = device.tenant_id
-        tx.after_commit(lambda info=info, tenant_id=tenant_id: events.publish(tenant_id, info))
+        tx.after_commit(functools.partial(events.publish, tenant_id, info))
         log.info("geofence crossed", extra={k: v for k, v in info.items() if k != "type"})
         out.append(info)
     return out

@@ -6,6 +6,7 @@ are legal, and the helpers that stamp and record them."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -31,7 +32,7 @@ def can_move(src: str, dst: str) -> bool:
     return dst in TRANSITIONS.get(src, ())
 
 
-def move(s: Session, case: AlertCase, dst: str, *, actor: str, now: datetime, detail: dict | None = None,
+def move(s: Session, case: AlertCase, dst: str, *, actor: str, now: datetime, detail: dict[str, Any] | None = None,
          action: str | None = None, audit: bool = True) -> None:
     """Change the status, stamp the time, write the timeline event and the audit entry."""
     if not can_move(case.status, dst):
@@ -50,12 +51,13 @@ def move(s: Session, case: AlertCase, dst: str, *, actor: str, now: datetime, de
                          target=f"case:{case.id}", detail=detail))
 
 
-def enter_in_call(s: Session, case: AlertCase, *, actor: str, now: datetime, detail: dict | None = None) -> None:
+def enter_in_call(s: Session, case: AlertCase, *, actor: str, now: datetime,
+                  detail: dict[str, Any] | None = None) -> None:
     """For the call-back action: claimed -> in_call (the watch is dialling)."""
     move(s, case, "in_call", actor=actor, now=now, detail=detail)
 
 
-def end_call(s: Session, case: AlertCase, *, actor: str, now: datetime, detail: dict | None = None) -> None:
+def end_call(s: Session, case: AlertCase, *, actor: str, now: datetime, detail: dict[str, Any] | None = None) -> None:
     move(s, case, "claimed", actor=actor, now=now, detail=detail, action="call_ended")
 
 # Priority: lower is more urgent. Fall and SOS first, then geofence, low battery, offline.

@@ -14,14 +14,18 @@ import smtplib
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain.errors import DomainError, Invalid, NotFound
+from cloud.domain.ports import Clock, EventSink
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Contact, Notification, Tenant, Wearer
+
+if TYPE_CHECKING:
+    from cloud.settings import Settings
 
 log = logging.getLogger("pers.notify")
 
@@ -36,11 +40,11 @@ class Channel(Protocol):
     def target(self, contact: Contact, tenant: Tenant) -> str | None:
         """Where this channel would deliver for that contact, or None if it does not apply."""
 
-    def send(self, target: str, *, subject: str, message: str, data: dict) -> str:
+    def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
         """Deliver or raise; returns a short delivery detail (e.g. the HTTP status)."""
 
 
-def _post_json(url: str, body: dict, timeout: float, headers: dict | None = None) -> str:
+def _post_json(url: str, body: dict[str, Any], timeout: float, headers: dict[str, str] | None = None) -> str:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", **(headers or {})})
     try:
@@ -53,13 +57,13 @@ def _post_json(url: str, body: dict, timeout: float, headers: dict | None = None
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, default_url: str | None = None, timeout: float = 5.0):
+    def __init__(self, default_url: str | None = None, timeout: float = 5.0) -> None:
         self.default_url, self.timeout = default_url, timeout
 
-    def target(self, contact, tenant):
+    def target(self, contact: Contact, tenant: Tenant) -> str | None:
         return tenant.webhook_url or self.default_url
 
-    def send(self, target, *, subject, message, data):
+    def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
         return _post_json(target, {"event": "contact_notification", "subject": subject, "message": message,
                                    **data}, self.timeout)
 
@@ -67,13 +71,13 @@ class WebhookChannel:
 class SmsGatewayChannel:
     name = "sms"
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 5.0):
+    def __init__(self, url: str, token: str | None = None, timeout: float = 5.0) -> None:
         self.url, self.token, self.timeout = url, token, timeout
 
-    def target(self, contact, tenant):
+    def target(self, contact: Contact, tenant: Tenant) -> str | None:
         return contact.phone or None
 
-    def send(self, target, *, subject, message, data):
+    def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         # SMS is 160 characters a part; gateways split, but keep it short anyway.
         return _post_json(self.url, {"to": target, "text": message[:459]}, self.timeout, headers)
@@ -83,14 +87,14 @@ class EmailChannel:
     name = "email"
 
     def __init__(self, host: str, port: int = 25, sender: str = "openpers@localhost", *, user: str | None = None,
-                 password: str | None = None, starttls: bool = False, timeout: float = 5.0):
+                 password: str | None = None, starttls: bool = False, timeout: float = 5.0) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.user, self.password, self.starttls, self.timeout = user, password, starttls, timeout
 
-    def target(self, contact, tenant):
+    def target(self, contact: Contact, tenant: Tenant) -> str | None:
         return contact.email or None
 
-    def send(self, target, *, subject, message, data):
+    def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, target, subject
         msg.set_content(message)
@@ -105,9 +109,9 @@ class EmailChannel:
         return "accepted by SMTP server"
 
 
-def channels_from_settings(settings) -> list:
+def channels_from_settings(settings: Settings) -> list[Channel]:
     # The webhook is always offered: it applies whenever the tenant (or the settings) names a URL.
-    out: list = [WebhookChannel(settings.webhook_url, settings.notify_timeout_s)]
+    out: list[Channel] = [WebhookChannel(settings.webhook_url, settings.notify_timeout_s)]
     if settings.smtp_host:
         out.append(EmailChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from,
                                 user=settings.smtp_user, password=settings.smtp_password,
@@ -118,11 +122,12 @@ def channels_from_settings(settings) -> list:
 
 
 class Notifier:
-    def __init__(self, sm: sessionmaker[Session], clock, channels: list, events=None):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, channels: list[Channel],
+                 events: EventSink | None = None) -> None:
         self.sm, self.clock, self.channels, self.events = sm, clock, list(channels), events
 
     def notify_contact(self, session: Session | None, case_id: int, contact_id: int, message: str, *,
-                       actor: str = "system", tenant_id: int | None = None) -> dict:
+                       actor: str = "system", tenant_id: int | None = None) -> dict[str, Any]:
         """Send ``message`` to one contact of the case's wearer on every channel that
         applies. Returns ``{channel: {"ok", "target", "detail"}}``. With a session the
         records join the caller's transaction; without, they are committed here.
@@ -133,7 +138,8 @@ class Notifier:
         with transaction(self.sm) as tx:
             return self._notify(tx.session, case_id, contact_id, message, actor, tenant_id)
 
-    def _notify(self, s: Session, case_id, contact_id, message, actor, tenant_id) -> dict:
+    def _notify(self, s: Session, case_id: int, contact_id: int, message: str, actor: str,
+                tenant_id: int | None) -> dict[str, Any]:
         case = s.get(AlertCase, case_id)
         if case is None or (tenant_id is not None and case.tenant_id != tenant_id):
             raise NotFound("no such case")
@@ -142,13 +148,13 @@ class Notifier:
             raise NotFound("no such contact for this case's wearer")
         if not message or len(message) > 2000:
             raise Invalid("message must be 1-2000 characters")
-        tenant = s.get(Tenant, case.tenant_id)
+        tenant = s.get_one(Tenant, case.tenant_id)  # the foreign key keeps it
         wearer = s.get(Wearer, case.wearer_id) if case.wearer_id else None
         subject = f"OpenPERS alarm: {wearer.name if wearer else case.device_id} ({case.kind}) - case {case.id}"
         data = {"case_id": case.id, "kind": case.kind, "wearer": wearer.name if wearer else None,
                 "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone},
                 "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None}
-        results: dict = {}
+        results: dict[str, Any] = {}
         now = self.clock.now()
         for ch in self.channels:
             if contact.channels is not None and ch.name not in contact.channels:
@@ -166,8 +172,8 @@ class Notifier:
             results[ch.name] = {"ok": ok, "target": target, "detail": detail}
             s.add(Notification(case_id=case.id, contact_id=contact.id, channel=ch.name, target=target[:400],
                                ok=ok, detail=detail, at=now))
-        summary = {"contact_id": contact.id, "contact": contact.name,
-                   "results": {k: v["ok"] for k, v in results.items()}}
+        summary: dict[str, Any] = {"contact_id": contact.id, "contact": contact.name,
+                                   "results": {k: v["ok"] for k, v in results.items()}}
         if not results:
             summary["error"] = "no channel applies to this contact"
         s.add(CaseEvent(case_id=case.id, at=now, actor=actor, action="contact_notified", detail=summary))

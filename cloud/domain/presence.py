@@ -14,14 +14,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain.casefile import open_case_of, open_system_case, publish_case
+from cloud.domain.ports import Clock, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.store.models import AuditEntry, CaseEvent, Device
+
+if TYPE_CHECKING:
+    from cloud.settings import Settings
 
 log = logging.getLogger("pers.presence")
 
@@ -35,7 +40,7 @@ class PresencePolicy:
     present_window_s: int = 120
 
     @classmethod
-    def from_settings(cls, st) -> PresencePolicy:
+    def from_settings(cls, st: Settings) -> PresencePolicy:
         return cls(st.heartbeat_s, st.heartbeat_tolerance, st.offline_grace_s, st.offline_opens_case,
                    st.operator_present_s)
 
@@ -47,7 +52,7 @@ class PresenceReport:
     cases: list[int] = field(default_factory=list)
 
 
-def seen(tx: Tx, device: Device, now: datetime, events=None) -> None:
+def seen(tx: Tx, device: Device, now: datetime, events: EventSink | None = None) -> None:
     """Any message from the device: it is online now."""
     prev = device.presence
     device.last_seen, device.online, device.presence, device.suspect_since = now, True, "online", None
@@ -71,7 +76,7 @@ def last_will(device: Device, now: datetime) -> None:
 
 
 class PresenceMonitor:
-    def __init__(self, sm: sessionmaker[Session], clock, events, policy: PresencePolicy):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, events: EventSink, policy: PresencePolicy) -> None:
         self.sm, self.clock, self.events, self.policy = sm, clock, events, policy
 
     def tick(self, now: datetime | None = None) -> PresenceReport:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
 from cloud.domain.uow import transaction
@@ -26,7 +28,7 @@ def _storable(text: str, limit: int) -> str:
     return text[:limit].replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def quarantine(sm, now: datetime, topic: str, payload: bytes, reason: str, detail: str,
+def quarantine(sm: sessionmaker[Session], now: datetime, topic: str, payload: bytes, reason: str, detail: str,
                case_id: int | None = None) -> DeadLetter:
     """Store one dead letter (or count a repeat of the same bytes from the same device)
     and commit. Raises only what the store raises: a transient failure is then the
@@ -57,7 +59,7 @@ def quarantine(sm, now: datetime, topic: str, payload: bytes, reason: str, detai
     return row
 
 
-def listing(sm, tenant_id: int | None, limit: int = 200) -> list[dict]:
+def listing(sm: sessionmaker[Session], tenant_id: int | None, limit: int = 200) -> list[dict[str, Any]]:
     """The newest dead letters of one tenant (``None``: every tenant's and those of no
     known device, for the service's own operators through the CLI)."""
     with sm() as s:
@@ -67,7 +69,7 @@ def listing(sm, tenant_id: int | None, limit: int = 200) -> list[dict]:
         return [view(d) for d in s.scalars(q)]
 
 
-def view(d: DeadLetter) -> dict:
+def view(d: DeadLetter) -> dict[str, Any]:
     return {"id": d.id, "received_at": d.received_at.isoformat(), "last_at": d.last_at.isoformat(),
             "count": d.count, "device_id": d.device_id, "topic": d.topic, "reason": d.reason, "detail": d.detail,
             "case_id": d.case_id, "payload": d.payload.decode("utf-8", "replace")[:4096]}

@@ -15,6 +15,7 @@ and its reasons are written to the case timeline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.domain.geo import area_contains, country_of_mcc, within_windows
+from cloud.domain.ports import Clock
 from cloud.store.models import AlertCase, CallCentre, Contract, Device, Operator, Wearer
 
 log = logging.getLogger("pers.routing")
@@ -62,7 +64,7 @@ def present_counts(s: Session, tenant_id: int, now: datetime, window_s: int) -> 
                             Operator.active.is_(True), Operator.last_seen_at >= since,
                             Operator.role.in_(("operator", "supervisor")))
                      .group_by(Operator.centre_id)).all()
-    return {cid: n for cid, n in rows}
+    return {cid: n for cid, n in rows if cid is not None}  # the query keeps centre ids only
 
 
 def decide(s: Session, *, tenant_id: int, lat: float | None, lon: float | None, country: str | None,
@@ -73,7 +75,7 @@ def decide(s: Session, *, tenant_id: int, lat: float | None, lon: float | None, 
         return RoutingDecision(None, [], ["no contracted centre" + (" left" if exclude else "")], basis)
     reasons: list[str] = []
 
-    def narrow(pool, keep, what):
+    def narrow(pool: list[CallCentre], keep: Callable[[CallCentre], bool], what: str) -> list[CallCentre]:
         kept = [c for c in pool if keep(c)]
         if kept:
             if len(kept) < len(pool):
@@ -86,7 +88,8 @@ def decide(s: Session, *, tenant_id: int, lat: float | None, lon: float | None, 
         reasons.append("no position: contract order")
         pool = centres
     else:
-        by_area = [c for c in centres if lat is not None and any(area_contains(a, lat, lon) for a in c.areas or [])]
+        by_area = [c for c in centres if lat is not None and lon is not None
+                   and any(area_contains(a, lat, lon) for a in c.areas or [])]
         by_country = [c for c in centres if country and country.upper() in {x.upper() for x in c.countries or []}]
         # A fix from the alert is more precise than a country; but the home is only a guess
         # while the cell's country is what the network says now.
@@ -150,16 +153,18 @@ def _country_of_device(s: Session, device_id: str | None) -> str | None:
     return country_of_mcc(mcc) if isinstance(mcc, int) else None
 
 
-def record_operator_seen(sm: sessionmaker[Session], clock, operator_id: int) -> bool:
+def record_operator_seen(sm: sessionmaker[Session], clock: Clock, operator_id: int) -> bool:
     """Call on every authenticated API request and WebSocket message. Writes
     (and returns True) only when the last record is older than
     SEEN_WRITE_EVERY_S, so a busy console costs one write every 15 s."""
     now = clock.now()
     with sm() as s:
-        done = s.execute(update(Operator)
-                         .where(Operator.id == operator_id,
-                                (Operator.last_seen_at.is_(None))
-                                | (Operator.last_seen_at < now - timedelta(seconds=SEEN_WRITE_EVERY_S)))
-                         .values(last_seen_at=now)).rowcount
+        res = s.execute(update(Operator)
+                        .where(Operator.id == operator_id,
+                               (Operator.last_seen_at.is_(None))
+                               | (Operator.last_seen_at < now - timedelta(seconds=SEEN_WRITE_EVERY_S)))
+                        .values(last_seen_at=now))
+        # Session.execute is typed to return Result, but an UPDATE runs to a CursorResult (rowcount).
+        done: int = res.rowcount  # type: ignore[attr-defined]
         s.commit()
     return bool(done)

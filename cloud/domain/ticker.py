@@ -6,15 +6,23 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain import commands
 from cloud.domain.escalation import EscalationPolicy, Escalator, TickReport
+from cloud.domain.ports import Clock, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.retention import LocationRetention
 from cloud.store.models import AlertCase
+
+if TYPE_CHECKING:
+    from cloud.domain.notify import Notifier
+    from cloud.settings import Settings
 
 log = logging.getLogger("pers.ticker")
 
@@ -28,7 +36,8 @@ class TickResult:
 
 
 class Ticker:
-    def __init__(self, sm, clock, events, settings, notifier=None):
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, events: EventSink, settings: Settings,
+                 notifier: Notifier | None = None) -> None:
         self.sm, self.clock = sm, clock
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
@@ -36,7 +45,7 @@ class Ticker:
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
-    def tick(self, now=None) -> TickResult:
+    def tick(self, now: datetime | None = None) -> TickResult:
         # ``now`` pins the time when given (tests); otherwise each part reads the clock
         # under its write lock, so the timeline's times follow the order of its events.
         with metrics.TICK_SECONDS.time():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,17 +34,25 @@ def age_years(birth: date | None, today: date) -> int | None:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def contact_view(c: Contact, full: bool = False) -> dict:
+def contact_view(c: Contact, full: bool = False) -> dict[str, Any]:
     view = {"id": c.id, "rank": c.rank, "name": c.name, "relation": c.relation, "phone": c.phone}
     if full:
         view.update(email=c.email, channels=c.channels)
     return view
 
 
-def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = None) -> dict | None:
+@overload
+def wearer_view(w: Wearer, today: date, contacts: list[Contact] | None = None) -> dict[str, Any]: ...
+@overload
+def wearer_view(w: None, today: date, contacts: list[Contact] | None = None) -> None: ...
+@overload
+def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = None) -> dict[str, Any] | None: ...
+
+
+def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = None) -> dict[str, Any] | None:
     if w is None:
         return None
-    view = {"id": w.id, "name": w.name, "age": age_years(w.birth_date, today), "language": w.language,
+    view: dict[str, Any] = {"id": w.id, "name": w.name, "age": age_years(w.birth_date, today), "language": w.language,
             "home_address": w.home_address, "home_lat": w.home_lat, "home_lon": w.home_lon,
             "medical_notes": w.medical_notes, "photo_url": w.photo_url}
     if contacts is not None:
@@ -51,7 +60,7 @@ def wearer_view(w: Wearer | None, today: date, contacts: list[Contact] | None = 
     return view
 
 
-def event_view(e: CaseEvent) -> dict:
+def event_view(e: CaseEvent) -> dict[str, Any]:
     return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
 
 
@@ -86,7 +95,7 @@ def case_warnings(case: AlertCase) -> list[str]:
     return out
 
 
-def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool = False) -> dict:
+def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool = False) -> dict[str, Any]:
     wearer = session.get(Wearer, case.wearer_id) if case.wearer_id else None
     view = {
         "id": case.id, "tenant_id": case.tenant_id, "device_id": case.device_id,
@@ -103,7 +112,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
         "centre_id": case.centre_id, "routed_at": iso(case.routed_at), "in_call_at": iso(case.in_call_at),
         "escalation_level": case.escalation_level or 0,
         "location_label": location_label(case.lat, case.lon,
-                                         (wearer.home_lat, wearer.home_lon) if wearer and wearer.home_lat is not None
+                                         (wearer.home_lat, wearer.home_lon)
+                                         if wearer and wearer.home_lat is not None and wearer.home_lon is not None
                                          else None),
     }
     if case.centre_id is not None:
@@ -130,7 +140,7 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
     return view
 
 
-def device_view(d: Device) -> dict:
+def device_view(d: Device) -> dict[str, Any]:
     return {"id": d.id, "tenant_id": d.tenant_id, "wearer_id": d.wearer_id, "fw": d.fw,
             "cfg_version": d.cfg_version, "online": d.online, "last_seen": iso(d.last_seen),
             "batt_pct": d.batt_pct, "presence": d.presence, "heartbeat_s": d.heartbeat_s, "country": d.country,
@@ -138,33 +148,33 @@ def device_view(d: Device) -> dict:
             "secret_rotated_at": iso(d.secret_rotated_at)}
 
 
-def tenant_view(t: Tenant) -> dict:
+def tenant_view(t: Tenant) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "webhook_url": t.webhook_url}
 
 
-def centre_view(c: CallCentre, rank: int | None = None) -> dict:
+def centre_view(c: CallCentre, rank: int | None = None) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "phone": c.phone, "countries": c.countries or [], "areas": c.areas or [],
             "languages": c.languages or [], "hours": c.hours or [], "timezone": c.timezone, "rank": rank,
             "owned": None}
 
 
-def operator_view(o: Operator) -> dict:
+def operator_view(o: Operator) -> dict[str, Any]:
     return {"id": o.id, "tenant_id": o.tenant_id, "centre_id": o.centre_id, "username": o.username,
             "display_name": o.display_name, "role": o.role, "active": o.active, "last_seen_at": iso(o.last_seen_at)}
 
 
-def wearer_admin_view(w: Wearer, today: date, contacts: list[Contact]) -> dict:
+def wearer_admin_view(w: Wearer, today: date, contacts: list[Contact]) -> dict[str, Any]:
     return {**wearer_view(w, today), "tenant_id": w.tenant_id,
             "birth_date": w.birth_date.isoformat() if w.birth_date else None, "photo_url": w.photo_url,
             "timezone": w.timezone, "contacts": [contact_view(c, full=True) for c in contacts]}
 
 
-def geofence_view(g: Geofence) -> dict:
+def geofence_view(g: Geofence) -> dict[str, Any]:
     return {"id": g.id, "wearer_id": g.wearer_id, "name": g.name, "shape": g.shape, "lat": g.lat, "lon": g.lon,
             "radius_m": g.radius_m, "points": g.points, "schedule": g.schedule, "alert_on_exit": g.alert_on_exit,
             "alert_on_enter": g.alert_on_enter, "active": g.active}
 
 
-def vsim_view(p: VsimProfilePool) -> dict:
+def vsim_view(p: VsimProfilePool) -> dict[str, Any]:
     return {"id": p.id, "country": p.country, "name": p.name, "mccmnc": p.mccmnc, "apn": p.apn,
             "priority": p.priority, "cost": p.cost, "active": p.active}

@@ -17,6 +17,7 @@ from cloud import metrics, protocol
 from cloud.domain import commands
 from cloud.domain.geo import country_of_mcc
 from cloud.domain.ingest_ids import new_cid
+from cloud.domain.ports import Clock, CommandSender
 from cloud.domain.uow import Tx
 from cloud.store.models import AuditEntry, Device, VsimProfilePool
 
@@ -32,7 +33,7 @@ def best_profiles(s: Session, country: str, limit: int = MAX_PROFILES) -> list[V
 
 
 def on_country_seen(tx: Tx, device: Device, mcc: int | None, current_profile: str | None, now: datetime,
-                    sender, clock) -> str | None:
+                    sender: CommandSender, clock: Clock) -> str | None:
     """Returns the profile name sent, if any."""
     country = country_of_mcc(mcc)
     if country is None or country == device.country:
