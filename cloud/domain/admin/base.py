@@ -2,18 +2,24 @@
 audit trail, and the rule that another tenant's object does not exist."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.domain import configs
 from cloud.domain.accounts import BrokerAuth
 from cloud.domain.errors import Forbidden, NotFound
+from cloud.domain.ports import Clock
 from cloud.store.models import AuditEntry, CallCentre, Contract, Operator
 
 ROLES = ("operator", "supervisor", "admin")
 
+_T = TypeVar("_T")
 
-def page(s: Session, q, limit: int, offset: int, view) -> dict:
+
+def page(s: Session, q: Select[_T], limit: int, offset: int, view: Callable[[_T], dict[str, Any]]) -> dict[str, Any]:
     total = s.scalar(select(func.count()).select_from(q.order_by(None).subquery()))
     items = [view(x) for x in s.scalars(q.limit(limit).offset(offset))]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -24,17 +30,18 @@ def actor(op: Operator) -> str:
 
 
 class AdminBase:
-    def __init__(self, sm: sessionmaker[Session], clock, *, broker: BrokerAuth | None = None,
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, *, broker: BrokerAuth | None = None,
                  publisher: configs.ConfigPublisher | None = None, default_heartbeat_s: int = 3600,
-                 default_number: str | None = None):
+                 default_number: str | None = None) -> None:
         self.sm, self.clock, self.broker, self.publisher = sm, clock, broker, publisher
         self.default_heartbeat_s, self.default_number = default_heartbeat_s, default_number
 
-    def _audit(self, s: Session, op: Operator, action: str, target: str, detail: dict | None = None) -> None:
+    def _audit(self, s: Session, op: Operator, action: str, target: str,
+               detail: dict[str, Any] | None = None) -> None:
         s.add(AuditEntry(at=self.clock.now(), actor=actor(op), action=action, tenant_id=op.tenant_id,
                          target=target, detail=detail))
 
-    def _own(self, s: Session, model, key, op: Operator, what: str):
+    def _own(self, s: Session, model: type[_T], key: object, op: Operator, what: str) -> _T:
         obj = s.get(model, key)
         if obj is None or getattr(obj, "tenant_id", None) != op.tenant_id:
             raise NotFound(f"no such {what}")

@@ -1,6 +1,8 @@
 """The tenant and its call centres, and the contract: which centres, in which order."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from cloud.domain.admin.base import AdminBase
@@ -13,13 +15,13 @@ from cloud.store.models import CallCentre, Contract, Operator, Tenant
 
 class CentresAdmin(AdminBase):
     # --- tenant ----------------------------------------------------------------------
-    def tenant(self, op: Operator) -> dict:
+    def tenant(self, op: Operator) -> dict[str, Any]:
         with self.sm() as s:
-            return tenant_view(s.get(Tenant, op.tenant_id))
+            return tenant_view(s.get_one(Tenant, op.tenant_id))  # the operator's tenant: the foreign key keeps it
 
-    def update_tenant(self, op: Operator, changes: dict) -> dict:
+    def update_tenant(self, op: Operator, changes: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
-            t = tx.session.get(Tenant, op.tenant_id)
+            t = tx.session.get_one(Tenant, op.tenant_id)
             if changes.get("name") and tx.session.scalar(select(Tenant.id).where(Tenant.name == changes["name"],
                                                                                  Tenant.id != t.id)):
                 raise Conflict("another tenant has that name")
@@ -30,7 +32,7 @@ class CentresAdmin(AdminBase):
             return tenant_view(t)
 
     # --- call centres and contract ---------------------------------------------------------
-    def _apply_centre(self, c: CallCentre, data: dict) -> None:
+    def _apply_centre(self, c: CallCentre, data: dict[str, Any]) -> None:
         try:
             if "areas" in data:
                 c.areas = [validate_area(a) for a in (data["areas"] or [])]
@@ -49,7 +51,7 @@ class CentresAdmin(AdminBase):
         if "languages" in data:
             c.languages = [x.lower() for x in data["languages"] or []]
 
-    def list_centres(self, op: Operator) -> list[dict]:
+    def list_centres(self, op: Operator) -> list[dict[str, Any]]:
         with self.sm() as s:
             rows = s.execute(select(CallCentre, Contract.rank).join(Contract, Contract.centre_id == CallCentre.id)
                              .where(Contract.tenant_id == op.tenant_id).order_by(Contract.rank)).all()
@@ -60,7 +62,7 @@ class CentresAdmin(AdminBase):
                     out.append({**centre_view(c, None), "owned": True})
             return out
 
-    def create_centre(self, op: Operator, data: dict) -> dict:
+    def create_centre(self, op: Operator, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
             if s.scalar(select(CallCentre.id).where(CallCentre.name == data["name"])) is not None:
@@ -76,7 +78,7 @@ class CentresAdmin(AdminBase):
             self._audit(s, op, "centre.created", f"centre:{c.id}", {k: v for k, v in data.items()})
             return {**centre_view(c, rank if data.get("contract", True) else None), "owned": True}
 
-    def update_centre(self, op: Operator, centre_id: int, data: dict) -> dict:
+    def update_centre(self, op: Operator, centre_id: int, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             c = self._own_centre(tx.session, op, centre_id, write=True)
             self._apply_centre(c, data)
@@ -84,7 +86,7 @@ class CentresAdmin(AdminBase):
             ct = tx.session.get(Contract, (op.tenant_id, c.id))
             return {**centre_view(c, ct.rank if ct else None), "owned": True}
 
-    def set_contract(self, op: Operator, centre_ids: list[int]) -> list[dict]:
+    def set_contract(self, op: Operator, centre_ids: list[int]) -> list[dict[str, Any]]:
         """The tenant's centres in order of preference (the routing fallback and escalation path)."""
         if len(set(centre_ids)) != len(centre_ids):
             raise Invalid("a centre appears twice")

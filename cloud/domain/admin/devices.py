@@ -2,6 +2,8 @@
 the platform's vSIM profile pool."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -9,6 +11,7 @@ from cloud.domain import configs
 from cloud.domain.accounts import provision_device, rotate_device_secret
 from cloud.domain.admin.base import AdminBase, actor, page
 from cloud.domain.errors import Unavailable
+from cloud.domain.ports import Clock
 from cloud.domain.uow import transaction
 from cloud.domain.views import device_view, vsim_view
 from cloud.store.models import AuditEntry, Device, Operator, VsimProfilePool, Wearer
@@ -17,7 +20,7 @@ from cloud.store.models import AuditEntry, Device, Operator, VsimProfilePool, We
 class DevicesAdmin(AdminBase):
     # --- devices ------------------------------------------------------------------------------
     def list_devices(self, op: Operator, *, presence: str | None = None, wearer_id: int | None = None,
-                     limit: int = 50, offset: int = 0) -> dict:
+                     limit: int = 50, offset: int = 0) -> dict[str, Any]:
         with self.sm() as s:
             stmt = select(Device).where(Device.tenant_id == op.tenant_id)
             if presence:
@@ -26,25 +29,25 @@ class DevicesAdmin(AdminBase):
                 stmt = stmt.where(Device.wearer_id == wearer_id)
             return page(s, stmt.order_by(Device.id), limit, offset, device_view)
 
-    def get_device(self, op: Operator, device_id: str) -> dict:
+    def get_device(self, op: Operator, device_id: str) -> dict[str, Any]:
         with self.sm() as s:
             d = self._own(s, Device, device_id, op, "device")
             latest = configs.latest_config(s, d.id)
             return {**device_view(d), "config": latest.body if latest else None,
                     "config_pending": bool(latest and (d.cfg_version or 0) < latest.version)}
 
-    def provision(self, op: Operator, device_id: str | None, wearer_id: int | None) -> dict:
+    def provision(self, op: Operator, device_id: str | None, wearer_id: int | None) -> dict[str, Any]:
         # Refused as Invalid (a malformed id, another tenant's wearer) or Conflict (the id is taken).
         dev = provision_device(self.sm, self.clock, op.tenant_id, device_id=device_id, wearer_id=wearer_id,
                                actor=actor(op), broker=self.broker)
         return {"id": dev.device_id, "secret": dev.secret}
 
-    def rotate(self, op: Operator, device_id: str) -> dict:
+    def rotate(self, op: Operator, device_id: str) -> dict[str, Any]:
         dev = rotate_device_secret(self.sm, self.clock, device_id, actor=actor(op), tenant_id=op.tenant_id,
                                    broker=self.broker)  # NotFound for an unknown or another tenant's device
         return {"id": dev.device_id, "secret": dev.secret}
 
-    def assign_device(self, op: Operator, device_id: str, wearer_id: int | None) -> dict:
+    def assign_device(self, op: Operator, device_id: str, wearer_id: int | None) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
             d = self._own(s, Device, device_id, op, "device")
@@ -54,7 +57,7 @@ class DevicesAdmin(AdminBase):
             self._audit(s, op, "device.assigned", f"device:{d.id}", {"wearer_id": wearer_id})
             return device_view(d)
 
-    def push_config(self, op: Operator, device_id: str, changes: dict) -> dict:
+    def push_config(self, op: Operator, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         if self.publisher is None:
             raise Unavailable("no broker connection to publish configs")
         # NotFound for an unknown or another tenant's device, ConfigError (Invalid) for a bad change.
@@ -63,15 +66,16 @@ class DevicesAdmin(AdminBase):
                                    default_number=self.default_number)
 
     # --- the vSIM pool (platform-wide; read by admins, managed by the platform) -------------------------
-    def list_vsim(self, country: str | None = None) -> list[dict]:
+    def list_vsim(self, country: str | None = None) -> list[dict[str, Any]]:
         with self.sm() as s:
             stmt = select(VsimProfilePool).order_by(VsimProfilePool.country, VsimProfilePool.priority)
             if country:
                 stmt = stmt.where(VsimProfilePool.country == country.upper())
             return [vsim_view(p) for p in s.scalars(stmt)]
 
-def add_vsim_profile(sm: sessionmaker[Session], clock, *, country: str, name: str, mccmnc: list[str],
-                     apn: str | None = None, priority: int = 0, cost: float = 0, actor: str = "platform") -> dict:
+def add_vsim_profile(sm: sessionmaker[Session], clock: Clock, *, country: str, name: str, mccmnc: list[str],
+                     apn: str | None = None, priority: int = 0, cost: float = 0,
+                     actor: str = "platform") -> dict[str, Any]:
     """The pool is the platform's, not a tenant's: managed by the platform operator (seed, scripts)."""
     if len(country) != 2 or not country.isalpha():
         raise ValueError("country is an ISO 3166 alpha-2 code")

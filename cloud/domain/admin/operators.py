@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -17,14 +18,14 @@ from cloud.store.models import AlertCase, CallCentre, Operator
 class OperatorsAdmin(AdminBase):
     # --- operators ------------------------------------------------------------------------------
     def list_operators(self, op: Operator, *, centre_id: int | None = None, limit: int = 100,
-                       offset: int = 0) -> dict:
+                       offset: int = 0) -> dict[str, Any]:
         with self.sm() as s:
             stmt = select(Operator).where(Operator.tenant_id == op.tenant_id)
             if centre_id is not None:
                 stmt = stmt.where(Operator.centre_id == centre_id)
             return page(s, stmt.order_by(Operator.username), limit, offset, operator_view)
 
-    def create_operator(self, op: Operator, data: dict) -> dict:
+    def create_operator(self, op: Operator, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("role", "operator") not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}")
         with transaction(self.sm) as tx:
@@ -43,7 +44,7 @@ class OperatorsAdmin(AdminBase):
                         {"username": o.username, "role": o.role, "centre_id": o.centre_id})
             return operator_view(o)
 
-    def update_operator(self, op: Operator, operator_id: int, data: dict) -> dict:
+    def update_operator(self, op: Operator, operator_id: int, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
             o = self._own(s, Operator, operator_id, op, "operator")
@@ -63,7 +64,7 @@ class OperatorsAdmin(AdminBase):
                                                                               if data.get("password") else {}))
             return operator_view(o)
 
-    def operator_presence(self, op: Operator, *, present_window_s: int = 120) -> list[dict]:
+    def operator_presence(self, op: Operator, *, present_window_s: int = 120) -> list[dict[str, Any]]:
         """Who is on duty: last authenticated activity (throttled to 15 s), present
         within ``present_window_s``, and the open cases each one holds."""
         now = self.clock.now()

@@ -12,7 +12,7 @@ from cloud.store.models import AlertCase, AuditEntry, Device, Operator, Wearer
 
 
 class ReportsAdmin(AdminBase):
-    def devices_needing_attention(self, op: Operator, *, low_battery_pct: int = 20, limit: int = 200) -> dict:
+    def devices_needing_attention(self, op: Operator, *, low_battery_pct: int = 20, limit: int = 200) -> dict[str, Any]:
         """Devices not online (suspect, offline) or low on battery, worst first."""
         with self.sm() as s:
             q = (select(Device, Wearer.name).outerjoin(Wearer, Wearer.id == Device.wearer_id)
@@ -35,7 +35,7 @@ class ReportsAdmin(AdminBase):
                                "low_battery": sum(1 for v in items if "low_battery" in v["problems"])}}
 
     # --- audit and reports ---------------------------------------------------------------------------
-    def audit(self, op: Operator, *, action: str | None = None, limit: int = 100, offset: int = 0) -> dict:
+    def audit(self, op: Operator, *, action: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         with self.sm() as s:
             stmt = select(AuditEntry).where(AuditEntry.tenant_id == op.tenant_id)
             if action:
@@ -44,7 +44,7 @@ class ReportsAdmin(AdminBase):
                          lambda a: {"id": a.id, "at": iso(a.at), "actor": a.actor, "action": a.action,
                                     "target": a.target, "detail": a.detail})
 
-    def case_report(self, op: Operator, start: datetime, end: datetime) -> dict:
+    def case_report(self, op: Operator, start: datetime, end: datetime) -> dict[str, Any]:
         """Cases opened in [start, end): counts by kind, by outcome, by centre, escalations."""
         with self.sm() as s:
             base = select(AlertCase).where(AlertCase.tenant_id == op.tenant_id, AlertCase.opened_at >= start,

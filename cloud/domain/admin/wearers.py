@@ -1,6 +1,8 @@
 """Wearers, their contacts (the cascade, in order) and their geofences."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,7 +16,7 @@ from cloud.store.models import Contact, Geofence, Operator, Wearer
 
 class WearersAdmin(AdminBase):
     # --- wearers and contacts ----------------------------------------------------------------
-    def _apply_wearer(self, w: Wearer, data: dict) -> None:
+    def _apply_wearer(self, w: Wearer, data: dict[str, Any]) -> None:
         for k in ("name", "birth_date", "language", "home_address", "home_lat", "home_lon", "medical_notes",
                   "photo_url", "timezone"):
             if k in data:
@@ -22,30 +24,30 @@ class WearersAdmin(AdminBase):
         if (w.home_lat is None) != (w.home_lon is None):
             raise Invalid("home_lat and home_lon go together")
 
-    def _replace_contacts(self, s: Session, w: Wearer, contacts: list[dict]) -> None:
+    def _replace_contacts(self, s: Session, w: Wearer, contacts: list[dict[str, Any]]) -> None:
         for c in s.scalars(select(Contact).where(Contact.wearer_id == w.id)):
             s.delete(c)
         s.flush()
-        for rank, c in enumerate(contacts):
-            s.add(Contact(wearer_id=w.id, rank=rank, name=c["name"], relation=c.get("relation"), phone=c["phone"],
-                          email=c.get("email"), channels=c.get("channels")))
+        for rank, new in enumerate(contacts):
+            s.add(Contact(wearer_id=w.id, rank=rank, name=new["name"], relation=new.get("relation"),
+                          phone=new["phone"], email=new.get("email"), channels=new.get("channels")))
 
-    def _wearer_out(self, s: Session, w: Wearer) -> dict:
+    def _wearer_out(self, s: Session, w: Wearer) -> dict[str, Any]:
         contacts = list(s.scalars(select(Contact).where(Contact.wearer_id == w.id).order_by(Contact.rank)))
         return wearer_admin_view(w, self.clock.now().date(), contacts)
 
-    def list_wearers(self, op: Operator, *, q: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+    def list_wearers(self, op: Operator, *, q: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         with self.sm() as s:
             stmt = select(Wearer).where(Wearer.tenant_id == op.tenant_id)
             if q:
                 stmt = stmt.where(Wearer.name.ilike(f"%{q}%"))
             return page(s, stmt.order_by(Wearer.name, Wearer.id), limit, offset, lambda w: self._wearer_out(s, w))
 
-    def get_wearer(self, op: Operator, wearer_id: int) -> dict:
+    def get_wearer(self, op: Operator, wearer_id: int) -> dict[str, Any]:
         with self.sm() as s:
             return self._wearer_out(s, self._own(s, Wearer, wearer_id, op, "wearer"))
 
-    def create_wearer(self, op: Operator, data: dict) -> dict:
+    def create_wearer(self, op: Operator, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
             w = Wearer(tenant_id=op.tenant_id, name=data["name"])
@@ -57,7 +59,7 @@ class WearersAdmin(AdminBase):
             self._audit(s, op, "wearer.created", f"wearer:{w.id}", {"name": w.name})
             return self._wearer_out(s, w)
 
-    def update_wearer(self, op: Operator, wearer_id: int, data: dict) -> dict:
+    def update_wearer(self, op: Operator, wearer_id: int, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
             w = self._own(s, Wearer, wearer_id, op, "wearer")
@@ -70,13 +72,13 @@ class WearersAdmin(AdminBase):
             return self._wearer_out(s, w)
 
     # --- geofences --------------------------------------------------------------------------------
-    def list_geofences(self, op: Operator, wearer_id: int) -> list[dict]:
+    def list_geofences(self, op: Operator, wearer_id: int) -> list[dict[str, Any]]:
         with self.sm() as s:
             self._own(s, Wearer, wearer_id, op, "wearer")
             return [geofence_view(g) for g in s.scalars(select(Geofence).where(Geofence.wearer_id == wearer_id)
                                                         .order_by(Geofence.id))]
 
-    def create_geofence(self, op: Operator, wearer_id: int, data: dict) -> dict:
+    def create_geofence(self, op: Operator, wearer_id: int, data: dict[str, Any]) -> dict[str, Any]:
         try:
             area = validate_area({"type": data.get("shape"), **data})
             schedule = validate_windows(data.get("schedule"))
