@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import deque
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,15 +30,18 @@ from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY
 from cloud.domain.uow import Tx
 from cloud.store.models import Alert, AlertCase, CaseEvent, Device
 
+if TYPE_CHECKING:
+    from cloud.domain.ingest.ingestor import Ingestor
+
 log = logging.getLogger("pers.ingest")
 
 
-def alert_doc(alert: protocol.Alert) -> dict:
+def alert_doc(alert: protocol.Alert) -> dict[str, Any]:
     """The alert as stored, and as de-duplication hashes it."""
     return alert.model_dump(mode="json", exclude_none=True)
 
 
-def store_alert(ing, tx: Tx, device: Device, alert: protocol.Alert) -> Outcome:
+def store_alert(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert) -> Outcome:
     s, now = tx.session, ing.clock.now()
     doc = alert_doc(alert)
     seen, key, reused = classify(s, device.id, alert.mid, digest_of(doc),
@@ -70,7 +74,7 @@ def store_alert(ing, tx: Tx, device: Device, alert: protocol.Alert) -> Outcome:
     return Outcome(True, case_id=case.id if case else None)
 
 
-def _join(ing, s: Session, device: Device, alert: protocol.Alert, case: AlertCase, check: AlarmCheck) -> None:
+def _join(ing: Ingestor, s: Session, device: Device, alert: protocol.Alert, case: AlertCase, check: AlarmCheck) -> None:
     case.press_count += 1
     if PRIORITY.get(alert.kind, 9) < case.priority:
         case.priority, case.kind = PRIORITY[alert.kind], alert.kind
@@ -82,7 +86,8 @@ def _join(ing, s: Session, device: Device, alert: protocol.Alert, case: AlertCas
     _flag(ing, s, case, alert.mid, check.flags)
 
 
-def _open(ing, s: Session, device: Device, alert: protocol.Alert, check: AlarmCheck, now: datetime) -> AlertCase:
+def _open(ing: Ingestor, s: Session, device: Device, alert: protocol.Alert, check: AlarmCheck,
+          now: datetime) -> AlertCase:
     case = casefile.new_case(device, alert.kind, alert.mid, now, late=check.late)
     _apply_alert_details(ing, case, alert)
     casefile.open_case(s, case, actor=f"device:{device.id}", at=ing.clock.now(),
@@ -103,7 +108,7 @@ def _open(ing, s: Session, device: Device, alert: protocol.Alert, check: AlarmCh
     return case
 
 
-def _retransmission(ing, tx: Tx, device: Device, alert: protocol.Alert, seen: Alert) -> Outcome:
+def _retransmission(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert, seen: Alert) -> Outcome:
     """The watch did not get our ack: ack again. If its case has been closed since,
     say that too, so the watch is not left believing help is still on its way."""
     s = tx.session
@@ -117,7 +122,7 @@ def _retransmission(ing, tx: Tx, device: Device, alert: protocol.Alert, seen: Al
     return Outcome(True, duplicate=True, case_id=seen.case_id)
 
 
-def _coalesced_press(ing, tx: Tx, device: Device, alert: protocol.Alert, case: AlertCase, check: AlarmCheck,
+def _coalesced_press(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert, case: AlertCase, check: AlarmCheck,
                      now: datetime, key: str) -> Outcome:
     """A press beyond the budget while a case is open: stored (so a redelivery is a
     duplicate), counted, acked to the watch (or it re-sends), and nothing more, except
@@ -152,7 +157,7 @@ def _coalesced_press(ing, tx: Tx, device: Device, alert: protocol.Alert, case: A
     return Outcome(True, case_id=case.id)
 
 
-def _flag(ing, s: Session, case: AlertCase, mid: str, flags: list[dict]) -> None:
+def _flag(ing: Ingestor, s: Session, case: AlertCase, mid: str, flags: list[dict[str, Any]]) -> None:
     """What the watch got wrong in this alarm, on the case (for the operator's eyes)
     and in its timeline."""
     if not flags:
@@ -163,7 +168,7 @@ def _flag(ing, s: Session, case: AlertCase, mid: str, flags: list[dict]) -> None
     _event(ing, s, case, "system", "alarm_flagged", {"mid": mid, "flags": flags})
 
 
-def _apply_alert_details(ing, case: AlertCase, alert: protocol.Alert) -> None:
+def _apply_alert_details(ing: Ingestor, case: AlertCase, alert: protocol.Alert) -> None:
     fix = cell_fix(ing, alert.cell)
     loc = alert.loc
     if loc is not None and loc.src == "last" and fix is not None:
@@ -184,7 +189,7 @@ def _apply_alert_details(ing, case: AlertCase, alert: protocol.Alert) -> None:
         case.net_profile = alert.net.profile
 
 
-def _event(ing, s: Session, case: AlertCase, actor: str, action: str, detail: dict | None) -> None:
+def _event(ing: Ingestor, s: Session, case: AlertCase, actor: str, action: str, detail: dict[str, Any] | None) -> None:
     s.add(CaseEvent(case_id=case.id, at=ing.clock.now(), actor=actor, action=action, detail=detail))
 
 
@@ -193,7 +198,7 @@ class PressBudget:
     rate limited. In memory, per process: a restart or a second worker only lets a
     few more presses through as ordinary joins."""
 
-    def __init__(self, budget: int, window_s: int):
+    def __init__(self, budget: int, window_s: int) -> None:
         self.budget, self.window_s = budget, window_s
         self.presses: dict[str, deque[datetime]] = {}
         self._limited_case: dict[str, int] = {}         # device -> case that got its rate_limited event
@@ -220,7 +225,8 @@ class PressBudget:
             first = previous != case_id
             if first:
                 self._limited_case[device_id] = case_id
-                self._published_at.pop(previous, None)
+                if previous is not None:
+                    self._published_at.pop(previous, None)
             last = self._published_at.get(case_id)
             if first or last is None or (now - last).total_seconds() >= publish_every_s:
                 self._published_at[case_id] = now

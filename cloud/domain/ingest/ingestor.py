@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +25,7 @@ from cloud.domain.ingest import alarm, reports, validate
 from cloud.domain.ingest.outcome import Outcome, count, count_many
 from cloud.domain.ingest.outgoing import ack_alert
 from cloud.domain.ingest.validate import BATCH_KINDS, Parsed
-from cloud.domain.ports import CommandSender, EventSink
+from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.quarantine import quarantine
 from cloud.domain.uow import transaction
 from cloud.store.errors import is_transient
@@ -34,11 +35,11 @@ log = logging.getLogger("pers.ingest")
 
 
 class Ingestor:
-    def __init__(self, sm: sessionmaker[Session], clock, sender: CommandSender, events: EventSink,
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, sender: CommandSender, events: EventSink,
                  late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120,
                  press_budget: int = 10, press_window_s: int = 60, future_after_s: int = 300,
                  coalesced_publish_s: float = 10.0, dedupe_window_s: int = 7 * 86400,
-                 max_alert_age_s: int = 30 * 86400):
+                 max_alert_age_s: int = 30 * 86400) -> None:
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
         self.late_after_s = late_after_s
         self.cells = cells
@@ -54,10 +55,10 @@ class Ingestor:
         self.coalesced_publish_s = coalesced_publish_s
 
     @property
-    def _presses(self):
+    def _presses(self) -> dict[str, deque[datetime]]:
         return self.press.presses
 
-    def _over_press_budget(self, device_id: str, now) -> bool:
+    def _over_press_budget(self, device_id: str, now: datetime) -> bool:
         return self.press.over_budget(device_id, now)
 
     # --- the one door: every ingress adapter calls accept() --------------------------
@@ -112,7 +113,9 @@ class Ingestor:
         if group:
             for i, out in self._many(group).items():
                 outcomes[i] = out
-        return outcomes  # type: ignore[return-value]
+        done = [out for out in outcomes if out is not None]
+        assert len(done) == len(items)  # every message got its outcome above
+        return done
 
     def _many(self, group: list[Parsed]) -> dict[int, Outcome]:
         """``loc``/``status``/``presence`` messages, in one transaction."""
@@ -128,7 +131,7 @@ class Ingestor:
         count_many((p.kind, done[p.i]) for p in group)
         return done
 
-    def _one(self, topic: str, device_id: str, kind: str, msg) -> Outcome:
+    def _one(self, topic: str, device_id: str, kind: str, msg: object) -> Outcome:
         """One parsed message in its own transaction, timed and counted."""
         try:
             with metrics.INGEST_SECONDS.labels(kind).time():
@@ -137,7 +140,7 @@ class Ingestor:
             return validate.reject(rej.reason, topic, rej.detail)
         return count(kind, outcome) if outcome.accepted else outcome
 
-    def _store(self, topic: str, device_id: str, kind: str, msg) -> Outcome:
+    def _store(self, topic: str, device_id: str, kind: str, msg: object) -> Outcome:
         try:
             if kind in BATCH_KINDS:
                 return reports.store(self, [Parsed(0, topic, device_id, kind, msg)])[0]
@@ -149,8 +152,13 @@ class Ingestor:
                 # Take the write lock now (SQLite): the handler then reads the clock under it,
                 # so case events are stamped in the order of their ids, as the audit demands.
                 tx.session.flush()
-                handler = alarm.store_alert if kind == "alert" else reports.command_ack
-                outcome = handler(self, tx, device, msg)
+                # The kind names the model (protocol.UP_MODELS): "alert" an Alert, "ack" a CommandAck.
+                if isinstance(msg, protocol.Alert):
+                    outcome = alarm.store_alert(self, tx, device, msg)
+                elif isinstance(msg, protocol.CommandAck):
+                    outcome = reports.command_ack(self, tx, device, msg)
+                else:
+                    raise TypeError(f"no handler for a {kind!r} message")
         except IntegrityError:
             # A concurrent worker may have stored the same message first: then it is a
             # duplicate. Any other constraint is this message's own fault: re-raised,
@@ -161,17 +169,17 @@ class Ingestor:
         outcome.kind, outcome.device_id = kind, device_id
         return outcome
 
-    def _stored_by_another(self, device_id: str, kind: str, msg) -> bool:
+    def _stored_by_another(self, device_id: str, kind: str, msg: object) -> bool:
         with self.sm() as s:
-            if kind == "alert":
+            if isinstance(msg, protocol.Alert):  # kind "alert"
                 since = self.clock.now() - timedelta(seconds=self.dedupe_window_s)
                 return dedupe.is_retransmission(s, device_id, msg.mid, alarm.alert_doc(msg), since)
-            if kind == "loc":
+            if isinstance(msg, protocol.LocationReport):  # kind "loc"
                 return dedupe.location_stored(s, device_id, msg.mid)
         return False
 
-    def _duplicate_after_race(self, device_id: str, kind: str, msg) -> Outcome:
-        if kind == "alert":
+    def _duplicate_after_race(self, device_id: str, kind: str, msg: object) -> Outcome:
+        if isinstance(msg, protocol.Alert):  # kind "alert"
             with transaction(self.sm) as tx:
                 ack_alert(tx, self.sender, self.clock, device_id, msg)
         return Outcome(True, kind=kind, device_id=device_id, duplicate=True)

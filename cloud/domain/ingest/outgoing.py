@@ -5,10 +5,12 @@ cloud might still lose."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from cloud import protocol
 from cloud.domain.casefile import publish_case as _publish_case
 from cloud.domain.ingest_ids import new_cid
+from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.uow import Tx
 from cloud.store.models import AlertCase, Command
 
@@ -16,8 +18,8 @@ ACK_TEXT = {"sos": "Help is coming", "fall": "Help is coming", "low_battery": "B
             "cancel": "An operator will still check on you"}
 
 
-def ack_alert(tx: Tx, sender, clock, device_id: str, alert: protocol.Alert, case: AlertCase | None = None,
-              stage: str = "received") -> None:
+def ack_alert(tx: Tx, sender: CommandSender, clock: Clock, device_id: str, alert: protocol.Alert,
+              case: AlertCase | None = None, stage: Literal["received", "closed"] = "received") -> None:
     """An ``alert_ack`` command, stored (on the case, if given) and sent after commit."""
     if any(f["field"] == "mid" for f in alert.flags):
         return  # a mid the cloud made up (protocol.synthetic_mid): the watch knows no such alert
@@ -29,6 +31,6 @@ def ack_alert(tx: Tx, sender, clock, device_id: str, alert: protocol.Alert, case
     tx.after_commit(lambda: sender.send_command(device_id, body))
 
 
-def publish_case(tx: Tx, events, case: AlertCase, now: datetime) -> None:
+def publish_case(tx: Tx, events: EventSink, case: AlertCase, now: datetime) -> None:
     """The case as the consoles show it (as of ``now``), published after commit."""
     _publish_case(tx, events, case, now)

@@ -8,6 +8,7 @@ can trigger (``side_effects``)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from cloud import protocol
 from cloud.domain import geofence, presence, vsim_pool
 from cloud.domain.casefile import open_cases_of
+from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
 from cloud.domain.ingest.outcome import Outcome
 from cloud.domain.ingest.outgoing import publish_case
@@ -23,12 +25,16 @@ from cloud.domain.uow import Tx, transaction
 from cloud.store.bulk import insert_location_points, mark_devices_seen, set_last_cells
 from cloud.store.models import AlertCase, CaseEvent, Command, Device, Geofence
 
+if TYPE_CHECKING:
+    from cloud.domain.ingest.ingestor import Ingestor
+
 
 class DeviceRow:
     """What the fast path needs of a device (see ``_devices``), without an ORM object."""
     __slots__ = ("cell_at_load", "country", "id", "last_cell", "tenant_id", "wearer_id")
 
-    def __init__(self, id, tenant_id, wearer_id, country, last_cell):  # id: the column's name
+    def __init__(self, id: str, tenant_id: int, wearer_id: int | None, country: str | None,  # id: the column's name
+                 last_cell: dict[str, Any] | None) -> None:
         self.id, self.tenant_id, self.wearer_id, self.country = id, tenant_id, wearer_id, country
         self.last_cell = self.cell_at_load = last_cell
 
@@ -37,8 +43,8 @@ class _Batch:
     """What a batch has read in advance: its devices and, for its location reports,
     their positions, which of them were already stored, open cases and geofences."""
 
-    def __init__(self):
-        self.known: dict = {}                                   # device id -> row (plain tuple)
+    def __init__(self) -> None:
+        self.known: dict[str, Any] = {}                                   # device id -> row (plain tuple)
         self.fixes: dict[int, protocol.Location | None] = {}    # item -> position, first report of a mid only
         self.dup_keys: set[tuple[str, str]] = set()             # (device, mid) stored before this batch
         self.open_cases: dict[str, AlertCase] = {}
@@ -46,7 +52,7 @@ class _Batch:
         self.touched: dict[int, AlertCase] = {}                 # cases moved by this batch
 
 
-def store(ing, group: list[Parsed]) -> dict[int, Outcome]:
+def store(ing: Ingestor, group: list[Parsed]) -> dict[int, Outcome]:
     """Store ``loc``/``status``/``presence`` messages in one transaction; one outcome
     per item (keyed by ``Parsed.i``). An unknown device is rejected here."""
     out: dict[int, Outcome] = {}
@@ -75,21 +81,24 @@ def store(ing, group: list[Parsed]) -> dict[int, Outcome]:
     return out
 
 
-def _read_locations(ing, s: Session, b: _Batch, locs: list[Parsed], now: datetime) -> None:
+def _read_locations(ing: Ingestor, s: Session, b: _Batch, locs: list[Parsed], now: datetime) -> None:
     """Location rows first, in one multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING:
     what it does not return was already stored (a redelivery), and is then a
     duplicate that changes nothing. Then the open cases and fenced wearers."""
-    rows, keys = [], set()
+    rows: list[dict[str, Any]] = []
+    keys: set[tuple[str, str]] = set()
     for p in locs:
-        key = (p.device_id, p.msg.mid)
+        rep = p.msg
+        assert isinstance(rep, protocol.LocationReport)  # ``locs`` are the batch's "loc" messages
+        key = (p.device_id, rep.mid)
         if key in keys:
             continue  # the same report twice in one batch: the second is a duplicate
         keys.add(key)
-        loc = b.fixes[p.i] = position_of(ing, p.msg)
+        loc = b.fixes[p.i] = position_of(ing, rep)
         if loc is not None:
-            rows.append({"device_id": p.device_id, "mid": p.msg.mid, "lat": loc.lat, "lon": loc.lon,
-                         "acc": loc.acc, "src": loc.src, "device_ts": p.msg.ts, "received_at": now,
-                         "reason": p.msg.reason, "ref": p.msg.ref})
+            rows.append({"device_id": p.device_id, "mid": rep.mid, "lat": loc.lat, "lon": loc.lon,
+                         "acc": loc.acc, "src": loc.src, "device_ts": rep.ts, "received_at": now,
+                         "reason": rep.reason, "ref": rep.ref})
     if rows:
         b.dup_keys = {(r["device_id"], r["mid"]) for r in rows} - insert_location_points(s, rows)
     loc_devices = {p.device_id for p in locs}
@@ -111,10 +120,11 @@ def _devices(s: Session, group: list[Parsed], b: _Batch) -> dict[str, Device | D
         r = b.known.get(p.device_id)
         if r is None or p.device_id in slow:
             continue
-        if p.kind != "loc" or r.presence != "online" or r.wearer_id in b.fenced:
-            slow.add(p.device_id)
+        rep = p.msg
+        if not isinstance(rep, protocol.LocationReport) or r.presence != "online" or r.wearer_id in b.fenced:
+            slow.add(p.device_id)  # not a location report ("status", "presence"), or not the fast path
             continue
-        country = country_of_mcc(p.msg.cell.mcc) if p.msg.cell is not None else None
+        country = country_of_mcc(rep.cell.mcc) if rep.cell is not None else None
         if country is not None and country != r.country:
             slow.add(p.device_id)
     devices: dict[str, Device | DeviceRow] = {
@@ -125,7 +135,8 @@ def _devices(s: Session, group: list[Parsed], b: _Batch) -> dict[str, Device | D
     return devices
 
 
-def _apply(ing, tx: Tx, group: list[Parsed], devices: dict, b: _Batch, now: datetime,
+def _apply(ing: Ingestor, tx: Tx, group: list[Parsed], devices: dict[str, Device | DeviceRow], b: _Batch,
+           now: datetime,
            out: dict[int, Outcome]) -> datetime:
     """Each message in turn; returns the batch's time. One reading of the clock for the
     batch (it is one commit), taken again once the write lock is ours (SQLite), as
@@ -143,27 +154,31 @@ def _apply(ing, tx: Tx, group: list[Parsed], devices: dict, b: _Batch, now: date
                 tx.session.flush()
                 locked = True
                 now = ing.clock.now()
-        if p.kind == "loc":
-            if p.i not in b.fixes or (p.device_id, p.msg.mid) in b.dup_keys:
+        msg = p.msg
+        if isinstance(msg, protocol.LocationReport):  # kind "loc"
+            if p.i not in b.fixes or (p.device_id, msg.mid) in b.dup_keys:
                 out[p.i] = Outcome(True, duplicate=True)
             else:
-                out[p.i] = _loc(ing, tx, device, p.msg, b.fixes[p.i], now, b)
-        elif p.kind == "status":
-            out[p.i] = _status(ing, tx, device, p.msg, now)
+                out[p.i] = _loc(ing, tx, device, msg, b.fixes[p.i], now, b)
         else:
-            out[p.i] = _presence(ing, tx, device, p.msg, now)
+            assert isinstance(device, Device)  # only a location report takes the fast path (_devices)
+            if isinstance(msg, protocol.Status):
+                out[p.i] = _status(ing, tx, device, msg, now)
+            else:
+                assert isinstance(msg, protocol.Presence)  # the third of BATCH_KINDS
+                out[p.i] = _presence(ing, tx, device, msg, now)
         out[p.i].kind, out[p.i].device_id = p.kind, p.device_id
     return now
 
 
-def _loc(ing, tx: Tx, device, rep: protocol.LocationReport, loc: protocol.Location | None, now: datetime,
-         b: _Batch) -> Outcome:
+def _loc(ing: Ingestor, tx: Tx, device: Device | DeviceRow, rep: protocol.LocationReport,
+         loc: protocol.Location | None, now: datetime, b: _Batch) -> Outcome:
     """A location report whose row (if it has a position) the batch has just inserted."""
     crossings = side_effects(ing, tx, device, rep.mid, loc, rep.cell, None,
                              geofenced=device.wearer_id in b.fenced, now=now)
     for info in crossings:
         if info.get("case_id") is not None:  # a geofence case opened or joined just now
-            b.open_cases[device.id] = tx.session.get(AlertCase, info["case_id"])
+            b.open_cases[device.id] = tx.session.get_one(AlertCase, info["case_id"])
     if loc is None:
         return Outcome(True)
     case = b.open_cases.get(device.id)
@@ -174,7 +189,7 @@ def _loc(ing, tx: Tx, device, rep: protocol.LocationReport, loc: protocol.Locati
     return Outcome(True, case_id=case.id if case else None)
 
 
-def _status(ing, tx: Tx, device: Device, st: protocol.Status, now: datetime) -> Outcome:
+def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: datetime) -> Outcome:
     device.last_seen, device.online = now, True
     if st.fw:
         device.fw = st.fw
@@ -187,7 +202,7 @@ def _status(ing, tx: Tx, device: Device, st: protocol.Status, now: datetime) -> 
     return Outcome(True)
 
 
-def _presence(ing, tx: Tx, device: Device, p: protocol.Presence, now: datetime) -> Outcome:
+def _presence(ing: Ingestor, tx: Tx, device: Device, p: protocol.Presence, now: datetime) -> Outcome:
     # The retained "online" and the last will are not messages from the watch
     # itself in the same sense: online is proof of life, the will only a suspicion.
     if p.online:
@@ -197,7 +212,7 @@ def _presence(ing, tx: Tx, device: Device, p: protocol.Presence, now: datetime) 
     return Outcome(True)
 
 
-def command_ack(ing, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcome:
+def command_ack(ing: Ingestor, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcome:
     """The watch's answer to a command: on the command, and on its case's timeline."""
     s = tx.session
     cmd = s.get(Command, ack.cid)
@@ -209,7 +224,7 @@ def command_ack(ing, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcom
     cmd.status = "acked" if ack.ok else "failed"
     cmd.acked_at = ing.clock.now()
     if cmd.case_id is not None:
-        case = s.get(AlertCase, cmd.case_id)
+        case = s.get_one(AlertCase, cmd.case_id)  # the foreign key keeps it
         s.add(CaseEvent(case_id=case.id, at=ing.clock.now(), actor=f"device:{device.id}", action="command_acked",
                         detail={"cid": cmd.cid, "type": cmd.type, "ok": ack.ok, "err": ack.err,
                                 "stage": cmd.payload.get("stage"), **({"late": True} if late else {})}))
@@ -217,7 +232,7 @@ def command_ack(ing, tx: Tx, device: Device, ack: protocol.CommandAck) -> Outcom
     return Outcome(True, case_id=cmd.case_id)
 
 
-def position_of(ing, rep: protocol.LocationReport) -> protocol.Location | None:
+def position_of(ing: Ingestor, rep: protocol.LocationReport) -> protocol.Location | None:
     """The report's position, or its cell's."""
     loc = rep.loc
     if loc is None:
@@ -227,14 +242,15 @@ def position_of(ing, rep: protocol.LocationReport) -> protocol.Location | None:
     return loc
 
 
-def cell_fix(ing, cell: protocol.Cell | None):
+def cell_fix(ing: Ingestor, cell: protocol.Cell | None) -> CellFix | None:
     if ing.cells is None or cell is None:
         return None
     return ing.cells.lookup(cell.mcc, cell.mnc, cell.lac, cell.cid)
 
 
-def side_effects(ing, tx: Tx, device: Device | DeviceRow, mid: str, loc, cell, net, *,
-                 geofenced: bool = True, now: datetime | None = None) -> list[dict]:
+def side_effects(ing: Ingestor, tx: Tx, device: Device | DeviceRow, mid: str, loc: protocol.Location | None,
+                 cell: protocol.Cell | None, net: protocol.Net | None, *,
+                 geofenced: bool = True, now: datetime | None = None) -> list[dict[str, Any]]:
     """What any up message with a position or a network can trigger: the device's
     last cell, a new country's vSIM profiles, geofence crossings (``geofenced``
     False: the batch already knows the wearer has no active geofence)."""
@@ -243,6 +259,10 @@ def side_effects(ing, tx: Tx, device: Device | DeviceRow, mid: str, loc, cell, n
         cell_dump = cell.model_dump(exclude_none=True)
         if device.last_cell != cell_dump:  # no UPDATE of an unchanged JSON column
             device.last_cell = cell_dump
+    if isinstance(device, DeviceRow):
+        # The fast path (_devices): a device that stays in its country and whose wearer
+        # has no geofence; neither the vSIM pool nor the geofences have anything to do.
+        return []
     mcc = cell.mcc if cell is not None else mcc_of_operator(net.op if net else None)
     vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, ing.sender, ing.clock)
     if geofenced and loc is not None and loc.src != "last":

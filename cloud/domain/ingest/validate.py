@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cloud import metrics, protocol
 from cloud.domain.ingest.outcome import Outcome
+
+if TYPE_CHECKING:
+    from cloud.domain.ingest.ingestor import Ingestor
 
 log = logging.getLogger("pers.ingest")
 # The kinds stored together, a batch of them in one transaction (reports.py).
@@ -54,7 +57,7 @@ def bare_alarms(topic: str, payload: bytes, exc: Exception) -> Iterator[tuple[st
         device_id, _, msg = protocol.parse_up(topic, payload)
     except Exception:  # noqa: BLE001 (Rejected, or whatever made the first try fail)
         return
-    if msg.kind in protocol.NON_ALARM_ALERT_KINDS:
+    if not isinstance(msg, protocol.Alert) or msg.kind in protocol.NON_ALARM_ALERT_KINDS:
         return
     problem = {"field": "message", "problem": f"could not be stored ({type(exc).__name__}): "
                                               "details dropped, kept as a dead letter"}
@@ -67,13 +70,13 @@ def bare_alarms(topic: str, payload: bytes, exc: Exception) -> Iterator[tuple[st
 
 @dataclass
 class AlarmCheck:
-    flags: list[dict]
+    flags: list[dict[str, Any]]
     skew_s: int       # device time minus ours (0 without a device time)
     skewed: bool      # stamped in the future beyond future_after_s
     late: bool        # delivered late, by a clock we believe
 
 
-def check_alarm(ing, device_id: str, alert: protocol.Alert, reused: bool) -> AlarmCheck:
+def check_alarm(ing: Ingestor, device_id: str, alert: protocol.Alert, reused: bool) -> AlarmCheck:
     """The alarm's flags (what the watch got wrong, salvaged), and its clock.
 
     The device's time is believed only within [now - max_alert_age_s, now +
