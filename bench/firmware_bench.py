@@ -140,6 +140,79 @@ def press_to_publish(broker: Broker, cold: bool, speed: float) -> dict:
         listener.close()
 
 
+class _Counted:
+    """One direction of a wire to the firmware, counted: bytes, and when a PUBACK
+    (0x40 0x02) first went down it after ``mark`` (time.monotonic())."""
+
+    def __init__(self, inner, tap: dict, key: str):
+        self._inner, self._tap, self._key = inner, tap, key
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await self._inner.read(n)
+        self._tap[self._key] += len(data)
+        return data
+
+    def write(self, data: bytes) -> None:
+        self._tap[self._key] += len(data)
+        if self._tap["mark"] is not None and self._tap["puback"] is None and b"\x40\x02" in data:
+            self._tap["puback"] = time.monotonic()
+        self._inner.write(data)
+
+
+def _tap_wires(w: Watch) -> dict:
+    """Counts the bytes on the watch's wires to its modem: the UART, and the separate
+    data-link channel where the tree under test still has one (before the one-UART
+    transport). Wraps the servers' handlers before the watch starts."""
+    tap = {"uart_to_modem": 0, "uart_from_modem": 0, "link_to_modem": 0, "link_from_modem": 0,
+           "mark": None, "puback": None}
+
+    def wrap(serve, prefix):
+        async def counted(reader, writer):
+            return await serve(_Counted(reader, tap, prefix + "_to_modem"),
+                               _Counted(writer, tap, prefix + "_from_modem"))
+        return counted
+    w.modem.serve = wrap(w.modem.serve, "uart")
+    if hasattr(w.link, "serve"):
+        w.link.serve = wrap(w.link.serve, "link")
+    return tap
+
+
+def sos_transport(broker: Broker, speed: float) -> dict:
+    """One SOS with the modem registered and the session up: scenario ms from the
+    qualified press to the first PUBACK written towards the firmware, and the
+    bytes on the UART (and on a separate link channel, if any) and on the air
+    (TCP payload both ways, hwsim's link model) from the press to that PUBACK."""
+    scenario = Scenario(name="bench", speed=speed, modem=ModemSpec())
+    listener = Listener(broker.port)
+    try:
+        w = Watch(DEV, SECRET, ("127.0.0.1", broker.port), scenario=scenario,
+                  device_extra={"linger_ms": 3_600_000})
+        tap = _tap_wires(w)
+        with w:
+            assert listener.wait(lambda: listener.statuses >= 1, w.rec.real(120) + 10), "no check-in"
+            w.sleep(3)
+            before = dict(tap)
+            air0 = w.link.bytes_up + w.link.bytes_down
+            tap["mark"] = time.monotonic()
+            w.press("red", HOLD_S + 0.5, wait=False)
+            press = w.wait_for(lambda e: e["type"] == "button" and e["down"], 5)
+            assert listener.wait(lambda: tap["puback"] is not None, w.rec.real(120) + 10), "no PUBACK"
+            acked = tap["puback"]
+            air = w.link.bytes_up + w.link.bytes_down - air0
+            press_mono = w.rec.t0 + w.rec.real(press["t"])
+            ms = (acked - press_mono) * w.rec.speed * 1000 - HOLD_S * 1000
+            wires = {k: tap[k] - before[k] for k in before if k.endswith("modem")}
+            return {"sos_to_puback_ms": round(ms), "air_bytes": air,
+                    "uart_bytes": wires["uart_to_modem"] + wires["uart_from_modem"],
+                    "link_channel_bytes": wires["link_to_modem"] + wires["link_from_modem"],
+                    "speed": speed}
+    finally:
+        listener.close()
+
+
 def fill_outbox(flash: Path, limit: int) -> Path:
     """A watch's flash with ``limit`` location reports waiting in its outbox (the
     firmware's on-flash format: one JSON file each, named by kind letter and mid)."""
@@ -238,8 +311,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a fast smoke run (accelerated clocks)")
     ap.add_argument("--out", type=Path, default=RESULTS / "firmware.json")
+    ap.add_argument("--transport", action="store_true",
+                    help="only the transport figures (heap peak, one SOS: bytes and press to PUBACK), printed")
     args = ap.parse_args(argv)
     broker = Broker()
+    if args.transport:
+        try:
+            out = {"heap_peak_bytes": sos_with_full_outbox(broker, 5, firmware.APP_HEAP)["app_live_max"],
+                   **sos_transport(broker, 1)}
+        finally:
+            broker.stop()
+        print(json.dumps(out, indent=2))
+        return 0
     try:
         result = {"quick": args.quick}
         result.update(mpy_total_bytes())
@@ -268,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         result["sos_to_publish_ms_cold"] = cold["ms"]
         result["cold_modem_boot_s"], result["cold_register_s"] = cold["boot_s"], cold["register_s"]
         result["clock_speed"] = {"registered": reg["speed"], "cold": cold["speed"]}
+        result["sos_transport"] = sos_transport(broker, 5 if args.quick else 1)
         result["budgets"] = {
             "heap": "the SOS with a full outbox passes in esp32_app_heap_bytes (100 KiB, an ESP32 without PSRAM) "
                     "with the code in a ROMFS image above it (hwsim/firmware.py)",

@@ -1,7 +1,9 @@
-"""The data link: the watch's TCP traffic to the broker, passed only while the
-simulated modem has a data bearer. Losing coverage cuts every open connection,
-as a real PDP context loss would; a broker outage refuses new connections.
-Every chunk on the air costs a transmit burst, and weak signal adds latency.
+"""The data link: the air between the modem's TCP stack and the broker. The
+watch's bytes reach it only through the modem's socket commands on the one UART
+(hwsim/modem_net.py); it passes traffic only while the modem has a data bearer.
+Losing coverage cuts every open connection, as a real PDP context loss would; a
+broker outage refuses new connections. Every chunk on the air costs a transmit
+burst, and weak signal adds latency.
 
 Packet loss. The radio loses packets in bursts (fading, a cell change), which a
 Gilbert-Elliott channel models: a good state that loses nothing and a bad state
@@ -59,7 +61,13 @@ class GilbertElliott:
         return self.bad or (extra > 0.0 and self.rng.random() < extra)
 
 
-class LinkProxy:
+class AirLink:
+    """The radio path between the modem's TCP stack and the network: whether it
+    passes traffic at all (a data bearer, the broker reachable), its latency, and
+    what loss does to TCP segments (``transmit``). The modem's socket commands
+    (hwsim/modem_net.py) carry the watch's bytes across it; ``cut()`` resets
+    every connection it carries (the modem then reports them closed)."""
+
     def __init__(self, rec: Recorder, network_up: Callable[[], bool], meter: Meter | None = None,
                  broker_up: Callable[[], bool] = lambda: True, latency_s: Callable[[], float] = lambda: BASE_LATENCY_S,
                  loss: LinkSpec | None = None, edge_loss: Callable[[], float] = lambda: 0.0):
@@ -71,13 +79,16 @@ class LinkProxy:
         self.spec = loss or LinkSpec()
         self.channel = GilbertElliott(self.spec.loss, self.spec.burst, self.spec.seed)
         self.edge_loss = edge_loss  # () -> extra independent loss from the signal
-        self._open: set[asyncio.StreamWriter] = set()
+        self.open_writers: set[asyncio.StreamWriter] = set()  # the broker side of each connection
         self.opened = 0
         self.bytes_up = 0
         self.bytes_down = 0
         self.segments = 0
         self.retransmits = 0
         self.dropped = 0  # connections TCP gave up on
+
+    def passes(self) -> bool:
+        return self.network_up() and self.broker_up()
 
     def set_loss(self, loss: float, burst: float | None = None) -> None:
         self.spec.loss = loss
@@ -107,86 +118,32 @@ class LinkProxy:
             worst = max(worst, wait)
         return worst
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            words = (await reader.readline()).decode(errors="replace").split()
-            if len(words) != 3 or words[0] != "OPEN":
-                writer.write(b"ERR bad request\n")
-                return
-            host, port = words[1], int(words[2])
-            if not self.network_up():
-                writer.write(b"ERR no network\n")
-                self.rec.record("link", state="refused", reason="no network")
-                return
-            if not self.broker_up():
-                await asyncio.sleep(self.rec.real(1.0))
-                writer.write(b"ERR connection refused\n")
-                self.rec.record("link", state="refused", reason="broker down")
-                return
-            # The TCP handshake crosses the lossy air too (SYN retries, then a timeout).
-            syn = self.transmit(60)
-            if syn is None:
-                await asyncio.sleep(self.rec.real(self.spec.rto_s * (2 ** (self.spec.max_retries + 1) - 1)))
-                writer.write(b"ERR connection timed out\n")
-                self.rec.record("link", state="refused", reason="timed out (loss)")
-                return
-            if syn:
-                await asyncio.sleep(self.rec.real(syn))
-            try:
-                up_r, up_w = await asyncio.open_connection(host, port)
-            except OSError as exc:
-                writer.write(f"ERR {exc}\n".encode())
-                self.rec.record("link", state="refused", reason=str(exc))
-                return
-            writer.write(b"OK\n")
-            await writer.drain()
-            self.opened += 1
-            self.rec.record("link", state="up", to=f"{host}:{port}")
-            self._open.update((writer, up_w))
-            pipes = [asyncio.ensure_future(self._pipe(reader, up_w, True)),
-                     asyncio.ensure_future(self._pipe(up_r, writer, False))]
-            await asyncio.gather(*pipes)
-            self._open.difference_update((writer, up_w))
-            self.rec.record("link", state="down")
-        except (ConnectionError, OSError, ValueError):
-            pass
-        finally:
-            writer.close()
+    def syn_timeout_s(self) -> float:
+        """How long a connect whose SYNs are all lost takes to fail."""
+        return self.spec.rto_s * (2 ** (self.spec.max_retries + 1) - 1)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
-        try:
-            while data := await src.read(4096):
-                if not self.network_up() or not self.broker_up():
-                    break
-                if self.meter is not None:
-                    self.meter.transmit()
-                delay = self.transmit(len(data))
-                if delay is None:
-                    # One segment lost max_retries + 1 times: the stack gives up and
-                    # resets the connection; both ends see it close.
-                    self.dropped += 1
-                    self.rec.record("link", state="dropped", reason="tcp retransmissions exhausted",
-                                    direction="up" if up else "down")
-                    self.cut()
-                    break
-                if up:
-                    self.bytes_up += len(data)
-                else:
-                    self.bytes_down += len(data)
-                wait = delay + (self.latency_s() if up else 0.0)
-                if delay:
-                    self.rec.record("link", state="stall", s=round(delay, 1), direction="up" if up else "down")
-                if wait:
-                    await asyncio.sleep(self.rec.real(wait))
-                if not self.network_up() or not self.broker_up():
-                    break
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            dst.close()
+    async def carry(self, nbytes: int, up: bool) -> bool:
+        """One chunk across the air, with its burst, retransmission stall and
+        latency; False when TCP gives up on it (the connection is dropped)."""
+        if self.meter is not None:
+            self.meter.transmit()
+        delay = self.transmit(nbytes)
+        direction = "up" if up else "down"
+        if delay is None:
+            self.dropped += 1
+            self.rec.record("link", state="dropped", reason="tcp retransmissions exhausted", direction=direction)
+            return False
+        if up:
+            self.bytes_up += nbytes
+        else:
+            self.bytes_down += nbytes
+        if delay:
+            self.rec.record("link", state="stall", s=round(delay, 1), direction=direction)
+        wait = delay + (self.latency_s() if up else 0.0)
+        if wait:
+            await asyncio.sleep(self.rec.real(wait))
+        return True
 
     def cut(self) -> None:
-        for w in list(self._open):
+        for w in list(self.open_writers):
             w.close()

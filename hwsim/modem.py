@@ -25,6 +25,7 @@ import time
 from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.modem_at import ATCommands
+from hwsim.modem_net import NetCommands
 from hwsim.scenario import ModemSpec
 from hwsim.world import World
 
@@ -35,7 +36,7 @@ WARM_WITHIN_S = 4 * 3600.0  # almanac and rough time still valid
 TICK_S = 0.25
 
 
-class ModemEmulator(ATCommands):
+class ModemEmulator(NetCommands, ATCommands):
     def __init__(self, world: World, spec: ModemSpec, rec: Recorder, meter: Meter | None = None):
         self.world, self.spec, self.rec = world, spec, rec
         self.now = rec.now
@@ -59,6 +60,7 @@ class ModemEmulator(ATCommands):
         self.call: dict | None = None  # {"state": dialing|active|incoming, "number", "since", ...}
         self.sms: dict[int, tuple[str, str]] = {}
         self._last_stat: int | None = None
+        self._net_reset()
 
     # --- state as a function of time -------------------------------------------
     def booted(self) -> bool:
@@ -188,8 +190,23 @@ class ModemEmulator(ATCommands):
                     await asyncio.sleep(self.rec.real(self.duration(cmd)))
                     if not self.booted():
                         continue  # it rebooted while we waited
-                    out = self.answer(line)
-                    writer.write(b"".join(b"\r\n" + ln.encode() + b"\r\n" for ln in out))
+                    size = self.net_prompt(cmd)
+                    if size is not None:  # AT+CIPSEND: the prompt, then exactly size raw bytes
+                        # What came before the prompt (the command's line feed) is not data.
+                        lf_due = not buf.startswith(b"\n")
+                        buf = b""
+                        writer.write(b"\r\n>")
+                        while len(buf) < size and (data := await reader.read(256)):
+                            if lf_due:
+                                lf_due, data = False, data[1:] if data[:1] == b"\n" else data
+                            buf += data
+                        payload, buf = buf[:size], buf[size:]
+                        out = self.net_send(cmd, payload)
+                    else:
+                        out = self.net_answer(line) or self.answer(line)
+                    # bytes (socket data) go as they are, lines with their CR LF
+                    writer.write(b"".join(ln if isinstance(ln, bytes) else b"\r\n" + ln.encode() + b"\r\n"
+                                          for ln in out))
                     await writer.drain()
                     if cmd == "AT+CPOF":
                         self.rec.record("modem", state="off")
@@ -211,6 +228,7 @@ class ModemEmulator(ATCommands):
         """What the modem says on its own: boot banners, registration, calls, GNSS ready."""
         while True:
             self._unsolicited()
+            self.net_watch()
             self._power()
             await asyncio.sleep(max(0.01, self.rec.real(TICK_S)))
 

@@ -27,7 +27,7 @@ from hwsim.board import BoardBus
 from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.i2c import MAX30102_ADDR, I2CBus, Max30102
-from hwsim.link import BASE_LATENCY_S, LinkProxy
+from hwsim.link import BASE_LATENCY_S, AirLink
 from hwsim.modem import ModemEmulator
 from hwsim.scenario import Action, Scenario
 from hwsim.world import World
@@ -58,9 +58,12 @@ class Watch:
         self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
         self.hr_sensor = Max30102(self.world, self.rec.now, meter=self.meter)
         self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor})
-        self.link = LinkProxy(self.rec, self.modem.data_ready, self.meter,
-                              broker_up=lambda: self.world.broker_up, latency_s=self._latency,
-                              loss=copy.copy(self.scenario.link), edge_loss=self._edge_loss)
+        # The air behind the modem: the firmware reaches the broker only through the
+        # modem's TCP commands on the UART (hwsim/modem_net.py), never beside it.
+        self.link = AirLink(self.rec, self.modem.data_ready, self.meter,
+                            broker_up=lambda: self.world.broker_up, latency_s=self._latency,
+                            loss=copy.copy(self.scenario.link), edge_loss=self._edge_loss)
+        self.modem.air = self.link
         self.proc = None
         self.boots = 0
         self._loop = asyncio.new_event_loop()
@@ -100,8 +103,7 @@ class Watch:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _start(self) -> None:
-        for name, handler in (("bus", self.bus.serve), ("uart", self.modem.serve), ("link", self.link.serve),
-                              ("i2c", self.i2c.serve)):
+        for name, handler in (("bus", self.bus.serve), ("uart", self.modem.serve), ("i2c", self.i2c.serve)):
             server = await asyncio.start_server(handler, "127.0.0.1", 0)
             self._servers.append(server)
             self._ports[name] = server.sockets[0].getsockname()[1]
@@ -145,7 +147,6 @@ class Watch:
         self.boots += 1
         env = {"PERS_SIM_HOST": "127.0.0.1", "PERS_SIM_FLASH": str(self.flash_dir),
                "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
-               "PERS_SIM_LINK_PORT": str(self._ports["link"]),
                "PERS_SIM_I2C_PORT": str(self._ports["i2c"]), "PERS_SIM_SPEED": repr(self.rec.speed),
                **self.firmware_env}
         self.proc = firmware.launch(env, self.firmware_dir, self.heap)

@@ -26,8 +26,12 @@ class Modem:
         self._r, self._w = reader, writer
         self.on_urc = on_urc  # (line) -> None
         self._lock = asyncio.Lock()
-        self._pending = None  # lines of the command in flight
+        self._pending = None  # lines of the command in flight, until its final result
         self._sent = ""  # that command's text
+        self._prompt = False  # a prompt-taking command waits for its ">"
+        self._want = 0  # raw socket bytes still to come after a +CIPRXGET: 2 header
+        self.payload = b""  # those bytes, for the socket that asked (app/netsock.py)
+        self.net = None  # the socket over this modem (app/netsock.py): it hears the URCs first
         self._done = Wake(clock)
         self.registered = asyncio.Event()
         self.ready = False
@@ -49,30 +53,69 @@ class Modem:
         self._rx_task = asyncio.create_task(self._rx())
 
     async def _rx(self):
+        # Chunks, not readline(): the modem also sends a ">" prompt with no line
+        # end, and binary socket data that may hold any byte (hence _feed).
+        buf = b""
         try:
             while True:
-                raw = await self._r.readline()
-                if not raw:
+                chunk = await self._r.read(128)
+                if not chunk:
                     break
-                try:
-                    line = raw.decode().strip()
-                except UnicodeError:
-                    self.garbage += 1
-                    continue
-                if not line:
-                    continue
-                if self._pending is None or self._unsolicited(line):
-                    self._urc(line)
-                else:
-                    self._pending.append(line)
-                    if _final(line):
-                        self._done.set()
+                buf = self._feed(buf + chunk if buf else chunk)
         except Exception as e:  # a broken UART is a modem that is gone, never a crash
             print("modem: uart", repr(e))
         self.alive = False
         self.ready = False
         self.registered.clear()
+        if self.net:
+            self.net.lost("modem off")
         self._done.set()
+
+    def _feed(self, buf):
+        # Takes what buf holds whole and returns the rest: raw bytes owed to a
+        # "+CIPRXGET: 2,<link>,<read_len>,<rest_len>" header (exactly read_len
+        # of them, whatever they are), lines, and the prompt of a command that
+        # takes one (A76XX/SIM7600 manuals: ">" and no line end, then the payload).
+        while buf:
+            if self._want:
+                n = self._want
+                part, buf = (buf, b"") if len(buf) <= n else (buf[:n], buf[n:])
+                self.payload = self.payload + part if self.payload else part
+                self._want -= len(part)
+                continue
+            i = buf.find(b"\n")
+            if i < 0:
+                if self._prompt and buf.lstrip()[:1] == b">":
+                    self._prompt = False
+                    self._done.set()
+                    return b""
+                return buf
+            self._line(buf[:i])
+            buf = buf[i + 1:]
+        return buf
+
+    def _line(self, raw):
+        try:
+            line = raw.decode().strip()
+        except UnicodeError:
+            self.garbage += 1
+            return
+        if not line:
+            return
+        lines = self._pending
+        # "+CIPRXGET: 1,<link>" (data waiting) is a URC even inside the answer to a read.
+        if lines is None or line.startswith("+CIPRXGET: 1") or self._unsolicited(line):
+            self._urc(line)
+            return
+        lines.append(line)
+        if line.startswith("+CIPRXGET: 2,"):
+            try:
+                self._want = int(line.split(",")[2])
+            except (IndexError, ValueError):
+                self.garbage += 1
+        if _final(line):
+            self._pending = None  # what follows the final result is nobody's answer
+            self._done.set()
 
     def _unsolicited(self, line):
         # A "+XXX:" line that the pending command cannot have produced, or a
@@ -89,6 +132,8 @@ class Modem:
 
     def _urc(self, line):
         self.urcs += 1
+        if self.net and self.net.urc(line):
+            return
         if (line == "RDY" or line == "*ATREADY: 1") and (self.ready or self.rebooted):
             # Nobody asked it to restart: everything we set up is gone.
             print("modem: rebooted by itself (boot banner)")
@@ -112,25 +157,43 @@ class Modem:
         else:
             self.registered.clear()
 
-    async def cmd(self, text, timeout_ms=2000):
+    def cmd(self, text, timeout_ms=2000):
         # Returns the response lines (final result last), or None on timeout.
+        # (An awaitable, not a coroutine of its own: one frame less in the heap
+        # for every exchange, and the socket's reader and writer each hold one.)
+        return self._exchange(text, None, timeout_ms)
+
+    def prompted(self, text, payload, timeout_ms=5000):
+        # A command that prompts for its payload (AT+CIPSEND, AT+CMGS): send
+        # text, wait for ">", send payload, wait for the final result. Returns
+        # the lines as cmd() does; an answer instead of the prompt ends it there.
+        return self._exchange(text, payload, timeout_ms)
+
+    async def _exchange(self, text, payload, timeout_ms):
         async with self._lock:
             if not self.alive:
                 return None
-            self._pending = []
+            lines = self._pending = []
             self._sent = text
+            self._prompt = payload is not None
             self._done.clear()
             try:
                 self._w.write((text + "\r\n").encode())
                 await self._w.drain()
                 if not await self._done.wait_ms(timeout_ms):
                     return None
-                lines = [ln for ln in self._pending if ln != text]  # drop the echo
+                if payload is not None and self._pending is not None:  # the prompt, not an answer
+                    self._w.write(payload)
+                    await self._w.drain()
+                    if not await self._done.wait_ms(timeout_ms):
+                        return None
+                lines = [ln for ln in lines if ln != text]  # drop the echo
                 return lines if lines else None
             except OSError:
                 return None
             finally:
                 self._pending = None
+                self._prompt = False
 
     async def ok(self, text, timeout_ms=2000):
         lines = await self.cmd(text, timeout_ms)

@@ -1,5 +1,5 @@
-# A minimal asyncio MQTT 3.1.1 client over any stream pair (PPP socket on the
-# board, hwsim's link in simulation). QoS 1 only for what matters: an alarm must
+# A minimal asyncio MQTT 3.1.1 client over any stream pair (the modem's own TCP
+# socket over the AT UART, app/netsock.py). QoS 1 only for what matters: an alarm must
 # be acknowledged by the broker, and commands must be acknowledged to it.
 import asyncio
 from app import Wake

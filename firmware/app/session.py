@@ -3,7 +3,7 @@
 # after a jittered back-off, so a cell full of watches does not reconnect in step.
 import json
 import random
-from app import Wake, messages
+from app import Wake, messages, netsock
 from app.mqtt import Client
 from micropython import const
 
@@ -19,8 +19,9 @@ def backoff_ms(attempt):
 
 class Session:
     def __init__(self, board, device, outbox, network_up, on_message, make_status, keepalive=60,
-                 on_link=None):
+                 on_link=None, radio=None):
         self.board = board
+        self.radio = radio  # the connection goes through its modem (app/netsock.py), on the one UART
         self.clock = board.clock
         self.device = device  # {"id","secret","broker_host","broker_port"}
         self.outbox = outbox
@@ -72,7 +73,7 @@ class Session:
         dev = self.device
         try:
             r, w = await self.clock.wait_for_ms(
-                self.board.link.open(dev["broker_host"], dev["broker_port"]), 20000)
+                netsock.connect(self.radio.modem, dev["broker_host"], dev["broker_port"]), 30000)
         except Exception:
             if self.on_link:
                 self.on_link(False)

@@ -51,7 +51,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self.dedup = Deduper()
         self.session = Session(board, self.device, self.outbox, self.radio.up, self.on_message,
                                self.status_msg, keepalive=self.device.get("keepalive", 60),
-                               on_link=self._on_link)
+                               on_link=self._on_link, radio=self.radio)
         self.radio.on_down = self.session.kick
         self.alarm = Alarm(self.ui, self.outbox, self.snapshot, self.session.kick, self.clock,
                            self._alarm_changed)

@@ -8,8 +8,8 @@
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
 #   random_bytes(n) -> bytes            unpredictable, n <= 32 (random_bytes below)
 #   async start()                       background tasks the board needs
-#   async modem_uart() -> (reader, writer)   the AT byte stream
-#   link.open(host, port) -> (reader, writer)   the data path (PPP / hwsim)
+#   async modem_uart() -> (reader, writer)   the AT byte stream, and the only path
+#                                       to the network (app/netsock.py: the modem's TCP stack)
 import asyncio
 import sys
 

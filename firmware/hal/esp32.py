@@ -4,7 +4,6 @@ import asyncio
 import time
 import hal
 import machine
-import network
 from hal.max30102 import MAX30102
 
 PINS = {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
@@ -64,29 +63,6 @@ class Watchdog:
         self._timer.init(period=1000, mode=machine.Timer.PERIODIC, callback=lambda t: self._wdt.feed())
 
 
-class Link:
-    # The data path: PPP over the modem UART (the modem in data mode).
-    def __init__(self, board):
-        self.board = board
-        self.ppp = None
-
-    async def open(self, host, port):
-        if self.ppp is None or not self.ppp.isconnected():
-            uart = self.board.uart
-            uart.write(b"ATD*99#\r\n")  # enter data mode; the modem answers CONNECT
-            await asyncio.sleep_ms(1000)
-            self.ppp = network.PPP(uart)
-            self.ppp.active(True)
-            self.ppp.connect()
-            for _ in range(300):
-                if self.ppp.isconnected():
-                    break
-                await asyncio.sleep_ms(100)
-            else:
-                raise OSError("ppp did not come up")
-        return await asyncio.open_connection(host, port)
-
-
 class Board:
     def __init__(self):
         self.clock = Clock()
@@ -99,7 +75,6 @@ class Board:
         self._adc.atten(machine.ADC.ATTN_11DB)
         self.uart = machine.UART(1, 115200, tx=PINS["modem_tx"], rx=PINS["modem_rx"],
                                  timeout=0, rxbuf=2048)
-        self.link = Link(self)
         self.text = ""
         self.i2c = machine.I2C(0, scl=machine.Pin(PINS["i2c_scl"]), sda=machine.Pin(PINS["i2c_sda"]), freq=400000)
         self._audio = machine.Pin(PINS["audio_en"], machine.Pin.OUT, value=0)

@@ -2,8 +2,8 @@
 # loopback TCP: the board bus (buttons, accelerometer, battery in; display,
 # vibration, power state out; newline JSON), the I2C bus (register transfers:
 # the heart-rate sensor runs the board's own driver, hal/max30102.py), the modem
-# UART (raw AT bytes), and the data link (a proxy that passes traffic only while
-# the simulated modem has a data bearer).
+# UART (raw AT bytes; the data to the broker goes through the modem's own TCP
+# commands on it, app/netsock.py, as on the board).
 #
 # Time runs at hwsim's scenario speed (PERS_SIM_SPEED): the app's 11 s wait for
 # the modem or 10 minutes of back-off take a fraction of that in CI, while the
@@ -21,7 +21,6 @@ from micropython import const
 _ENV_HOST = const("PERS_SIM_HOST")
 _ENV_BUS = const("PERS_SIM_BUS_PORT")
 _ENV_UART = const("PERS_SIM_UART_PORT")
-_ENV_LINK = const("PERS_SIM_LINK_PORT")
 _ENV_I2C = const("PERS_SIM_I2C_PORT")
 _ENV_FLASH = const("PERS_SIM_FLASH")
 _ENV_SPEED = const("PERS_SIM_SPEED")
@@ -114,22 +113,6 @@ class I2C:
         self._ask("W %d %d %s\n" % (addr, reg, binascii.hexlify(buf).decode()))
 
 
-class Link:
-    def __init__(self, host, port):
-        self.host, self.port = host, port
-
-    async def open(self, host, port):
-        # Like AT+CIPOPEN: name the destination, the network answers OK or not.
-        r, w = await asyncio.open_connection(self.host, self.port)
-        w.write(("OPEN %s %d\n" % (host, port)).encode())
-        await w.drain()
-        answer = await r.readline()
-        if answer.strip() != b"OK":
-            w.close()
-            raise OSError("link refused: %s" % answer.strip().decode())
-        return r, w
-
-
 class Board:
     name = "sim"
 
@@ -151,7 +134,6 @@ class Board:
         self._apply(state)
         self._reset_cause = state.get("reset_cause", "power_on")
         self._sock.setblocking(False)
-        self.link = Link(self.host, int(os.getenv(_ENV_LINK)))
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)

@@ -254,16 +254,16 @@ def test_gilbert_elliott_loss_is_bursty_and_seeded():
 
 
 def test_tcp_over_the_lossy_link_delays_then_gives_up():
-    from hwsim.link import LinkProxy
+    from hwsim.link import AirLink
     from hwsim.scenario import LinkSpec
     rec = Recorder()
-    clean = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=0.0))
+    clean = AirLink(rec, lambda: True, loss=LinkSpec(loss=0.0))
     assert clean.transmit(3000) == 0.0 and clean.segments == 3
-    lossy = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=0.3, burst=2.0, seed=5))
+    lossy = AirLink(rec, lambda: True, loss=LinkSpec(loss=0.3, burst=2.0, seed=5))
     delays = [lossy.transmit(200) for _ in range(2000)]
     assert all(d is None or d in (0, 1, 3, 7, 15, 31, 63) for d in delays)  # RTO 1 s, doubling
     assert lossy.retransmits > 0 and max(d for d in delays if d is not None) >= 3
-    dead = LinkProxy(rec, lambda: True, loss=LinkSpec(loss=1.0, max_retries=4))
+    dead = AirLink(rec, lambda: True, loss=LinkSpec(loss=1.0, max_retries=4))
     assert dead.transmit(100) is None and dead.retransmits == 4
 
 
