@@ -150,8 +150,10 @@ class Socket:
                 self.lost("read timed out")
             elif lines[-1] == "OK":
                 for ln in lines:
-                    if ln.startswith("+CIPRXGET: 2,"):
-                        self._avail = ln.split(",")[-1] != "0"  # more waiting: read on
+                    # More waiting: read on. Never cleared here: a "+CIPRXGET: 1"
+                    # for data that came after this answer may already be in.
+                    if ln.startswith("+CIPRXGET: 2,") and ln.split(",")[-1] != "0":
+                        self._avail = True
                 if data:
                     return data
         return b""
