@@ -14,9 +14,13 @@ Writes bench/results/firmware.json:
   sos_hold_ms) to the alert PUBLISH at the broker, the modem already registered.
 - sos_to_publish_ms_cold: the same from modem off (boot + registration included),
   with the emulator's boot and registration times beside it.
+- sos_transport: one SOS with the session up: ms from the qualified press to
+  the first PUBACK written towards the firmware, and the bytes from the press
+  to it on the UART, on a separate data channel if the tree has one, and on the
+  air (``--transport``: only this and heap_peak_bytes, printed).
 - mpy_total_bytes: the whole firmware compiled by mpy-cross; romfs_image_bytes.
 
-    python bench/firmware_bench.py [--quick]
+    python bench/firmware_bench.py [--quick | --transport]
 
 No figure here is asserted anywhere (tests/firmware/test_heap_budget.py enforces
 the heap budget): the firmware's budgets (docs/firmware.md) are printed beside them.

@@ -219,6 +219,7 @@ class ModemEmulator(NetCommands, ATCommands):
                 self._writer = None
                 if self.call:
                     self._end_call("modem off")
+                self._net_reset()  # its bearer and sockets go with the power
                 self.powered_at, self.gnss_on_at = None, None
                 self._power()
                 if not writer.is_closing():
