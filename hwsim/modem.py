@@ -29,6 +29,7 @@ from hwsim.modem_net import NetCommands
 from hwsim.scenario import ModemSpec
 from hwsim.world import World
 
+UART_BYTES_S = 115200 / 10  # the board's UART: 115200 baud, 8N1 (hal/esp32.py)
 RING_EVERY_S = 3.0
 RING_GIVE_UP_S = 30.0
 HOT_WITHIN_S = 300.0       # ephemeris and position still in memory
@@ -201,12 +202,15 @@ class ModemEmulator(NetCommands, ATCommands):
                                 lf_due, data = False, data[1:] if data[:1] == b"\n" else data
                             buf += data
                         payload, buf = buf[:size], buf[size:]
+                        await asyncio.sleep(self.rec.real(size / UART_BYTES_S))  # the payload's time on the line
                         out = self.net_send(cmd, payload)
                     else:
                         out = self.net_answer(line) or self.answer(line)
                     # bytes (socket data) go as they are, lines with their CR LF
-                    writer.write(b"".join(ln if isinstance(ln, bytes) else b"\r\n" + ln.encode() + b"\r\n"
-                                          for ln in out))
+                    blob = b"".join(ln if isinstance(ln, bytes) else b"\r\n" + ln.encode() + b"\r\n" for ln in out)
+                    if len(blob) > 64:  # a long answer (socket data, a scan) takes its time on the line
+                        await asyncio.sleep(self.rec.real(len(blob) / UART_BYTES_S))
+                    writer.write(blob)
                     await writer.drain()
                     if cmd == "AT+CPOF":
                         self.rec.record("modem", state="off")

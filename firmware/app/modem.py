@@ -83,11 +83,17 @@ class Modem:
                 self.payload = self.payload + part if self.payload else part
                 self._want -= len(part)
                 continue
-            i = buf.find(b"\n")
-            if i < 0:
-                if self._prompt and buf.lstrip()[:1] == b">":
+            if self._prompt:
+                rest = buf.lstrip()
+                if rest[:1] == b">":
                     self._prompt = False
                     self._done.set()
+                    buf = rest[1:]
+                    continue
+            i = buf.find(b"\n")
+            if i < 0:
+                if len(buf) > 512:  # no line end in sight: noise, not a line to keep
+                    self.garbage += 1
                     return b""
                 return buf
             self._line(buf[:i])

@@ -60,7 +60,11 @@ class Peer:
             if n > 1500:
                 await self.out(w, b"\r\nERROR\r\n")
                 return
-            await self.out(w, b"\r\n>")
+            if n == 3:  # the prompt and a URC in one write
+                w.write(b"\r\n> \r\n+CIPRXGET: 1,0\r\n")
+                await w.drain()
+            else:
+                await self.out(w, b"\r\n>")
             data = b""
             while len(data) < n:
                 data += await r.read(n - len(data))
@@ -121,6 +125,9 @@ async def reader_scenario():
     # the prompt: the payload goes only after ">", the answer after it
     eq(await m.prompted("AT+CIPSEND=0,5", b"HELLO"), ["OK"])
     eq(peer.payloads, [b"HELLO"])
+    eq(await m.prompted("AT+CIPSEND=0,3", b"abc"), ["OK"])  # "> " then a URC, one chunk
+    eq(peer.payloads, [b"HELLO", b"abc"])
+    peer.payloads = [b"HELLO"]
     # a refused prompt: the answer ends the exchange and nothing is written
     eq(await m.prompted("AT+CIPSEND=0,2000", b"x" * 10), ["ERROR"])
     eq(len(peer.payloads), 1)
