@@ -94,6 +94,14 @@ class ModemSpec:
     hdop: float = 0.9
     cpin: str = "+CPIN: READY"
     answer_delay_s: float = 0.02  # UART turnaround of an ordinary command
+    model: str = ""  # AT+CGMM; "" the family's usual one. "A7670E-LASE": the A7670E without GNSS
+    answers: bool = True  # False: a dead modem (or UART) that never says anything
+    urc_interleave_seed: int | None = None  # set: URCs land between the lines of answers (seeded)
+
+    @property
+    def gnss(self) -> bool:
+        """The A7670E-LASE has no GNSS receiver (the A7670E-FASE has one)."""
+        return not self.model.endswith("-LASE")
 
 
 @dataclass
