@@ -149,10 +149,9 @@ class ATCommands:
         return ["OK"]
 
     def _cops_manual(self, m: re.Match) -> list[str]:
-        if m.group(1) != self.manual_plmn:
-            self.manual_plmn = m.group(1)
-            # the command's own wait was the registration
-            self.selected_at = self.now() - self.spec.register_s - 0.5
+        # The command's own wait (duration) was the registration attempt.
+        self.manual_plmn = m.group(1)
+        self.selected_at = min(self.selected_at, self.now() - self.spec.register_s - 0.5)
         self.rec.record("modem", state="select", plmn=m.group(1))
         stat = self.reg_stat()
         if stat == 1:
@@ -166,7 +165,7 @@ class ATCommands:
     def _cgdcont_set(self, m: re.Match) -> list[str]:
         if m.group(1) != self.apn:
             self.apn = m.group(1)  # a new SIM profile: the network sees a new subscriber
-            self.selected_at = max(self.selected_at, self.now() - self.spec.register_s - 0.5)
+            self.selected_at = max(self.selected_at, self.now())  # registers register_s from now
         return ["OK"]
 
     def _cgdcont_query(self, _cmd: str) -> list[str]:
