@@ -101,7 +101,12 @@ class ATCommands:
         model = self.spec.model or MODELS[self.family]
         if cmd == "AT+CGMM":
             return [model, "OK"]
-        return ["Manufacturer: SIMCOM INCORPORATED", f"Model: {model}", "OK"]
+        # ATI as published transcripts of the modules show it
+        if self.family == "A7670":
+            return ["Manufacturer: INCORPORATED", f"Model: {model}", "Revision: A7670M7_V1.11.1",
+                    "IMEI: 862205057937775", "+GCAP: +CGSM,+FCLASS,+DS", "OK"]
+        return ["Manufacturer: SIMCOM INCORPORATED", f"Model: {model}", "Revision: SIM7600M22_V1.1",
+                "IMEI: 867584034313614", "+GCAP: +CGSM", "OK"]
 
     def _cpin(self, _cmd: str) -> list[str]:
         return [self.spec.cpin, "OK"]

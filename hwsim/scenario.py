@@ -100,8 +100,9 @@ class ModemSpec:
 
     @property
     def gnss(self) -> bool:
-        """The A7670E-LASE has no GNSS receiver (the A7670E-FASE has one)."""
-        return not self.model.endswith("-LASE")
+        """The A76xx variants with an L suffix (A7670E-LASE, A7670G-LLSE...) have no
+        GNSS receiver; the -FASE ones have one."""
+        return "-L" not in self.model
 
 
 @dataclass

@@ -166,8 +166,14 @@ class Modem:
         await self.ok("AT+CMEE=1")
         lines = await self.cmd("AT+CGMM") or []
         self.family = "A7670" if any("A76" in ln for ln in lines) else "SIM7600"
-        # CGMM is "A7670E-LASE" on the variant without GNSS (A7670E-FASE has it)
-        self.gnss_absent = any("-LASE" in ln for ln in lines)
+        # The A76xx variants without GNSS have a model suffix starting with L
+        # (A7670E-LASE, A7670SA-LASC, A7670G-LLSE, ...; the -FASE ones have GNSS),
+        # as LilyGO's T-A7670 examples list them.
+        self.gnss_absent = False
+        for ln in lines:
+            i = ln.find("-")
+            if ln.startswith("A76") and i > 0 and ln[i + 1:i + 2] == "L":
+                self.gnss_absent = True
         if self.gnss_absent:
             print("modem: no GNSS")
         for _ in range(10):
