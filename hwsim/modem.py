@@ -9,9 +9,14 @@ behave as on the real parts. Timings are scenario seconds (see Recorder).
 
 The two families differ where the firmware must cope:
 - SIM7600: GNSS by ``AT+CGPS=1``, ``+CGNSSINFO`` in NMEA ddmm.mmmm with 16
-  fields, ``+CPSI`` signal in tenths of dB, ``+CPIN: READY``.
-- A7670: GNSS by ``AT+CGNSSPWR=1`` (then ``+CGNSSPWR: READY!``), ``+CGNSSINFO``
-  in decimal degrees with 18 fields (trailing satellite count), ``+CPSI`` in dB.
+  fields, ``+CPSI`` LTE signal in tenths of dB, ``+CPIN: READY``; LTE, WCDMA, GSM.
+- A7670: GNSS by ``AT+CGNSSPWR=1`` (then ``+CGNSSPWR: READY!``; ``ERROR`` on the
+  A7670E-LASE, which has none), ``+CGNSSINFO`` in decimal degrees with 18 fields
+  (trailing satellite count), ``+CPSI`` LTE signal as 3GPP report values; LTE, GSM.
+
+Registration is reported per domain (+CREG, +CGREG, +CEREG URCs once enabled);
+``AT+COPS=0`` answers at once. Closing the UART does not switch the modem off:
+``AT+CPOF`` or the PWRKEY pulse (board bus) does.
 
 The AT command set, what the modem answers and how long it takes, is
 hwsim/modem_at.py; here is the modem's state over time, the world acting on
