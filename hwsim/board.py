@@ -36,6 +36,7 @@ class BoardBus:
         self._writer: asyncio.StreamWriter | None = None
         self._vib_until = 0.0
         self.restart_requested = False  # the firmware asked for a reset (not a power-off)
+        self.on_pwrkey = None  # () -> None: the modem's PWRKEY held low (hwsim/modem.py)
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
@@ -127,6 +128,9 @@ class BoardBus:
         elif ev in ("reboot", "power_off"):
             self.restart_requested = ev == "reboot"
             self.rec.record("board", state=ev)
+        elif ev == "modem_pwrkey":
+            if self.on_pwrkey:
+                self.on_pwrkey()
         elif ev == "audio":
             self.rec.record("audio", state=msg.get("state"))
         else:

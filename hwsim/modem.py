@@ -9,9 +9,14 @@ behave as on the real parts. Timings are scenario seconds (see Recorder).
 
 The two families differ where the firmware must cope:
 - SIM7600: GNSS by ``AT+CGPS=1``, ``+CGNSSINFO`` in NMEA ddmm.mmmm with 16
-  fields, ``+CPSI`` signal in tenths of dB, ``+CPIN: READY``.
-- A7670: GNSS by ``AT+CGNSSPWR=1`` (then ``+CGNSSPWR: READY!``), ``+CGNSSINFO``
-  in decimal degrees with 18 fields (trailing satellite count), ``+CPSI`` in dB.
+  fields, ``+CPSI`` LTE signal in tenths of dB, ``+CPIN: READY``; LTE, WCDMA, GSM.
+- A7670: GNSS by ``AT+CGNSSPWR=1`` (then ``+CGNSSPWR: READY!``; ``ERROR`` on the
+  A7670E-LASE, which has none), ``+CGNSSINFO`` in decimal degrees with 18 fields
+  (trailing satellite count), ``+CPSI`` LTE signal as 3GPP report values; LTE, GSM.
+
+Registration is reported per domain (+CREG, +CGREG, +CEREG URCs once enabled);
+``AT+COPS=0`` answers at once. Closing the UART does not switch the modem off:
+``AT+CPOF`` or the PWRKEY pulse (board bus) does.
 
 The AT command set, what the modem answers and how long it takes, is
 hwsim/modem_at.py; here is the modem's state over time, the world acting on
@@ -20,11 +25,12 @@ it and the UART.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from hwsim.energy import Meter
 from hwsim.events import Recorder
-from hwsim.modem_at import ATCommands
+from hwsim.modem_at import RATS, REG_NAMES, ATCommands
 from hwsim.modem_net import NetCommands
 from hwsim.scenario import ModemSpec
 from hwsim.world import World
@@ -35,6 +41,7 @@ RING_GIVE_UP_S = 30.0
 HOT_WITHIN_S = 300.0       # ephemeris and position still in memory
 WARM_WITHIN_S = 4 * 3600.0  # almanac and rough time still valid
 TICK_S = 0.25
+URC_HOLD_S = 2.0  # with interleaving on, the longest a URC waits for a command's answer to ride in
 
 
 class ModemEmulator(NetCommands, ATCommands):
@@ -47,6 +54,10 @@ class ModemEmulator(NetCommands, ATCommands):
         self.commands = 0
         self.last_fix_at: float | None = None  # survives power cycles: the GNSS keeps its almanac
         self._writer: asyncio.StreamWriter | None = None
+        self.left_on = False  # the UART closed with no AT+CPOF nor PWRKEY pulse: still on, still drawing
+        # seeded: URCs land between the lines of a command's answer (see serve)
+        self._rng = random.Random(spec.urc_interleave_seed) if spec.urc_interleave_seed is not None else None
+        self._held: list[tuple[float, str]] = []
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -54,13 +65,15 @@ class ModemEmulator(NetCommands, ATCommands):
         self.gnss_on_at: float | None = None
         self.gnss_ready_sent = False
         self.banner_sent = False
-        self.cereg_urc = 0
+        self.reg_urc = [0, 0, 0]  # AT+CREG=, AT+CGREG=, AT+CEREG= <n>: URCs on when 1
+        self.cvhu = 1  # AT+CVHU: 1 (the default) makes ATH leave voice calls alone
         self.manual_plmn: str | None = None
         self.selected_at = 0.0
         self.apn: str | None = None
         self.call: dict | None = None  # {"state": dialing|active|incoming, "number", "since", ...}
         self.sms: dict[int, tuple[str, str]] = {}
         self._last_stat: int | None = None
+        self._last_stats: list[int | None] = [None, None, None]
         self._net_reset()
 
     # --- state as a function of time -------------------------------------------
@@ -69,7 +82,7 @@ class ModemEmulator(NetCommands, ATCommands):
 
     def _candidates(self):
         """Cells heard of the operator the modem may register on, strongest first."""
-        heard = self.world.heard()
+        heard = [h for h in self.world.heard() if h.cell.rat in RATS[self.family]]
         if self.manual_plmn:
             return [h for h in heard if h.cell.mccmnc == self.manual_plmn]
         accepting = [h for h in heard if self._accepts(h.cell.mccmnc)]
@@ -92,6 +105,15 @@ class ModemEmulator(NetCommands, ATCommands):
         if not self._accepts(cands[0].cell.mccmnc):
             return 3
         return 1
+
+    def domain_stat(self, kind: int) -> int:
+        """The stat of one registration domain: 0 +CREG, 1 +CGREG, 2 +CEREG. On an LTE
+        cell all three say registered (combined attach); on a GSM or WCDMA cell
+        the LTE domain is not registered (0)."""
+        stat = self.reg_stat()
+        if stat in (1, 5) and kind == 2 and self.serving().cell.rat != "LTE":
+            return 0
+        return stat
 
     def _registers_at(self) -> float:
         since = max(self.powered_at + self.spec.boot_s, self.world.coverage_since, self.selected_at)
@@ -164,26 +186,66 @@ class ModemEmulator(NetCommands, ATCommands):
 
     # --- the UART -----------------------------------------------------------------
     def _urc(self, line: str) -> None:
+        if self._rng is not None and self._rng.random() < 0.5:
+            self._held.append((self.now(), line))  # to ride inside the next answer
+            return
+        self._write_urc(line)
+
+    def _write_urc(self, line: str) -> None:
         w = self._writer
         if w is not None and not w.is_closing():
             w.write(b"\r\n" + line.encode() + b"\r\n")
 
+    def _with_held(self, out: list[str]) -> list[str]:
+        """The answer with the URCs held meanwhile between its lines, before the final one."""
+        held, self._held = self._held, []
+        for _, urc in held:
+            out.insert(self._rng.randrange(len(out)) if self._rng else 0, urc)
+        return out
+
+    def _flush_held(self, older_than: float) -> None:
+        while self._held and self._held[0][0] <= older_than:
+            self._write_urc(self._held.pop(0)[1])
+
+    def pwrkey_off(self) -> None:
+        """PWRKEY held low (the power-off pulse of the hardware design manual):
+        off, whatever the UART is doing."""
+        if self.powered_at is None:
+            return
+        w, self._writer = self._writer, None
+        self._switch_off("pwrkey")
+        if w is not None:
+            w.close()
+
+    def _switch_off(self, how: str) -> None:
+        if self.call:
+            self._end_call("modem off")
+        self._net_reset()  # its bearer and sockets go with the power
+        self.powered_at, self.gnss_on_at, self.left_on = None, None, False
+        self.rec.record("modem", state="off", how=how)
+        self._power()
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._writer is not None:  # one UART: a second open is a power cycle
+            if self.powered_at is not None:
+                # never switched off since the last power-on: it stayed on, drawing current
+                self.rec.record("modem", state="left on")
             self._writer.close()
         self._reset_state()
         self.powered_at, self._writer = self.now(), writer
+        self.left_on, self._held = False, []
         self.rec.record("modem", state="power on", family=self.family)
         ticker = asyncio.create_task(self._tick())
         buf = b""
+        cpof = False
         try:
             while data := await reader.read(256):
                 buf += data
                 while b"\r" in buf:
                     raw, buf = buf.split(b"\r", 1)
                     line = raw.strip(b"\n ").decode(errors="replace")
-                    if not line or not self.booted():
-                        continue  # a modem still booting hears nothing
+                    if not line or not self.booted() or not self.spec.answers:
+                        continue  # a modem still booting (or a dead one) hears nothing
                     self.commands += 1
                     cmd = line.strip().upper()
                     if self.echo:
@@ -205,7 +267,9 @@ class ModemEmulator(NetCommands, ATCommands):
                         await asyncio.sleep(self.rec.real(size / UART_BYTES_S))  # the payload's time on the line
                         out = self.net_send(cmd, payload)
                     else:
-                        out = self.net_answer(line) or self.answer(line)
+                        # socket data is never split by a held URC: only AT answers carry them
+                        net = self.net_answer(line)
+                        out = net if net else self._with_held(self.answer(line))
                     # bytes (socket data) go as they are, lines with their CR LF
                     blob = b"".join(ln if isinstance(ln, bytes) else b"\r\n" + ln.encode() + b"\r\n" for ln in out)
                     if len(blob) > 64:  # a long answer (socket data, a scan) takes its time on the line
@@ -213,7 +277,7 @@ class ModemEmulator(NetCommands, ATCommands):
                     writer.write(blob)
                     await writer.drain()
                     if cmd == "AT+CPOF":
-                        self.rec.record("modem", state="off")
+                        cpof = True
                         return
         except (ConnectionError, OSError):
             pass
@@ -221,11 +285,14 @@ class ModemEmulator(NetCommands, ATCommands):
             ticker.cancel()
             if self._writer is writer:
                 self._writer = None
-                if self.call:
-                    self._end_call("modem off")
-                self._net_reset()  # its bearer and sockets go with the power
-                self.powered_at, self.gnss_on_at = None, None
-                self._power()
+                if cpof:
+                    self._switch_off("AT+CPOF")
+                else:
+                    # Closing a UART switches nothing off: the modem stays on
+                    # (drawing current) until a PWRKEY pulse or the next power-on.
+                    self.left_on = True
+                    self.rec.record("modem", state="left on")
+                    self._power()
                 if not writer.is_closing():
                     writer.close()
 
@@ -238,8 +305,9 @@ class ModemEmulator(NetCommands, ATCommands):
             await asyncio.sleep(max(0.01, self.rec.real(TICK_S)))
 
     def _unsolicited(self) -> None:
-        if not self.booted():
+        if not self.booted() or not self.spec.answers:
             return
+        self._flush_held(self.now() - URC_HOLD_S)
         if not self.banner_sent:
             self.banner_sent = True
             self.rec.record("modem", state="booted")
@@ -254,8 +322,12 @@ class ModemEmulator(NetCommands, ATCommands):
             if self._last_stat is not None or stat in (1, 5):
                 self.rec.record("modem", state={1: "registered", 5: "registered", 3: "denied"}.get(stat, "searching"))
             self._last_stat = stat
-            if self.cereg_urc:
-                self._urc(f"+CEREG: {stat}")
+        for kind, name in enumerate(REG_NAMES):  # each domain its URC, when enabled and changed
+            s = self.domain_stat(kind)
+            if s != self._last_stats[kind]:
+                self._last_stats[kind] = s
+                if self.reg_urc[kind]:
+                    self._urc(f"{name}: {s}")
         if (self.family == "A7670" and self.gnss_on_at is not None and not self.gnss_ready_sent
                 and self.now() >= self.gnss_on_at + 1.0):
             self.gnss_ready_sent = True

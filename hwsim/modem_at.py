@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 import time
 
-MODELS = {"SIM7600": "SIMCOM_SIM7600E-H", "A7670": "A7670E-LASE"}
+# AT+CGMM of each family when the scenario names no model (ModemSpec.model);
+# "A7670E-LASE" is the A7670E without GNSS.
+MODELS = {"SIM7600": "SIMCOM_SIM7600E-H", "A7670": "A7670E-FASE"}
+RATS = {"SIM7600": ("LTE", "WCDMA", "GSM"), "A7670": ("LTE", "GSM")}  # the A7670E: LTE Cat 1, GSM fallback
+REG_NAMES = ("+CREG", "+CGREG", "+CEREG")  # AT+CREG, AT+CGREG, AT+CEREG: domains 0, 1, 2
 EMERGENCY = ("112", "911", "999", "000", "110", "118", "119")
 
 # Commands without arguments, by their upper-cased text: the handler's name,
@@ -22,7 +26,8 @@ EXACT = {
     "ATI": "_ident", "AT+CGMM": "_ident",
     "AT+CPIN?": "_cpin",
     "AT+CSQ": "_csq",
-    "AT+CEREG?": "_reg_query", "AT+CREG?": "_reg_query",
+    "AT+CEREG?": "_reg_query", "AT+CREG?": "_reg_query", "AT+CGREG?": "_reg_query",
+    "AT+CVHU=0": "_cvhu", "AT+CVHU=1": "_cvhu",
     "AT+COPS?": "_cops_query",
     "AT+COPS=?": "_cops_scan",
     "AT+COPS=0": "_cops_auto",
@@ -42,7 +47,7 @@ EXACT = {
 # called with the match. No exact command above matches any of these.
 PATTERNS = (
     (re.compile(r"AT\+CSCLK.*", re.S), False, "_ok"),
-    (re.compile(r"AT\+CE?REG=.*", re.S), False, "_reg_urc"),
+    (re.compile(r"AT\+C[EG]?REG=.*", re.S), False, "_reg_urc"),
     (re.compile(r'AT\+COPS=1,2,"(\d{5,6})"'), False, "_cops_manual"),
     # the raw line: the APN keeps its case
     (re.compile(r'AT\+CGDCONT=1,"IP","([^"]*)"', re.IGNORECASE), True, "_cgdcont_set"),
@@ -65,11 +70,9 @@ class ATCommands:
         """Scenario seconds the modem takes before its final answer."""
         if cmd == "AT+COPS=?":
             return self.spec.cops_scan_s
-        if cmd == "AT+COPS=0" and self.manual_plmn is None:
-            # already in automatic mode: the answer comes when registration does
-            left = self._registers_at() - self.now()
-            return max(self.spec.answer_delay_s, min(left, self.spec.register_s + 0.5))
-        if cmd.startswith("AT+COPS=1") or cmd.startswith("AT+COPS=0"):
+        # AT+COPS=0 answers OK at once; the registration follows as +CREG/+CGREG/
+        # +CEREG URCs. AT+COPS=1 (manual) answers after the registration attempt.
+        if cmd.startswith("AT+COPS=1"):
             return self.spec.register_s + 0.5
         return self.spec.answer_delay_s
 
@@ -95,9 +98,15 @@ class ATCommands:
         return ["OK"]
 
     def _ident(self, cmd: str) -> list[str]:
+        model = self.spec.model or MODELS[self.family]
         if cmd == "AT+CGMM":
-            return [MODELS[self.family], "OK"]
-        return ["Manufacturer: SIMCOM INCORPORATED", f"Model: {MODELS[self.family]}", "OK"]
+            return [model, "OK"]
+        # ATI as published transcripts of the modules show it
+        if self.family == "A7670":
+            return ["Manufacturer: INCORPORATED", f"Model: {model}", "Revision: A7670M7_V1.11.1",
+                    "IMEI: 862205057937775", "+GCAP: +CGSM,+FCLASS,+DS", "OK"]
+        return ["Manufacturer: SIMCOM INCORPORATED", f"Model: {model}", "Revision: SIM7600M22_V1.1",
+                "IMEI: 867584034313614", "+GCAP: +CGSM", "OK"]
 
     def _cpin(self, _cmd: str) -> list[str]:
         return [self.spec.cpin, "OK"]
@@ -118,12 +127,17 @@ class ATCommands:
 
     def _reg_urc(self, m: re.Match) -> list[str]:
         cmd = m.group(0)
-        self.cereg_urc = int(cmd[-1]) if cmd[-1].isdigit() else 0
+        name, _, n = cmd[2:].partition("=")
+        self.reg_urc[REG_NAMES.index(name)] = int(n) if n.isdigit() else 0
         return ["OK"]
 
     def _reg_query(self, cmd: str) -> list[str]:
-        name = cmd[2:-1]
-        return [f"{name}: {self.cereg_urc},{self.reg_stat()}", "OK"]
+        kind = REG_NAMES.index(cmd[2:-1])
+        return [f"{cmd[2:-1]}: {self.reg_urc[kind]},{self.domain_stat(kind)}", "OK"]
+
+    def _cvhu(self, cmd: str) -> list[str]:
+        self.cvhu = int(cmd[-1])
+        return ["OK"]
 
     def _cops_query(self, _cmd: str) -> list[str]:
         s = self.serving()
@@ -136,14 +150,13 @@ class ATCommands:
 
     def _cops_auto(self, _cmd: str) -> list[str]:
         if self.manual_plmn is not None:  # leaving manual mode re-selects; auto stays put
-            self.manual_plmn, self.selected_at = None, self.now() - self.spec.register_s - 0.5
-        return ["OK"] if self.registered() else ["+CME ERROR: 30"]
+            self.manual_plmn, self.selected_at = None, self.now()
+        return ["OK"]
 
     def _cops_manual(self, m: re.Match) -> list[str]:
-        if m.group(1) != self.manual_plmn:
-            self.manual_plmn = m.group(1)
-            # the command's own wait was the registration
-            self.selected_at = self.now() - self.spec.register_s - 0.5
+        # The command's own wait (duration) was the registration attempt.
+        self.manual_plmn = m.group(1)
+        self.selected_at = min(self.selected_at, self.now() - self.spec.register_s - 0.5)
         self.rec.record("modem", state="select", plmn=m.group(1))
         stat = self.reg_stat()
         if stat == 1:
@@ -157,7 +170,7 @@ class ATCommands:
     def _cgdcont_set(self, m: re.Match) -> list[str]:
         if m.group(1) != self.apn:
             self.apn = m.group(1)  # a new SIM profile: the network sees a new subscriber
-            self.selected_at = max(self.selected_at, self.now() - self.spec.register_s - 0.5)
+            self.selected_at = max(self.selected_at, self.now())  # registers register_s from now
         return ["OK"]
 
     def _cgdcont_query(self, _cmd: str) -> list[str]:
@@ -169,6 +182,8 @@ class ATCommands:
     def _cops_list(self) -> str:
         seen = []
         for h in self.world.heard():
+            if h.cell.rat not in RATS[self.family]:
+                continue  # a band this family has no radio for
             if h.cell.mccmnc not in [s[0] for s in seen]:
                 seen.append((h.cell.mccmnc, h.cell.rat))
         ops = []
@@ -177,7 +192,8 @@ class ATCommands:
             serving = self.serving()
             stat = 2 if serving and serving.cell.mccmnc == plmn else 1
             name = op.name or plmn
-            ops.append(f'({stat},"{name}","{name[:8]}","{plmn}",{7 if rat == "LTE" else 0})')
+            act = {"LTE": 7, "WCDMA": 2}.get(rat, 0)
+            ops.append(f'({stat},"{name}","{name[:8]}","{plmn}",{act})')
         return "+COPS: " + ",".join(ops) + ",,(0,1,2,3,4),(0,1,2)"
 
     def _cpsi(self) -> str:
@@ -185,17 +201,25 @@ class ATCommands:
         if s is None:
             return "+CPSI: NO SERVICE,Online"
         c, rssi = s.cell, s.rssi
-        if c.rat == "GSM":
-            return f"+CPSI: GSM,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},27 EGSM 900,{rssi},2110,42-42"
-        rsrp = rssi - 20
-        if self.family == "SIM7600":  # tenths of dB
-            return (f"+CPSI: LTE,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},262,EUTRAN-BAND20,"
-                    f"6300,5,5,-94,{rsrp * 10},{rssi * 10},15")
-        return (f"+CPSI: LTE,Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid},262,EUTRAN-BAND20,"
-                f"6300,5,5,-9,{rsrp},{rssi},15")
+        head = f"+CPSI: {c.rat},Online,{c.mcc:03d}-{c.mnc:02d},0x{c.tac:04X},{c.cid}"
+        if c.rat == "GSM":  # both manuals: <Absolute RF Ch Num>,<RxLev> dBm,<Track LO Adjust>,<C1-C2>
+            return f"{head},27 EGSM 900,{rssi},2110,42-42"
+        if c.rat == "WCDMA":  # SIM7600: <PSC>,<Freq>,<SSC>,<EC/IO>,<RSCP>,<Qual>,<RxLev>,<TXPWR>
+            return f"{head},WCDMA IMT 2000,437,10687,0,-3,{rssi - 3},-32768,{rssi},-15"
+        rsrp, rsrq = rssi - 20, -9.5
+        if self.family == "SIM7600":  # SIM7600 manual: tenths of dB and dBm
+            return f"{head},262,EUTRAN-BAND20,6300,5,5,{int(rsrq * 10)},{rsrp * 10},{rssi * 10},15"
+        # A76XX manual: 3GPP report values (RSRQ 0..34, RSRP 0..97, RSSI 0..76; 255 unknown)
+        q = int((rsrq + 20) * 2)
+        p = max(0, min(97, rsrp + 140))
+        r = max(0, min(76, rssi + 101))
+        return f"{head},262,EUTRAN-BAND20,6300,5,5,{q},{p},{r},15"
 
     # --- GNSS ---------------------------------------------------------------------
     def _gnss_on(self, cmd: str) -> list[str]:
+        if not self.spec.gnss:
+            self.rec.record("gnss", state="refused", model=self.spec.model)
+            return ["ERROR"]  # a variant with no GNSS
         if (cmd == "AT+CGNSSPWR=1") != (self.family == "A7670"):
             return ["ERROR"]
         if self.gnss_on_at is None:
@@ -210,6 +234,8 @@ class ATCommands:
         return ["OK"]
 
     def _gnss_info(self, _cmd: str) -> list[str]:
+        if not self.spec.gnss:
+            return ["ERROR"]
         return [self._cgnssinfo(), "OK"]
 
     def _cgnssinfo(self) -> str:
@@ -250,9 +276,13 @@ class ATCommands:
             return ["OK", "VOICE CALL: BEGIN"]
         return ["NO CARRIER"]
 
-    def _hang_up(self, _cmd: str) -> list[str]:
-        if self.call:
+    def _hang_up(self, cmd: str) -> list[str]:
+        # Both manuals: ATH ends a voice call only after AT+CVHU=0; with the
+        # default AT+CVHU=1 it answers OK and the call goes on. AT+CHUP always ends it.
+        if self.call and (cmd == "AT+CHUP" or self.cvhu == 0):
             self._end_call("watch hung up")
+        elif self.call:
+            self.rec.record("call", state="ATH ignored", number=self.call["number"])
         return ["OK"]
 
     def _cmgr(self, m: re.Match) -> list[str]:

@@ -56,6 +56,7 @@ class Watch:
         self.meter = Meter(self.rec.now, self.scenario.world.battery_mah, self.scenario.world.battery_pct)
         self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.meter)
         self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
+        self.bus.on_pwrkey = self.modem.pwrkey_off
         self.hr_sensor = Max30102(self.world, self.rec.now, meter=self.meter)
         self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor})
         # The air behind the modem: the firmware reaches the broker only through the

@@ -94,6 +94,15 @@ class ModemSpec:
     hdop: float = 0.9
     cpin: str = "+CPIN: READY"
     answer_delay_s: float = 0.02  # UART turnaround of an ordinary command
+    model: str = ""  # AT+CGMM; "" the family's usual one. "A7670E-LASE": the A7670E without GNSS
+    answers: bool = True  # False: a dead modem (or UART) that never says anything
+    urc_interleave_seed: int | None = None  # set: URCs land between the lines of answers (seeded)
+
+    @property
+    def gnss(self) -> bool:
+        """The A76xx variants with an L suffix (A7670E-LASE, A7670G-LLSE...) have no
+        GNSS receiver; the -FASE ones have one."""
+        return "-L" not in self.model
 
 
 @dataclass

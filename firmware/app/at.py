@@ -40,11 +40,25 @@ def csq_dbm(line):
     return -113 + 2 * n
 
 
+def reg_kind(line):
+    # Which registration a +CREG (circuit: GSM, WCDMA), +CGREG (packet: GPRS,
+    # WCDMA) or +CEREG (LTE) line is about: 0, 1, 2; None for any other line.
+    if line.startswith("+CREG:"):
+        return 0
+    if line.startswith("+CGREG:"):
+        return 1
+    if line.startswith("+CEREG:"):
+        return 2
+    return None
+
+
 def cereg_stat(line, query=True):
-    # Query answer "+CEREG: <n>,<stat>[,...]"; URC "+CEREG: <stat>[,...]".
-    f = _fields(line, "+CEREG:")
-    if not f:
-        f = _fields(line, "+CREG:")
+    # Query answer "+CEREG: <n>,<stat>[,...]"; URC "+CEREG: <stat>[,...]"
+    # (the same for +CREG and +CGREG).
+    k = reg_kind(line)
+    if k is None:
+        return None
+    f = _fields(line, line[:line.index(":") + 1])
     if not f:
         return None
     if query:
@@ -56,20 +70,43 @@ def registered(stat):
     return stat in (1, 5)  # home, roaming
 
 
-def _tenths(v):
-    # SIM7600 reports RSRP/RSSI in tenths of dB (-850), A76xx in dB (-85).
-    # Anything else is not dBm (255 "unknown", a 3GPP report value): unknown, never a
-    # wrong figure, and never outside the contract's -150..0 (the cloud would refuse
-    # the whole report).
-    if v is None:
-        return None
-    v = int(v / 10) if v < -150 else v
-    return v if -150 <= v <= 0 else None
+def _dbm(v):
+    # A power in dBm, or None: never a wrong figure, never outside the
+    # contract's -150..0 (cloud/protocol.py; the cloud would refuse the report).
+    return v if v is not None and -150 <= v <= 0 else None
 
 
-def cpsi(line):
-    # +CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND3,1300,5,5,-94,-850,-545,15
-    # +CPSI: GSM,Online,208-01,0x3039,12401,27 EGSM 900,-64,2110,42-42
+def _report(v, top):
+    # A 3GPP report value 0..top, or None (255 and anything else: unknown).
+    return v if v is not None and 0 <= v <= top else None
+
+
+def cpsi_lte_signal(f, family):
+    # (RSRQ dB, RSRP dBm, RSSI dBm) of a +CPSI LTE line's fields, each or None.
+    # SIM7600 manual (AT+CPSI): tenths, "-94,-850,-545" is -9.4 dB, -85 dBm,
+    # -54.5 dBm. A76XX manual (AT+CPSI): 3GPP report values, 255 unknown:
+    # RSRQ 0..34 is value/2 - 20 dB, RSRP 0..97 is value - 140 dBm, RSSI
+    # 0..76 is value - 101 dBm (TS 36.133 RSSI report mapping).
+    if len(f) < 13:
+        return None, None, None
+    q, p, s = _int(f[10]), _int(f[11]), _int(f[12])
+    if family == "A7670":
+        q, p, s = _report(q, 34), _report(p, 97), _report(s, 76)
+        return (None if q is None else q / 2 - 20, None if p is None else p - 140,
+                None if s is None else s - 101)
+    # tenths; -32768 and other out-of-range fillers are unknown
+    return (None if q is None or not -400 <= q <= 0 else q / 10,
+            _dbm(None if p is None else int(p / 10)), _dbm(None if s is None else int(s / 10)))
+
+
+def cpsi(line, family="SIM7600"):
+    # The serving cell of a +CPSI answer, in the dialect of the modem's family
+    # (the Modem knows it from AT+CGMM):
+    # +CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND3,1300,5,5,-94,-850,-545,15   (SIM7600)
+    # +CPSI: LTE,Online,460-01,0x230A,175499523,318,EUTRAN-BAND3,1650,5,0,21,67,255,19  (A76XX)
+    # +CPSI: GSM,Online,460-00,0x182d,12401,27 EGSM 900,-64,2110,42-42  (RxLev dBm)
+    # +CPSI: WCDMA,Online,001-01,0xC6BD,1234567,WCDMA IMT 2000,437,10687,0,-3,-83,-32768,-83,-15
+    #   (PSC, UARFCN, SSC, Ec/Io, RSCP, Qual, RxLev dBm, TX power)
     # +CPSI: NO SERVICE,Online
     f = _fields(line, "+CPSI:")
     if not f or len(f) < 5:
@@ -85,13 +122,15 @@ def cpsi(line):
         cid = _int(f[4][2:], 16)
     if mcc is None or mnc is None:
         return None
+    if cid is not None and cid < 0:
+        cid = None  # a WCDMA cell id printed as a negative 32-bit number: unknown, not a wrong one
     rssi = None
-    if rat == "LTE" and len(f) >= 13:
-        rssi = _tenths(_int(f[12]))
+    if rat == "LTE":
+        rssi = cpsi_lte_signal(f, family)[2]
     elif rat == "GSM" and len(f) >= 7:
-        rssi = _int(f[6])
-    elif len(f) >= 9:
-        rssi = _tenths(_int(f[-1]))
+        rssi = _dbm(_int(f[6]))
+    elif rat == "WCDMA" and len(f) >= 13:
+        rssi = _dbm(_int(f[12]))
     return {"mcc": mcc, "mnc": mnc, "lac": lac, "cid": cid, "rssi": rssi, "rat": rat,
             "op": plmn[0] + plmn[1]}
 

@@ -8,7 +8,8 @@ from app import Wake, at
 from micropython import const
 
 _BOOT_WAIT_MS = const(30000)  # the datasheets give ~11 s; a cold modem in the cold takes longer
-_SELECT_TIMEOUT_MS = const(120000)
+_SELECT_TIMEOUT_MS = const(120000)  # AT+COPS=0 answers at once; registration may take this long
+_REG_POLL_MS = const(3000)  # between registration queries while waiting for the URC
 _SCAN_TIMEOUT_MS = const(180000)
 _SILENT_REBOOTED = const(2)  # polls with no answer at all before the modem is set up again
 
@@ -39,6 +40,8 @@ class Modem:
         self.alive = True      # False once the UART is gone (powered off)
         self.family = "SIM7600"
         self.stat = None
+        self._regs = [None, None, None]  # +CREG, +CGREG, +CEREG stat: registered on any counts
+        self.gnss_absent = False  # AT+CGNSSPWR/CGPS answered ERROR: a variant without GNSS
         self.cell = None  # {"mcc","mnc","lac","cid","rssi","rat","op"}
         self.rssi = None
         self.fix = None  # last GNSS fix (loc dict)
@@ -147,18 +150,31 @@ class Modem:
             self.rebooted = True
             self.gnss_on = False
             self.registered.clear()
-        stat = at.cereg_stat(line, query=False) if line.startswith("+CEREG") or line.startswith("+CREG") else None
-        if stat is not None:
-            self._set_stat(stat)
+        kind = at.reg_kind(line)
+        if kind is not None:
+            stat = at.cereg_stat(line, query=False)
+            if stat is not None:
+                self._set_stat(stat, kind)
         if self.on_urc:
             try:
                 self.on_urc(line)
             except Exception as e:
                 print("modem: urc handler", repr(e))
 
-    def _set_stat(self, stat):
-        self.stat = stat
-        if at.registered(stat):
+    def _set_stat(self, stat, kind=None):
+        # kind: 0 CREG, 1 CGREG, 2 CEREG; None: all three (the modem is deaf)
+        regs = self._regs
+        if kind is None:
+            regs[0] = regs[1] = regs[2] = stat
+        else:
+            regs[kind] = stat
+        # Registered on any of the three: a 2G or 3G fallback carries calls and data too.
+        best = stat
+        for s in regs:
+            if at.registered(s):
+                best = s
+        self.stat = best
+        if at.registered(best):
             self.registered.set()
         else:
             self.registered.clear()
@@ -219,6 +235,16 @@ class Modem:
         await self.ok("AT+CMEE=1")
         lines = await self.cmd("AT+CGMM") or []
         self.family = "A7670" if any("A76" in ln for ln in lines) else "SIM7600"
+        # The A76xx variants without GNSS have a model suffix starting with L
+        # (A7670E-LASE, A7670SA-LASC, A7670G-LLSE, ...; the -FASE ones have GNSS),
+        # as LilyGO's T-A7670 examples list them.
+        self.gnss_absent = False
+        for ln in lines:
+            i = ln.find("-")
+            if ln.startswith("A76") and i > 0 and ln[i + 1:i + 2] == "L":
+                self.gnss_absent = True
+        if self.gnss_absent:
+            print("modem: no GNSS")
         for _ in range(10):
             lines = await self.cmd("AT+CPIN?", 5000)
             if lines and at.cpin_ready(at.find(lines, "+CPIN") or ""):
@@ -226,7 +252,12 @@ class Modem:
             await self.clock.sleep_ms(1000)
         else:
             return False
+        # Registration URCs of all three domains: GSM or WCDMA fallback counts too.
+        await self.ok("AT+CREG=1")
+        await self.ok("AT+CGREG=1")
         await self.ok("AT+CEREG=1")
+        # ATH ends a voice call only after AT+CVHU=0 (both manuals); hangup() uses AT+CHUP anyway.
+        await self.ok("AT+CVHU=0")
         await self.ok("AT+CLIP=1")
         await self.ok("AT+CMGF=1")
         self.ready = True
@@ -237,12 +268,28 @@ class Modem:
         # Registers on plmn (manual) or automatically; True when registered.
         if apn:
             await self.ok('AT+CGDCONT=1,"IP","%s"' % apn)
+        # AT+COPS=0 answers OK at once and the registration follows as
+        # +CREG/+CGREG/+CEREG URCs; AT+COPS=1 may answer only after its attempt
+        # (OK, or an error for a PLMN that refuses the SIM). Either way the URCs
+        # and the queries below say when it is registered, on any RAT.
+        self._set_stat(2)
         if plmn:
             lines = await self.cmd('AT+COPS=1,2,"%s"' % plmn, _SELECT_TIMEOUT_MS)
         else:
             lines = await self.cmd("AT+COPS=0", _SELECT_TIMEOUT_MS)
-        await self.poll_registration()
-        return bool(lines) and lines[-1] == "OK" and self.registered.is_set()
+        if not lines or lines[-1] != "OK":
+            return False
+        end = self.clock.ticks_add(self.clock.ticks_ms(), _SELECT_TIMEOUT_MS)
+        while True:
+            stat = await self.poll_registration()
+            if self.registered.is_set():
+                return True
+            if stat == 3 or not self.alive or self.clock.ticks_diff(end, self.clock.ticks_ms()) <= 0:
+                return False  # denied, gone, or nothing within the timeout
+            for _ in range(_REG_POLL_MS // 250):  # the URC sets it; a query now and then
+                if self.registered.is_set():
+                    return True
+                await self.clock.sleep_ms(250)
 
     async def scan(self):
         # [(plmn, stat)] of the networks in range, as AT+COPS=? lists them (slow).
@@ -250,7 +297,17 @@ class Modem:
         return at.cops_list(at.find(lines or [], "+COPS:") or "")
 
     async def poll_registration(self):
-        lines = await self.cmd("AT+CEREG?")
+        # The registration state, best of LTE, packet and circuit (CEREG first:
+        # the usual case asks once).
+        stat = await self._query_reg("AT+CEREG?", 2)
+        if stat is not None and not at.registered(stat):
+            await self._query_reg("AT+CGREG?", 1)
+            await self._query_reg("AT+CREG?", 0)
+            stat = self.stat
+        return stat
+
+    async def _query_reg(self, text, kind):
+        lines = await self.cmd(text)
         if lines is None:
             # No answer at all: a modem that restarted is deaf for seconds. Say so
             # now, not when its boot banner comes, so nobody uses a dead bearer.
@@ -263,18 +320,26 @@ class Modem:
                 self.gnss_on = False
             return None
         self.silent = 0
-        stat = at.cereg_stat(at.find(lines, "+CEREG") or "")
+        stat = at.cereg_stat(at.find(lines, text[2:-1]) or "")
         if stat is not None:
-            self._set_stat(stat)
+            self._set_stat(stat, kind)
         return stat
 
     async def gnss(self, on):
         if on == self.gnss_on:
             return
         # What differs between the families (the rest of the AT set is common).
+        if self.gnss_absent:
+            return  # no GNSS in this variant: the cell gives the position
         cmd = "AT+CGNSSPWR=%d" if self.family == "A7670" else "AT+CGPS=%d"
-        if await self.ok(cmd % on):
+        lines = await self.cmd(cmd % on)
+        if lines and lines[-1] == "OK":
             self.gnss_on = on
+        elif on and lines and lines[-1] == "ERROR":
+            # A variant without GNSS (A7670E-LASE) rejects the command: do not
+            # ask again this power-on, nor wait for a fix.
+            print("modem: no GNSS")
+            self.gnss_absent = True
 
     async def poll(self):
         if await self.poll_registration() is None and self.silent:
@@ -284,7 +349,7 @@ class Modem:
             self.rssi = at.csq_dbm(at.find(lines, "+CSQ") or "")
         lines = await self.cmd("AT+CPSI?")
         if lines:
-            cell = at.cpsi(at.find(lines, "+CPSI") or "")
+            cell = at.cpsi(at.find(lines, "+CPSI") or "", self.family)
             if cell is not None:
                 self.cell = cell
         if self.gnss_on:
@@ -314,7 +379,9 @@ class Modem:
         return await self.ok("ATA", 5000)
 
     async def hangup(self):
-        return await self.ok("ATH", 5000)
+        # AT+CHUP ends a voice call whatever AT+CVHU says (ATH does only after
+        # AT+CVHU=0: SIM7600 and A76XX manuals).
+        return await self.ok("AT+CHUP", 5000)
 
     async def read_sms(self, index):
         # (sender, text) or None
@@ -334,6 +401,8 @@ class Modem:
         return await self.ok("AT+CMGD=%d" % index, 5000)
 
     async def power_off(self):
-        await self.cmd("AT+CPOF", 3000)
+        # True when the modem took AT+CPOF; otherwise the board pulls PWRKEY.
+        lines = await self.cmd("AT+CPOF", 3000)
         self.ready = False
         self.registered.clear()
+        return bool(lines) and lines[0] == "OK"

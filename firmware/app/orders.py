@@ -88,6 +88,8 @@ class Orders:
     async def _wait_fix(self, since, timeout_ms):
         end = self.clock.ticks_add(self.clock.ticks_ms(), timeout_ms)
         while self.clock.ticks_diff(end, self.clock.ticks_ms()) > 0:
+            if self.radio.gnss_absent():
+                return False  # no fix will come: the answer already had the cell
             t = self.radio.fix_ticks()
             if t is not None and self.clock.ticks_diff(t, since) >= 0:
                 return True

@@ -16,6 +16,9 @@ _RETRY_ATTACH_MS = const(15000)
 _DEAD_LINK_FAILURES = const(3)  # registered, yet the data link refused this many times
 _FIX_FRESH_MS = const(30000)  # a fix this recent says which country the wearer is in
 _IDLE_CHECK_MS = const(3600000)  # off, nobody needs it: a look now and then, want() wakes it
+_RETRY_FIRST_MS = const(5000)  # a modem that failed to come up: off, then again after this, doubling
+_RETRY_MAX_MS = const(300000)
+_RETRY_MAX_ALARM_MS = const(30000)  # in an alarm a dead modem is tried again sooner
 
 
 class Radio:
@@ -36,6 +39,7 @@ class Radio:
         self.link_failures = 0
         self.powered = False
         self.power_ons = 0
+        self.failed_ups = 0  # bring-ups in a row that failed (back-off)
         self.fdir = board.flash_dir
         self.last = flash.read_json(flash.join(self.fdir, "last.json"), {}) or {}  # cell, fix
         self._wake = Wake(self.clock)
@@ -72,6 +76,10 @@ class Radio:
             return m.fix, m.fix_age_ms()
         return self.last.get("fix"), None
 
+    def gnss_absent(self):
+        # The modem has no GNSS (A7670E-LASE): the cell is the only position.
+        return self.modem is not None and self.modem.gnss_absent
+
     def fix_ticks(self):
         return self.modem.fix_ticks if self.modem else None
 
@@ -103,7 +111,19 @@ class Radio:
                 await self._powered_session()
             except Exception as e:
                 print("radio: failed", repr(e))
-            await self.clock.sleep_ms(1000)
+            await self.clock.sleep_ms(self._retry_ms())
+
+    def _retry_ms(self):
+        # After a failed bring-up the modem is off; the next try backs off
+        # (5 s doubling to 5 min, 30 s in an alarm) so a dead modem or SIM
+        # does not drain the battery one 30 s boot wait after another.
+        n = self.failed_ups
+        if not n:
+            return 1000
+        ms = _RETRY_FIRST_MS << min(n - 1, 6)
+        top = _RETRY_MAX_ALARM_MS if self.alarm else _RETRY_MAX_MS
+        print("radio: modem retry in", min(ms, top) // 1000, "s")
+        return min(ms, top)
 
     async def _powered_session(self):
         r, w = await self.board.modem_uart()
@@ -113,64 +133,80 @@ class Radio:
         self.modem = m
         m.start()
         print("radio: modem on")
+        answered = False
         try:
             if not await m.bring_up():
-                print("radio: modem does not answer")
+                print("radio: modem bring-up failed")
+                self.failed_ups += 1
                 return
+            self.failed_ups = 0
             await m.gnss(bool(self.gnss_needs))  # the sky needs no registration: start early
             await self._attach(m)
-            idle_since = None
-            next_attach = 0
-            while m.alive:
-                if m.rebooted:
-                    self.up.clear()
-                    if not await m.bring_up():
-                        return
-                    await self._attach(m)
-                    continue
-                await m.poll()
-                now = self.clock.ticks_ms()
-                if m.registered.is_set():
-                    self.up.set()
-                else:
-                    self.up.clear()
-                    if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
-                        await self._attach(m)
-                        next_attach = self.clock.ticks_add(self.clock.ticks_ms(), _RETRY_ATTACH_MS)
-                if self.link_failures >= _DEAD_LINK_FAILURES:
-                    print("radio: data link dead on", self.profile_name())
-                    self.link_failures = 0
-                    self.up.clear()
-                    await self._attach(m, avoid=self.profiles.current)
-                await m.gnss(bool(self.gnss_needs))
-                self._keep("cell", m.cell)
-                if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < _POLL_MS * 2:
-                    self._keep("fix", m.fix)
-                if self.needs:
-                    idle_since = None
-                elif idle_since is None:
-                    idle_since = self.clock.ticks_ms()
-                elif self.clock.ticks_diff(self.clock.ticks_ms(), idle_since) >= self.linger_ms:
-                    break
-                self._wake.clear()
-                # Waiting for a first fix: ask often, an alarm may need it any second.
-                wait = _FIX_POLL_MS if m.gnss_on and m.fix is None else _POLL_MS
-                await self._wake.wait_ms(wait)
-            if m.alive:
-                # Let the session say DISCONNECT first: a clean goodbye keeps the
-                # broker from publishing the "offline" will for a planned sleep.
-                self.up.clear()
-                if self.on_down:
-                    self.on_down()
-                await self.clock.sleep_ms(1000)
-                await m.gnss(False)
-                await m.power_off()
+            await self._keep_up(m)
+            answered = await self._shut_down(m)
         finally:
             self.up.clear()
             self.modem = None
             self.powered = False
-            self.board.modem_power_off(w)
-            print("radio: modem off")
+            if not answered and m.alive:
+                # Never left on: AT+CPOF if it hears us, else the board's PWRKEY pulse.
+                answered = await m.power_off()
+            self.board.modem_power_off(w, pulse=not answered)
+            print("radio: modem off" if answered else "radio: modem off (PWRKEY)")
+
+    async def _keep_up(self, m):
+        # While needed: set up again after a reboot, re-attach, poll; returns when idle.
+        idle_since = None
+        next_attach = 0
+        while m.alive:
+            if m.rebooted:
+                self.up.clear()
+                if not await m.bring_up():
+                    self.failed_ups += 1
+                    return
+                await self._attach(m)
+                continue
+            await m.poll()
+            now = self.clock.ticks_ms()
+            if m.registered.is_set():
+                self.up.set()
+            else:
+                self.up.clear()
+                if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
+                    await self._attach(m)
+                    next_attach = self.clock.ticks_add(self.clock.ticks_ms(), _RETRY_ATTACH_MS)
+            if self.link_failures >= _DEAD_LINK_FAILURES:
+                print("radio: data link dead on", self.profile_name())
+                self.link_failures = 0
+                self.up.clear()
+                await self._attach(m, avoid=self.profiles.current)
+            await m.gnss(bool(self.gnss_needs))
+            self._keep("cell", m.cell)
+            if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < _POLL_MS * 2:
+                self._keep("fix", m.fix)
+            if self.needs:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = self.clock.ticks_ms()
+            elif self.clock.ticks_diff(self.clock.ticks_ms(), idle_since) >= self.linger_ms:
+                break
+            self._wake.clear()
+            # Waiting for a first fix: ask often, an alarm may need it any second.
+            wait = _FIX_POLL_MS if m.gnss_on and m.fix is None else _POLL_MS
+            await self._wake.wait_ms(wait)
+
+    async def _shut_down(self, m):
+        # True when the modem took AT+CPOF.
+        if not m.alive:
+            return False
+        # Let the session say DISCONNECT first: a clean goodbye keeps the
+        # broker from publishing the "offline" will for a planned sleep.
+        self.up.clear()
+        if self.on_down:
+            self.on_down()
+        await self.clock.sleep_ms(1000)
+        await m.gnss(False)
+        return await m.power_off()
 
     async def _attach(self, m, avoid=None):
         # Registers with the best profile; True when registered.

@@ -198,6 +198,10 @@ class Board:
         return hal.random_bytes(n, bytes(machine.unique_id()) + bytes(noise))
 
     async def modem_uart(self):
+        off = getattr(self, "_pwrkey_off_at", None)
+        if off is not None:
+            # the power-off pulse (2.6 s) must end, and the modem settle, before a power-on pulse
+            await asyncio.sleep_ms(max(0, 4600 - time.ticks_diff(time.ticks_ms(), off)))
         pwr = machine.Pin(PINS["modem_pwrkey"], machine.Pin.OUT, value=0)
         pwr.value(1)
         await asyncio.sleep_ms(600)  # PWRKEY pulse that switches the modem on
@@ -205,9 +209,15 @@ class Board:
         self._uart_writer = asyncio.StreamWriter(self.uart, {})
         return asyncio.StreamReader(self.uart), self._uart_writer
 
-    def modem_power_off(self, writer):
-        # AT+CPOF already switched it off; the UART itself stays (it is not a socket).
+    def modem_power_off(self, writer, pulse=False):
+        # AT+CPOF already switched it off unless pulse: then PWRKEY is held low
+        # for 2.6 s, the power-off pulse of the A7670 and SIM7600 hardware design
+        # manuals (at least 2.5 s), released by a one-shot timer so the loop runs on.
         self._uart_writer = None
+        if pulse:
+            self._pwrkey_off_at = time.ticks_ms()
+            pwr = machine.Pin(PINS["modem_pwrkey"], machine.Pin.OUT, value=1)
+            machine.Timer(1).init(mode=machine.Timer.ONE_SHOT, period=2600, callback=lambda t: pwr.value(0))
 
     def reboot(self):
         machine.reset()

@@ -266,7 +266,11 @@ class Board:
         # Opening the UART is the PWRKEY pulse: the emulator counts it as power-on.
         return await asyncio.open_connection(self.host, int(os.getenv(_ENV_UART)))
 
-    def modem_power_off(self, writer):
+    def modem_power_off(self, writer, pulse=False):
+        # pulse: the modem did not take AT+CPOF; hold PWRKEY low to switch it off
+        # (the board's GPIO, so hwsim hears it on the board bus).
+        if pulse:
+            self._send({"ev": "modem_pwrkey"})
         try:
             writer.close()
         except OSError:

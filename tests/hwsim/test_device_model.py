@@ -43,7 +43,9 @@ def test_deaf_for_eleven_seconds_then_registers_seconds_later():
     assert m.duration("AT+COPS=?") == 25.0 and m.duration("AT") < 0.1
 
 
-@pytest.mark.parametrize("family,rsrp", [("SIM7600", "-1050,-850"), ("A7670", "-105,-85")])
+# SIM7600 manual: RSRQ, RSRP, RSSI in tenths; A76XX manual: 3GPP report values
+# (RSRQ (v/2 - 20) dB, RSRP (v - 140) dBm, RSSI (v - 101) dBm): -9.5 dB, -105 dBm, -85 dBm.
+@pytest.mark.parametrize("family,rsrp", [("SIM7600", ",-95,-1050,-850,"), ("A7670", ",21,35,16,")])
 def test_cpsi_signal_units_by_family(family, rsrp):
     m, rec = modem(family)
     rec.t = 20
@@ -157,8 +159,72 @@ def test_calls_ring_with_caller_id_and_end():
     m.remote_hangup()
     assert out[-1] == "VOICE CALL: END: 000012"
     assert m.answer("ATD+33400000000;") == ["OK"]
+    assert m.answer("ATH") == ["OK"] and m.call is not None  # AT+CVHU=1, the default: ATH leaves it
+    m.answer("AT+CHUP")
+    assert out[-1] == "NO CARRIER" and m.call is None
+    m.answer("ATD+33400000000;")
+    m.answer("AT+CVHU=0")
     m.answer("ATH")
-    assert out[-1] == "NO CARRIER"
+    assert m.call is None
+
+
+def test_cops_auto_answers_at_once_and_registration_comes_as_urcs_of_its_rat():
+    world = WorldSpec(cell=CellSpec(208, 1, rat="GSM", rssi=-70))  # 2G only: a GSM fallback
+    m, rec = modem(world=world)
+    out = []
+    m._urc = out.append
+    rec.t = 11.5
+    for cmd in ("AT+CREG=1", "AT+CGREG=1", "AT+CEREG=1"):
+        assert m.answer(cmd) == ["OK"]
+    assert m.duration("AT+COPS=0") < 0.1 and m.answer("AT+COPS=0") == ["OK"]
+    assert m.answer("AT+CREG?") == ["+CREG: 1,2", "OK"]  # searching yet
+    m.banner_sent = True
+    m._unsolicited()
+    assert {"+CREG: 2", "+CGREG: 2", "+CEREG: 2"} <= set(out)
+    rec.t = 15
+    m._unsolicited()
+    assert "+CREG: 1" in out and "+CGREG: 1" in out and "+CEREG: 0" in out  # not LTE
+    assert m.answer("AT+CEREG?") == ["+CEREG: 1,0", "OK"]
+    assert m.answer("AT+CPSI?")[0] == "+CPSI: GSM,Online,208-01,0x3039,67890,27 EGSM 900,-70,2110,42-42"
+    assert m.duration("AT+COPS=?") == 25.0  # the manuals' maximum is 180 s
+
+
+def test_wcdma_cell_on_the_sim7600_only():
+    world = WorldSpec(cell=CellSpec(208, 1, rat="WCDMA", rssi=-80))
+    m, rec = modem(world=world)
+    rec.t = 20
+    assert m.answer("AT+CPSI?")[0].startswith("+CPSI: WCDMA,Online,208-01,0x3039,67890,WCDMA IMT 2000,")
+    assert ",-80,-15" in m.answer("AT+CPSI?")[0]  # RxLev, TX power
+    a, rec2 = modem("A7670", world=world)  # LTE Cat 1 with GSM fallback: no WCDMA radio
+    rec2.t = 20
+    assert a.reg_stat() == 2 and a.answer("AT+CPSI?")[0] == "+CPSI: NO SERVICE,Online"
+
+
+def test_a7670e_lase_has_no_gnss():
+    m, rec = modem("A7670", model="A7670E-LASE")
+    rec.t = 20
+    assert m.answer("AT+CGMM") == ["A7670E-LASE", "OK"]
+    assert m.answer("ATI")[1] == "Model: A7670E-LASE"
+    assert m.answer("AT+CGNSSPWR=1") == ["ERROR"] and m.answer("AT+CGNSSINFO") == ["ERROR"]
+    f, rec2 = modem("A7670")
+    rec2.t = 20
+    assert f.answer("AT+CGMM") == ["A7670E-FASE", "OK"] and f.answer("AT+CGNSSPWR=1") == ["OK"]
+
+
+def test_interleaved_urcs_ride_inside_answers_seeded():
+    answers = []
+    for _ in range(2):
+        m, rec = modem(urc_interleave_seed=7)
+        rec.t = 20
+        written = []
+        m._write_urc = written.append
+        for i in range(6):
+            m._urc(f"RING{i}")
+        got = m._with_held(m.answer("AT+CPSI?"))
+        assert got[-1] == "OK" and sum(1 for ln in got if ln.startswith("RING")) + len(written) == 6
+        answers.append((got, written))
+    assert answers[0] == answers[1]  # the same seed, the same interleaving
+    assert any(ln.startswith("RING") for ln in answers[0][0])
 
 
 def test_emergency_number_without_registration():

@@ -14,6 +14,7 @@ def test_cpin_both_forms():
 def test_csq():
     eq(at.csq_dbm("+CSQ: 14,99"), -85)
     eq(at.csq_dbm("+CSQ: 99,99"), None)
+    eq(at.csq_dbm("+CSQ: ,"), None)
     eq(at.csq_dbm("+CSQ: x"), None)
     eq(at.csq_dbm("OK"), None)
 
@@ -32,22 +33,68 @@ def test_cpsi_lte_sim7600_tenths():
     eq(c, {"mcc": 208, "mnc": 1, "lac": 12345, "cid": 67890, "rssi": -85, "rat": "LTE", "op": "20801"})
 
 
-def test_cpsi_lte_a76xx_db():
-    c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,-11,-101,-72,10")
-    eq((c["mnc"], c["lac"], c["cid"], c["rssi"]), (10, 0x1A2B, 123456789, -72))
+def test_cpsi_lte_sim7600_manual_example():
+    # The SIM7600 manual's AT+CPSI example: tenths of dB / dBm.
+    f = "+CPSI: LTE,Online,460-00,0x5A1E,187214780,257,EUTRAN-BAND3,1825,5,5,-94,-850,-545,15".split(",")
+    eq(at.cpsi_lte_signal(f, "SIM7600"), (-9.4, -85, -54))
+    c = at.cpsi(",".join(f))
+    eq((c["mcc"], c["mnc"], c["lac"], c["cid"], c["rssi"]), (460, 0, 0x5A1E, 187214780, -54))
+
+
+def test_cpsi_lte_a76xx_report_values():
+    # An A76XX line (report values, 255 unknown): RSRQ 21 is -9.5 dB, RSRP 67 is
+    # -73 dBm, RSSI 255 unknown.
+    line = "+CPSI: LTE,Online,460-01,0x230A,175499523,318,EUTRAN-BAND3,1650,5,0,21,67,255,19"
+    eq(at.cpsi_lte_signal(line.split(","), "A7670"), (-9.5, -73, None))
+    c = at.cpsi(line, "A7670")
+    eq((c["mcc"], c["mnc"], c["lac"], c["cid"], c["rssi"]), (460, 1, 0x230A, 175499523, None))
+    # what hwsim writes for -9.5 dB, -105 dBm, -85 dBm
+    line = "+CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND20,6300,5,5,21,35,16,15"
+    eq(at.cpsi_lte_signal(line.split(","), "A7670"), (-9.5, -105, -85))
+    eq(at.cpsi(line, "A7670")["rssi"], -85)
+    # the same line read as a SIM7600's would be wrong figures: positive "dBm" is refused
+    eq(at.cpsi(line, "SIM7600")["rssi"], None)
 
 
 def test_cpsi_values_that_are_not_dbm_are_unknown():
-    # 255 is the modem's "unknown"; a positive number is a report value, not dBm.
-    c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,255,255,255,255")
-    eq(c["rssi"], None)
+    # 255 is the A76XX's "unknown"; a positive number is no SIM7600 dBm; empty fields.
+    line = "+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,255,255,255,255"
+    eq(at.cpsi(line, "A7670")["rssi"], None)
+    eq(at.cpsi_lte_signal(line.split(","), "A7670"), (None, None, None))
+    eq(at.cpsi(line)["rssi"], None)
     c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,-11,-101,45,10")
     eq(c["rssi"], None)
+    c = at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,,,,", "A7670")
+    eq(c["rssi"], None)
+    eq(at.cpsi("+CPSI: LTE,Online,208-10,0x1A2B,123456789,77,EUTRAN-BAND20,6300,5,5,,,,")["rssi"], None)
+    eq(at.cpsi_lte_signal("+CPSI: LTE,Online,208-10,0x1A2B,1,77,B,1,5,5,98,35,77,1".split(","), "A7670"),
+       (None, -105, None))  # out of the report ranges: unknown
+
+
+def test_cpsi_wcdma_sim7600():
+    # <PSC>,<Freq>,<SSC>,<EC/IO>,<RSCP>,<Qual>,<RxLev>,<TXPWR>: the RxLev, never the TX power
+    c = at.cpsi("+CPSI: WCDMA,Online,001-01,0xC6BD,1234567,WCDMA IMT 2000,437,10687,0,-3,-83,-32768,-83,-15")
+    eq((c["rat"], c["lac"], c["cid"], c["rssi"]), ("WCDMA", 0xC6BD, 1234567, -83))
+    c = at.cpsi("+CPSI: WCDMA,Online,252-02,0x2612,-294967296,WCDMA IMT 2000,437,10687,0,-3,-83,-32768,-83,-15")
+    eq(c["cid"], None)  # a negative cell id is no cell id
+    c = at.cpsi("+CPSI: WCDMA,Online,001-01,0xC6BD,1234567,WCDMA IMT 2000,437,10687,0,-3,-83,-32768,-32768,-15")
+    eq(c["rssi"], None)
+
+
+def test_registration_of_every_domain():
+    eq(at.cereg_stat("+CREG: 1,5"), 5)
+    eq(at.cereg_stat("+CGREG: 1", query=False), 1)
+    eq(at.cereg_stat("+CEREG: 0", query=False), 0)
+    eq((at.reg_kind("+CREG: 1"), at.reg_kind("+CGREG: 1"), at.reg_kind("+CEREG: 1"), at.reg_kind("+CSQ: 1")),
+       (0, 1, 2, None))
 
 
 def test_cpsi_gsm_and_no_service():
-    c = at.cpsi("+CPSI: GSM,Online,208-01,0x182d,12401,27 EGSM 900,-64,2110,42-42")
-    eq((c["rat"], c["lac"], c["cid"], c["rssi"]), ("GSM", 0x182D, 12401, -64))
+    # both manuals' GSM example: the RxLev in dBm
+    for family in ("SIM7600", "A7670"):
+        c = at.cpsi("+CPSI: GSM,Online,460-00,0x182d,12401,27 EGSM 900,-64,2110,42-42", family)
+        eq((c["rat"], c["lac"], c["cid"], c["rssi"]), ("GSM", 0x182D, 12401, -64))
+    eq(at.cpsi("+CPSI: GSM,Online,460-00,0x182d,12401,27 EGSM 900,,2110,42-42")["rssi"], None)
     eq(at.cpsi("+CPSI: NO SERVICE,Online"), None)
     eq(at.cpsi("+CPSI: LTE,Online,garbage"), None)
     eq(at.cpsi("+CPSI: LTE,Online,2x8-01,0x3039,67890"), None)

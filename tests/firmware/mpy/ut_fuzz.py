@@ -17,14 +17,17 @@ N = int(os.getenv("PERS_FUZZ_EXAMPLES") or "3000")
 GOOD = [
     "+CPSI: LTE,Online,208-01,0x3039,67890,262,EUTRAN-BAND3,1300,5,5,-94,-850,-545,15",
     "+CPSI: GSM,Online,208-01,0x3039,12401,27 EGSM 900,-64,2110,42-42",
+    "+CPSI: LTE,Online,460-01,0x230A,175499523,318,EUTRAN-BAND3,1650,5,0,21,67,255,19",
+    "+CPSI: WCDMA,Online,001-01,0xC6BD,1234567,WCDMA IMT 2000,437,10687,0,-3,-83,-32768,-83,-15",
     "+CGNSSINFO: 2,06,03,00,4545.840000,N,00450.142000,E,221125,061436.0,170.0,0.0,0.0,1.3,1.0,0.9",
     "+CGNSSINFO: 3,07,03,02,01,45.7640000,N,4.8357000,E,221125,061436.00,170.0,0.000,,1.30,0.90,1.20,13",
     '+COPS: (2,"Orange F","Orange","20801",7),(1,"SFR","SFR","20810",7),,(0,1,2,3,4),(0,1,2)',
-    "+CEREG: 0,1", "+CSQ: 20,99", '+CCLK: "25/11/22,06:14:36+04"', '+CLIP: "+33611111111",145,"",0,"",0',
+    "+CEREG: 0,1", "+CGREG: 1", "+CSQ: 20,99", '+CCLK: "25/11/22,06:14:36+04"', '+CLIP: "+33611111111",145,"",0,"",0',
     '+CMTI: "SM",3', "+CPIN: READY", "RING", "VOICE CALL: END: 000012", "OK", "ERROR", "RDY",
 ]
-PARSERS = (at.cpsi, at.cgnssinfo, at.cops_list, at.csq_dbm, at.cclk, at.clip_number, at.cmti_index,
-           at.cpin_ready, lambda s: at.cereg_stat(s, True), lambda s: at.cereg_stat(s, False))
+PARSERS = (at.cpsi, lambda s: at.cpsi(s, "A7670"), at.cgnssinfo, at.cops_list, at.csq_dbm, at.cclk,
+           at.clip_number, at.cmti_index, at.cpin_ready, lambda s: at.cereg_stat(s, True),
+           lambda s: at.cereg_stat(s, False))
 ALPHABET = "+:,\"0123456789.-ABCNSEW OKRGINxyz\x00\xff"
 
 
@@ -47,6 +50,11 @@ def test_parsers_never_raise():
         line = mutate(random.choice(GOOD))
         for p in PARSERS:
             p(line)
+        for family in ("SIM7600", "A7670"):  # a mangled line never gives a power outside the contract
+            c = at.cpsi(line, family)
+            assert c is None or c["rssi"] is None or -150 <= c["rssi"] <= 0, (line, c)
+        dbm = at.csq_dbm(line)
+        assert dbm is None or -113 <= dbm <= -51, (line, dbm)
 
 
 def test_mqtt_decoder_only_raises_malformed():
