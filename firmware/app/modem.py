@@ -135,9 +135,18 @@ class Modem:
                 or line.startswith("MISSED_CALL:") or line.startswith("NORMAL POWER DOWN")
                 or line.startswith("+CGNSSPWR: READY")):
             return True
+        sent = self._sent
+        if line == "NO CARRIER" or line == "BUSY" or line == "NO ANSWER":
+            # A call's end is only the answer of a call command; amid any other
+            # answer it is the call's URC, and that answer's OK is still to come.
+            return not (sent.startswith("ATD") or sent.startswith("ATA"))
         if line[:1] != "+" or ":" not in line or line.startswith("+CME") or line.startswith("+CMS"):
             return False
-        return line[1:line.index(":")] not in self._sent
+        # "+CREG: ..." answers AT+CREG? only, not AT+CEREG?: the name must be
+        # the command's whole name, followed by "=", "?" or nothing.
+        name = line[1:line.index(":")]
+        n = 3 + len(name)
+        return not (sent[3:n] == name and (len(sent) == n or sent[n] == "=" or sent[n] == "?"))
 
     def _urc(self, line):
         self.urcs += 1

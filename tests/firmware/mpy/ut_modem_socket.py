@@ -81,6 +81,8 @@ class Peer:
                 await self.out(w, b"\r\n+CIPRXGET: 1,0\r\n")
         elif cmd == "AT+CSQ":
             await self.out(w, b"\r\n+CSQ: 20,99\r\n\r\n+IPCLOSE: 0,1\r\n\r\nOK\r\n")
+        elif cmd == "AT+CEREG?":  # a call ends and the 2G domain changes while it answers
+            await self.out(w, b"\r\nNO CARRIER\r\n\r\n+CREG: 1\r\n\r\n+CEREG: 1,5\r\n\r\nOK\r\n")
         elif cmd == "AT+NETOPEN":
             await self.out(w, b"\r\nOK\r\n")
             await asyncio.sleep_ms(20)
@@ -144,6 +146,13 @@ async def reader_scenario():
     assert "+CIPSEND: 0,5,5" in net.urcs, net.urcs
     assert net.urcs.count("+CIPRXGET: 1,0") >= 2, net.urcs
     eq(await m.cmd("AT"), ["OK"])  # and the line is clean afterwards
+    # A call's NO CARRIER amid another answer is the call's URC, not that answer's end;
+    # "+CREG:" is not the answer of AT+CEREG? (the name, not a substring, must match).
+    urcs = []
+    m.on_urc = urcs.append
+    m.net = None
+    eq(await m.cmd("AT+CEREG?"), ["+CEREG: 1,5", "OK"])
+    eq(urcs, ["NO CARRIER", "+CREG: 1"])
     server.close()
 
 
