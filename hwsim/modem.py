@@ -41,6 +41,7 @@ RING_GIVE_UP_S = 30.0
 HOT_WITHIN_S = 300.0       # ephemeris and position still in memory
 WARM_WITHIN_S = 4 * 3600.0  # almanac and rough time still valid
 TICK_S = 0.25
+SMS_SEND_S = 3.0  # the network's answer to an SMS submission (the manual allows up to 60 s)
 URC_HOLD_S = 2.0  # with interleaving on, the longest a URC waits for a command's answer to ride in
 
 
@@ -94,8 +95,8 @@ class ModemEmulator(NetCommands, ATCommands):
 
     def reg_stat(self) -> int:
         """3GPP registration status: 0 not searching, 1 home, 2 searching, 3 denied, 5 roaming."""
-        if not self.booted():
-            return 0
+        if not self.booted() or not self.spec.sim:
+            return 0  # no SIM: it camps for emergency calls but never registers
         self.world.check_coverage()
         cands = self._candidates()
         if not cands:
@@ -253,6 +254,9 @@ class ModemEmulator(NetCommands, ATCommands):
                     await asyncio.sleep(self.rec.real(self.duration(cmd)))
                     if not self.booted():
                         continue  # it rebooted while we waited
+                    if cmd.startswith("AT+CMGS="):
+                        buf = await self._send_sms(reader, writer, line, buf)
+                        continue
                     size = self.net_prompt(cmd)
                     if size is not None:  # AT+CIPSEND: the prompt, then exactly size raw bytes
                         # What came before the prompt (the command's line feed) is not data.
@@ -296,6 +300,28 @@ class ModemEmulator(NetCommands, ATCommands):
                 if not writer.is_closing():
                     writer.close()
 
+    async def _send_sms(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        line: str, buf: bytes) -> bytes:
+        """AT+CMGS="<number>" in text mode (AT+CMGF=1): the "> " prompt, the text up
+        to Ctrl-Z (ESC abandons it), then "+CMGS: <mr>" and OK, or "+CMS ERROR" with
+        no network. Returns what the UART holds after the Ctrl-Z."""
+        writer.write(b"\r\n> ")
+        await writer.drain()
+        buf = buf.lstrip(b"\n")
+        while b"\x1a" not in buf and b"\x1b" not in buf:
+            data = await reader.read(256)
+            if not data:
+                return b""
+            buf += data
+        ends = [i for i in (buf.find(b"\x1a"), buf.find(b"\x1b")) if i >= 0]
+        end = min(ends)
+        text, abandoned, rest = buf[:end].decode(errors="replace"), buf[end] == 0x1B, buf[end + 1:]
+        await asyncio.sleep(self.rec.real(len(text) / UART_BYTES_S + (0 if abandoned else SMS_SEND_S)))
+        out = self.sms_send(line, text, abandoned)
+        writer.write(b"".join(b"\r\n" + ln.encode() + b"\r\n" for ln in out))
+        await writer.drain()
+        return rest
+
     async def _tick(self) -> None:
         """What the modem says on its own: boot banners, registration, calls, GNSS ready."""
         while True:
@@ -314,7 +340,7 @@ class ModemEmulator(NetCommands, ATCommands):
             if self.family == "A7670":
                 self._urc("*ATREADY: 1")
             self._urc("RDY")
-            self._urc(self.spec.cpin)
+            self._urc(self.spec.cpin if self.spec.sim else "+CPIN: SIM REMOVED")
             self._urc("SMS DONE")
             self._urc("PB DONE")
         stat = self.reg_stat()

@@ -109,6 +109,8 @@ class ATCommands:
                 "IMEI: 867584034313614", "+GCAP: +CGSM", "OK"]
 
     def _cpin(self, _cmd: str) -> list[str]:
+        if not self.spec.sim:
+            return ["+CME ERROR: 10"]  # SIM not inserted (3GPP TS 27.007, with AT+CMEE=1)
         return [self.spec.cpin, "OK"]
 
     def _cclk(self, _cmd: str) -> list[str]:
@@ -284,6 +286,21 @@ class ATCommands:
         elif self.call:
             self.rec.record("call", state="ATH ignored", number=self.call["number"])
         return ["OK"]
+
+    def sms_send(self, cmd: str, text: str, abandoned: bool) -> list[str]:
+        """The end of AT+CMGS: the text was typed (Ctrl-Z) or abandoned (ESC)."""
+        m = re.fullmatch(r'AT\+CMGS="([^"]+)"(,\d+)?', cmd.strip(), re.I)
+        if abandoned:
+            return ["OK"]
+        if m is None:
+            return ["ERROR"]
+        number = m.group(1)
+        if not self.registered():
+            self.rec.record("sms", state="failed", to=number, reason="no network")
+            return ["+CMS ERROR: 331"]  # 331: no network service (3GPP TS 27.005)
+        self.sms_ref = (getattr(self, "sms_ref", 0) + 1) % 256
+        self.rec.record("sms", state="sent", to=number, text=text)
+        return [f"+CMGS: {self.sms_ref}", "OK"]
 
     def _cmgr(self, m: re.Match) -> list[str]:
         msg = self.sms.get(int(m.group(1)))

@@ -93,6 +93,7 @@ class ModemSpec:
     ttff_hot_s: float = 1.0
     hdop: float = 0.9
     cpin: str = "+CPIN: READY"
+    sim: bool = True  # False: no SIM in the slot (AT+CPIN? answers +CME ERROR: 10; emergency calls only)
     answer_delay_s: float = 0.02  # UART turnaround of an ordinary command
     model: str = ""  # AT+CGMM; "" the family's usual one. "A7670E-LASE": the A7670E without GNSS
     answers: bool = True  # False: a dead modem (or UART) that never says anything
@@ -150,6 +151,7 @@ class Expectation:
     display: str | None = None
     vibrate: bool = False
     dial: str | None = None   # a number the watch dialled
+    sms: str | None = None    # a number the watch sent an SMS to (the network took it)
     log: str | None = None    # a firmware log line containing this
     modem: str | None = None  # a modem state: "power on", "booted", "off", "registered"
     after: float = 0.0        # only what happens from this scenario second on counts
@@ -159,6 +161,8 @@ class Expectation:
             what = f'display "{self.display}"'
         elif self.dial is not None:
             what = f"dial {self.dial}"
+        elif self.sms is not None:
+            what = f"SMS to {self.sms}"
         elif self.log is not None:
             what = f'firmware log "{self.log}"'
         elif self.modem is not None:
@@ -175,6 +179,8 @@ class Expectation:
             return ev["type"] == "display" and ev["text"] == self.display
         if self.dial is not None:
             return ev["type"] == "call" and ev.get("state") == "dial" and ev.get("number") == self.dial
+        if self.sms is not None:
+            return ev["type"] == "sms" and ev.get("state") == "sent" and ev.get("to") == self.sms
         if self.log is not None:
             return ev["type"] == "log" and self.log in ev["line"]
         if self.modem is not None:
@@ -182,7 +188,7 @@ class Expectation:
         return self.vibrate and ev["type"] == "vibrate"
 
     def empty(self) -> bool:
-        return all(v is None for v in (self.display, self.dial, self.log, self.modem)) and not self.vibrate
+        return all(v is None for v in (self.display, self.dial, self.sms, self.log, self.modem)) and not self.vibrate
 
 
 @dataclass

@@ -41,7 +41,8 @@ class Modem:
         self.family = "SIM7600"
         self.stat = None
         self._regs = [None, None, None]  # +CREG, +CGREG, +CEREG stat: registered on any counts
-        self.gnss_absent = False  # AT+CGNSSPWR/CGPS answered ERROR: a variant without GNSS
+        self.gnss_absent = False
+        self.no_sim = False  # AT+CGNSSPWR/CGPS answered ERROR: a variant without GNSS
         self.cell = None  # {"mcc","mnc","lac","cid","rssi","rat","op"}
         self.rssi = None
         self.fix = None  # last GNSS fix (loc dict)
@@ -260,6 +261,7 @@ class Modem:
                 break
             await self.clock.sleep_ms(1000)
         else:
+            self.no_sim = True  # it answers, but no SIM is ready: emergency calls only
             return False
         # Registration URCs of all three domains: GSM or WCDMA fallback counts too.
         await self.ok("AT+CREG=1")
@@ -408,6 +410,12 @@ class Modem:
 
     async def delete_sms(self, index):
         return await self.ok("AT+CMGD=%d" % index, 5000)
+
+    async def send_sms(self, number, text):
+        # Text mode (AT+CMGF=1 at bring-up): "> ", the text, Ctrl-Z; the answer is
+        # "+CMGS: <mr>" and OK once the network has it (the manuals allow 60 s).
+        lines = await self.prompted('AT+CMGS="%s"' % number, text.encode() + b"\x1a", 60000)
+        return bool(lines) and lines[-1] == "OK"
 
     async def power_off(self):
         # True when the modem took AT+CPOF; otherwise the board pulls PWRKEY.

@@ -136,6 +136,9 @@ class Radio:
         answered = False
         try:
             if not await m.bring_up():
+                if m.no_sim and self.alarm:
+                    await self._emergency_only(m)
+                    return
                 print("radio: modem bring-up failed")
                 self.failed_ups += 1
                 return
@@ -153,6 +156,17 @@ class Radio:
                 answered = await m.power_off()
             self.board.modem_power_off(w, pulse=not answered)
             print("radio: modem off" if answered else "radio: modem off (PWRKEY)")
+
+    async def _emergency_only(self, m):
+        # No SIM ready: no registration, data or SMS, but an emergency call
+        # needs none of them (112 in the EU). On while the alarm lasts.
+        print("radio: no SIM, emergency calls only")
+        m.ready = True
+        if self.on_no_network:
+            self.on_no_network()
+        while m.alive and self.alarm:
+            self._wake.clear()
+            await self._wake.wait_ms(_POLL_MS)
 
     async def _keep_up(self, m):
         # While needed: set up again after a reboot, re-attach, poll; returns when idle.

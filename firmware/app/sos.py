@@ -28,12 +28,27 @@ class Emergency:
             self.radio.alarm = False
             self.radio.done("alarm")
             self._emergency_dialled = False
+            self._fallback_done = False
         else:
             self.radio.alarm = True
             if "alarm" not in self.radio.needs:
                 self.radio.want("alarm", gnss=True)
                 now = self.clock.ticks_ms()
                 self._alarm_track = [now, False, now]
+
+    def _fallback_check(self):
+        # Every second of an alarm: one the cloud has not received after
+        # sms_fallback_s on a network that registers (voice and SMS work, data or
+        # the cloud does not) goes by SMS to the centre, with a call, once.
+        a = self.alarm
+        if (self._fallback_done or a.state != "calling" or a.started is None
+                or not self.radio.up.is_set() or not self.cfg.get("callcenter_number")
+                or self.clock.ticks_diff(self.clock.ticks_ms(), a.started)
+                < self.cfg.get("sms_fallback_s", 90) * 1000):
+            return
+        self._fallback_done = True
+        from app.fallback import alarm_by_sms
+        asyncio.create_task(alarm_by_sms(self, self.cfg["callcenter_number"]))
 
     def _alarm_track_check(self):
         # Every second of an alarm (periodic): the alert went without waiting for
@@ -42,6 +57,7 @@ class Emergency:
         if not self.alarm.active():
             self._alarm_track = None
             return
+        self._fallback_check()
         since, got, last = self._alarm_track
         ref = self.alarm.current_ref()
         t = self.radio.fix_ticks()
@@ -59,6 +75,7 @@ class Emergency:
             self._emergency_dialled = True
             number = self.cfg.get("emergency_number") or "112"
             print("alarm: no network, dialling", number)
+            self.ui.show("No network - calling %s" % number, pin=True)
             asyncio.create_task(self._calls().dial(number, need_network=False))
 
     def _fall_check(self):

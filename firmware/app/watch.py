@@ -67,6 +67,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._fired = {}           # reminder "at" -> day it fired
         self._low_path = flash.join(fdir, "lowbatt")
         self._emergency_dialled = False
+        self._fallback_done = False  # the alarm went by SMS and a call (app/fallback.py)
         self._hr = None            # (bpm, ticks) of the last reading
         self._hr_busy = False
         self._hr_tried = None      # ticks of the last reading started
