@@ -36,15 +36,54 @@ class BoardBus:
         self._writer: asyncio.StreamWriter | None = None
         self._vib_until = 0.0
         self.restart_requested = False  # the firmware asked for a reset (not a power-off)
+        # Light sleep: the CPU reads nothing; what the bus would carry waits
+        # (a FIFO fills, a level changes) until a wake source or the timer ends it.
+        self.asleep_wake: set[str] | None = None  # the wake sources while asleep
+        self._held: list[dict] = []
+        self._levels_at_sleep: dict[str, bool] = {}
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
         self.rec.record("button", name=name, down=down)
-        self._send({"ev": "button", "name": name, "down": down})
+        if self.asleep_wake is None:
+            self._send({"ev": "button", "name": name, "down": down})
+        elif name in self.asleep_wake and down:
+            # ext0 wakes on the level (the button pulls low); the edge itself
+            # raises no interrupt in sleep: the firmware reads levels on wake.
+            self._wake(name)
 
     def _send(self, msg: dict) -> None:
+        if self.asleep_wake is not None:
+            self._held.append(msg)
+            if msg.get("ev") == "accel" and "accel" in self.asleep_wake:
+                self._wake("accel")  # the sensor's motion interrupt
+            return
+        self._write(msg)
+
+    def _write(self, msg: dict) -> None:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write((json.dumps(msg) + "\n").encode())
+
+    def _wake(self, source: str) -> None:
+        # One line ends the firmware's poll; it reads it (and the rest) once awake.
+        self.rec.record("wake", source=source)
+        self._write({"ev": "wake", "src": source})
+
+    def _sleep(self, wake: list[str]) -> None:
+        self.asleep_wake = set(wake)
+        self._levels_at_sleep = dict(self.buttons)
+        self.meter.set("mcu", "light_sleep")
+
+    def _awake(self) -> None:
+        self.meter.set("mcu", "active")
+        if self.asleep_wake is None:
+            return
+        self.asleep_wake = None
+        held, self._held = self._held, []
+        for msg in held:
+            self._write(msg)
+        if self.buttons != self._levels_at_sleep:
+            self._write({"ev": "state", "buttons": dict(self.buttons)})
 
     def send_battery(self) -> None:
         self._send({"ev": "state", "batt": self.meter.battery()})
@@ -59,6 +98,7 @@ class BoardBus:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self.asleep_wake, self._held = None, []
         self.wdt_timeout_ms, self.wdt_held = None, False
         ticker = asyncio.create_task(self._battery_ticker())
         try:
@@ -95,7 +135,8 @@ class BoardBus:
         now = self.rec.now()
         if ev == "hello":
             self.meter.set("mcu", "active")
-            self._send({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
+            self.asleep_wake, self._held = None, []
+            self._write({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
                         "speed": self.rec.speed, "batt": self.meter.battery(),
                         "reset_cause": self.reset_cause})
         elif ev == "display":
@@ -116,7 +157,10 @@ class BoardBus:
             self._vib_until = max(self._vib_until, now + ms / 1000)
             asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)
         elif ev == "cpu":
-            self.meter.set("mcu", "light_sleep" if msg.get("state") == "sleep" else "active")
+            if msg.get("state") == "sleep":
+                self._sleep(msg.get("wake") or [])
+            else:
+                self._awake()
         elif ev == "wdt":
             self.wdt_timeout_ms = msg.get("timeout_ms")
             self._fed(now)

@@ -24,7 +24,8 @@ from app.vsim import Profiles
 from micropython import const
 
 _FIX_FRESH_MS = const(30000)
-_IDLE_SLEEP_MS = const(10000)  # light sleep slices: the watchdog is fed between them
+_IDLE_SLEEP_MS = const(10000)  # the longest light sleep: the watchdog is fed between them
+_GC_EVERY_MS = const(1000)
 
 
 class Watch(Orders, Emergency, Vitals, Routine):
@@ -168,16 +169,27 @@ class Watch(Orders, Emergency, Vitals, Routine):
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
         for task in (self.radio.run(), self.session.run(), self.checkins(), self.periodic()):
             asyncio.create_task(task)
-        # The watchdog is fed from the loop itself: if the loop stalls, it resets the watch.
+        await self._main_loop()
+
+    async def _main_loop(self):
+        # The watchdog is fed from this loop: if the loop stalls, it resets the watch.
         # A collection every second keeps the live objects packed low in the heap:
         # left to run only when the heap is exhausted, the GC finds the survivors
         # scattered over all of it, and a 700-byte block (a network read, the
         # pulse samples) may not exist any more in an ESP32's 100 KB.
+        # Idle, the CPU light-sleeps until asyncio's next timer (the board
+        # cuts the sleep there) and then yields, so every task gets its turn:
+        # light sleep stops the whole VM.
+        gc_at = self.clock.ticks_ms()
         while True:
             if self.wdt:
                 self.wdt.feed()
-            gc.collect()
+            now = self.clock.ticks_ms()
+            if self.clock.ticks_diff(now, gc_at) >= _GC_EVERY_MS:
+                gc_at = now
+                gc.collect()
             if self.idle() and hasattr(self.board, "light_sleep"):
-                await self.board.light_sleep(_IDLE_SLEEP_MS)
+                self.board.light_sleep(_IDLE_SLEEP_MS)
+                await asyncio.sleep_ms(0)
             else:
-                await self.clock.sleep_ms(1000)
+                await self.clock.sleep_ms(_GC_EVERY_MS)

@@ -8,6 +8,8 @@
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
 #   random_bytes(n) -> bytes            unpredictable, n <= 32 (random_bytes below)
 #   async start()                       background tasks the board needs
+#   light_sleep(ms)                     blocks the whole VM (no task runs) until ms,
+#                                       asyncio's next timer or a wake source
 #   async modem_uart() -> (reader, writer)   the AT byte stream
 #   link.open(host, port) -> (reader, writer)   the data path (PPP / hwsim)
 import asyncio
@@ -32,6 +34,23 @@ async def wait_for_ms(aw, ms):
         raise
     finally:
         timer.cancel()
+
+
+def sleep_budget(ms):
+    # How long the CPU may sleep (ms on asyncio's clock): ms, cut to the next
+    # task asyncio has timed (a sleep, a hold timer, a timeout). MicroPython's
+    # run queue is a pairing heap keyed on wake-up ticks; peek() is its head.
+    # It is asyncio's private part, so guarded: without it, no sleep at all
+    # (power lost, but never a task starved).
+    try:
+        from asyncio import core
+        head = core._task_queue.peek()
+    except (ImportError, AttributeError):
+        return 0
+    if head is None:
+        return ms
+    import time
+    return max(0, min(ms, time.ticks_diff(head.ph_key, time.ticks_ms())))
 
 
 def random_bytes(n, extra=b""):

@@ -14,6 +14,7 @@ ACCEL_ADDR = 0x19   # LIS3DH, SA0 high
 HR_ADDR = 0x57      # MAX30102
 UNIX_OFFSET = 946684800  # MicroPython's epoch on ESP32 is 2000-01-01
 FLASH_DIR = "/data"
+_MIN_SLEEP_MS = 2  # shorter sleeps cost more to enter and leave than they save
 
 _CAUSES = {
     machine.PWRON_RESET: "power_on",
@@ -112,7 +113,7 @@ class Board:
         self._uart_writer = None
 
     async def start(self):
-        asyncio.create_task(self._vibration())
+        pass
 
     def button(self, name):
         pin = self._red if name == "red" else self._black
@@ -122,13 +123,18 @@ class Board:
         # Edges from pin interrupts, handed to the app outside the interrupt.
         import micropython
         self._on_button = callback
+        self._levels = {"red": self.button("red"), "black": self.button("black")}
         for name, pin in (("red", self._red), ("black", self._black)):
             pin.irq(lambda p, n=name: micropython.schedule(self._edge, n),
                     machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
 
     def _edge(self, name):
-        if self._on_button:
-            self._on_button(name, self.button(name))
+        # From the pin interrupt and after every light sleep: only a level
+        # that changed since the last report is an edge (each one reported once).
+        down = self.button(name)
+        if self._on_button and self._levels[name] != down:
+            self._levels[name] = down
+            self._on_button(name, down)
 
     def _accel_init(self):
         try:
@@ -164,14 +170,24 @@ class Board:
     def audio(self, state):
         self._audio.value(1 if state == "on" else 0)
 
-    async def light_sleep(self, ms):
-        # The whole loop stops; a button (ext1) or the accelerometer interrupt wakes it early.
+    def light_sleep(self, ms):
+        # machine.lightsleep stops the whole VM: no task runs until it returns.
+        # So the sleep ends at asyncio's next timer at the latest
+        # (hal.sleep_budget), and the caller yields to asyncio after it. The
+        # SOS button (ext0, low) and the accelerometer interrupt (ext1; the
+        # original ESP32 can only wake on "any high", the LIS3DH INT1 is
+        # active high) end it early.
+        ms = hal.sleep_budget(ms)
+        if ms < _MIN_SLEEP_MS:
+            return
         import esp32
-        # ext0 takes one pin at a level (the button pulls low); ext1 on the
-        # original ESP32 can only wake on "any high" (the LIS3DH INT1 is active high).
         esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
         esp32.wake_on_ext1(pins=(machine.Pin(PINS["accel_int"]),), level=esp32.WAKEUP_ANY_HIGH)
         machine.lightsleep(ms)
+        # An edge during light sleep raises no pin interrupt (the GPIO matrix
+        # is asleep); the level is there after wake: a changed level is the edge.
+        self._edge("red")
+        self._edge("black")
 
     def display(self, text):
         # The reference board has no screen driver yet: the text goes to the console.
@@ -179,15 +195,17 @@ class Board:
         print("display:", text)
 
     def vibrate(self, ms):
+        # A task per buzz, not a poller: a task that wakes every few ms would
+        # cut every light sleep that short.
         self._vib.value(1)
         self._vib_until = time.ticks_add(time.ticks_ms(), ms)
+        asyncio.create_task(self._vibration_off(ms))
 
-    async def _vibration(self):
-        while True:
-            if self._vib_until is not None and time.ticks_diff(time.ticks_ms(), self._vib_until) >= 0:
-                self._vib.value(0)
-                self._vib_until = None
-            await asyncio.sleep_ms(50)
+    async def _vibration_off(self, ms):
+        await asyncio.sleep_ms(ms)
+        if self._vib_until is not None and time.ticks_diff(time.ticks_ms(), self._vib_until) >= 0:
+            self._vib.value(0)
+            self._vib_until = None
 
     def battery(self):
         mv = self._adc.read_uv() * 2 // 1000  # 1:2 divider
