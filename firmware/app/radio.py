@@ -16,6 +16,7 @@ _RETRY_ATTACH_MS = const(15000)
 _DEAD_LINK_FAILURES = const(3)  # registered, yet the data link refused this many times
 _FIX_FRESH_MS = const(30000)  # a fix this recent says which country the wearer is in
 _IDLE_CHECK_MS = const(3600000)  # off, nobody needs it: a look now and then, want() wakes it
+STALL_MS = const(300000)  # beyond the longest step: a scan (180 s), a selection (120 s)
 
 
 class Radio:
@@ -36,6 +37,10 @@ class Radio:
         self.link_failures = 0
         self.powered = False
         self.power_ons = 0
+        # Ticks of the radio's latest step: no step of its own (a network scan,
+        # a selection, the modem's boot) lasts longer than STALL_MS, so a beat
+        # older than that while powered is a stuck task (app/watch.py healthy()).
+        self.beat = self.clock.ticks_ms()
         self.fdir = board.flash_dir
         self.last = flash.read_json(flash.join(self.fdir, "last.json"), {}) or {}  # cell, fix
         self._wake = Wake(self.clock)
@@ -106,6 +111,7 @@ class Radio:
             await self.clock.sleep_ms(1000)
 
     async def _powered_session(self):
+        self.beat = self.clock.ticks_ms()
         r, w = await self.board.modem_uart()
         self.powered = True
         self.power_ons += 1
@@ -122,6 +128,7 @@ class Radio:
             idle_since = None
             next_attach = 0
             while m.alive:
+                self.beat = self.clock.ticks_ms()
                 if m.rebooted:
                     self.up.clear()
                     if not await m.bring_up():
@@ -193,6 +200,7 @@ class Radio:
                 return True
             tried.append((mem[0].get("name"), mem[1]))
             profiles.forget(mcc)
+        self.beat = self.clock.ticks_ms()
         visible = [plmn for plmn, _ in await m.scan()]
         print("radio: networks in range", visible)
         for p, plmn in profiles.ranked(visible, self.alarm, mcc):
@@ -209,6 +217,7 @@ class Radio:
     async def _try(self, m, profile, plmn, country=None):
         # country: where GNSS puts the wearer; the profile is remembered for it.
         print("radio: trying profile", profile.get("name"), "on", plmn)
+        self.beat = self.clock.ticks_ms()
         if await m.select(profile.get("apn"), plmn):
             await m.poll()
             mcc = country or (m.cell.get("mcc") if m.cell else int(plmn[:3]))

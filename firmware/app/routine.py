@@ -74,6 +74,7 @@ class Routine:
                     await self.shutdown("battery empty")
             except Exception as e:
                 print("watch: check failed", repr(e))
+            self.ticked = self.clock.ticks_ms()
             await self.clock.sleep_ms(_TICK_MS)
             n += 1
 

@@ -14,7 +14,7 @@ from app.buttons import Buttons
 from app.commands import Deduper, CONFIG_DEFAULTS
 from app.orders import Orders
 from app.outbox import Outbox
-from app.radio import Radio
+from app.radio import Radio, STALL_MS as _RADIO_STALL_MS
 from app.routine import Routine
 from app.session import Session
 from app.sos import Emergency
@@ -26,6 +26,7 @@ from micropython import const
 _FIX_FRESH_MS = const(30000)
 _IDLE_SLEEP_MS = const(10000)  # the longest light sleep: the watchdog is fed between them
 _GC_EVERY_MS = const(1000)
+_TICK_STALL_MS = const(10000)  # the periodic checks tick every 500 ms
 
 
 class Watch(Orders, Emergency, Vitals, Routine):
@@ -72,6 +73,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_busy = False
         self._hr_tried = None      # ticks of the last reading started
         self._hr_for = []          # alert mids waiting for the reading in progress
+        self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -162,6 +164,15 @@ class Watch(Orders, Emergency, Vitals, Routine):
         return (not self.radio.wanted() and not self.radio.powered and self.countdown is None
                 and not self.ui.on and (self.calls is None or not self.calls.active()) and not self._hr_busy)
 
+    def healthy(self):
+        # The watchdog is fed only while the app moves: the periodic checks
+        # (the fall detector) tick, and a powered radio takes its steps.
+        now = self.clock.ticks_ms()
+        if self.clock.ticks_diff(now, self.ticked) > _TICK_STALL_MS:
+            return False
+        r = self.radio
+        return not r.powered or self.clock.ticks_diff(now, r.beat) <= _RADIO_STALL_MS
+
     async def run(self):
         await self.board.start()
         self.ui.show("Ready")
@@ -172,7 +183,8 @@ class Watch(Orders, Emergency, Vitals, Routine):
         await self._main_loop()
 
     async def _main_loop(self):
-        # The watchdog is fed from this loop: if the loop stalls, it resets the watch.
+        # The watchdog is fed from this loop while the app is healthy(): if the
+        # loop or a task it watches stalls, the watchdog resets the watch.
         # A collection every second keeps the live objects packed low in the heap:
         # left to run only when the heap is exhausted, the GC finds the survivors
         # scattered over all of it, and a 700-byte block (a network read, the
@@ -182,7 +194,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         # light sleep stops the whole VM.
         gc_at = self.clock.ticks_ms()
         while True:
-            if self.wdt:
+            if self.wdt and self.healthy():
                 self.wdt.feed()
             now = self.clock.ticks_ms()
             if self.clock.ticks_diff(now, gc_at) >= _GC_EVERY_MS:
