@@ -136,7 +136,7 @@ class BoardBus:
         if ev == "hello":
             self.meter.set("mcu", "active")
             self.asleep_wake, self._held = None, []
-            self._write({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
+            self._write({"ev": "state", "buttons": self.buttons, "t": now,
                         "speed": self.rec.speed, "batt": self.meter.battery(),
                         "reset_cause": self.reset_cause})
         elif ev == "display":

@@ -59,6 +59,8 @@ class ModemEmulator(ATCommands):
         self.call: dict | None = None  # {"state": dialing|active|incoming, "number", "since", ...}
         self.sms: dict[int, tuple[str, str]] = {}
         self._last_stat: int | None = None
+        self.ctzu_at: float | None = None  # AT+CTZU=1 (not kept across a power cycle)
+        self.network_time = False  # the clock was set by NITZ this power-on
 
     # --- state as a function of time -------------------------------------------
     def booted(self) -> bool:

@@ -4,7 +4,7 @@
 # keeps the modem set up (again after a reboot of its own), registered on the
 # best virtual-SIM profile, and polled for cell, signal and GNSS fix.
 import asyncio
-from app import Wake, flash
+from app import Wake, flash, netclock
 from app.modem import Modem
 from app.vsim import choose_country
 from micropython import const
@@ -15,6 +15,7 @@ _LINGER_MS = const(20000)  # stay on a little after the last need: commands may 
 _RETRY_ATTACH_MS = const(15000)
 _DEAD_LINK_FAILURES = const(3)  # registered, yet the data link refused this many times
 _FIX_FRESH_MS = const(30000)  # a fix this recent says which country the wearer is in
+_CLOCK_TRIES = const(15)  # NITZ comes seconds after registration, if the network sends it
 _IDLE_CHECK_MS = const(3600000)  # off, nobody needs it: a look now and then, want() wakes it
 STALL_MS = const(300000)  # beyond the longest step: a scan (180 s), a selection (120 s)
 
@@ -127,6 +128,7 @@ class Radio:
             await self._attach(m)
             idle_since = None
             next_attach = 0
+            clock_tries = 0
             while m.alive:
                 self.beat = self.clock.ticks_ms()
                 if m.rebooted:
@@ -139,6 +141,10 @@ class Radio:
                 now = self.clock.ticks_ms()
                 if m.registered.is_set():
                     self.up.set()
+                    if clock_tries < _CLOCK_TRIES:
+                        clock_tries += 1
+                        if netclock.from_cclk(self.clock, await m.clock_line()):
+                            clock_tries = _CLOCK_TRIES
                 else:
                     self.up.clear()
                     if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
@@ -153,6 +159,7 @@ class Radio:
                 self._keep("cell", m.cell)
                 if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < _POLL_MS * 2:
                     self._keep("fix", m.fix)
+                    netclock.from_fix(self.clock, m.fix, m.fix_age_ms())
                 if self.needs:
                     idle_since = None
                 elif idle_since is None:

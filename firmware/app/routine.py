@@ -4,7 +4,7 @@
 # is the watch's tracking window (track_until, track_s, _track_next, set by a
 # `track` command), _fired and _low_path.
 import asyncio
-from app import flash, messages
+from app import flash, messages, netclock
 from micropython import const
 
 _CHECKIN_TIMEOUT_MS = const(180000)
@@ -101,7 +101,8 @@ class Routine:
         return False
 
     def _reminder_check(self):
-        wall = self.clock.wall()
+        # Reminders are set in the wearer's local time (the network's zone).
+        wall = netclock.local(self.clock)
         if wall is None:
             return
         day, rem = divmod(wall, 86400)

@@ -168,10 +168,13 @@ class Watch(Orders, Emergency, Vitals, Routine):
         # The watchdog is fed only while the app moves: the periodic checks
         # (the fall detector) tick, and a powered radio takes its steps.
         now = self.clock.ticks_ms()
-        if self.clock.ticks_diff(now, self.ticked) > _TICK_STALL_MS:
-            return False
+        stalled = self.clock.ticks_diff(now, self.ticked) > _TICK_STALL_MS
         r = self.radio
-        return not r.powered or self.clock.ticks_diff(now, r.beat) <= _RADIO_STALL_MS
+        stuck = r.powered and self.clock.ticks_diff(now, r.beat) > _RADIO_STALL_MS
+        if stalled or stuck:
+            print("watch: not feeding the watchdog:", "checks stalled" if stalled else "radio stuck")
+            return False
+        return True
 
     async def run(self):
         await self.board.start()

@@ -4,6 +4,7 @@
 #   display(text), vibrate(ms)
 #   clock: ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), sleep_ms(ms) and
 #          wait_for_ms(awaitable, ms) (both awaitable), wall() -> unix seconds or None
+#          (None until set_wall(unix_s): app/netclock.py)
 #   watchdog(timeout_ms) -> object with feed() and hold()
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
 #   random_bytes(n) -> bytes            unpredictable, n <= 32 (random_bytes below)

@@ -44,6 +44,12 @@ class Clock:
     def wait_for_ms(self, aw, ms):
         return hal.wait_for_ms(aw, ms)
 
+    def set_wall(self, unix_s):
+        # The RTC keeps UTC (app/netclock.py keeps the zone); it runs through
+        # light and deep sleep and resets, and is lost only at power-off.
+        t = time.gmtime(unix_s - UNIX_OFFSET)
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
     def wall(self):
         t = time.time()
         # An RTC still near its epoch has never been set (no network time yet).

@@ -63,6 +63,8 @@ class Clock:
         return hal.wait_for_ms(aw, max(1, self._real_ms(ms)))
 
     def set_wall(self, unix_s):
+        # The board's RTC (hal/esp32.py): unset (None) from each boot until
+        # app/netclock.py sets it from the network or a fix; hwsim gives no time.
         self._wall0 = unix_s
         self._wall_at = self.ticks_ms()
 
@@ -160,8 +162,6 @@ class Board:
         if "buttons" in msg:
             for name, down in msg["buttons"].items():
                 self._level(name, bool(down))
-        if "wall" in msg and msg["wall"] is not None:
-            self.clock.set_wall(msg["wall"])
         if "batt" in msg:
             self._batt = msg["batt"]
 
