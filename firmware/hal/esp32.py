@@ -1,15 +1,34 @@
 # The real board: ESP32 + SIMCom LTE modem (UART) + GNSS in the modem.
-# Pin numbers are the reference board's; a different PCB changes only PINS.
+# Pin numbers are the board's (pin_map); a different PCB changes only pin_map.
 import asyncio
+import sys
 import time
 import hal
 import machine
 import network
 from hal.max30102 import MAX30102
 
-PINS = {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
-        "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
-        "audio_en": 25}
+
+
+def pin_map(chip):
+    # chip: the build's board name (os.uname().machine, the same text as
+    # sys.implementation._machine), e.g. "Generic ESP32S3 module with ESP32S3".
+    # Only the map in use is built: each dict is heap for good.
+    if "ESP32S3" in chip:
+        # ESP32-S3: wake pins must be RTC GPIOs (0-21); not the strapping pins
+        # (0, 3, 45, 46), the USB pair (19, 20) or the flash/PSRAM pins (26-37).
+        # The battery on ADC1 (GPIO1-10): ADC2 is unusable beside a radio.
+        # A proposed PCB's map: check it against the schematic before flashing.
+        return {"red": 5, "black": 6, "vibration": 15, "modem_tx": 17, "modem_rx": 18,
+                "modem_pwrkey": 16, "batt_adc": 4, "i2c_scl": 9, "i2c_sda": 8, "accel_int": 7,
+                "audio_en": 14, "s3": 1}
+    # The original ESP32 (LILYGO T-A7670E-class reference board).
+    return {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
+            "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
+            "audio_en": 25, "s3": 0}
+
+
+PINS = pin_map(getattr(sys.implementation, "_machine", ""))
 ACCEL_ADDR = 0x19   # LIS3DH, SA0 high
 HR_ADDR = 0x57      # MAX30102
 UNIX_OFFSET = 946684800  # MicroPython's epoch on ESP32 is 2000-01-01
@@ -180,15 +199,23 @@ class Board:
         # machine.lightsleep stops the whole VM: no task runs until it returns.
         # So the sleep ends at asyncio's next timer at the latest
         # (hal.sleep_budget), and the caller yields to asyncio after it. The
-        # SOS button (ext0, low) and the accelerometer interrupt (ext1; the
-        # original ESP32 can only wake on "any high", the LIS3DH INT1 is
-        # active high) end it early.
+        # SOS button (low) and the accelerometer interrupt (the LIS3DH INT1 is
+        # active high) end it early. The original ESP32's ext1 wakes only on
+        # "all low" or "any high": there the button takes ext0.
         ms = hal.sleep_budget(ms)
         if ms < _MIN_SLEEP_MS:
             return
         import esp32
-        esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
-        esp32.wake_on_ext1(pins=(machine.Pin(PINS["accel_int"]),), level=esp32.WAKEUP_ANY_HIGH)
+        accel = machine.Pin(PINS["accel_int"])
+        if PINS["s3"]:
+            # The S3's ext1 wakes on any pin low (ESP-IDF's ESP_EXT1_WAKEUP_ANY_LOW,
+            # the value MicroPython names WAKEUP_ALL_LOW): both buttons; ext0
+            # takes the accelerometer's active-high interrupt.
+            esp32.wake_on_ext1(pins=(self._red, self._black), level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext0(pin=accel, level=esp32.WAKEUP_ANY_HIGH)
+        else:
+            esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext1(pins=(accel,), level=esp32.WAKEUP_ANY_HIGH)
         machine.lightsleep(ms)
         # An edge during light sleep raises no pin interrupt (the GPIO matrix
         # is asleep); the level is there after wake: a changed level is the edge.

@@ -46,6 +46,21 @@ def test_light_sleep_wakes_on_the_sos_pin_low_and_the_accelerometer_high():
     assert logged("lightsleep")[0][1] <= 30
 
 
+def test_on_an_s3_ext1_wakes_on_either_button_low_and_ext0_on_the_accelerometer():
+    s3 = hal_esp32.pin_map("Generic ESP32S3 module with ESP32S3")
+    eq(hal_esp32.pin_map("Generic ESP32 module with ESP32")["red"], 32)
+    for name in ("red", "black", "accel_int"):
+        assert s3[name] <= 21, name            # the S3's RTC GPIOs: the wake sources
+    saved, hal_esp32.PINS = hal_esp32.PINS, s3
+    try:
+        b = new_board()
+        b.light_sleep(30)
+    finally:
+        hal_esp32.PINS = saved
+    eq(logged("ext1"), [("ext1", (s3["red"], s3["black"]), esp32.WAKEUP_ALL_LOW)])
+    eq(logged("ext0"), [("ext0", s3["accel_int"], esp32.WAKEUP_ANY_HIGH)])
+
+
 def test_a_press_during_sleep_is_an_edge_after_wake_reported_once():
     b = new_board()
     edges = []
