@@ -26,7 +26,7 @@ from micropython import const
 _FIX_FRESH_MS = const(30000)
 _IDLE_SLEEP_MS = const(10000)  # the longest light sleep: the watchdog is fed between them
 _GC_EVERY_MS = const(1000)
-_TICK_STALL_MS = const(10000)  # the periodic checks tick every 500 ms
+_TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
 class Watch(Orders, Emergency, Vitals, Routine):
