@@ -41,11 +41,20 @@ class BoardBus:
         self.asleep_wake: set[str] | None = None  # the wake sources while asleep
         self._held: list[dict] = []
         self._levels_at_sleep: dict[str, bool] = {}
+        # Deep sleep: the firmware has ended; the runner starts it again when
+        # deep_sleep_until passes or a wake-source button goes down (deep_woken).
+        self.deep_sleep_until: float | None = None
+        self.deep_wake: set[str] = set()
+        self.deep_woken = False
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
         self.rec.record("button", name=name, down=down)
-        if self.asleep_wake is None:
+        if self.deep_sleep_until is not None:
+            if name in self.deep_wake and down and not self.deep_woken:
+                self.deep_woken = True  # ext0: the RTC wakes the chip on the level
+                self.rec.record("wake", source=name, deep=True)
+        elif self.asleep_wake is None:
             self._send({"ev": "button", "name": name, "down": down})
         elif name in self.asleep_wake and down:
             # ext0 wakes on the level (the button pulls low); the edge itself
@@ -135,6 +144,7 @@ class BoardBus:
         now = self.rec.now()
         if ev == "hello":
             self.meter.set("mcu", "active")
+            self.deep_sleep_until, self.deep_woken = None, False
             self.asleep_wake, self._held = None, []
             self._write({"ev": "state", "buttons": self.buttons, "t": now,
                         "speed": self.rec.speed, "batt": self.meter.battery(),
@@ -168,6 +178,11 @@ class BoardBus:
             self._fed(now)
         elif ev == "wdt_hold":
             self.wdt_held = True
+        elif ev == "deep_sleep":
+            self.deep_sleep_until = now + (msg.get("ms") or 0) / 1000
+            self.deep_wake, self.deep_woken = set(msg.get("wake") or []), False
+            self.wdt_timeout_ms = None  # the chip is off but its RTC: no watchdog runs
+            self.rec.record("board", state="deep_sleep", ms=msg.get("ms"))
         elif ev in ("reboot", "power_off"):
             self.restart_requested = ev == "reboot"
             self.rec.record("board", state=ev)
@@ -180,6 +195,9 @@ class BoardBus:
     def _fed(self, now: float) -> None:
         import time
         self.last_feed, self.last_feed_real = now, time.monotonic()
+
+    def deep_wake_due(self) -> bool:
+        return self.deep_sleep_until is not None and (self.deep_woken or self.rec.now() >= self.deep_sleep_until)
 
     def watchdog_expired(self) -> bool:
         if self.wdt_timeout_ms is None or self.wdt_held:

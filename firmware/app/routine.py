@@ -27,7 +27,9 @@ class Routine:
             else:
                 print("checkin: no cloud this time")
             self.radio.done("checkin")
-            await self.clock.sleep_ms(self.cfg.get("heartbeat_s", 3600) * 1000)
+            every = self.cfg.get("heartbeat_s", 3600) * 1000
+            self.next_checkin = self.clock.ticks_add(self.clock.ticks_ms(), every)
+            await self.clock.sleep_ms(every)
             c = self.session.client
             if c is not None and c.connected:
                 # Still online (an alarm, a call): no new connection will say hello.

@@ -26,6 +26,7 @@ from micropython import const
 _FIX_FRESH_MS = const(30000)
 _IDLE_SLEEP_MS = const(10000)  # the longest light sleep: the watchdog is fed between them
 _GC_EVERY_MS = const(1000)
+_DEEP_SLEEP_MIN_MS = const(60000)  # shorter: a reboot costs more than light sleep saves
 _TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
@@ -74,6 +75,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_tried = None      # ticks of the last reading started
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
+        self.next_checkin = None   # ticks of the next check-in (app/routine.py)
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -181,6 +183,10 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self.ui.show("Ready")
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        if self.board.reset_cause() == "deepsleep" and self.board.button("red"):
+            # The SOS button woke the watch from deep sleep (a reboot) and is
+            # still held: the press began before the app could time it.
+            self.on_sos()
         for task in (self.radio.run(), self.session.run(), self.checkins(), self.periodic()):
             asyncio.create_task(task)
         await self._main_loop()
@@ -195,7 +201,8 @@ class Watch(Orders, Emergency, Vitals, Routine):
         # Idle, the CPU light-sleeps until asyncio's next timer (the board
         # cuts the sleep there) and then yields, so every task gets its turn:
         # light sleep stops the whole VM.
-        gc_at = self.clock.ticks_ms()
+        gc_at = idle_since = self.clock.ticks_ms()
+        deep_after = self.device.get("deep_sleep_after_s", 0) * 1000
         while True:
             if self.wdt and self.healthy():
                 self.wdt.feed()
@@ -204,7 +211,22 @@ class Watch(Orders, Emergency, Vitals, Routine):
                 gc_at = now
                 gc.collect()
             if self.idle() and hasattr(self.board, "light_sleep"):
+                if deep_after and self.clock.ticks_diff(now, idle_since) >= deep_after:
+                    self._deep_sleep(now)
                 self.board.light_sleep(_IDLE_SLEEP_MS)
                 await asyncio.sleep_ms(0)
             else:
+                idle_since = now
                 await self.clock.sleep_ms(_GC_EVERY_MS)
+
+    def _deep_sleep(self, now):
+        # Idle for deep_sleep_after_s (a device option, off by default): sleep
+        # until the next check-in; the SOS button or the timer wakes the watch
+        # with a reboot. Nothing runs meanwhile: no fall detection, no
+        # reminders, so only with nothing on flash left to send or to remember.
+        if self.next_checkin is None or self.outbox.count() or self.alarm.active():
+            return
+        ms = self.clock.ticks_diff(self.next_checkin, now)
+        if ms > _DEEP_SLEEP_MIN_MS:
+            print("watch: deep sleep for", ms // 1000, "s")
+            self.board.deep_sleep(ms)

@@ -222,6 +222,16 @@ class Board:
         self._edge("red")
         self._edge("black")
 
+    def deep_sleep(self, ms):
+        # A wake is a reboot (reset cause "deepsleep"): the SOS button (RTC
+        # GPIO, low) or the timer. main.py and the app run again from the top.
+        import esp32
+        if PINS["s3"]:
+            esp32.wake_on_ext1(pins=(self._red,), level=esp32.WAKEUP_ALL_LOW)
+        else:
+            esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+        machine.deepsleep(ms)
+
     def display(self, text):
         # The reference board has no screen driver yet: the text goes to the console.
         self.text = text

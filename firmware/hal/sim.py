@@ -274,6 +274,12 @@ class Board:
         # hwsim answers with the pin levels (edges during sleep raised no interrupt).
         self._send({"ev": "cpu", "state": "active"})
 
+    def deep_sleep(self, ms):
+        # As machine.deepsleep(): the program ends; hwsim starts it again
+        # (reset cause "deepsleep") when the SOS button goes down or ms pass.
+        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red"]})
+        raise SystemExit(0)
+
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)
 

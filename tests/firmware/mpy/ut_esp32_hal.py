@@ -79,6 +79,7 @@ class IdleWatch:
         self.board = board
         self.clock = board.clock
         self.wdt = None
+        self.device = {}
 
     def idle(self):
         return True
