@@ -61,6 +61,16 @@ def test_on_an_s3_ext1_wakes_on_either_button_low_and_ext0_on_the_accelerometer(
     eq(logged("ext0"), [("ext0", s3["accel_int"], esp32.WAKEUP_ANY_HIGH)])
 
 
+def test_deep_sleep_wakes_on_the_sos_pin_and_the_timer():
+    b = new_board()
+    try:
+        b.deep_sleep(60000)
+    except SystemExit:           # the stand-in ends the program, as the chip does
+        pass
+    eq(logged("ext0"), [("ext0", PINS["red"], esp32.WAKEUP_ALL_LOW)])
+    eq(logged("deepsleep"), [("deepsleep", 60000)])
+
+
 def test_a_press_during_sleep_is_an_edge_after_wake_reported_once():
     b = new_board()
     edges = []
