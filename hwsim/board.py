@@ -37,15 +37,63 @@ class BoardBus:
         self._vib_until = 0.0
         self.restart_requested = False  # the firmware asked for a reset (not a power-off)
         self.on_pwrkey = None  # () -> None: the modem's PWRKEY held low (hwsim/modem.py)
+        # Light sleep: the CPU reads nothing; what the bus would carry waits
+        # (a FIFO fills, a level changes) until a wake source or the timer ends it.
+        self.asleep_wake: set[str] | None = None  # the wake sources while asleep
+        self._held: list[dict] = []
+        self._levels_at_sleep: dict[str, bool] = {}
+        # Deep sleep: the firmware has ended; the runner starts it again when
+        # deep_sleep_until passes or a wake-source button goes down (deep_woken).
+        self.deep_sleep_until: float | None = None
+        self.deep_wake: set[str] = set()
+        self.deep_woken = False
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
         self.rec.record("button", name=name, down=down)
-        self._send({"ev": "button", "name": name, "down": down})
+        if self.deep_sleep_until is not None:
+            if name in self.deep_wake and down and not self.deep_woken:
+                self.deep_woken = True  # ext0: the RTC wakes the chip on the level
+                self.rec.record("wake", source=name, deep=True)
+        elif self.asleep_wake is None:
+            self._send({"ev": "button", "name": name, "down": down})
+        elif name in self.asleep_wake and down:
+            # ext0 wakes on the level (the button pulls low); the edge itself
+            # raises no interrupt in sleep: the firmware reads levels on wake.
+            self._wake(name)
 
     def _send(self, msg: dict) -> None:
+        if self.asleep_wake is not None:
+            self._held.append(msg)
+            if msg.get("ev") == "accel" and "accel" in self.asleep_wake:
+                self._wake("accel")  # the sensor's motion interrupt
+            return
+        self._write(msg)
+
+    def _write(self, msg: dict) -> None:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write((json.dumps(msg) + "\n").encode())
+
+    def _wake(self, source: str) -> None:
+        # One line ends the firmware's poll; it reads it (and the rest) once awake.
+        self.rec.record("wake", source=source)
+        self._write({"ev": "wake", "src": source})
+
+    def _sleep(self, wake: list[str]) -> None:
+        self.asleep_wake = set(wake)
+        self._levels_at_sleep = dict(self.buttons)
+        self.meter.set("mcu", "light_sleep")
+
+    def _awake(self) -> None:
+        self.meter.set("mcu", "active")
+        if self.asleep_wake is None:
+            return
+        self.asleep_wake = None
+        held, self._held = self._held, []
+        for msg in held:
+            self._write(msg)
+        if self.buttons != self._levels_at_sleep:
+            self._write({"ev": "state", "buttons": dict(self.buttons)})
 
     def send_battery(self) -> None:
         self._send({"ev": "state", "batt": self.meter.battery()})
@@ -60,6 +108,7 @@ class BoardBus:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self.asleep_wake, self._held = None, []
         self.wdt_timeout_ms, self.wdt_held = None, False
         ticker = asyncio.create_task(self._battery_ticker())
         try:
@@ -96,7 +145,9 @@ class BoardBus:
         now = self.rec.now()
         if ev == "hello":
             self.meter.set("mcu", "active")
-            self._send({"ev": "state", "buttons": self.buttons, "wall": self.world.wall(), "t": now,
+            self.deep_sleep_until, self.deep_woken = None, False
+            self.asleep_wake, self._held = None, []
+            self._write({"ev": "state", "buttons": self.buttons, "t": now,
                         "speed": self.rec.speed, "batt": self.meter.battery(),
                         "reset_cause": self.reset_cause})
         elif ev == "display":
@@ -117,7 +168,10 @@ class BoardBus:
             self._vib_until = max(self._vib_until, now + ms / 1000)
             asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)
         elif ev == "cpu":
-            self.meter.set("mcu", "light_sleep" if msg.get("state") == "sleep" else "active")
+            if msg.get("state") == "sleep":
+                self._sleep(msg.get("wake") or [])
+            else:
+                self._awake()
         elif ev == "wdt":
             self.wdt_timeout_ms = msg.get("timeout_ms")
             self._fed(now)
@@ -125,6 +179,11 @@ class BoardBus:
             self._fed(now)
         elif ev == "wdt_hold":
             self.wdt_held = True
+        elif ev == "deep_sleep":
+            self.deep_sleep_until = now + (msg.get("ms") or 0) / 1000
+            self.deep_wake, self.deep_woken = set(msg.get("wake") or []), False
+            self.wdt_timeout_ms = None  # the chip is off but its RTC: no watchdog runs
+            self.rec.record("board", state="deep_sleep", ms=msg.get("ms"))
         elif ev in ("reboot", "power_off"):
             self.restart_requested = ev == "reboot"
             self.rec.record("board", state=ev)
@@ -140,6 +199,9 @@ class BoardBus:
     def _fed(self, now: float) -> None:
         import time
         self.last_feed, self.last_feed_real = now, time.monotonic()
+
+    def deep_wake_due(self) -> bool:
+        return self.deep_sleep_until is not None and (self.deep_woken or self.rec.now() >= self.deep_sleep_until)
 
     def watchdog_expired(self) -> bool:
         if self.wdt_timeout_ms is None or self.wdt_held:

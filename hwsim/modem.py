@@ -76,6 +76,8 @@ class ModemEmulator(NetCommands, ATCommands):
         self._last_stat: int | None = None
         self._last_stats: list[int | None] = [None, None, None]
         self._net_reset()
+        self.ctzu_at: float | None = None  # AT+CTZU=1 (not kept across a power cycle)
+        self.network_time = False  # the clock was set by NITZ this power-on
 
     # --- state as a function of time -------------------------------------------
     def booted(self) -> bool:

@@ -38,6 +38,7 @@ EXACT = {
     "AT+CGPS=0": "_gnss_off", "AT+CGNSSPWR=0": "_gnss_off",
     "AT+CGNSSINFO": "_gnss_info",
     "AT+CCLK?": "_cclk",
+    "AT+CTZU=1": "_ctzu", "AT+CTZU=0": "_ctzu",
     "ATA": "_ata",
     "ATH": "_hang_up", "AT+CHUP": "_hang_up",
     "AT+CPOF": "_cpof",
@@ -113,10 +114,33 @@ class ATCommands:
             return ["+CME ERROR: 10"]  # SIM not inserted (3GPP TS 27.007, with AT+CMEE=1)
         return [self.spec.cpin, "OK"]
 
+    # --- the clock ------------------------------------------------------------------
+    # The modem's clock runs from its own epoch at power-on until the network
+    # sends its time (NITZ, in the MM/EMM information after attach, 3GPP TS
+    # 24.008 9.2.15a) and automatic update is on (AT+CTZU=1, 3GPP TS 27.007
+    # 8.40; SIMCom A76XX/SIM7600 AT manuals, AT+CTZU). AT+CCLK? gives local time
+    # and the zone in quarter hours, "yy/MM/dd,hh:mm:ss±zz" (27.007 8.15).
+    def _ctzu(self, cmd: str) -> list[str]:
+        self.ctzu_at = self.now() if cmd.endswith("1") else None
+        return ["OK"]
+
+    def clock_set(self) -> bool:
+        w = self.world.spec
+        if self.network_time or not (w.nitz and self.ctzu_at is not None and self.registered()):
+            return self.network_time
+        nitz_at = self._registers_at() + w.nitz_after_s
+        self.network_time = self.now() >= nitz_at and self.ctzu_at <= nitz_at
+        if self.network_time:
+            self.rec.record("modem", state="network time", zone_q=w.zone_q)
+        return self.network_time
+
     def _cclk(self, _cmd: str) -> list[str]:
-        if not self.registered():
-            return ['+CCLK: "80/01/06,00:00:07+00"', "OK"]  # the modem's own epoch: not set
-        return [time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"', time.gmtime(self.world.utc())), "OK"]
+        if not self.clock_set():
+            since = time.gmtime(315964800 + int(self.now() - (self.powered_at or 0.0)))
+            return [time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"', since), "OK"]  # 1980-01-06 on
+        zone = self.world.spec.zone_q
+        local = time.gmtime(self.world.utc() + zone * 900)
+        return [time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S', local) + f'{zone:+03d}"', "OK"]
 
     def _cpof(self, _cmd: str) -> list[str]:
         return ["OK", "NORMAL POWER DOWN"]

@@ -176,6 +176,9 @@ class Watch:
                 self.rec.record("network", registered=registered)
                 if not registered:
                     self.link.cut()
+            if self.bus.deep_wake_due() and self.proc and self.proc.poll() is not None:
+                self.bus.deep_sleep_until = None
+                self._launch("deepsleep")
             if self.bus.restart_requested and self.proc and self.proc.poll() is not None:
                 self.bus.restart_requested = False
                 self._launch("soft")

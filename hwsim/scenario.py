@@ -67,8 +67,13 @@ class WorldSpec:
     lon: float = 4.8357
     indoors: bool = False
     coverage: bool = True
-    wall_clock: bool = True  # False: the watch boots with no valid time
+    wall_clock: bool = True  # ignored (old files): the watch always boots with no time now
     start: str | None = None  # ISO UTC wall time at scenario t=0; None: real now
+    # The local time zone, in quarter hours east of UTC (daylight saving
+    # included), as NITZ and AT+CCLK give it: 4 is UTC+1, -20 is UTC-5.
+    zone_q: int = 0
+    nitz: bool = True  # the network sends its time (NITZ) after registration
+    nitz_after_s: float = 4.0  # registered to the NITZ message (MM/EMM information)
     battery_pct: int = 80
     battery_mv: int = 3950  # ignored since the battery model gives it; kept for old files
     battery_mah: float = 600.0

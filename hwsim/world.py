@@ -115,10 +115,6 @@ class World:
         self.check_coverage()
 
     # --- time and body ----------------------------------------------------------------
-    def wall(self) -> float | None:
-        """UTC of the scenario; scenarios may start the watch with no clock."""
-        return self.utc() if self.spec.wall_clock else None
-
     def utc(self) -> float:
         """The true time (satellites and the network know it even when the watch does not)."""
         return self._wall0 + self.now()

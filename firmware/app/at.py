@@ -225,6 +225,17 @@ def cclk(line):
     return days_from_civil(2000 + y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - tz * 900
 
 
+def cclk_zone(line):
+    # +CCLK: "25/11/22,06:14:36+04" -> 4: quarter hours east of UTC (none given: 0)
+    f = _fields(line, "+CCLK:")
+    tm = f[1] if f and len(f) > 1 else ""
+    for sign in "+-":
+        if sign in tm:
+            q = _int(tm.split(sign)[1]) or 0
+            return q if sign == "+" else -q
+    return 0
+
+
 def cops_list(line):
     # +COPS: (2,"Orange F","Orange","20801",7),(1,"SFR","SFR","20810",7),,(0,1,2,3,4),(0,1,2)
     # -> [("20801", 2), ("20810", 1)] in the modem's order; stat 3 (forbidden) left out.

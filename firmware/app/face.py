@@ -1,4 +1,4 @@
-# The watch face's text: the time and the date, UTC. Loaded when the wearer
+# The watch face's text: the time and the date, local (app/netclock.py). Loaded when the wearer
 # asks for it (the black button): an alarm never needs it.
 from micropython import const
 

@@ -271,8 +271,13 @@ class Modem:
         await self.ok("AT+CVHU=0")
         await self.ok("AT+CLIP=1")
         await self.ok("AT+CMGF=1")
+        await self.ok("AT+CTZU=1")  # keep the network's time (NITZ): app/netclock.py
         self.ready = True
         return True
+
+    async def clock_line(self):
+        # The modem's clock, "+CCLK: ..." (app/netclock.py makes sense of it).
+        return at.find(await self.cmd("AT+CCLK?") or [], "+CCLK") or ""
 
     # --- network selection ----------------------------------------------------------
     async def select(self, apn, plmn=None):

@@ -4,7 +4,7 @@
 # keeps the modem set up (again after a reboot of its own), registered on the
 # best virtual-SIM profile, and polled for cell, signal and GNSS fix.
 import asyncio
-from app import Wake, flash
+from app import Wake, flash, netclock
 from app.modem import Modem
 from app.vsim import choose_country
 from micropython import const
@@ -15,10 +15,12 @@ _LINGER_MS = const(20000)  # stay on a little after the last need: commands may 
 _RETRY_ATTACH_MS = const(15000)
 _DEAD_LINK_FAILURES = const(3)  # registered, yet the data link refused this many times
 _FIX_FRESH_MS = const(30000)  # a fix this recent says which country the wearer is in
+_CLOCK_TRIES = const(15)  # NITZ comes seconds after registration, if the network sends it
 _IDLE_CHECK_MS = const(3600000)  # off, nobody needs it: a look now and then, want() wakes it
 _RETRY_FIRST_MS = const(5000)  # a modem that failed to come up: off, then again after this, doubling
 _RETRY_MAX_MS = const(300000)
 _RETRY_MAX_ALARM_MS = const(30000)  # in an alarm a dead modem is tried again sooner
+STALL_MS = const(300000)  # beyond the longest step: a scan (180 s), a selection (120 s)
 
 
 class Radio:
@@ -40,6 +42,10 @@ class Radio:
         self.powered = False
         self.power_ons = 0
         self.failed_ups = 0  # bring-ups in a row that failed (back-off)
+        # Ticks of the radio's latest step: no step of its own (a network scan,
+        # a selection, the modem's boot) lasts longer than STALL_MS, so a beat
+        # older than that while powered is a stuck task (app/watch.py healthy()).
+        self.beat = self.clock.ticks_ms()
         self.fdir = board.flash_dir
         self.last = flash.read_json(flash.join(self.fdir, "last.json"), {}) or {}  # cell, fix
         self._wake = Wake(self.clock)
@@ -126,6 +132,7 @@ class Radio:
         return min(ms, top)
 
     async def _powered_session(self):
+        self.beat = self.clock.ticks_ms()
         r, w = await self.board.modem_uart()
         self.powered = True
         self.power_ons += 1
@@ -165,6 +172,7 @@ class Radio:
         if self.on_no_network:
             self.on_no_network()
         while m.alive and self.alarm:
+            self.beat = self.clock.ticks_ms()  # waiting on purpose, not stuck (watchdog health)
             self._wake.clear()
             await self._wake.wait_ms(_POLL_MS)
 
@@ -172,7 +180,9 @@ class Radio:
         # While needed: set up again after a reboot, re-attach, poll; returns when idle.
         idle_since = None
         next_attach = 0
+        clock_tries = 0
         while m.alive:
+            self.beat = self.clock.ticks_ms()
             if m.rebooted:
                 self.up.clear()
                 if not await m.bring_up():
@@ -184,6 +194,10 @@ class Radio:
             now = self.clock.ticks_ms()
             if m.registered.is_set():
                 self.up.set()
+                if clock_tries < _CLOCK_TRIES:
+                    clock_tries += 1
+                    if netclock.from_cclk(self.clock, await m.clock_line()):
+                        clock_tries = _CLOCK_TRIES
             else:
                 self.up.clear()
                 if not m.silent and self.clock.ticks_diff(now, next_attach) >= 0:
@@ -198,6 +212,7 @@ class Radio:
             self._keep("cell", m.cell)
             if m.fix is not None and m.fix_age_ms() is not None and m.fix_age_ms() < _POLL_MS * 2:
                 self._keep("fix", m.fix)
+                netclock.from_fix(self.clock, m.fix, m.fix_age_ms())
             if self.needs:
                 idle_since = None
             elif idle_since is None:
@@ -243,6 +258,7 @@ class Radio:
                 return True
             tried.append((mem[0].get("name"), mem[1]))
             profiles.forget(mcc)
+        self.beat = self.clock.ticks_ms()
         visible = [plmn for plmn, _ in await m.scan()]
         print("radio: networks in range", visible)
         for p, plmn in profiles.ranked(visible, self.alarm, mcc):
@@ -259,6 +275,7 @@ class Radio:
     async def _try(self, m, profile, plmn, country=None):
         # country: where GNSS puts the wearer; the profile is remembered for it.
         print("radio: trying profile", profile.get("name"), "on", plmn)
+        self.beat = self.clock.ticks_ms()
         if await m.select(profile.get("apn"), plmn):
             await m.poll()
             mcc = country or (m.cell.get("mcc") if m.cell else int(plmn[:3]))

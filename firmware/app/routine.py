@@ -4,7 +4,7 @@
 # is the watch's tracking window (track_until, track_s, _track_next, set by a
 # `track` command), _fired and _low_path.
 import asyncio
-from app import flash, messages
+from app import flash, messages, netclock
 from micropython import const
 
 _CHECKIN_TIMEOUT_MS = const(180000)
@@ -27,7 +27,9 @@ class Routine:
             else:
                 print("checkin: no cloud this time")
             self.radio.done("checkin")
-            await self.clock.sleep_ms(self.cfg.get("heartbeat_s", 3600) * 1000)
+            every = self.cfg.get("heartbeat_s", 3600) * 1000
+            self.next_checkin = self.clock.ticks_add(self.clock.ticks_ms(), every)
+            await self.clock.sleep_ms(every)
             c = self.session.client
             if c is not None and c.connected:
                 # Still online (an alarm, a call): no new connection will say hello.
@@ -74,6 +76,7 @@ class Routine:
                     await self.shutdown("battery empty")
             except Exception as e:
                 print("watch: check failed", repr(e))
+            self.ticked = self.clock.ticks_ms()
             await self.clock.sleep_ms(_TICK_MS)
             n += 1
 
@@ -100,7 +103,8 @@ class Routine:
         return False
 
     def _reminder_check(self):
-        wall = self.clock.wall()
+        # Reminders are set in the wearer's local time (the network's zone).
+        wall = netclock.local(self.clock)
         if wall is None:
             return
         day, rem = divmod(wall, 86400)

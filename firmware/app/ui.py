@@ -45,7 +45,8 @@ class UI:
 
     async def watch_face(self):
         from app.face import face_text  # only when the wearer asks for it
-        self.show(face_text(self.clock.wall()))
+        from app.netclock import local
+        self.show(face_text(local(self.clock)))
         gen = self._gen
         await self.clock.sleep_ms(_FACE_BATTERY_AFTER_MS)
         if gen == self._gen:

@@ -14,7 +14,7 @@ from app.buttons import Buttons
 from app.commands import Deduper, CONFIG_DEFAULTS
 from app.orders import Orders
 from app.outbox import Outbox
-from app.radio import Radio
+from app.radio import Radio, STALL_MS as _RADIO_STALL_MS
 from app.routine import Routine
 from app.session import Session
 from app.sos import Emergency
@@ -24,7 +24,10 @@ from app.vsim import Profiles
 from micropython import const
 
 _FIX_FRESH_MS = const(30000)
-_IDLE_SLEEP_MS = const(10000)  # light sleep slices: the watchdog is fed between them
+_IDLE_SLEEP_MS = const(10000)  # the longest light sleep: the watchdog is fed between them
+_GC_EVERY_MS = const(1000)
+_DEEP_SLEEP_MIN_MS = const(60000)  # shorter: a reboot costs more than light sleep saves
+_TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
 class Watch(Orders, Emergency, Vitals, Routine):
@@ -72,6 +75,8 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_busy = False
         self._hr_tried = None      # ticks of the last reading started
         self._hr_for = []          # alert mids waiting for the reading in progress
+        self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
+        self.next_checkin = None   # ticks of the next check-in (app/routine.py)
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -162,23 +167,67 @@ class Watch(Orders, Emergency, Vitals, Routine):
         return (not self.radio.wanted() and not self.radio.powered and self.countdown is None
                 and not self.ui.on and (self.calls is None or not self.calls.active()) and not self._hr_busy)
 
+    def healthy(self):
+        # The watchdog is fed only while the app moves: the periodic checks
+        # (the fall detector) tick, and a powered radio takes its steps.
+        now = self.clock.ticks_ms()
+        stalled = self.clock.ticks_diff(now, self.ticked) > _TICK_STALL_MS
+        r = self.radio
+        stuck = r.powered and self.clock.ticks_diff(now, r.beat) > _RADIO_STALL_MS
+        if stalled or stuck:
+            print("watch: not feeding the watchdog:", "checks stalled" if stalled else "radio stuck")
+            return False
+        return True
+
     async def run(self):
         await self.board.start()
         self.ui.show("Ready")
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        if self.board.reset_cause() == "deepsleep" and self.board.button("red"):
+            # The SOS button woke the watch from deep sleep (a reboot) and is
+            # still held: the press began before the app could time it.
+            self.on_sos()
         for task in (self.radio.run(), self.session.run(), self.checkins(), self.periodic()):
             asyncio.create_task(task)
-        # The watchdog is fed from the loop itself: if the loop stalls, it resets the watch.
+        await self._main_loop()
+
+    async def _main_loop(self):
+        # The watchdog is fed from this loop while the app is healthy(): if the
+        # loop or a task it watches stalls, the watchdog resets the watch.
         # A collection every second keeps the live objects packed low in the heap:
         # left to run only when the heap is exhausted, the GC finds the survivors
         # scattered over all of it, and a 700-byte block (a network read, the
         # pulse samples) may not exist any more in an ESP32's 100 KB.
+        # Idle, the CPU light-sleeps until asyncio's next timer (the board
+        # cuts the sleep there) and then yields, so every task gets its turn:
+        # light sleep stops the whole VM.
+        gc_at = idle_since = self.clock.ticks_ms()
+        deep_after = self.device.get("deep_sleep_after_s", 0) * 1000
         while True:
-            if self.wdt:
+            if self.wdt and self.healthy():
                 self.wdt.feed()
-            gc.collect()
+            now = self.clock.ticks_ms()
+            if self.clock.ticks_diff(now, gc_at) >= _GC_EVERY_MS:
+                gc_at = now
+                gc.collect()
             if self.idle() and hasattr(self.board, "light_sleep"):
-                await self.board.light_sleep(_IDLE_SLEEP_MS)
+                if deep_after and self.clock.ticks_diff(now, idle_since) >= deep_after:
+                    self._deep_sleep(now)
+                self.board.light_sleep(_IDLE_SLEEP_MS)
+                await asyncio.sleep_ms(0)
             else:
-                await self.clock.sleep_ms(1000)
+                idle_since = now
+                await self.clock.sleep_ms(_GC_EVERY_MS)
+
+    def _deep_sleep(self, now):
+        # Idle for deep_sleep_after_s (a device option, off by default): sleep
+        # until the next check-in; the SOS button or the timer wakes the watch
+        # with a reboot. Nothing runs meanwhile: no fall detection, no
+        # reminders, so only with nothing on flash left to send or to remember.
+        if self.next_checkin is None or self.outbox.count() or self.alarm.active():
+            return
+        ms = self.clock.ticks_diff(self.next_checkin, now)
+        if ms > _DEEP_SLEEP_MIN_MS:
+            print("watch: deep sleep for", ms // 1000, "s")
+            self.board.deep_sleep(ms)

@@ -4,10 +4,13 @@
 #   display(text), vibrate(ms)
 #   clock: ticks_ms(), ticks_diff(a, b), ticks_add(t, ms), sleep_ms(ms) and
 #          wait_for_ms(awaitable, ms) (both awaitable), wall() -> unix seconds or None
+#          (None until set_wall(unix_s): app/netclock.py)
 #   watchdog(timeout_ms) -> object with feed() and hold()
 #   reset_cause() -> str, battery() -> {"pct", "mv"}, flash_dir
 #   random_bytes(n) -> bytes            unpredictable, n <= 32 (random_bytes below)
 #   async start()                       background tasks the board needs
+#   light_sleep(ms)                     blocks the whole VM (no task runs) until ms,
+#                                       asyncio's next timer or a wake source
 #   async modem_uart() -> (reader, writer)   the AT byte stream, and the only path
 #                                       to the network (app/netsock.py: the modem's TCP stack)
 import asyncio
@@ -32,6 +35,23 @@ async def wait_for_ms(aw, ms):
         raise
     finally:
         timer.cancel()
+
+
+def sleep_budget(ms):
+    # How long the CPU may sleep (ms on asyncio's clock): ms, cut to the next
+    # task asyncio has timed (a sleep, a hold timer, a timeout). MicroPython's
+    # run queue is a pairing heap keyed on wake-up ticks; peek() is its head.
+    # It is asyncio's private part, so guarded: without it, no sleep at all
+    # (power lost, but never a task starved).
+    try:
+        from asyncio import core
+        head = core._task_queue.peek()
+    except (ImportError, AttributeError):
+        return 0
+    if head is None:
+        return ms
+    import time
+    return max(0, min(ms, time.ticks_diff(head.ph_key, time.ticks_ms())))
 
 
 def random_bytes(n, extra=b""):

@@ -1,18 +1,38 @@
 # The real board: ESP32 + SIMCom LTE modem (UART) + GNSS in the modem.
-# Pin numbers are the reference board's; a different PCB changes only PINS.
+# Pin numbers are the board's (pin_map); a different PCB changes only pin_map.
 import asyncio
+import sys
 import time
 import hal
 import machine
 from hal.max30102 import MAX30102
 
-PINS = {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
-        "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
-        "audio_en": 25}
+
+
+def pin_map(chip):
+    # chip: the build's board name (os.uname().machine, the same text as
+    # sys.implementation._machine), e.g. "Generic ESP32S3 module with ESP32S3".
+    # Only the map in use is built: each dict is heap for good.
+    if "ESP32S3" in chip:
+        # ESP32-S3: wake pins must be RTC GPIOs (0-21); not the strapping pins
+        # (0, 3, 45, 46), the USB pair (19, 20) or the flash/PSRAM pins (26-37).
+        # The battery on ADC1 (GPIO1-10): ADC2 is unusable beside a radio.
+        # A proposed PCB's map: check it against the schematic before flashing.
+        return {"red": 5, "black": 6, "vibration": 15, "modem_tx": 17, "modem_rx": 18,
+                "modem_pwrkey": 16, "batt_adc": 4, "i2c_scl": 9, "i2c_sda": 8, "accel_int": 7,
+                "audio_en": 14, "s3": 1}
+    # The original ESP32 (LILYGO T-A7670E-class reference board).
+    return {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
+            "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
+            "audio_en": 25, "s3": 0}
+
+
+PINS = pin_map(getattr(sys.implementation, "_machine", ""))
 ACCEL_ADDR = 0x19   # LIS3DH, SA0 high
 HR_ADDR = 0x57      # MAX30102
 UNIX_OFFSET = 946684800  # MicroPython's epoch on ESP32 is 2000-01-01
 FLASH_DIR = "/data"
+_MIN_SLEEP_MS = 2  # shorter sleeps cost more to enter and leave than they save
 
 _CAUSES = {
     machine.PWRON_RESET: "power_on",
@@ -41,6 +61,12 @@ class Clock:
 
     def wait_for_ms(self, aw, ms):
         return hal.wait_for_ms(aw, ms)
+
+    def set_wall(self, unix_s):
+        # The RTC keeps UTC (app/netclock.py keeps the zone); it runs through
+        # light and deep sleep and resets, and is lost only at power-off.
+        t = time.gmtime(unix_s - UNIX_OFFSET)
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
     def wall(self):
         t = time.time()
@@ -87,7 +113,7 @@ class Board:
         self._uart_writer = None
 
     async def start(self):
-        asyncio.create_task(self._vibration())
+        pass
 
     def button(self, name):
         pin = self._red if name == "red" else self._black
@@ -97,13 +123,18 @@ class Board:
         # Edges from pin interrupts, handed to the app outside the interrupt.
         import micropython
         self._on_button = callback
+        self._levels = {"red": self.button("red"), "black": self.button("black")}
         for name, pin in (("red", self._red), ("black", self._black)):
             pin.irq(lambda p, n=name: micropython.schedule(self._edge, n),
                     machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
 
     def _edge(self, name):
-        if self._on_button:
-            self._on_button(name, self.button(name))
+        # From the pin interrupt and after every light sleep: only a level
+        # that changed since the last report is an edge (each one reported once).
+        down = self.button(name)
+        if self._on_button and self._levels[name] != down:
+            self._levels[name] = down
+            self._on_button(name, down)
 
     def _accel_init(self):
         try:
@@ -139,14 +170,42 @@ class Board:
     def audio(self, state):
         self._audio.value(1 if state == "on" else 0)
 
-    async def light_sleep(self, ms):
-        # The whole loop stops; a button (ext1) or the accelerometer interrupt wakes it early.
+    def light_sleep(self, ms):
+        # machine.lightsleep stops the whole VM: no task runs until it returns.
+        # So the sleep ends at asyncio's next timer at the latest
+        # (hal.sleep_budget), and the caller yields to asyncio after it. The
+        # SOS button (low) and the accelerometer interrupt (the LIS3DH INT1 is
+        # active high) end it early. The original ESP32's ext1 wakes only on
+        # "all low" or "any high": there the button takes ext0.
+        ms = hal.sleep_budget(ms)
+        if ms < _MIN_SLEEP_MS:
+            return
         import esp32
-        # ext0 takes one pin at a level (the button pulls low); ext1 on the
-        # original ESP32 can only wake on "any high" (the LIS3DH INT1 is active high).
-        esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
-        esp32.wake_on_ext1(pins=(machine.Pin(PINS["accel_int"]),), level=esp32.WAKEUP_ANY_HIGH)
+        accel = machine.Pin(PINS["accel_int"])
+        if PINS["s3"]:
+            # The S3's ext1 wakes on any pin low (ESP-IDF's ESP_EXT1_WAKEUP_ANY_LOW,
+            # the value MicroPython names WAKEUP_ALL_LOW): both buttons; ext0
+            # takes the accelerometer's active-high interrupt.
+            esp32.wake_on_ext1(pins=(self._red, self._black), level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext0(pin=accel, level=esp32.WAKEUP_ANY_HIGH)
+        else:
+            esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext1(pins=(accel,), level=esp32.WAKEUP_ANY_HIGH)
         machine.lightsleep(ms)
+        # An edge during light sleep raises no pin interrupt (the GPIO matrix
+        # is asleep); the level is there after wake: a changed level is the edge.
+        self._edge("red")
+        self._edge("black")
+
+    def deep_sleep(self, ms):
+        # A wake is a reboot (reset cause "deepsleep"): the SOS button (RTC
+        # GPIO, low) or the timer. main.py and the app run again from the top.
+        import esp32
+        if PINS["s3"]:
+            esp32.wake_on_ext1(pins=(self._red,), level=esp32.WAKEUP_ALL_LOW)
+        else:
+            esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+        machine.deepsleep(ms)
 
     def display(self, text):
         # The reference board has no screen driver yet: the text goes to the console.
@@ -154,15 +213,17 @@ class Board:
         print("display:", text)
 
     def vibrate(self, ms):
+        # A task per buzz, not a poller: a task that wakes every few ms would
+        # cut every light sleep that short.
         self._vib.value(1)
         self._vib_until = time.ticks_add(time.ticks_ms(), ms)
+        asyncio.create_task(self._vibration_off(ms))
 
-    async def _vibration(self):
-        while True:
-            if self._vib_until is not None and time.ticks_diff(time.ticks_ms(), self._vib_until) >= 0:
-                self._vib.value(0)
-                self._vib_until = None
-            await asyncio.sleep_ms(50)
+    async def _vibration_off(self, ms):
+        await asyncio.sleep_ms(ms)
+        if self._vib_until is not None and time.ticks_diff(time.ticks_ms(), self._vib_until) >= 0:
+            self._vib.value(0)
+            self._vib_until = None
 
     def battery(self):
         mv = self._adc.read_uv() * 2 // 1000  # 1:2 divider

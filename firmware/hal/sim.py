@@ -13,6 +13,7 @@ import binascii
 import errno
 import json
 import os
+import select
 import socket
 import time
 import hal
@@ -61,6 +62,8 @@ class Clock:
         return hal.wait_for_ms(aw, max(1, self._real_ms(ms)))
 
     def set_wall(self, unix_s):
+        # The board's RTC (hal/esp32.py): unset (None) from each boot until
+        # app/netclock.py sets it from the network or a fix; hwsim gives no time.
         self._wall0 = unix_s
         self._wall_at = self.ticks_ms()
 
@@ -125,7 +128,6 @@ class Board:
         self._accel = []
         self.accel_hz = 50
         self._on_button = None
-        self._wake = None
         self._sock = socket.socket()
         self._sock.connect(_addr(self.host, int(os.getenv(_ENV_BUS))))
         # The first exchange is blocking: boot needs the buttons before asyncio runs.
@@ -140,9 +142,8 @@ class Board:
 
     def _apply(self, msg):
         if "buttons" in msg:
-            self._buttons.update(msg["buttons"])
-        if "wall" in msg and msg["wall"] is not None:
-            self.clock.set_wall(msg["wall"])
+            for name, down in msg["buttons"].items():
+                self._level(name, bool(down))
         if "batt" in msg:
             self._batt = msg["batt"]
 
@@ -170,22 +171,22 @@ class Board:
                 continue
             ev = msg.get("ev")
             if ev == "button":
-                self._buttons[msg["name"]] = bool(msg["down"])
-                self._wakeup()
-                if self._on_button:
-                    self._on_button(msg["name"], bool(msg["down"]))
+                self._level(msg["name"], bool(msg["down"]))
             elif ev == "accel":
                 self.accel_hz = msg.get("hz", 50)
                 self._accel.extend(msg["s"])
                 if len(self._accel) > 512:  # the sensor FIFO overflows: oldest lost
                     self._accel = self._accel[-512:]
-                self._wakeup()  # the sensor's motion interrupt
             else:
                 self._apply(msg)
 
-    def _wakeup(self):
-        if self._wake:
-            self._wake.set()
+    def _level(self, name, down):
+        # A pin interrupt's edge, or a level read after wake: a changed level
+        # is an edge, reported once (as hal/esp32.py does).
+        if self._buttons.get(name, False) != down:
+            self._buttons[name] = down
+            if self._on_button:
+                self._on_button(name, down)
 
     async def start(self):
         asyncio.create_task(self._bus())
@@ -238,17 +239,28 @@ class Board:
         self._send({"ev": "audio", "state": state})
 
     # --- power ------------------------------------------------------------------
-    async def light_sleep(self, ms):
-        # Until ms pass or a button or motion interrupt: the CPU draws its sleep current.
-        self._wake = asyncio.Event()
-        self._send({"ev": "cpu", "state": "sleep"})
-        try:
-            await self.clock.wait_for_ms(self._wake.wait(), ms)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._wake = None
-            self._send({"ev": "cpu", "state": "active"})
+    def light_sleep(self, ms):
+        # Blocks the whole VM, as machine.lightsleep() does on the board: no
+        # task runs and nothing is read from the UART or the bus meanwhile.
+        # hwsim holds back the bus while the CPU sleeps and writes to it only
+        # for a wake source named here (the SOS pin's level, the accelerometer
+        # interrupt), so a readable bus ends the sleep; else the timer does.
+        # The caller yields to asyncio after it.
+        real = hal.sleep_budget(self.clock._real_ms(ms))
+        if real < 1:
+            return
+        self._send({"ev": "cpu", "state": "sleep", "wake": ["red", "accel"]})
+        p = select.poll()
+        p.register(self._sock, select.POLLIN)
+        p.poll(real)
+        # hwsim answers with the pin levels (edges during sleep raised no interrupt).
+        self._send({"ev": "cpu", "state": "active"})
+
+    def deep_sleep(self, ms):
+        # As machine.deepsleep(): the program ends; hwsim starts it again
+        # (reset cause "deepsleep") when the SOS button goes down or ms pass.
+        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red"]})
+        raise SystemExit(0)
 
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)

@@ -29,6 +29,8 @@ def test_watch_face_shows_time_then_battery_then_sleeps(make_watch):
     scenario = Scenario(name="face", world=WorldSpec(start="2025-11-22T08:14:00Z", battery_pct=64))
     with make_watch(scenario) as w:
         assert w.wait_display("Ready", 20)
+        # No time of its own: the watch knows it once the network has sent it.
+        assert w.wait_for(lambda e: e["type"] == "modem" and e.get("state") == "network time", 60)
         w.press("black", 0.3)
         face = w.wait_for(lambda e: e["type"] == "display" and e["text"].startswith("08:1"), 10)
         assert face and face["text"].endswith("Sat 22 Nov"), w.displays

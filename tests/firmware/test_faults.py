@@ -3,7 +3,9 @@ Times are scenario seconds; long outages run at high speed."""
 from __future__ import annotations
 
 import json
+import shutil
 
+from hwsim.firmware import FIRMWARE_DIR
 from hwsim.scenario import Scenario, WorldSpec
 
 from .conftest import DEV
@@ -125,3 +127,22 @@ def test_modem_reboot_in_the_middle_of_an_alarm(make_watch, cloud):
         cloud.command(DEV, cid="m-1", type="alert_ack", ref=alert["mid"], stage="received")
         assert w.wait_display("Help is coming", 60)
         assert w.running()
+
+
+def test_a_hung_task_stops_the_feeding_and_the_watchdog_resets_the_watch(make_watch, tmp_path):
+    # A copy of the firmware with one planted fault: the periodic checks (the
+    # fall detector's task) hang for good after a few seconds, while the main
+    # loop goes on running. The watchdog must no longer be fed, and hwsim's
+    # watchdog (as the ESP32's) restarts the watch with reset cause "wdt".
+    fw = tmp_path / "fw"
+    shutil.copytree(FIRMWARE_DIR, fw, ignore=shutil.ignore_patterns("__pycache__"))
+    routine = fw / "app" / "routine.py"
+    src = routine.read_text()
+    anchor = "            self.ticked = self.clock.ticks_ms()\n"
+    assert anchor in src
+    routine.write_text(src.replace(anchor, anchor + "            if n == 20:\n"
+                                   "                await asyncio.Event().wait()  # planted: hangs\n"))
+    with make_watch(firmware_dir=fw, flash_dir=tmp_path / "flash", speed=20) as w:
+        assert w.wait_display("Ready", 20)
+        assert w.wait_for(lambda e: e["type"] == "firmware" and e.get("reset_cause") == "wdt", 120)
+        assert any(e["type"] == "watchdog" for e in w.events)

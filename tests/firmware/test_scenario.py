@@ -5,8 +5,9 @@ import json
 
 from cloud.protocol import parse_up
 from hwsim.cli import main as hwsim_main
-from hwsim.runner import Watch
-from hwsim.scenario import Scenario, WorldSpec
+from hwsim.events import Recorder
+from hwsim.runner import Watch, run_scenario
+from hwsim.scenario import Scenario, WorldSpec, load
 
 from .conftest import DEV, SECRET  # the broker and cloud fixtures come from conftest.py
 
@@ -128,3 +129,17 @@ def test_cli_fails_with_a_reason(broker, tmp_path, capsys):
     assert rc == 1
     assert 'FAIL: expected display "Help is coming" within 6s' in out
     assert hwsim_main(["run", "no_such_scenario", "--device-id", DEV, "--secret", SECRET]) == 2
+
+
+def test_clock_from_the_network_fires_a_reminder_at_local_time(broker, cloud):
+    # No time at boot; NITZ gives 13:59 UTC in a UTC-5 zone: the 09:00 reminder
+    # fires a minute in (09:00 local), the 14:00 one, in the same minute, does not.
+    rec = Recorder()
+    ok, reason = run_scenario(load("reminder_local_time"), DEV, SECRET, ("127.0.0.1", broker.port), recorder=rec)
+    assert ok, reason
+    shown = [e for e in rec.events if e["type"] == "display"]
+    pills = [e for e in shown if e["text"] == "Take your pills"]
+    assert pills and pills[0]["t"] >= 60, pills
+    assert not [e for e in shown if e["text"] == "Wrong zone"]
+    nitz = [e for e in rec.events if e["type"] == "modem" and e.get("state") == "network time"]
+    assert nitz and nitz[0]["zone_q"] == -20

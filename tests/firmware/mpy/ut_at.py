@@ -125,6 +125,9 @@ def test_cgnssinfo_no_fix_and_garbage():
 def test_cclk():
     eq(at.cclk('+CCLK: "25/11/22,06:14:36+04"'), 1763792076 - 3600)
     eq(at.cclk('+CCLK: "80/01/06,00:00:10+00"'), None)
+    eq(at.cclk_zone('+CCLK: "25/11/22,06:14:36+04"'), 4)
+    eq(at.cclk_zone('+CCLK: "25/11/22,01:14:36-20"'), -20)
+    eq(at.cclk_zone('+CCLK: "25/11/22,06:14:36"'), 0)
 
 
 def test_find_skips_urcs_and_garbage():

@@ -25,7 +25,7 @@ GOOD = [
     "+CEREG: 0,1", "+CGREG: 1", "+CSQ: 20,99", '+CCLK: "25/11/22,06:14:36+04"', '+CLIP: "+33611111111",145,"",0,"",0',
     '+CMTI: "SM",3', "+CPIN: READY", "RING", "VOICE CALL: END: 000012", "OK", "ERROR", "RDY",
 ]
-PARSERS = (at.cpsi, lambda s: at.cpsi(s, "A7670"), at.cgnssinfo, at.cops_list, at.csq_dbm, at.cclk,
+PARSERS = (at.cpsi, lambda s: at.cpsi(s, "A7670"), at.cgnssinfo, at.cops_list, at.csq_dbm, at.cclk, at.cclk_zone,
            at.clip_number, at.cmti_index, at.cpin_ready, lambda s: at.cereg_stat(s, True),
            lambda s: at.cereg_stat(s, False))
 ALPHABET = "+:,\"0123456789.-ABCNSEW OKRGINxyz\x00\xff"

@@ -1,0 +1,1 @@
+# hal/esp32.py imports network; nothing here uses it.

@@ -1,0 +1,121 @@
+# hal/esp32.py itself under the unix port, on recording stand-ins for machine,
+# esp32 and network (tests/firmware/mpy/esp32stubs): the pins and wake sources
+# it configures are those of its pin map, and while the watch idles in light
+# sleep (which blocks the whole VM) every other asyncio task still gets its turn.
+import sys
+import asyncio
+import mpytest
+from mpytest import eq
+
+for _p in sys.path:
+    if _p.endswith("/mpy"):
+        sys.path.insert(0, _p + "/esp32stubs")
+        break
+import machine  # noqa: E402  (the stand-ins' folder goes on the path first)
+import esp32  # noqa: E402
+from hal import esp32 as hal_esp32  # noqa: E402
+from app.watch import Watch  # noqa: E402
+
+PINS = hal_esp32.PINS
+
+
+def logged(kind):
+    return [e for e in machine.LOG if e[0] == kind]
+
+
+def new_board():
+    del machine.LOG[:]
+    machine.LEVELS.clear()
+    return hal_esp32.Board()
+
+
+def test_pins_come_from_the_pin_map():
+    new_board()
+    pins = {e[1]: e for e in logged("pin")}
+    eq(pins[PINS["red"]][2:], (machine.Pin.IN, machine.Pin.PULL_UP))
+    eq(pins[PINS["vibration"]][2], machine.Pin.OUT)
+    eq(logged("uart")[0][2:], (PINS["modem_tx"], PINS["modem_rx"]))
+
+
+def test_light_sleep_wakes_on_the_sos_pin_low_and_the_accelerometer_high():
+    b = new_board()
+    b.light_sleep(30)
+    eq(logged("ext0"), [("ext0", PINS["red"], esp32.WAKEUP_ALL_LOW)])
+    eq(logged("ext1"), [("ext1", (PINS["accel_int"],), esp32.WAKEUP_ANY_HIGH)])
+    eq(len(logged("lightsleep")), 1)
+    assert logged("lightsleep")[0][1] <= 30
+
+
+def test_on_an_s3_ext1_wakes_on_either_button_low_and_ext0_on_the_accelerometer():
+    s3 = hal_esp32.pin_map("Generic ESP32S3 module with ESP32S3")
+    eq(hal_esp32.pin_map("Generic ESP32 module with ESP32")["red"], 32)
+    for name in ("red", "black", "accel_int"):
+        assert s3[name] <= 21, name            # the S3's RTC GPIOs: the wake sources
+    saved, hal_esp32.PINS = hal_esp32.PINS, s3
+    try:
+        b = new_board()
+        b.light_sleep(30)
+    finally:
+        hal_esp32.PINS = saved
+    eq(logged("ext1"), [("ext1", (s3["red"], s3["black"]), esp32.WAKEUP_ALL_LOW)])
+    eq(logged("ext0"), [("ext0", s3["accel_int"], esp32.WAKEUP_ANY_HIGH)])
+
+
+def test_deep_sleep_wakes_on_the_sos_pin_and_the_timer():
+    b = new_board()
+    try:
+        b.deep_sleep(60000)
+    except SystemExit:           # the stand-in ends the program, as the chip does
+        pass
+    eq(logged("ext0"), [("ext0", PINS["red"], esp32.WAKEUP_ALL_LOW)])
+    eq(logged("deepsleep"), [("deepsleep", 60000)])
+
+
+def test_a_press_during_sleep_is_an_edge_after_wake_reported_once():
+    b = new_board()
+    edges = []
+    b.on_button(lambda name, down: edges.append((name, down)))
+    machine.DURING_SLEEP.append(lambda: machine.LEVELS.update({PINS["red"]: 0}))
+    b.light_sleep(20)
+    eq(edges, [("red", True)])
+    b._edge("red")                    # the pin interrupt, late: no second edge
+    b.light_sleep(20)
+    eq(edges, [("red", True)])
+
+
+class IdleWatch:
+    # What Watch's main loop reads of the watch: nothing needs the CPU.
+    def __init__(self, board):
+        self.board = board
+        self.clock = board.clock
+        self.wdt = None
+        self.device = {}
+
+    def idle(self):
+        return True
+
+
+async def idle_with_another_task():
+    b = new_board()
+    ticks = [0]
+
+    async def other():
+        while True:
+            await asyncio.sleep_ms(20)
+            ticks[0] += 1
+    asyncio.create_task(other())
+    loop = asyncio.create_task(Watch._main_loop(IdleWatch(b)))
+    await asyncio.sleep_ms(400)
+    loop.cancel()
+    return ticks[0]
+
+
+def test_other_tasks_run_while_the_watch_idles_in_light_sleep():
+    n = asyncio.run(idle_with_another_task())
+    assert n >= 10, "the other task ran %d times in 400 ms" % n
+    sleeps = logged("lightsleep")
+    assert sleeps, "the watch never slept"
+    assert max(e[1] for e in sleeps) <= 20, sleeps   # never past the next timer
+
+
+mpytest.run(globals())
