@@ -55,64 +55,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Env, Sampler, write_result  # noqa: E402
-from hwsim.fleet import Fleet, percentiles, raise_nofile  # noqa: E402
+from bench.device_flood_flooder import flooder_main  # noqa: E402
+from bench.device_flood_report import TARGET_P99_MS, cases_in_store, figures  # noqa: E402
+from bench.harness import Env, write_result  # noqa: E402
+from bench.measure import Sampler  # noqa: E402
+from hwsim.fleet import Fleet, raise_nofile  # noqa: E402
 
-TARGET_P99_MS = 300
-OPEN = ("new", "routed", "claimed", "in_call")   # AlertCase.status before "resolved"
+CHUNK = 200  # the flooder yields to its event loop every CHUNK presses
 
-
-# --- the flooder (its own process) -------------------------------------------------------
-
-def flooder_main(conn, cred: tuple[str, str], host: str, port: int, presses: int, drain_timeout: float,
-                 chunk: int) -> None:
-    """Connect one twin, say ``ready``, wait for ``go``, publish ``presses`` SOS alerts
-    back to back, then wait (up to ``drain_timeout`` s) for every ``alert_ack`` and
-    send the report. Times are ``time.monotonic()``: one clock for both processes."""
-    try:
-        conn.send(("report", asyncio.run(_flood(conn, cred, host, port, presses, drain_timeout, chunk))))
-    except Exception as exc:  # noqa: BLE001 - the parent reports it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-async def _flood(conn, cred, host, port, presses, drain_timeout, chunk) -> dict:
-    loop = asyncio.get_running_loop()
-    fleet = Fleet([cred], host, port, alert_resend_s=None, reconnect_retries=0, window=presses + 100)
-    acked_at: list[float] = []
-    ack_ms: list[float] = []
-    fleet.on_alert_acked = lambda twin, mid, ms: (acked_at.append(time.monotonic()), ack_ms.append(ms))
-    await fleet.connect_all()
-    twin = fleet.twins[0]
-    if not twin.connected:
-        raise RuntimeError(f"flooder did not connect: {dict(fleet.stats.errors)}")
-    conn.send(("ready", None))
-    await loop.run_in_executor(None, conn.recv)       # "go"
-    t0 = time.monotonic()
-    for i in range(presses):
-        twin.send_alert("sos")
-        if (i + 1) % chunk == 0 or i + 1 == presses:
-            if i + 1 <= chunk:   # the first presses are on their way: the others may start calling
-                conn.send(("flooding", t0))
-            await asyncio.sleep(0)   # let the transport write: the broker takes them as fast as it reads
-    t_published = time.monotonic()
-    pubacked_at = None
-    deadline = t0 + drain_timeout
-    while time.monotonic() < deadline:
-        if pubacked_at is None and fleet.stats.pubacked_by_kind.get("alert", 0) >= presses:
-            pubacked_at = time.monotonic()
-        if pubacked_at is not None and len(acked_at) >= presses:
-            break
-        await asyncio.sleep(0.005)
-    rep = fleet.report()
-    await fleet.close()
-    return {"t0": t0, "published_at": t_published, "pubacked_at": pubacked_at, "acked_at": acked_at,
-            "ack_ms": ack_ms, "sent": rep["alerts"]["sent"], "acked": rep["alerts"]["acked"],
-            "resent": rep["alerts"]["resent"], "pubacked": rep["pubacked_by_kind"].get("alert", 0),
-            "commands": rep["commands"], "acks_sent": rep["acks_sent"], "errors": rep["errors"],
-            "device_id": twin.device_id}
-
-
-# --- the run ------------------------------------------------------------------------------
 
 class MetricsPoller(threading.Thread):
     """The cloud's ingest inbox depth (/metrics) once a second: where the backlog sits."""
@@ -146,6 +96,8 @@ def run(*, quick: bool = False, presses: int = 3000, others: int = 20, per_devic
     if quick:
         presses, others, per_device = min(presses, 150), min(others, 5), min(per_device, 2)
         spread, quiet, drain_timeout = min(spread, 1.0), min(quiet, 2), min(drain_timeout, 30)
+    params = {"presses": presses, "others": others, "per_device": per_device, "spread_s": spread,
+              "quiet": quiet, "drain_timeout_s": drain_timeout}
     pg = None
     database_url = None
     if db == "postgresql":
@@ -153,204 +105,146 @@ def run(*, quick: bool = False, presses: int = 3000, others: int = 20, per_devic
         pg = TempPostgres().start()
         database_url = pg.url
     try:
-        return _run(quick, presses, others, per_device, spread, quiet, database_url, drain_timeout,
-                    ack_timeout, seed, db, wait_lane_clear)
+        driver = FloodRun(params, database_url, ack_timeout=ack_timeout, seed=seed,
+                          wait_lane_clear=wait_lane_clear)
+        return {"quick": quick, "store": db, **driver.run()}
     finally:
         if pg:
             pg.stop()
 
 
-def _run(quick, presses, others, per_device, spread, quiet, database_url, drain_timeout, ack_timeout, seed,
-         db, wait_lane_clear) -> dict:
-    t_start = time.monotonic()
-    timings: dict[str, float] = {}
-    env = Env(1 + others + quiet, database_url=database_url).setup()
-    timings["setup_s"] = round(time.monotonic() - t_start, 2)
-    flooder_cred, other_creds = env.creds[0], env.creds[1:1 + others]
-    quiet_creds = env.creds[1 + others:]
-    host, port = env.settings.mqtt_host, env.settings.mqtt_port
-    ctx = mp.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe()
-    flooder = None
-    try:
-        t = time.monotonic()
-        cloud = env.start_cloud()
-        timings["cloud_start_s"] = round(time.monotonic() - t, 2)
-        flooder = ctx.Process(target=flooder_main, name="flooder", daemon=True,
-                              args=(child_conn, flooder_cred, host, port, presses, drain_timeout,
-                                    200))
-        flooder.start()
-        sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid})
-        poller = MetricsPoller(cloud)
+class FloodRun:
+    """One run: the environment (broker, cloud process, fleet credentials), the flooder's
+    process, the other and quiet watches in this process's event loop, then the figures."""
 
-        async def main() -> dict:
-            loop = asyncio.get_running_loop()
-            callers = Fleet(other_creds, host, port, alert_resend_s=10.0)
-            quiets = Fleet(quiet_creds, host, port, alert_resend_s=10.0)
-            sos: list[dict] = []
-            by_mid: dict[tuple[str, str], dict] = {}
+    def __init__(self, params: dict, database_url: str | None, *, ack_timeout: float, seed: int,
+                 wait_lane_clear: bool):
+        self.params, self.database_url = params, database_url
+        self.ack_timeout, self.seed, self.wait_lane_clear = ack_timeout, seed, wait_lane_clear
+        self.timings: dict[str, float] = {}
 
-            def published(twin, mid, t):
-                rec = {"device": twin.device_id, "mid": mid, "at": time.monotonic(), "ms": None}
-                sos.append(rec)
-                by_mid[(twin.device_id, mid)] = rec
-
-            def acked(twin, mid, ms):
-                by_mid[(twin.device_id, mid)]["ms"] = ms
-
-            callers.on_alert_published = published
-            callers.on_alert_acked = acked
+    def run(self) -> dict:
+        p = self.params
+        t_start = time.monotonic()
+        env = Env(1 + p["others"] + p["quiet"], database_url=self.database_url).setup()
+        self.timings["setup_s"] = round(time.monotonic() - t_start, 2)
+        flooder_cred, other_creds = env.creds[0], env.creds[1:1 + p["others"]]
+        ctx = mp.get_context("spawn")
+        self.conn, child_conn = ctx.Pipe()
+        flooder = None
+        try:
             t = time.monotonic()
-            await callers.connect_all()
-            await quiets.connect_all()
-            timings["connect_s"] = round(time.monotonic() - t, 2)
-            kind, _ = await loop.run_in_executor(None, _recv, parent_conn, 60)
-            if kind != "ready":
-                raise RuntimeError(f"flooder: {_}")
-            # Every twin's connect-time status is in: nothing of the start-up is left in the cloud.
-            n_twins = 1 + len(callers.connected) + len(quiets.connected)
-            await loop.run_in_executor(None, cloud.wait_ingested, "status", n_twins, 30)
+            self.cloud = env.start_cloud()
+            self.timings["cloud_start_s"] = round(time.monotonic() - t, 2)
+            host, port = env.settings.mqtt_host, env.settings.mqtt_port
+            flooder = ctx.Process(target=flooder_main, name="flooder", daemon=True,
+                                  args=(child_conn, flooder_cred, host, port, p["presses"], p["drain_timeout_s"],
+                                        CHUNK))
+            flooder.start()
+            self.sampler = Sampler({"cloud": self.cloud.pid, "broker": env.broker_pid})
+            self.poller = MetricsPoller(self.cloud)
+            out = asyncio.run(self._drive(other_creds, env.creds[1 + p["others"]:], host, port))
+            usage, inbox_max = self.sampler.stop(), self.poller.stop()
+            flooder.join(timeout=10)
+            ingested, cases = self.cloud.ingested(), cases_in_store(env)
+        finally:
+            if flooder is not None and flooder.is_alive():
+                flooder.kill()
+            env.close()
+        return {"params": p,
+                **figures(out, cases, flooder_id=flooder_cred[0], other_ids={d for d, _ in other_creds},
+                          presses=p["presses"]),
+                "cloud_ingested": ingested, "cloud_inbox_max_depth": inbox_max, "usage": usage,
+                "callers": {k: out["callers"][k] for k in ("devices", "connected", "errors")},
+                "timings": self.timings, "seconds": round(time.monotonic() - t_start, 1)}
 
-            # 1. the reference: one SOS per quiet twin, nothing else going on
-            for twin in quiets.connected:
-                twin.send_alert("sos")
-                await quiets.wait_alerts_acked(ack_timeout)
-            quiet_ms = list(quiets.stats.alert_ack_ms)
+    async def _drive(self, other_creds, quiet_creds, host: str, port: int) -> dict:
+        callers = Fleet(other_creds, host, port, alert_resend_s=10.0)
+        quiets = Fleet(quiet_creds, host, port, alert_resend_s=10.0)
+        sos = self._timed(callers)
+        await self._connect(callers, quiets)
+        # 1. the reference: one SOS per quiet twin, nothing else going on
+        for twin in quiets.connected:
+            twin.send_alert("sos")
+            await quiets.wait_alerts_acked(self.ack_timeout)
+        quiet_ms = list(quiets.stats.alert_ack_ms)
+        # 2. the flood, and 3. the other devices' SOS spread over it
+        t0 = await self._start_flood()
+        await self._call_during_flood(callers, t0)
+        # One deadline for everything from here: the flood's start + drain_timeout.
+        deadline = t0 + self.params["drain_timeout_s"]
+        all_acked = await callers.wait_alerts_acked(max(0.0, deadline - time.monotonic()))
+        others_done = time.monotonic()
+        flood = await self._flooder_says("report", max(0.0, deadline - time.monotonic()) + 30)
+        rep = callers.report()
+        # The flooder acks each of its alert_acks on `ack`, which the cloud takes on the same
+        # urgent lane: the lane is clear once it has taken every ack sent so far.
+        acks = flood["acks_sent"] + rep["acks_sent"] + quiets.stats.acks_sent
+        cleared = None
+        if self.wait_lane_clear:
+            cleared = await asyncio.get_running_loop().run_in_executor(None, _wait_acks_ingested, self.cloud,
+                                                                       acks, deadline)
+        await callers.close()
+        await quiets.close()
+        self.timings["flood_and_others_s"] = round(time.monotonic() - t0, 1)
+        return {"sos": sos, "all_acked": all_acked, "others_done": others_done, "flood": flood,
+                "acks_cleared_at": cleared, "acks_expected": acks,
+                "callers": rep, "quiet_ms": quiet_ms, "quiet_acked": not any(t.pending for t in quiets.twins)}
 
-            # 2. the flood, and 3. the other devices' SOS spread over it
-            rnd = random.Random(seed)
-            twins = callers.connected
-            n = len(twins) * per_device
-            slot = spread / max(n, 1)
-            schedule = sorted(((k + rnd.uniform(0.05, 0.95)) * slot, twins[k % len(twins)]) for k in range(n))
-            sampler.start()
-            poller.start()
-            parent_conn.send("go")
-            kind, t0 = await loop.run_in_executor(None, _recv, parent_conn, 30)
-            if kind != "flooding":
-                raise RuntimeError(f"flooder: {t0}")
-            for offset, twin in schedule:   # from the flood's first PUBLISH (one monotonic clock)
-                delay = t0 + offset - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                twin.send_alert("sos")
-            # One deadline for everything from here: the flood's start + drain_timeout.
-            deadline = t0 + drain_timeout
-            all_acked = await callers.wait_alerts_acked(max(0.0, deadline - time.monotonic()))
-            others_done = time.monotonic()
-            kind, flood = await loop.run_in_executor(None, _recv, parent_conn,
-                                                     max(0.0, deadline - time.monotonic()) + 30)
-            if kind != "report":
-                raise RuntimeError(f"flooder: {flood}")
-            rep = callers.report()
-            # The flooder acks each of its alert_acks on `ack`, which the cloud takes on the same
-            # urgent lane: the lane is clear once it has taken every ack sent so far.
-            acks = flood["acks_sent"] + rep["acks_sent"] + quiets.stats.acks_sent
-            cleared = None
-            if wait_lane_clear:
-                cleared = await loop.run_in_executor(None, _wait_acks_ingested, cloud, acks, deadline)
-            await callers.close()
-            await quiets.close()
-            timings["flood_and_others_s"] = round(time.monotonic() - t0, 1)
-            return {"sos": sos, "all_acked": all_acked, "others_done": others_done, "flood": flood,
-                    "acks_cleared_at": cleared, "acks_expected": acks,
-                    "callers": rep, "quiet_ms": quiet_ms, "quiet_acked": not any(t.pending for t in quiets.twins)}
+    @staticmethod
+    def _timed(callers: Fleet) -> list[dict]:
+        """Record each other-device SOS: when published, and its ack delay once acked."""
+        sos: list[dict] = []
+        by_mid: dict[tuple[str, str], dict] = {}
 
-        out = asyncio.run(main())
-        usage = sampler.stop()
-        inbox_max = poller.stop()
-        flooder.join(timeout=10)
-        ingested = cloud.ingested()
-        cases = _cases(env, flooder_cred[0])
-    finally:
-        if flooder is not None and flooder.is_alive():
-            flooder.kill()
-        env.close()
+        def published(twin, mid, t):
+            rec = {"device": twin.device_id, "mid": mid, "at": time.monotonic(), "ms": None}
+            sos.append(rec)
+            by_mid[(twin.device_id, mid)] = rec
 
-    flood, sos = out["flood"], out["sos"]
-    t0 = flood["t0"]
-    last_ack = max(flood["acked_at"]) if flood["acked_at"] else None
-    drained = flood["acked"] >= presses
-    drain_s = round(last_ack - t0, 3) if drained and last_ack else None
-    # An SOS never acked counts with the time it was waited for (a lower bound): the
-    # percentiles then say "at least", never leave the worst ones out.
-    unacked = [r for r in sos if r["ms"] is None]
-    for r in unacked:
-        r["ms"] = (out["others_done"] - r["at"]) * 1000
-    ms_all = [r["ms"] for r in sos]
-    # "During the flood": published before the flooder's last press was acked (all of them
-    # if the flood never drained within the timeout).
-    end = last_ack if drained else float("inf")
-    ms_during = [r["ms"] for r in sos if r["at"] < end]
-    p_all, p_during = percentiles(ms_all), percentiles(ms_during)
-    other_cases = cases["by_device"]
-    other_ids = {d for d, _ in other_creds}
-    flooder_cases = other_cases.get(flooder_cred[0], [])
-    acks_per_s = _per_second([a - t0 for a in flood["acked_at"]])
-    result = {
-        "quick": quick,
-        "store": db,
-        "params": {"presses": presses, "others": others, "per_device": per_device, "spread_s": spread,
-                   "quiet": quiet, "drain_timeout_s": drain_timeout},
-        "target_p99_ms": TARGET_P99_MS,
-        # the headline
-        "device_flood_other_sos_ack_p99_ms": p_all["p99"],
-        "other_sos_ack_p50_ms": p_all["p50"],
-        "other_sos_ack_max_ms": p_all["max"],
-        "other_sos_ack_ms": p_all,
-        "other_sos_ack_ms_during_flood": p_during,
-        "other_sos_sent": len(sos),
-        "other_sos_acked": len(sos) - len(unacked),
-        "other_sos_all_acked": bool(out["all_acked"] and not unacked),
-        # > 0: the percentiles above are lower bounds (the unacked ones count with their wait so far)
-        "other_sos_unacked": len(unacked),
-        "other_sos_resent": out["callers"]["alerts"]["resent"],
-        "other_sos_over_target": sum(1 for m in ms_all if m > TARGET_P99_MS),
-        # each other-device SOS: [s after the flood's first PUBLISH, ms to its alert_ack, acked]
-        "other_sos": [[round(r["at"] - t0, 3), round(r["ms"], 1), r not in unacked] for r in sos],
-        "target_met": bool(out["all_acked"] and p_all["p99"] is not None and p_all["p99"] <= TARGET_P99_MS),
-        "quiet_sos_ack_ms": percentiles(out["quiet_ms"]),
-        "flood": {
-            "device_id": flood["device_id"],
-            "presses_sent": flood["sent"],
-            "presses_resent": flood["resent"],
-            "publish_s": round(flood["published_at"] - t0, 3),
-            # every press PUBACKed by the broker: it has taken the whole flood
-            "broker_took_all_s": round(flood["pubacked_at"] - t0, 3) if flood["pubacked_at"] else None,
-            "presses_pubacked": flood["pubacked"],
-            "presses_acked": flood["acked"],
-            "drained": drained,
-            "drain_s": drain_s,
-            "acked_per_s": round(flood["acked"] / (last_ack - t0), 1) if last_ack and last_ack > t0 else None,
-            "acked_by_second": acks_per_s,
-            "press_ack_ms": percentiles(flood["ack_ms"]),
-            # ... and until the cloud had also taken every command ack (the flooder's 3,000 among
-            # them) off its urgent lane: an SOS arriving before then still queues behind them
-            "urgent_lane_clear_s": round(out["acks_cleared_at"] - t0, 2) if out["acks_cleared_at"] else None,
-            "command_acks_expected": out["acks_expected"],
-            "commands_received": flood["commands"],
-            "command_acks_sent": flood["acks_sent"],
-            "errors": flood["errors"],
-        },
-        "cases": {
-            "total": cases["total"],
-            "devices_with_cases": len(other_cases),
-            "flooder": flooder_cases,
-            "flooder_open_cases": sum(1 for c in flooder_cases if c["status"] in OPEN),
-            "flooder_alerts_stored": cases["alerts"].get(flooder_cred[0], 0),
-            "other_devices_with_one_case": sum(1 for d in other_ids if len(other_cases.get(d, [])) == 1),
-            "other_devices": len(other_ids),
-            "other_press_counts": sorted({c["press_count"] for d in other_ids for c in other_cases.get(d, [])}),
-            "one_per_device": all(len(v) == 1 for v in other_cases.values()),
-        },
-        "cloud_ingested": ingested,
-        "cloud_inbox_max_depth": inbox_max,
-        "usage": usage,
-        "callers": {k: out["callers"][k] for k in ("devices", "connected", "errors")},
-        "timings": timings,
-        "seconds": round(time.monotonic() - t_start, 1),
-    }
-    return result
+        def acked(twin, mid, ms):
+            by_mid[(twin.device_id, mid)]["ms"] = ms
+
+        callers.on_alert_published = published
+        callers.on_alert_acked = acked
+        return sos
+
+    async def _connect(self, callers: Fleet, quiets: Fleet) -> None:
+        t = time.monotonic()
+        await callers.connect_all()
+        await quiets.connect_all()
+        self.timings["connect_s"] = round(time.monotonic() - t, 2)
+        await self._flooder_says("ready", 60)
+        # Every twin's connect-time status is in: nothing of the start-up is left in the cloud.
+        n_twins = 1 + len(callers.connected) + len(quiets.connected)
+        await asyncio.get_running_loop().run_in_executor(None, self.cloud.wait_ingested, "status", n_twins, 30)
+
+    async def _start_flood(self) -> float:
+        """Say ``go``; returns the flood's first PUBLISH time (one monotonic clock)."""
+        self.sampler.start()
+        self.poller.start()
+        self.conn.send("go")
+        return await self._flooder_says("flooding", 30)
+
+    async def _call_during_flood(self, callers: Fleet, t0: float) -> None:
+        """``per_device`` SOS per other twin, at times spread evenly (with a little jitter)
+        over ``spread_s`` from the flood's first PUBLISH."""
+        rnd = random.Random(self.seed)
+        twins = callers.connected
+        n = len(twins) * self.params["per_device"]
+        slot = self.params["spread_s"] / max(n, 1)
+        schedule = sorted(((k + rnd.uniform(0.05, 0.95)) * slot, twins[k % len(twins)]) for k in range(n))
+        for offset, twin in schedule:
+            delay = t0 + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            twin.send_alert("sos")
+
+    async def _flooder_says(self, expected: str, timeout: float):
+        kind, value = await asyncio.get_running_loop().run_in_executor(None, _recv, self.conn, timeout)
+        if kind != expected:
+            raise RuntimeError(f"flooder: {value}")
+        return value
 
 
 def _recv(conn, timeout: float):
@@ -368,36 +262,6 @@ def _wait_acks_ingested(cloud, n: int, deadline: float) -> float | None:
         if now >= deadline:
             return None
         time.sleep(0.1)
-
-
-def _per_second(offsets: list[float]) -> list[int]:
-    if not offsets:
-        return []
-    out = [0] * (int(max(offsets)) + 1)
-    for o in offsets:
-        out[int(o)] += 1
-    return out
-
-
-def _cases(env: Env, flooder_id: str) -> dict:
-    """The cases and alerts in the cloud's database, per device (SQLAlchemy on its URL)."""
-    from sqlalchemy import func, select
-
-    from cloud.store.db import make_engine
-    from cloud.store.models import Alert, AlertCase
-    eng = make_engine(env.settings.db_url)
-    try:
-        with eng.connect() as c:
-            rows = c.execute(select(AlertCase.device_id, AlertCase.id, AlertCase.status, AlertCase.press_count)
-                             .where(AlertCase.device_id.like("fleet-%")).order_by(AlertCase.id)).all()
-            alerts = dict(c.execute(select(Alert.device_id, func.count()).where(Alert.device_id.like("fleet-%"))
-                                    .group_by(Alert.device_id)).all())
-    finally:
-        eng.dispose()
-    by_device: dict[str, list] = {}
-    for device_id, case_id, status, press_count in rows:
-        by_device.setdefault(device_id, []).append({"id": case_id, "status": status, "press_count": press_count})
-    return {"total": len(rows), "by_device": by_device, "alerts": alerts}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Env, Sampler, rss_mb, write_result  # noqa: E402
+from bench.harness import Env, write_result  # noqa: E402
+from bench.measure import Sampler, rss_mb  # noqa: E402
 from hwsim.fleet import Fleet, raise_nofile  # noqa: E402
 
 REPORTS_PER_DAY = 1440

@@ -42,8 +42,7 @@ def run(quick: bool = False, devices: int = 200, messages: int | None = None, ba
     tmp = Path(tempfile.mkdtemp(prefix="pers-ingest-batch-"))
     settings = Settings(data_dir=tmp, log_json=False, database_url=database_url)
     upgrade(settings.db_url)
-    svc = build_services(settings, with_mqtt=False)
-    svc.ingestor.sender.target = NullSender()
+    svc = build_services(settings, with_mqtt=False, sender=NullSender())
     seed_demo(svc.sm, svc.clock, tmp)
     creds = provision_fleet(settings, devices, sync_broker=False)
     ids = [d for d, _ in creds]

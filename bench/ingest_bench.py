@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import RESULTS, Env, PySpy, Sampler, cpu_s, write_result  # noqa: E402
+from bench.harness import RESULTS, Env, write_result  # noqa: E402
+from bench.measure import PySpy, Sampler, cpu_s  # noqa: E402
 from hwsim.fleet import Fleet, raise_nofile  # noqa: E402
 
 
@@ -112,63 +113,16 @@ def _run(quick, devices, seconds, database_url, profile, name, workers) -> dict:
         async def main():
             fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=1000)
             await fleet.connect_all()
-            # 1. baseline: the same broker, a subscriber that does nothing
-            sub, count = await asyncio.to_thread(baseline_subscriber, env)
-            base = await offer(fleet, seconds, count, warmup=0.5 if quick else 1.0)
-            await asyncio.sleep(0.3)
-            base["count_end"] = count()
-            sub.terminate()
-            sub.wait()
-            await asyncio.sleep(0.5)
+            base = await _baseline(env, fleet, seconds, quick)
             # 2. the cloud, as a separate process
             if workers > 1:
                 clouds = await asyncio.to_thread(env.start_workers)
             else:
                 clouds = [await asyncio.to_thread(env.start_cloud)]
-            cloud = clouds[0]
-
-            def accepted() -> dict:
-                tot: dict = {}
-                for c in clouds:
-                    for k, v in c.ingested().items():
-                        tot[k] = tot.get(k, 0) + v
-                return tot
-
-            # The cloud's first subscription brings every twin's retained presence (priority
-            # above loc): let it work those off so the window measures location reports only.
-            t_p = time.monotonic()
-            while (await asyncio.to_thread(accepted)).get("presence", 0) < devices and time.monotonic() - t_p < 120:
-                await asyncio.sleep(0.2)
-            presence_s = round(time.monotonic() - t_p, 2)
-            rows0 = env.db_count("location_points")
-            m0 = await asyncio.to_thread(accepted)
-            pids = {("cloud" if i == 0 else f"cloud{i + 1}"): c.pid for i, c in enumerate(clouds)}
-            sampler = Sampler({**pids, "broker": env.broker_pid})
-            sampler.start()
-            cpu0 = {c.pid: cpu_s(c.pid) for c in clouds}
-            rows_c0 = env.db_count("location_points")
-            cl = await offer(fleet, seconds, lambda: env.db_count("location_points") - rows0,
-                             warmup=0.5 if quick else 2.0)
-            # CPU seconds of the cloud process(es) per persisted report: far less sensitive
-            # to other load on a shared machine than the rates are.
-            stored = env.db_count("location_points") - rows_c0
-            cpu = sum(cpu_s(c.pid) - cpu0[c.pid] for c in clouds)
-            cl["cloud_cpu_us_per_report"] = round(cpu / stored * 1e6, 1) if stored else None
-            m1 = await asyncio.to_thread(accepted)
-            cl["ingest_internals"] = await asyncio.to_thread(cloud.ingest_internals)
-            cl["messages_accepted_per_s"] = round((sum(m1.values()) - sum(m0.values())) / seconds, 1)
-            cl["retained_presence_drain_s"] = presence_s
-            res = sampler.stop()
-            backlog = fleet.stats.sent["loc"] - (env.db_count("location_points") - rows0) - base["count_end"]
+            cl, res, backlog = await _cloud_window(env, fleet, clouds, devices, seconds, quick, base)
             prof = None
             if profile and not quick:
-                # After the measured window, under the same load: py-spy takes CPU from the
-                # same two cores, so it must not share the window it would explain.
-                spy_s = int(min(seconds - 4, 12))
-                spy = PySpy(cloud.pid, spy_s, RESULTS / "profiles" / f"{name}_cloud.txt")
-                rows_p = env.db_count("location_points")
-                await offer(fleet, spy_s + 1, lambda: env.db_count("location_points") - rows_p, warmup=0.0)
-                prof = await asyncio.to_thread(spy.wait)
+                prof = await _profile(env, fleet, clouds[0], seconds, name)
             await fleet.close()
             return base, cl, res, prof, backlog, fleet.report()
 
@@ -200,6 +154,69 @@ def _run(quick, devices, seconds, database_url, profile, name, workers) -> dict:
     }
     write_result(name, out)
     return out
+
+
+
+async def _baseline(env: Env, fleet: Fleet, seconds: float, quick: bool) -> dict:
+    """1. The same broker, a subscriber that does nothing: what the broker alone takes."""
+    sub, count = await asyncio.to_thread(baseline_subscriber, env)
+    base = await offer(fleet, seconds, count, warmup=0.5 if quick else 1.0)
+    await asyncio.sleep(0.3)
+    base["count_end"] = count()
+    sub.terminate()
+    sub.wait()
+    await asyncio.sleep(0.5)
+    return base
+
+
+async def _cloud_window(env: Env, fleet: Fleet, clouds: list, devices: int, seconds: float, quick: bool,
+                        base: dict) -> tuple[dict, dict, int]:
+    """2. The measured window with the cloud process(es) storing: the rate, the CPU per
+    stored report, the processes' usage, and the backlog left at its end."""
+    def accepted() -> dict:
+        tot: dict = {}
+        for c in clouds:
+            for k, v in c.ingested().items():
+                tot[k] = tot.get(k, 0) + v
+        return tot
+
+    # The cloud's first subscription brings every twin's retained presence (priority
+    # above loc): let it work those off so the window measures location reports only.
+    t_p = time.monotonic()
+    while (await asyncio.to_thread(accepted)).get("presence", 0) < devices and time.monotonic() - t_p < 120:
+        await asyncio.sleep(0.2)
+    presence_s = round(time.monotonic() - t_p, 2)
+    rows0 = env.db_count("location_points")
+    m0 = await asyncio.to_thread(accepted)
+    pids = {("cloud" if i == 0 else f"cloud{i + 1}"): c.pid for i, c in enumerate(clouds)}
+    sampler = Sampler({**pids, "broker": env.broker_pid})
+    sampler.start()
+    cpu0 = {c.pid: cpu_s(c.pid) for c in clouds}
+    rows_c0 = env.db_count("location_points")
+    cl = await offer(fleet, seconds, lambda: env.db_count("location_points") - rows0,
+                     warmup=0.5 if quick else 2.0)
+    # CPU seconds of the cloud process(es) per persisted report: far less sensitive
+    # to other load on a shared machine than the rates are.
+    stored = env.db_count("location_points") - rows_c0
+    cpu = sum(cpu_s(c.pid) - cpu0[c.pid] for c in clouds)
+    cl["cloud_cpu_us_per_report"] = round(cpu / stored * 1e6, 1) if stored else None
+    m1 = await asyncio.to_thread(accepted)
+    cl["ingest_internals"] = await asyncio.to_thread(clouds[0].ingest_internals)
+    cl["messages_accepted_per_s"] = round((sum(m1.values()) - sum(m0.values())) / seconds, 1)
+    cl["retained_presence_drain_s"] = presence_s
+    res = sampler.stop()
+    backlog = fleet.stats.sent["loc"] - (env.db_count("location_points") - rows0) - base["count_end"]
+    return cl, res, backlog
+
+
+async def _profile(env: Env, fleet: Fleet, cloud, seconds: float, name: str) -> dict:
+    """After the measured window, under the same load: py-spy takes CPU from the same
+    two cores, so it must not share the window it would explain."""
+    spy_s = int(min(seconds - 4, 12))
+    spy = PySpy(cloud.pid, spy_s, RESULTS / "profiles" / f"{name}_cloud.txt")
+    rows_p = env.db_count("location_points")
+    await offer(fleet, spy_s + 1, lambda: env.db_count("location_points") - rows_p, warmup=0.0)
+    return await asyncio.to_thread(spy.wait)
 
 
 def main(argv=None) -> int:

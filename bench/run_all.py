@@ -95,14 +95,7 @@ def summarize(runs: dict, quick: bool) -> dict:
                              "alert_session": flood.get("sos_flood_p99_ms_alert_session")},
         # another device's SOS -> alert_ack while one watch floods 3,000 presses (target p99 <= 300 ms)
         "device_flood_other_sos_ack_p99_ms": dflood.get("device_flood_other_sos_ack_p99_ms"),
-        "device_flood": {"other_sos_ack_p50_ms": dflood.get("other_sos_ack_p50_ms"),
-                         "other_sos_ack_max_ms": dflood.get("other_sos_ack_max_ms"),
-                         "other_sos_all_acked": dflood.get("other_sos_all_acked"),
-                         "presses": (dflood.get("flood") or {}).get("presses_sent"),
-                         "presses_acked": (dflood.get("flood") or {}).get("presses_acked"),
-                         "flood_drain_s": (dflood.get("flood") or {}).get("drain_s"),
-                         "flooder_cases": (dflood.get("cases") or {}).get("flooder"),
-                         "store": dflood.get("store")},
+        "device_flood": _device_flood(dflood),
         "sos_light": {k: light.get(k) for k in ("connected_devices", "loc_rate_offered", "sos_to_ack_p50_ms",
                                                  "sos_to_ack_p99_ms", "sos_to_ack_max_ms", "sos_to_console_p50_ms",
                                                  "sos_to_console_p99_ms", "sos_to_console_max_ms")},
@@ -126,6 +119,16 @@ def summarize(runs: dict, quick: bool) -> dict:
     }
     return summary
 
+
+
+def _device_flood(dflood: dict) -> dict:
+    flood, cases = dflood.get("flood") or {}, dflood.get("cases") or {}
+    return {"other_sos_ack_p50_ms": dflood.get("other_sos_ack_p50_ms"),
+            "other_sos_ack_max_ms": dflood.get("other_sos_ack_max_ms"),
+            "other_sos_all_acked": dflood.get("other_sos_all_acked"),
+            "presses": flood.get("presses_sent"), "presses_acked": flood.get("presses_acked"),
+            "flood_drain_s": flood.get("drain_s"), "flooder_cases": cases.get("flooder"),
+            "store": dflood.get("store")}
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)

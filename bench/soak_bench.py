@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Env, Sampler, write_result  # noqa: E402
+from bench.harness import Env, write_result  # noqa: E402
+from bench.measure import Sampler  # noqa: E402
 from hwsim.fleet import Fleet, raise_nofile  # noqa: E402
 
 
@@ -122,35 +123,8 @@ def run(minutes: float, devices: int, loc_rate: float, sos_every_s: float, warmu
         env._engine.dispose()
         cloud = env.start_cloud(PERS_MEMPROBE=probe, PERS_MEMPROBE_S=5)
 
-        async def main():
-            fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, alert_resend_s=5.0)
-            await fleet.connect_all()
-            sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid}, interval=5.0)
-            sampler.start()
-            stop = asyncio.Event()
-
-            async def sos_loop():
-                i = 0
-                while not stop.is_set():
-                    fleet.twins[i % len(fleet.twins)].send_alert("sos")
-                    i += 1
-                    try:
-                        await asyncio.wait_for(stop.wait(), sos_every_s)
-                    except TimeoutError:
-                        pass
-                return i
-
-            sos_task = asyncio.create_task(sos_loop())
-            offered = await fleet.run_load(warmup_s + minutes * 60, loc_rate=loc_rate, heartbeat_s=60)
-            stop.set()
-            sos_sent = await sos_task
-            acked = await fleet.wait_alerts_acked(timeout=60)
-            sampler.stop()
-            rep = fleet.report()
-            await fleet.close()
-            return offered, sampler.samples, sos_sent, acked, rep
-
-        offered, samples, sos_sent, acked, rep = asyncio.run(main())
+        offered, samples, sos_sent, acked, rep = asyncio.run(
+            _drive(env, cloud, minutes * 60 + warmup_s, loc_rate, sos_every_s))
         persisted = env.db_count("location_points") - history_rows
         probe_rows = [json.loads(line) for line in probe.read_text().splitlines()] if probe.exists() else []
     finally:
@@ -173,6 +147,36 @@ def run(minutes: float, devices: int, loc_rate: float, sos_every_s: float, warmu
                                                        "sqlite_mb", "py_blocks")} for r in probe_rows],
     }
 
+
+
+async def _drive(env: Env, cloud, seconds: float, loc_rate: float, sos_every_s: float):
+    """The fleet's load for ``seconds``, with an SOS from the next twin every ``sos_every_s``."""
+    fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, alert_resend_s=5.0)
+    await fleet.connect_all()
+    sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid}, interval=5.0)
+    sampler.start()
+    stop = asyncio.Event()
+
+    async def sos_loop():
+        i = 0
+        while not stop.is_set():
+            fleet.twins[i % len(fleet.twins)].send_alert("sos")
+            i += 1
+            try:
+                await asyncio.wait_for(stop.wait(), sos_every_s)
+            except TimeoutError:
+                pass
+        return i
+
+    sos_task = asyncio.create_task(sos_loop())
+    offered = await fleet.run_load(seconds, loc_rate=loc_rate, heartbeat_s=60)
+    stop.set()
+    sos_sent = await sos_task
+    acked = await fleet.wait_alerts_acked(timeout=60)
+    sampler.stop()
+    rep = fleet.report()
+    await fleet.close()
+    return offered, sampler.samples, sos_sent, acked, rep
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

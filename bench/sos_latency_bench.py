@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import RESULTS, Env, PySpy, Sampler, write_result  # noqa: E402
+from bench.harness import RESULTS, Env, write_result  # noqa: E402
+from bench.measure import PySpy, Sampler  # noqa: E402
 from hwsim.fleet import Fleet, percentiles, raise_nofile  # noqa: E402
 
 
@@ -91,62 +92,72 @@ def run(quick: bool = False, devices: int | None = None, loc_rate: float | None 
         console.start()
         if not console.ready.wait(20) or console.error:
             raise RuntimeError(f"console client: {console.error}")
-
-        async def main():
-            fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=5000,
-                          alert_resend_s=10.0)
-            published: dict[str, float] = {}
-            fleet.on_alert_published = lambda twin, mid, t: published.setdefault(twin.device_id, t)
-            acked_at: list[tuple[float, float]] = []   # (publish time, ms) to see when the tail happens
-            fleet.on_alert_acked = lambda twin, mid, ms: acked_at.append((published.get(twin.device_id, 0.0), ms))
-            t0 = time.perf_counter()
-            await fleet.connect_all()
-            connect_s = time.perf_counter() - t0
-            sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid})
-            sampler.start()
-            sos_twins = fleet.connected[::max(1, len(fleet.connected) // alerts)][:alerts]
-            console.watch.update(t.device_id for t in sos_twins)
-            interval = 0.02 if quick else 0.1              # 200 alerts over 20 s
-            total = load_s + alerts * interval + (3 if quick else 15)
-            loc0 = env.db_count("location_points")
-            load = asyncio.create_task(fleet.run_load(total, loc_rate=loc_rate, heartbeat_s=heartbeat_s))
-            await asyncio.sleep(load_s)
-            spy = None
-            if profile and not quick:
-                spy = PySpy(cloud.pid, 15, RESULTS / "profiles" / f"{name}_cloud.txt")
-            t_sos = time.perf_counter()
-            await fleet.sos(alerts, interval_s=interval, twins=sos_twins)
-            offered = await load
-            t_end = time.perf_counter()
-            loc_persisted = env.db_count("location_points") - loc0
-            accepted = await asyncio.to_thread(cloud.ingested)
-            all_acked = await fleet.wait_alerts_acked(10 if quick else 60)
-            deadline = time.monotonic() + 10
-            while len(console.first_seen) < len(published) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            procs = sampler.stop()
-            prof = await asyncio.to_thread(spy.wait) if spy else None
-            console_ms = [(console.first_seen[d] - t) * 1000 for d, t in published.items() if d in console.first_seen]
-            rep = fleet.report()
-            await fleet.close()
-            return {
-                "connect_s": round(connect_s, 2), "offered": offered,
-                "loc_persisted_during_load": loc_persisted,
-                "loc_persisted_per_s": round(loc_persisted / (t_end - t_sos + load_s), 1),
-                "sos_ms": {"ack": percentiles(fleet.stats.alert_ack_ms), "console": percentiles(console_ms)},
-                "accepted_by_kind_at_load_end": accepted,
-                "ack_ms_by_publish_order": [round(ms, 1) for _, ms in sorted(acked_at)],
-                "all_acked": all_acked, "console_seen": len(console_ms), "procs": procs, "profile": prof,
-                "fleet": rep,
-            }
-
-        r = asyncio.run(main())
+        spy_out = RESULTS / "profiles" / f"{name}_cloud.txt" if profile and not quick else None
+        r = asyncio.run(_drive(env, cloud, console, quick=quick, alerts=alerts, loc_rate=loc_rate,
+                               heartbeat_s=heartbeat_s, load_s=load_s, spy_out=spy_out))
         console.stop()
         cases = env.db_count("alert_cases")
     finally:
         env.close()
+    out = _result(r, quick=quick, devices=devices, loc_rate=loc_rate, heartbeat_s=heartbeat_s, alerts=alerts,
+                  cases=cases, console_events=console.events)
+    write_result(name, out)
+    return out
+
+
+async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts: int, loc_rate: float,
+                 heartbeat_s: float, load_s: float, spy_out: Path | None) -> dict:
+    """The fleet under load; ``alerts`` of its twins press SOS one after the other, each
+    timed to its alert_ack and to its case on the console."""
+    fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=5000, alert_resend_s=10.0)
+    published: dict[str, float] = {}
+    fleet.on_alert_published = lambda twin, mid, t: published.setdefault(twin.device_id, t)
+    acked_at: list[tuple[float, float]] = []   # (publish time, ms) to see when the tail happens
+    fleet.on_alert_acked = lambda twin, mid, ms: acked_at.append((published.get(twin.device_id, 0.0), ms))
+    t0 = time.perf_counter()
+    await fleet.connect_all()
+    connect_s = time.perf_counter() - t0
+    sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid})
+    sampler.start()
+    sos_twins = fleet.connected[::max(1, len(fleet.connected) // alerts)][:alerts]
+    console.watch.update(t.device_id for t in sos_twins)
+    interval = 0.02 if quick else 0.1              # 200 alerts over 20 s
+    total = load_s + alerts * interval + (3 if quick else 15)
+    loc0 = env.db_count("location_points")
+    load = asyncio.create_task(fleet.run_load(total, loc_rate=loc_rate, heartbeat_s=heartbeat_s))
+    await asyncio.sleep(load_s)
+    spy = PySpy(cloud.pid, 15, spy_out) if spy_out else None
+    t_sos = time.perf_counter()
+    await fleet.sos(alerts, interval_s=interval, twins=sos_twins)
+    offered = await load
+    t_end = time.perf_counter()
+    loc_persisted = env.db_count("location_points") - loc0
+    accepted = await asyncio.to_thread(cloud.ingested)
+    all_acked = await fleet.wait_alerts_acked(10 if quick else 60)
+    deadline = time.monotonic() + 10
+    while len(console.first_seen) < len(published) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    procs = sampler.stop()
+    prof = await asyncio.to_thread(spy.wait) if spy else None
+    console_ms = [(console.first_seen[d] - t) * 1000 for d, t in published.items() if d in console.first_seen]
+    rep = fleet.report()
+    await fleet.close()
+    return {
+        "connect_s": round(connect_s, 2), "offered": offered,
+        "loc_persisted_during_load": loc_persisted,
+        "loc_persisted_per_s": round(loc_persisted / (t_end - t_sos + load_s), 1),
+        "sos_ms": {"ack": percentiles(fleet.stats.alert_ack_ms), "console": percentiles(console_ms)},
+        "accepted_by_kind_at_load_end": accepted,
+        "ack_ms_by_publish_order": [round(ms, 1) for _, ms in sorted(acked_at)],
+        "all_acked": all_acked, "console_seen": len(console_ms), "procs": procs, "profile": prof,
+        "fleet": rep,
+    }
+
+
+def _result(r: dict, *, quick: bool, devices: int, loc_rate: float, heartbeat_s: float, alerts: int, cases: int,
+            console_events) -> dict:
     ack, con = r["sos_ms"]["ack"], r["sos_ms"]["console"]
-    out = {
+    return {
         "quick": quick,
         "devices": devices,
         "connected_devices": r["fleet"]["connected"],
@@ -171,10 +182,8 @@ def run(quick: bool = False, devices: int | None = None, loc_rate: float | None 
         "fleet": {k: r["fleet"][k] for k in ("connected", "connect_per_s", "sent", "pubacked", "alerts", "errors",
                                              "fleet_rss_mb", "fleet_cpu_s")},
         "targets": {"sos_to_ack_p99_ms": 300, "sos_to_console_p99_ms": 250},
-        "console_events": console.events,
+        "console_events": console_events,
     }
-    write_result(name, out)
-    return out
 
 
 def main(argv=None) -> int:

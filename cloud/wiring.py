@@ -12,6 +12,7 @@ the object that needs it is made: nothing is plugged in after start.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -47,21 +48,24 @@ class Clock(Protocol):
 
 class Outbound:
     """The one way out to the watches (commands, and configs for the admin), shared by
-    the ingestor, the cases and the admin. It is given its transport when it is made:
-    the MQTT bridge, a recorder passed as ``sender=``, or nothing (no MQTT: commands
-    go nowhere, as a tool that only reads the database wants). ``target`` stays a plain
-    attribute because tests swap the transport of services they built (a recorder, or a
-    second bridge on the same broker)."""
+    the ingestor, the cases and the admin. It is given its transport when it is made,
+    for good: the MQTT bridge, a recorder passed to ``build_services(sender=...)``, or
+    nothing (no MQTT: commands go nowhere, as a tool that only reads the database wants)."""
 
-    def __init__(self, target: CommandSender | None = None):
-        self.target = target
+    def __init__(self, transport: CommandSender | None = None):
+        self._transport = transport
+
+    @property
+    def transport(self) -> CommandSender | None:
+        """What carries the commands (read only: the wiring test checks it is the bridge)."""
+        return self._transport
 
     def send_command(self, device_id: str, command: dict) -> None:
-        if self.target is not None:
-            self.target.send_command(device_id, command)
+        if self._transport is not None:
+            self._transport.send_command(device_id, command)
 
     def publish_config(self, device_id: str, config: dict) -> None:
-        publish = getattr(self.target, "publish_config", None)  # a recorder may only send commands
+        publish = getattr(self._transport, "publish_config", None)  # a recorder may only send commands
         if publish is not None:
             publish(device_id, config)
 
@@ -69,15 +73,15 @@ class Outbound:
 class CallBrokerAuth:
     """A BrokerAuth port that calls a function, or does nothing without one: the
     default when the caller manages no broker (tests, one-off tools). The runtime,
-    which knows the broker, passes its own port to ``build_services`` instead.
-    ``target`` is the function; tests point it at a recorder or a test broker."""
+    which knows the broker, passes its own port to ``build_services`` instead; a test
+    that counts the syncs passes ``CallBrokerAuth(its_counter)``."""
 
-    def __init__(self, target=None):
-        self.target = target
+    def __init__(self, call: Callable[[], object] | None = None):
+        self._call = call
 
     def sync(self) -> None:
-        if self.target is not None:
-            self.target()
+        if self._call is not None:
+            self._call()
 
 
 @dataclass

@@ -8,27 +8,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from cloud.domain.clock import FakeClock
-from cloud.domain.ports import NullSender
+from cloud.domain.ports import CommandSender, NullSender
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
 from cloud.wiring import Services, build_services
 
 
-def make_services(tmp_path: Path, clock: FakeClock | None = None, *,
-                  database_url: str | None) -> tuple[Services, NullSender]:
+def make_services(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None,
+                  sender: CommandSender | None = None) -> tuple[Services, CommandSender]:
     settings = Settings(data_dir=tmp_path, database_url=database_url, log_json=False)
     upgrade(settings.db_url)
     clock = clock or FakeClock()
-    svc = build_services(settings, clock=clock, with_mqtt=False)
-    sender = NullSender()
-    # with_mqtt=False leaves the late-bound sender empty: record commands instead.
-    svc.ingestor.sender.target = sender
+    sender = sender or NullSender()  # no MQTT here: the commands are recorded instead
+    svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender)
     return svc, sender
 
 
-def seeded(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None):
-    svc, sender = make_services(tmp_path, clock, database_url=database_url)
+def seeded(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None,
+           sender: CommandSender | None = None):
+    svc, sender = make_services(tmp_path, clock, database_url=database_url, sender=sender)
     seed = seed_demo(svc.sm, svc.clock, tmp_path)
     return svc, sender, seed
 

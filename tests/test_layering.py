@@ -4,7 +4,8 @@ which is where an import cycle hides), relative imports resolved.
 
 Adapters -> domain -> store; the domain imports no web, MQTT, console or database
 dialect; the API imports no MQTT and no console; hwsim meets the cloud only through
-the wire contract; the firmware imports nothing of the cloud or of hwsim."""
+the wire contract; the firmware imports nothing of the cloud or of hwsim; the API
+asks the domain and never queries the database itself."""
 from __future__ import annotations
 
 import ast
@@ -113,3 +114,38 @@ def test_the_domain_never_branches_on_the_database():
             if isinstance(node, ast.Attribute) and node.attr == "dialect":
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+# The API may name the session's types (its services protocol) but never query: a query
+# is the domain's (or the store's), behind a function any adapter can call.
+API_MAY_IMPORT = ("sqlalchemy.orm", "sqlalchemy.orm.Session", "sqlalchemy.orm.sessionmaker")
+QUERY_METHODS = ("execute", "scalars", "scalar")
+
+
+def database_queries(source: str, module: str) -> list[str]:
+    found = [f"{lineno}: imports {name}" for lineno, name in imports_of(source, module)
+             if matches(name, "sqlalchemy") and name not in API_MAY_IMPORT]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_METHODS:
+            found.append(f"{node.lineno}: calls .{node.func.attr}()")
+    return found
+
+
+def test_the_api_asks_the_domain_not_the_database():
+    found = []
+    for path in sorted((ROOT / "cloud/api").rglob("*.py")):
+        found += [f"{path.relative_to(ROOT)}:{f}" for f in database_queries(path.read_text(), module_name(path))]
+    assert found == []
+
+
+def test_the_query_rule_sees_a_query():
+    # What list_operators once did in cloud/api/routes.py: the rule must catch it.
+    source = (
+        "from sqlalchemy.orm import Session\n"
+        "def list_operators(request, op):\n"
+        "    from sqlalchemy import select\n"
+        "    with services(request).sm() as s:\n"
+        "        return list(s.scalars(select(Operator).where(Operator.tenant_id == op.tenant_id)))\n"
+    )
+    assert database_queries(source, "cloud.api.routes") == ["3: imports sqlalchemy", "3: imports sqlalchemy.select",
+                                                            "5: calls .scalars()"]

@@ -6,11 +6,11 @@ state-changing call of the console."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from cloud.api.deps import AdminReader, AdminWriter, SupervisorReader, services
+from cloud.api.deps import AdminReader, AdminWriter, PageLimit, PageOffset, SupervisorReader, services
 from cloud.api.errors import error_responses
 from cloud.api.schemas.admin import (
     CentreIn,
@@ -67,8 +67,8 @@ def put_contract(body: ContractIn, request: Request, op: AdminWriter):
 
 # --- wearers -----------------------------------------------------------------------------------
 @router.get("/api/admin/wearers", response_model=Page, tags=["admin"])
-def list_wearers(request: Request, op: AdminReader, q: str | None = Query(None, max_length=100),
-                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+def list_wearers(request: Request, op: AdminReader, q: Annotated[str | None, Query(max_length=100)] = None,
+                 limit: PageLimit = 50, offset: PageOffset = 0):
     return services(request).admin.list_wearers(op, q=q, limit=limit, offset=offset)
 
 
@@ -106,7 +106,7 @@ def delete_geofence(geofence_id: int, request: Request, op: AdminWriter):
 @router.get("/api/admin/devices", response_model=Page, tags=["admin"])
 def list_devices(request: Request, op: AdminReader,
                  presence: Literal["unknown", "online", "suspect", "offline"] | None = None,
-                 wearer_id: int | None = None, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+                 wearer_id: int | None = None, limit: PageLimit = 50, offset: PageOffset = 0):
     return services(request).admin.list_devices(op, presence=presence, wearer_id=wearer_id, limit=limit,
                                                 offset=offset)
 
@@ -144,7 +144,7 @@ def put_config(device_id: str, body: ConfigIn, request: Request, op: AdminWriter
 # --- operators -------------------------------------------------------------------------------------
 @router.get("/api/admin/operators", response_model=Page, tags=["admin"])
 def list_operators(request: Request, op: AdminReader, centre_id: int | None = None,
-                   limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)):
+                   limit: PageLimit = 100, offset: PageOffset = 0):
     return services(request).admin.list_operators(op, centre_id=centre_id, limit=limit, offset=offset)
 
 
@@ -159,17 +159,23 @@ def patch_operator(operator_id: int, body: OperatorPatch, request: Request, op: 
 
 
 @router.get("/api/admin/vsim-profiles", tags=["admin"])
-def list_vsim(request: Request, op: AdminReader, country: str | None = Query(None, min_length=2, max_length=2)):
+def list_vsim(request: Request, op: AdminReader,
+              country: Annotated[str | None, Query(min_length=2, max_length=2)] = None):
     return services(request).admin.list_vsim(country)
 
 
 @router.get("/api/admin/audit", response_model=Page, tags=["admin"])
-def audit(request: Request, op: AdminReader, action: str | None = Query(None, max_length=64),
-          limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)):
+def audit(request: Request, op: AdminReader, action: Annotated[str | None, Query(max_length=64)] = None,
+          limit: PageLimit = 100, offset: PageOffset = 0):
     return services(request).admin.audit(op, action=action, limit=limit, offset=offset)
 
 
 # --- supervision ---------------------------------------------------------------------------------------
+# The period of a report, ?from=...&to=... (Python names them start and end).
+PeriodFrom = Annotated[date | None, Query(alias="from", description="first day (UTC), default: 6 days ago")]
+PeriodTo = Annotated[date | None, Query(alias="to", description="last day (UTC), inclusive, default: today")]
+
+
 def _period(request: Request, start: date | None, end: date | None) -> tuple[datetime, datetime]:
     today = services(request).clock.now().date()
     end_d = end or today
@@ -181,9 +187,7 @@ def _period(request: Request, start: date | None, end: date | None) -> tuple[dat
 
 
 @router.get("/api/supervisor/sla", tags=["supervisor"])
-def sla(request: Request, op: SupervisorReader,
-        start: date | None = Query(None, alias="from", description="first day (UTC), default: 6 days ago"),
-        end: date | None = Query(None, alias="to", description="last day (UTC), inclusive, default: today")):
+def sla(request: Request, op: SupervisorReader, start: PeriodFrom = None, end: PeriodTo = None):
     """Alarms accepted within the SLA targets (80 % within 10 s, 98.5 % within 40 s
     by default, PERS_SLA_TARGETS), in total, by day and by operator."""
     svc = services(request)
@@ -192,8 +196,7 @@ def sla(request: Request, op: SupervisorReader,
 
 
 @router.get("/api/supervisor/report", tags=["supervisor"])
-def report(request: Request, op: SupervisorReader, start: date | None = Query(None, alias="from"),
-           end: date | None = Query(None, alias="to")):
+def report(request: Request, op: SupervisorReader, start: PeriodFrom = None, end: PeriodTo = None):
     """Cases opened in the period by kind, outcome and centre; escalations; still open."""
     a, b = _period(request, start, end)
     return services(request).admin.case_report(op, a, b)
@@ -208,8 +211,8 @@ def supervisor_operators(request: Request, op: SupervisorReader):
 
 
 @router.get("/api/supervisor/devices", tags=["supervisor"])
-def supervisor_devices(request: Request, op: SupervisorReader, low_battery_pct: int = Query(20, ge=1, le=100),
-                       limit: int = Query(200, ge=1, le=500)):
+def supervisor_devices(request: Request, op: SupervisorReader,
+                       low_battery_pct: Annotated[int, Query(ge=1, le=100)] = 20, limit: PageLimit = 200):
     """Devices that need attention: not online (suspect or offline) or with a
     battery at or below ``low_battery_pct``; with their wearer's name."""
     return services(request).admin.devices_needing_attention(op, low_battery_pct=low_battery_pct, limit=limit)

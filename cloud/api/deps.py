@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from cloud.store.models import Operator
 
@@ -69,3 +69,7 @@ def _in_role(op: Operator, roles: tuple[str, ...]) -> Operator:
 AdminReader = Annotated[Operator, Depends(with_role("admin"))]
 AdminWriter = Annotated[Operator, Depends(with_role("admin", write=True))]
 SupervisorReader = Annotated[Operator, Depends(with_role("supervisor", "admin"))]
+
+# Paging a list: each route gives its own default (``limit: PageLimit = 50``).
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+PageOffset = Annotated[int, Query(ge=0)]

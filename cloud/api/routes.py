@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, services
+from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, PageLimit, services
 from cloud.api.errors import error_responses
 from cloud.api.schemas.auth import LoginIn, OperatorBrief, OperatorOut
 from cloud.api.schemas.cases import CallIn, CaseOut, DispatchIn, MessageIn, NoteIn, ResolveIn
 from cloud.api.schemas.common import CaseId
 from cloud.api.schemas.system import DeadLetterOut
 from cloud.domain.quarantine import listing
+from cloud.store.db import database_answers
 from cloud.store.models import Operator
 
 # Every /api route may answer these; each documents them so clients (and the
@@ -53,20 +53,18 @@ def me(request: Request, op: CurrentOperator):
 @router.get("/api/operators", response_model=list[OperatorBrief], tags=["auth"])
 def list_operators(request: Request, op: CurrentOperator):
     """The operators of one's own tenant, so the console can say who took a case."""
-    from sqlalchemy import select
-    with services(request).sm() as s:
-        rows = s.scalars(select(Operator).where(Operator.tenant_id == op.tenant_id).order_by(Operator.id))
-        return [OperatorBrief(id=o.id, display_name=o.display_name, role=o.role) for o in rows]
+    return [OperatorBrief(**o) for o in services(request).accounts.colleagues(op)]
 
 
 @router.get("/api/cases", response_model=list[CaseOut], tags=["cases"])
 def list_cases(request: Request, op: CurrentOperator, status: Literal["open", "all"] = "open",
-               limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)):
+               limit: PageLimit = 100,
+               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
     return services(request).cases.list_cases(op, open_only=status == "open", limit=limit, offset=offset)
 
 
 @router.get("/api/quarantine", response_model=list[DeadLetterOut], tags=["system"])
-def list_quarantine(request: Request, op: CurrentOperator, limit: int = Query(100, ge=1, le=500)):
+def list_quarantine(request: Request, op: CurrentOperator, limit: PageLimit = 100):
     """Messages from this tenant's watches that could not be stored and were kept as
     dead letters (newest first), with the case opened for an alarm among them."""
     return listing(services(request).sm, op.tenant_id, limit=limit)
@@ -121,12 +119,7 @@ def add_note(case_id: CaseId, body: NoteIn, request: Request, op: CsrfOperator):
 @router.get("/healthz", tags=["system"], responses=error_responses(503))
 def healthz(request: Request):
     svc = services(request)
-    try:
-        with svc.sm() as s:
-            s.execute(text("SELECT 1"))
-        db_ok = True
-    except Exception:
-        db_ok = False
+    db_ok = database_answers(svc.sm)
     mqtt_ok = svc.bridge.connected.is_set() if svc.bridge else None
     # A stuck ingest (a message retried for ever, a wedged worker) fails the check:
     # the broker and the database may both answer while no alarm gets through.

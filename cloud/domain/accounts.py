@@ -124,6 +124,13 @@ class AccountService:
             log.warning("could not record operator presence", extra={"operator_id": operator_id})
             return False
 
+    def colleagues(self, op: Operator) -> list[dict[str, Any]]:
+        """The operators of one's own tenant (id, display name, role), so the console
+        can say who took a case; nothing more about them."""
+        with self.sm() as s:
+            rows = s.scalars(select(Operator).where(Operator.tenant_id == op.tenant_id).order_by(Operator.id))
+            return [{"id": o.id, "display_name": o.display_name, "role": o.role} for o in rows]
+
     def logout(self, token: str, op: Operator) -> None:
         with transaction(self.sm) as tx:
             tx.session.execute(delete(OperatorSession).where(OperatorSession.token_hash == token_digest(token)))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
-from cloud.domain.errors import DomainError, Invalid, NotFound
+from cloud.domain.errors import Invalid, NotFound
 from cloud.domain.ports import Clock, EventSink
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Contact, Notification, Tenant, Wearer
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from cloud.settings import Settings
 
 log = logging.getLogger("pers.notify")
-
-
-# The name callers used before the refusals got kinds (cloud/domain/errors.py).
-NotifyError = DomainError
 
 
 class Channel(Protocol):

@@ -2,7 +2,7 @@
 make SQLite durable (WAL, synchronous=FULL) and patient (busy_timeout)."""
 from __future__ import annotations
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,3 +37,13 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def database_answers(sm: sessionmaker[Session]) -> bool:
+    """The health check's question: does the database answer a trivial query now?"""
+    try:
+        with sm() as s:
+            s.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any failure (locked, gone, refused) is the answer "no"
+        return False

@@ -71,20 +71,32 @@ class World:
 
 
 @pytest.fixture
-def world(db_url, tmp_path):
-    """The services on that database with a FakeClock, the demo seed, and recorders
-    for commands, configs and live events."""
+def make_world(db_url, tmp_path):
+    """Builds the world on that database; ``broker_auth`` (and the ``sm`` it reads)
+    go to build_services, for a test that watches the broker port."""
     from cloud.domain.clock import FakeClock
     from cloud.seed import seed_demo
     from cloud.settings import Settings
     from cloud.wiring import build_services
 
-    settings = Settings(data_dir=tmp_path, database_url=db_url, log_json=False)
-    clock = FakeClock()
-    svc = build_services(settings, clock=clock, with_mqtt=False)
-    sender, events = ConfigRecorder(), Recorder()
-    svc.ingestor.sender.target = sender
-    svc.live.publish = events.publish  # every domain service shares this hub
-    seed = seed_demo(svc.sm, clock, tmp_path)
-    yield World(svc, clock, sender, events, seed, db_url)
-    svc.sm.kw["bind"].dispose()
+    built = []
+
+    def make(*, broker_auth=None, sm=None) -> World:
+        settings = Settings(data_dir=tmp_path, database_url=db_url, log_json=False)
+        clock = FakeClock()
+        sender, events = ConfigRecorder(), Recorder()
+        svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender, broker_auth=broker_auth, sm=sm)
+        svc.live.publish = events.publish  # every domain service shares this hub
+        built.append(svc)
+        return World(svc, clock, sender, events, seed_demo(svc.sm, clock, tmp_path), db_url)
+
+    yield make
+    for svc in built:
+        svc.sm.kw["bind"].dispose()
+
+
+@pytest.fixture
+def world(make_world):
+    """The services on that database with a FakeClock, the demo seed, and recorders
+    for commands, configs and live events."""
+    return make_world()

@@ -29,7 +29,7 @@ def test_api_provisioning_reaches_the_broker_and_the_ticker_escalates(fast_stack
     # the runtime's broker port, and one way out to the watches that the bridge carries.
     svc = stack.services
     assert isinstance(svc.broker_auth, BrokerFiles) and svc.broker_auth.broker is stack.broker
-    assert svc.bridge.ingestor is svc.ingestor and svc.sender.target is svc.bridge
+    assert svc.bridge.ingestor is svc.ingestor and svc.sender.transport is svc.bridge
     assert svc.ingestor.sender is svc.sender and svc.admin.broker is svc.broker_auth
     with httpx.Client(base_url=stack.url) as api:
         csrf = api.post("/api/auth/login", json={"username": "boss", "password": "boss-pw-123"}).json()["csrf_token"]

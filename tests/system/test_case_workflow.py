@@ -94,17 +94,21 @@ def test_sos_is_routed_escalated_claimed_called_back_and_resolved_with_a_full_au
         assert watch.wait_for(lambda ev: ev.get("type") == "display" and ev.get("text") == "Alarm closed",
                               timeout=20), watch.displays
 
-        def story():
-            with stack.services.sm() as s:
-                return s.scalars(select(CaseEvent).where(CaseEvent.case_id == case["id"])
-                                 .order_by(CaseEvent.id)).all()
-
         # Every command the cloud sent (received, operator, call, closed) is acked by the watch.
         deadline = time.monotonic() + 20
-        while [e.action for e in story()].count("command_acked") < 4 and time.monotonic() < deadline:
+        while [e.action for e in story(stack, case["id"])].count("command_acked") < 4 and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    events = story()
+    check_the_timeline(stack, story(stack, case["id"]))
+    check_the_audit_and_the_case(stack, case["id"])
+
+
+def story(stack, case_id):
+    with stack.services.sm() as s:
+        return s.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)).all()
+
+
+def check_the_timeline(stack, events):
     actions = [e.action for e in events]
     # The story, in order; nothing missing, nothing twice.
     milestones = ["opened", "routed", "escalated", "claimed", "call_back", "resolved"]
@@ -124,17 +128,19 @@ def test_sos_is_routed_escalated_claimed_called_back_and_resolved_with_a_full_au
     assert [d.get("stage") for d in acked if d["type"] == "alert_ack"] == ["received", "operator", "closed"]
     assert any(d["type"] == "call" and d["ok"] for d in acked), acked
 
+
+def check_the_audit_and_the_case(stack, case_id):
     with stack.services.sm() as s:
-        audit = s.scalars(select(AuditEntry).where(AuditEntry.target == f"case:{case['id']}")
+        audit = s.scalars(select(AuditEntry).where(AuditEntry.target == f"case:{case_id}")
                           .order_by(AuditEntry.id)).all()
         assert [(a.actor, a.action) for a in audit if a.action != "case.escalated"] == [
             ("operator:paris-op", "case.claimed"), ("operator:paris-op", "case.call_back"),
             ("operator:paris-op", "case.resolved")]
         assert [a.actor for a in audit if a.action == "case.escalated"] == ["system"]
         # The refused resolve changed nothing and every command reached its end state.
-        final = s.get(AlertCase, case["id"])
+        final = s.get(AlertCase, case_id)
         assert final.outcome == "contact_came"
         # Each lifecycle step is stamped, in order.
         assert final.opened_at <= final.routed_at <= final.escalated_at <= final.claimed_at <= final.in_call_at \
             <= final.resolved_at
-        assert {c.status for c in s.scalars(select(Command).where(Command.case_id == case["id"]))} == {"acked"}
+        assert {c.status for c in s.scalars(select(Command).where(Command.case_id == case_id))} == {"acked"}

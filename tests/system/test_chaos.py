@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from bench.chaos.run import FAULTS
+from bench.chaos.drive import FAULTS
 from tests.conftest import ROOT
 
 

@@ -11,7 +11,7 @@ import time
 import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, func, select
 
-from bench.chaos.run import System
+from bench.chaos.system import System
 from cloud.domain.clock import SystemClock
 from cloud.platform import prepare
 from cloud.seed import seed_demo
@@ -34,40 +34,9 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
         system.start()
         acks: dict[str, float] = {}
         inbox: queue.Queue = queue.Queue()
-        dev = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=seed.device_id, clean_session=False)
-        dev.username_pw_set(seed.device_id, seed.device_secret)
-        dev.on_connect = lambda c, u, f, rc, p: c.subscribe(f"pers/v1/{seed.device_id}/cmd", qos=1)
-        dev.on_message = lambda c, u, m: inbox.put(json.loads(m.payload))
-        dev.connect("127.0.0.1", mqtt_port)
-        dev.loop_start()
-
+        dev = device_client(seed, mqtt_port, inbox)
         mids = [f"3.{i}" for i in range(1, 41)]
-        sent_at: dict[str, float] = {}
-        bodies: dict[str, str] = {}
-
-        def watch_side():
-            # Like the firmware: send, and re-send the same bytes every 2 s until alert_ack
-            # `received` (the same mid with other content would be a new alarm: a reset watch).
-            for mid in mids:
-                bodies[mid] = json.dumps({"v": 1, "mid": mid, "ts": int(time.time()), "kind": "sos",
-                                          "trigger": "button"})
-                dev.publish(f"pers/v1/{seed.device_id}/alert", bodies[mid], qos=1)
-                sent_at[mid] = time.monotonic()
-                time.sleep(0.05)
-            deadline = time.monotonic() + 60
-            while len(acks) < len(mids) and time.monotonic() < deadline:
-                try:
-                    cmd = inbox.get(timeout=0.2)
-                    if cmd.get("stage") == "received":
-                        acks.setdefault(cmd["ref"], time.monotonic())
-                except queue.Empty:
-                    pass
-                for mid in mids:
-                    if mid not in acks and time.monotonic() - sent_at[mid] > 2:
-                        dev.publish(f"pers/v1/{seed.device_id}/alert", bodies[mid], qos=1)
-                        sent_at[mid] = time.monotonic()
-
-        sender = threading.Thread(target=watch_side)
+        sender = threading.Thread(target=send_until_acked, args=(dev, seed.device_id, mids, inbox, acks))
         sender.start()
         time.sleep(0.8)  # mid-stream
         system.kill_cloud()
@@ -85,3 +54,38 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
             assert db.scalar(select(func.count()).select_from(AlertCase)) == 1
     finally:
         system.stop()
+
+
+def device_client(seed, port: int, inbox: queue.Queue) -> mqtt.Client:
+    """The seed's watch on a persistent session, its commands into ``inbox``."""
+    dev = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=seed.device_id, clean_session=False)
+    dev.username_pw_set(seed.device_id, seed.device_secret)
+    dev.on_connect = lambda c, u, f, rc, p: c.subscribe(f"pers/v1/{seed.device_id}/cmd", qos=1)
+    dev.on_message = lambda c, u, m: inbox.put(json.loads(m.payload))
+    dev.connect("127.0.0.1", port)
+    dev.loop_start()
+    return dev
+
+
+def send_until_acked(dev, device_id: str, mids: list[str], inbox: queue.Queue, acks: dict[str, float]) -> None:
+    """Like the firmware: send, and re-send the same bytes every 2 s until alert_ack
+    `received` (the same mid with other content would be a new alarm: a reset watch)."""
+    sent_at: dict[str, float] = {}
+    bodies: dict[str, str] = {}
+    for mid in mids:
+        bodies[mid] = json.dumps({"v": 1, "mid": mid, "ts": int(time.time()), "kind": "sos", "trigger": "button"})
+        dev.publish(f"pers/v1/{device_id}/alert", bodies[mid], qos=1)
+        sent_at[mid] = time.monotonic()
+        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while len(acks) < len(mids) and time.monotonic() < deadline:
+        try:
+            cmd = inbox.get(timeout=0.2)
+            if cmd.get("stage") == "received":
+                acks.setdefault(cmd["ref"], time.monotonic())
+        except queue.Empty:
+            pass
+        for mid in mids:
+            if mid not in acks and time.monotonic() - sent_at[mid] > 2:
+                dev.publish(f"pers/v1/{device_id}/alert", bodies[mid], qos=1)
+                sent_at[mid] = time.monotonic()

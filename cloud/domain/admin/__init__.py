@@ -14,14 +14,10 @@ from cloud.domain.admin.devices import DevicesAdmin, add_vsim_profile
 from cloud.domain.admin.operators import OperatorsAdmin
 from cloud.domain.admin.reports import ReportsAdmin
 from cloud.domain.admin.wearers import WearersAdmin
-from cloud.domain.errors import DomainError
-
-# The name callers used before the refusals got kinds (cloud/domain/errors.py): every one is still an AdminError.
-AdminError = DomainError
 
 
 class AdminService(CentresAdmin, WearersAdmin, DevicesAdmin, OperatorsAdmin, ReportsAdmin):
     pass
 
 
-__all__ = ["ROLES", "AdminError", "AdminService", "add_vsim_profile"]
+__all__ = ["ROLES", "AdminService", "add_vsim_profile"]

@@ -13,9 +13,10 @@ from tests.cloud.helpers import alert, operator
 
 
 @pytest.fixture
-def api(world):
+def api(make_world):
+    from cloud.wiring import CallBrokerAuth
     syncs = []
-    world.svc.broker_auth.target = lambda: syncs.append(True)
+    world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)))
     operator(world, "boss", role="admin")
     operator(world, "sue", role="supervisor")
     operator(world, "evil", role="admin", tenant_id=world.seed.other_tenant_id)

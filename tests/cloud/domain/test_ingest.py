@@ -27,14 +27,14 @@ def count(svc, model, *where):
 
 
 def test_alert_opens_one_case_and_is_acked_after_commit(tmp_path, database_url):
-    svc, sender, seed = seeded(tmp_path, database_url=database_url)
     acked_when_committed = []
 
-    def check_committed(device_id, cmd):
-        # The effect runs after commit: a fresh session must already see the alert.
-        acked_when_committed.append(count(svc, Alert, Alert.mid == cmd["ref"]) == 1)
+    class CheckCommitted:
+        def send_command(self, device_id, cmd):
+            # The effect runs after commit: a fresh session must already see the alert.
+            acked_when_committed.append(count(svc, Alert, Alert.mid == cmd["ref"]) == 1)
 
-    svc.ingestor.sender.target.send_command = check_committed
+    svc, _, seed = seeded(tmp_path, database_url=database_url, sender=CheckCommitted())
     out = svc.ingestor.handle(f"pers/v1/{seed.device_id}/alert", alert("1.1"))
     assert out.accepted and not out.duplicate
     assert acked_when_committed == [True]

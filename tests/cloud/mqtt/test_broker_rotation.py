@@ -2,15 +2,19 @@
 broker port rewrites the password file and reloads it. Measured behaviour: on
 that reload Mosquitto re-checks connected clients and disconnects one whose
 password no longer matches, so a rotated secret ends the old session at once."""
-from cloud.platform import sync_broker_auth
+from cloud.platform import BrokerFiles
+from cloud.settings import Settings
+from cloud.wiring import open_store
 from tests.cloud.helpers import admin
 from tests.cloud_helpers import device_session as connect
 
 
-def test_provision_then_rotate_drops_the_old_session(world, mosquitto):
+def test_provision_then_rotate_drops_the_old_session(make_world, db_url, mosquitto):
     broker = mosquitto({})
-    settings = world.svc.settings.model_copy(update={"mqtt_password": "cloudpw", "data_dir": broker.dir.parent})
-    world.svc.broker_auth.target = lambda: sync_broker_auth(settings, broker, sm=world.svc.sm)
+    # The runtime's own broker port, given to build_services as the runtime gives it.
+    settings = Settings(database_url=db_url, mqtt_password="cloudpw", data_dir=broker.dir.parent, log_json=False)
+    sm = open_store(settings)
+    world = make_world(sm=sm, broker_auth=BrokerFiles(settings, broker, sm))
     adm = admin(world)
     dev = world.svc.admin.provision(adm, "864000000000042", world.seed.wearer_id)
     c, events = connect(broker, dev["id"], dev["secret"])

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from cloud import metrics
-from cloud.mqtt.bridge import MqttBridge
 from cloud.seed import seed_demo
 from cloud.settings import Settings
 from cloud.store.migrate import upgrade
@@ -42,8 +41,8 @@ def cloud(tmp_path, mosquitto, database_url):
     settings = settings.model_copy(update={"mqtt_port": broker.port, "mqtt_password": "cloudpw"})
     started = []
 
-    def start():
-        svc = build_services(settings)
+    def start(**overrides):
+        svc = build_services(settings.model_copy(update=overrides))
         svc.bridge.start()
         assert svc.bridge.connected.wait(5)
         started.append(svc)
@@ -197,37 +196,27 @@ def test_a_flood_of_reports_through_a_small_inbox_loses_nothing_and_the_alert_is
     lane of 100 in batches of at most 50; every one stored exactly once; an alert sent
     after them is acked."""
     start, broker, seed = cloud
-    svc = start()
-    svc.bridge.stop()  # replace it by one with a small inbox (same session, same broker)
+    svc = start(ingest_batch_max=50, ingest_bulk_max=100)  # a small inbox
     from cloud.store.models import LocationPoint
-    bridge = MqttBridge(svc.ingestor, host=broker.host, port=broker.port, username="pers-cloud",
-                        password="cloudpw", batch_max=50, bulk_max=100, backpressure_wait_s=1.0,
-                        alert_username="pers-cloud-alerts")
-    svc.ingestor.sender.target = bridge
-    bridge.start()
-    try:
-        assert bridge.connected.wait(5)
-        inbox = queue.Queue()
-        dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
-        loc = {"v": 1, "ts": None, "loc": {"lat": 45.76, "lon": 4.83, "acc": 5.0, "src": "gnss"}}
-        infos = [dev.publish(f"pers/v1/{seed.device_id}/loc", json.dumps({**loc, "mid": f"4.{i}"}).encode(), qos=1)
-                 for i in range(3000)]
-        dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1)
-        _, cmd = inbox.get(timeout=60)
-        assert (cmd["type"], cmd["ref"]) == ("alert_ack", "5.1")
-        for info in infos:
-            info.wait_for_publish(30)
+    inbox = queue.Queue()
+    dev = device_client(broker, seed.device_id, seed.device_secret, inbox)
+    loc = {"v": 1, "ts": None, "loc": {"lat": 45.76, "lon": 4.83, "acc": 5.0, "src": "gnss"}}
+    infos = [dev.publish(f"pers/v1/{seed.device_id}/loc", json.dumps({**loc, "mid": f"4.{i}"}).encode(), qos=1)
+             for i in range(3000)]
+    dev.publish(f"pers/v1/{seed.device_id}/alert", SOS, qos=1)
+    _, cmd = inbox.get(timeout=60)
+    assert (cmd["type"], cmd["ref"]) == ("alert_ack", "5.1")
+    for info in infos:
+        info.wait_for_publish(30)
 
-        def stored():
-            with svc.sm() as s:
-                return s.scalar(select(func.count()).select_from(LocationPoint))
-        assert wait_for(lambda: stored() == 3000, timeout=120), stored()
+    def stored():
         with svc.sm() as s:
-            assert s.scalar(select(func.count(func.distinct(LocationPoint.mid)))) == 3000
-        assert bridge.connected.is_set()
-        dev.loop_stop()
-    finally:
-        bridge.stop()
+            return s.scalar(select(func.count()).select_from(LocationPoint))
+    assert wait_for(lambda: stored() == 3000, timeout=120), stored()
+    with svc.sm() as s:
+        assert s.scalar(select(func.count(func.distinct(LocationPoint.mid)))) == 3000
+    assert svc.bridge.connected.is_set()
+    dev.loop_stop()
 
 
 def test_a_short_batch_lingers_for_more_but_an_alert_ends_the_wait():

@@ -44,8 +44,7 @@ def test_upgrade_to_head_keeps_old_rows_and_the_service_works(tmp_path):
     populate_old_schema(settings.db_url)
     upgrade(settings.db_url)  # to head
 
-    svc = build_services(settings, with_mqtt=False)
-    svc.ingestor.sender.target = NullSender()
+    svc = build_services(settings, with_mqtt=False, sender=NullSender())
     with svc.sm() as s:
         assert s.get(Device, "old-watch").tenant_id == 1
         assert s.get(Wearer, 1).name == "Old wearer"
