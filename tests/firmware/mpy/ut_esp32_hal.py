@@ -13,8 +13,10 @@ for _p in sys.path:
         break
 import machine  # noqa: E402  (the stand-ins' folder goes on the path first)
 import esp32  # noqa: E402
+import network  # noqa: E402
 from hal import esp32 as hal_esp32  # noqa: E402
 from app.watch import Watch  # noqa: E402
+from app.modem import Modem  # noqa: E402
 
 PINS = hal_esp32.PINS
 
@@ -116,6 +118,36 @@ def test_other_tasks_run_while_the_watch_idles_in_light_sleep():
     sleeps = logged("lightsleep")
     assert sleeps, "the watch never slept"
     assert max(e[1] for e in sleeps) <= 20, sleeps   # never past the next timer
+
+
+async def two_users_of_the_modem(board):
+    # The radio's polls and the socket's sends, at once, through the board's one UART.
+    r, w = await board.modem_uart()
+    m = Modem(board.clock, r, w)
+    m.start()
+
+    async def polls():
+        for _ in range(20):
+            eq(await m.cmd("AT+CSQ"), ["+CSQ: 20,99", "OK"])
+
+    async def sends():
+        for _ in range(10):
+            eq(await m.prompted("AT+CIPSEND=0,5", b"HELLO"), ["OK"])
+    await asyncio.gather(polls(), sends())
+    m._rx_task.cancel()  # asyncio.run leaves tasks behind: the next test must not inherit it
+    await asyncio.sleep_ms(0)
+
+
+def test_one_user_owns_the_modem_uart_at_a_time():
+    del machine.UARTS[:]
+    board = new_board()
+    asyncio.run(two_users_of_the_modem(board))
+    eq(len(machine.UARTS), 1)  # one UART to the modem, as on the board
+    uart = machine.UARTS[0]
+    eq(network.TAKEN, [])  # no PPP (or anything else) takes it over
+    eq(uart.commands.count("AT+CSQ"), 20)
+    eq(uart.payloads, [b"HELLO"] * 10)  # each payload right after its own prompt
+    eq(uart.overlaps, [])  # never a command written over an unread answer
 
 
 mpytest.run(globals())

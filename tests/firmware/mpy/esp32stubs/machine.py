@@ -2,6 +2,7 @@
 # hal/esp32.py itself runs under the unix port (tests/firmware/mpy/ut_esp32_hal.py).
 # It keeps what the HAL asked of the hardware (LOG) and the pin levels the test
 # sets (LEVELS); lightsleep blocks the VM for real, as the chip does.
+import io
 import time
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
@@ -46,9 +47,64 @@ class ADC:
         return 12345
 
 
-class UART:
+UARTS = []  # every UART the HAL opened
+
+
+class UART(io.IOBase):
+    # A stream that asyncio can poll, with a modem behind it that answers as
+    # the SIMCom manuals show (OK; "+CSQ: 20,99" then OK; AT+CIPSEND's ">" with
+    # no line end, then exactly <len> payload bytes, OK and "+CIPSEND: 0,<len>,<len>").
+    # It notes every write made while an answer was still unread: with one user
+    # at a time (the Modem's lock), a command never goes out over an answer.
     def __init__(self, *args, **kw):
         LOG.append(("uart", args, kw.get("tx"), kw.get("rx")))
+        UARTS.append(self)
+        self.rx = b""
+        self.commands = []
+        self.payloads = []
+        self.overlaps = []
+        self._payload_len = 0
+
+    def ioctl(self, req, arg):
+        if req == 3:  # MP_STREAM_POLL: readable with an answer waiting, always writable
+            return (arg & 1 if self.rx else 0) | (arg & 4)
+        return 0
+
+    def read(self, n=-1):
+        if not self.rx:
+            return None
+        n = len(self.rx) if n < 0 else n
+        data, self.rx = self.rx[:n], self.rx[n:]
+        return data
+
+    def readinto(self, buf):
+        data = self.read(len(buf))
+        if not data:
+            return None
+        buf[:len(data)] = data
+        return len(data)
+
+    def write(self, data):
+        data = bytes(data)
+        if self._payload_len:
+            self.payloads.append(data)
+            self._payload_len -= len(data)
+            if self._payload_len <= 0:
+                n = len(self.payloads[-1])
+                self.rx += b"\r\nOK\r\n\r\n+CIPSEND: 0,%d,%d\r\n" % (n, n)
+            return len(data)
+        if self.rx:
+            self.overlaps.append(data)
+        cmd = data.strip().decode()
+        self.commands.append(cmd)
+        if cmd.startswith("AT+CIPSEND=0,"):
+            self._payload_len = int(cmd.split(",")[1])
+            self.rx += b"\r\n>"
+        elif cmd == "AT+CSQ":
+            self.rx += b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+        else:
+            self.rx += b"\r\nOK\r\n"
+        return len(data)
 
 
 class I2C:
