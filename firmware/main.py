@@ -5,25 +5,6 @@ import hal
 from app import flash
 
 WDT_MS = 30000
-MAX_RESETS = 20
-SHUTDOWN_MARKER = "shutdown.json"  # written by app.watch.Watch.shutdown
-
-
-def record_reset(fdir, boot, cause, wall):
-    # The hardware tells power-on, watchdog, brown-out...; only we know that the
-    # last run ended on purpose, so the app leaves a marker before it does.
-    marker = flash.join(fdir, SHUTDOWN_MARKER)
-    clean = flash.read_json(marker)
-    entry = {"boot": boot, "cause": cause, "ts": wall, "clean": clean is not None}
-    if clean is not None:
-        entry["shutdown"] = clean.get("reason")
-        import os
-        os.remove(marker)
-    path = flash.join(fdir, "resets.json")
-    log = flash.read_json(path, [])
-    log.append(entry)
-    flash.write_json(path, log[-MAX_RESETS:])
-    return entry
 
 
 def main():
@@ -41,7 +22,7 @@ def main():
     # ids stay unique when an erase restarts the boot counter (app/flash.py).
     install, boot = flash.boot_identity(board.flash_dir, board.random_bytes)
     cause = board.reset_cause()
-    entry = record_reset(board.flash_dir, boot, cause, board.clock.wall())
+    entry = flash.record_reset(board.flash_dir, boot, cause, board.clock.wall())
     print("boot", boot, "install", install, "reset cause", cause, "after a clean shutdown" if entry["clean"] else "")
     import asyncio
     from app.watch import Watch

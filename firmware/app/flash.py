@@ -2,6 +2,7 @@
 # rename): a power cut leaves the old content or the new, never half of one.
 import json
 import os
+from micropython import const
 
 
 def join(*parts):
@@ -108,3 +109,24 @@ def boot_identity(fdir, random_bytes):
     n = (n or 0) + 1
     write_atomic(counter, str(n).encode())
     return ident, n
+
+
+_MAX_RESETS = const(20)
+
+
+def record_reset(fdir, boot, cause, wall):
+    # The reset log (resets.json, the last 20 boots). The hardware tells
+    # power-on, watchdog, brown-out...; only we know that the last run ended on
+    # purpose, so the app leaves a marker before it does (app.watch.Watch.shutdown).
+    # Here, not in main.py: main.py is a script compiled into the heap at boot.
+    marker = join(fdir, "shutdown.json")
+    clean = read_json(marker)
+    entry = {"boot": boot, "cause": cause, "ts": wall, "clean": clean is not None}
+    if clean is not None:
+        entry["shutdown"] = clean.get("reason")
+        os.remove(marker)
+    path = join(fdir, "resets.json")
+    log = read_json(path, [])
+    log.append(entry)
+    write_json(path, log[-_MAX_RESETS:])
+    return entry
