@@ -40,3 +40,40 @@ class Wake:
         finally:
             self._task = None
         return False
+
+
+class Flag:
+    # asyncio.Event's part the app uses (set, clear, is_set, wait; any number
+    # of waiters), woken as Wake wakes its one: set() cancels the sleeping
+    # waiters. asyncio.Event itself would load asyncio's event module, about
+    # 1 KB of heap that stays (measured on the unix port).
+    def __init__(self):
+        self._set = False
+        self._waiters = []  # the tasks asleep in wait()
+
+    def is_set(self):
+        return self._set
+
+    def set(self):
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for t in waiters:
+            t.cancel()
+
+    def clear(self):
+        self._set = False
+
+    async def wait(self):
+        import asyncio
+        if self._set:
+            return True
+        t = asyncio.current_task()
+        self._waiters.append(t)
+        try:
+            while True:
+                await asyncio.sleep_ms(3600000)  # until set() cancels it: no timeout of its own
+        except asyncio.CancelledError:
+            if t in self._waiters:  # cancelled by someone else (a timeout), not woken
+                self._waiters.remove(t)
+                raise
+        return True

@@ -4,7 +4,7 @@
 # alarm never waits on the UART: it takes the last values. Unsolicited lines
 # (calls, SMS, a modem that rebooted by itself) go to the `on_urc` callback.
 import asyncio
-from app import Wake, at
+from app import Flag, Wake, at
 from micropython import const
 
 _BOOT_WAIT_MS = const(30000)  # the datasheets give ~11 s; a cold modem in the cold takes longer
@@ -34,7 +34,7 @@ class Modem:
         self.payload = b""  # those bytes, for the socket that asked (app/netsock.py)
         self.net = None  # the socket over this modem (app/netsock.py): it hears the URCs first
         self._done = Wake(clock)
-        self.registered = asyncio.Event()
+        self.registered = Flag()
         self.ready = False
         self.rebooted = False  # the modem restarted by itself: it must be set up again
         self.alive = True      # False once the UART is gone (powered off)

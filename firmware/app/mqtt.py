@@ -2,7 +2,7 @@
 # socket over the AT UART, app/netsock.py). QoS 1 only for what matters: an alarm must
 # be acknowledged by the broker, and commands must be acknowledged to it.
 import asyncio
-from app import Wake
+from app import Flag, Wake
 from app import mqttpkt as pkt
 
 
@@ -30,7 +30,7 @@ class Client:
         # per protocol exchange (publish/subscribe wait for their ack in turn).
         self._wlock = asyncio.Lock()
         self._xlock = asyncio.Lock()
-        self._closed = asyncio.Event()
+        self._closed = Flag()
         self._ping_outstanding = False
         self._tasks = []
         self.error = None

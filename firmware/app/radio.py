@@ -3,8 +3,7 @@
 # off, which is what makes a week of standby on a small battery. While on, it
 # keeps the modem set up (again after a reboot of its own), registered on the
 # best virtual-SIM profile, and polled for cell, signal and GNSS fix.
-import asyncio
-from app import Wake, flash, netclock
+from app import Flag, Wake, flash, netclock
 from app.modem import Modem
 from app.vsim import choose_country
 from micropython import const
@@ -33,7 +32,7 @@ class Radio:
         self.apn = apn            # for a device with no profile list
         self.needs = {}           # reason -> True
         self.gnss_needs = {}
-        self.up = asyncio.Event()  # registered: the session may open the data link
+        self.up = Flag()  # registered: the session may open the data link
         self.modem = None
         self.alarm = False        # in an alarm cost is no object
         self.on_no_network = None  # () -> None: every profile failed

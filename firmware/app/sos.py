@@ -4,6 +4,7 @@
 # it. A mixin of app.watch.Watch: its state is the watch's fall, countdown,
 # _alarm_track and _emergency_dialled.
 import asyncio
+from app import Flag
 
 
 class Emergency:
@@ -89,7 +90,7 @@ class Emergency:
             asyncio.create_task(self._fall_countdown())
 
     async def _fall_countdown(self):
-        cancel = asyncio.Event()
+        cancel = Flag()
         self.countdown = cancel
         secs = self.cfg.get("fall_countdown_s", 15)
         print("fall: detected, countdown", secs, "s")
