@@ -59,6 +59,7 @@ class ModemEmulator(NetCommands, ATCommands):
         # seeded: URCs land between the lines of a command's answer (see serve)
         self._rng = random.Random(spec.urc_interleave_seed) if spec.urc_interleave_seed is not None else None
         self._held: list[tuple[float, str]] = []
+        self._busy = False  # working on a command: URCs wait to go inside its answer
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -189,8 +190,11 @@ class ModemEmulator(NetCommands, ATCommands):
 
     # --- the UART -----------------------------------------------------------------
     def _urc(self, line: str) -> None:
-        if self._rng is not None and self._rng.random() < 0.5:
-            self._held.append((self.now(), line))  # to ride inside the next answer
+        # An event while the modem works on a command lands inside that command's
+        # answer, as on the real modem; with urc_interleave_seed, others are held
+        # (up to URC_HOLD_S) to ride inside the next answer too.
+        if self._busy or (self._rng is not None and self._rng.random() < 0.5):
+            self._held.append((self.now(), line))
             return
         self._write_urc(line)
 
@@ -203,8 +207,14 @@ class ModemEmulator(NetCommands, ATCommands):
         """The answer with the URCs held meanwhile between its lines, before the final one."""
         held, self._held = self._held, []
         for _, urc in held:
-            out.insert(self._rng.randrange(len(out)) if self._rng else 0, urc)
+            # without a seed: just before the final result, the hardest place for a reader
+            out.insert(self._rng.randrange(len(out)) if self._rng else max(0, len(out) - 1), urc)
         return out
+
+    def _before(self, out: list) -> list:
+        """Socket answers carry raw bytes that no URC may split: held URCs go first."""
+        held, self._held = self._held, []
+        return [urc for _, urc in held] + out
 
     def _flush_held(self, older_than: float) -> None:
         while self._held and self._held[0][0] <= older_than:
@@ -253,11 +263,14 @@ class ModemEmulator(NetCommands, ATCommands):
                     cmd = line.strip().upper()
                     if self.echo:
                         writer.write(b"\r\n" + line.encode() + b"\r\n")
+                    self._busy = True
                     await asyncio.sleep(self.rec.real(self.duration(cmd)))
                     if not self.booted():
+                        self._busy = False
                         continue  # it rebooted while we waited
                     if cmd.startswith("AT+CMGS="):
                         buf = await self._send_sms(reader, writer, line, buf)
+                        self._busy = False
                         continue
                     size = self.net_prompt(cmd)
                     if size is not None:  # AT+CIPSEND: the prompt, then exactly size raw bytes
@@ -271,16 +284,17 @@ class ModemEmulator(NetCommands, ATCommands):
                             buf += data
                         payload, buf = buf[:size], buf[size:]
                         await asyncio.sleep(self.rec.real(size / UART_BYTES_S))  # the payload's time on the line
-                        out = self.net_send(cmd, payload)
+                        out = self._before(self.net_send(cmd, payload))
                     else:
                         # socket data is never split by a held URC: only AT answers carry them
                         net = self.net_answer(line)
-                        out = net if net else self._with_held(self.answer(line))
+                        out = self._before(net) if net else self._with_held(self.answer(line))
                     # bytes (socket data) go as they are, lines with their CR LF
                     blob = b"".join(ln if isinstance(ln, bytes) else b"\r\n" + ln.encode() + b"\r\n" for ln in out)
                     if len(blob) > 64:  # a long answer (socket data, a scan) takes its time on the line
                         await asyncio.sleep(self.rec.real(len(blob) / UART_BYTES_S))
                     writer.write(blob)
+                    self._busy = False
                     await writer.drain()
                     if cmd == "AT+CPOF":
                         cpof = True
@@ -288,6 +302,7 @@ class ModemEmulator(NetCommands, ATCommands):
         except (ConnectionError, OSError):
             pass
         finally:
+            self._busy = False
             ticker.cancel()
             if self._writer is writer:
                 self._writer = None
@@ -319,7 +334,7 @@ class ModemEmulator(NetCommands, ATCommands):
         end = min(ends)
         text, abandoned, rest = buf[:end].decode(errors="replace"), buf[end] == 0x1B, buf[end + 1:]
         await asyncio.sleep(self.rec.real(len(text) / UART_BYTES_S + (0 if abandoned else SMS_SEND_S)))
-        out = self.sms_send(line, text, abandoned)
+        out = self._with_held(self.sms_send(line, text, abandoned))
         writer.write(b"".join(b"\r\n" + ln.encode() + b"\r\n" for ln in out))
         await writer.drain()
         return rest
