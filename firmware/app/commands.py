@@ -3,16 +3,6 @@
 # says, an unknown type or a missing field is refused with a reason.
 import json
 
-REQUIRED = {
-    "alert_ack": {"ref": str, "stage": str},
-    "call": {"number": str},
-    "locate": {},
-    "track": {"interval_s": int, "duration_s": int},
-    "message": {"text": str},
-    "ring": {"seconds": int},
-    "vsim": {"profiles": list},
-}
-
 CONFIG_DEFAULTS = {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
                    "cancel_window_s": 10, "fall_detection": True,
                    "callcenter_number": None, "whitelist": [], "kids_mode": False,
@@ -43,6 +33,27 @@ def _typed(value, kind):
     return isinstance(value, kind)
 
 
+def _required(kind):
+    # The fields a command of this kind must have, with their types; None: no
+    # such kind. Compared one by one, not looked up in a table: a module-level
+    # dict of dicts would stay in the heap for good (about 0.5 KB).
+    if kind == "alert_ack":
+        return (("ref", str), ("stage", str))
+    if kind == "call":
+        return (("number", str),)
+    if kind == "locate":
+        return ()
+    if kind == "track":
+        return (("interval_s", int), ("duration_s", int))
+    if kind == "message":
+        return (("text", str),)
+    if kind == "ring":
+        return (("seconds", int),)
+    if kind == "vsim":
+        return (("profiles", list),)
+    return None
+
+
 def parse_command(payload):
     doc = _load(payload)
     cid = doc.get("cid")
@@ -51,11 +62,11 @@ def parse_command(payload):
     if doc.get("v") != 1:
         raise BadCommand("unsupported version", cid)
     kind = doc.get("type")
-    fields = REQUIRED.get(kind)
+    fields = _required(kind)
     if fields is None:
         raise BadCommand("unknown type %s" % kind, cid)
-    for name in fields:
-        if not _typed(doc.get(name), fields[name]):
+    for name, kind_of in fields:
+        if not _typed(doc.get(name), kind_of):
             raise BadCommand("bad %s" % name, cid)
     stage = doc.get("stage")
     if kind == "alert_ack" and stage != "received" and stage != "operator" and stage != "closed":
