@@ -3,11 +3,14 @@
 # says, an unknown type or a missing field is refused with a reason.
 import json
 
-CONFIG_DEFAULTS = {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
-                   "cancel_window_s": 10, "fall_detection": True,
-                   "callcenter_number": None, "whitelist": [], "kids_mode": False,
-                   "reminders": [], "track_s": 30, "fall_countdown_s": 15, "fall": {},
-                   "low_battery_pct": 15, "emergency_number": "112"}
+def config_defaults():
+    # A new dict each time, not a module-level one: the watch's own config is
+    # the only copy that stays in the heap.
+    return {"version": 0, "heartbeat_s": 3600, "sos_hold_ms": 1000,
+            "cancel_window_s": 10, "fall_detection": True,
+            "callcenter_number": None, "whitelist": [], "kids_mode": False,
+            "reminders": [], "track_s": 30, "fall_countdown_s": 15, "fall": {},
+            "low_battery_pct": 15, "emergency_number": "112"}
 
 
 class BadCommand(ValueError):
@@ -78,11 +81,12 @@ def parse_config(payload):
     doc = _load(payload)
     if doc.get("v") != 1:
         raise BadCommand("unsupported version")
-    cfg = dict(CONFIG_DEFAULTS)
-    for name in CONFIG_DEFAULTS:
+    defaults = config_defaults()
+    cfg = dict(defaults)
+    for name in defaults:
         # Each setting has the type of its default (callcenter_number, None by
         # default, is taken as it comes below).
-        default = CONFIG_DEFAULTS[name]
+        default = defaults[name]
         if name in doc and default is not None:
             if not _typed(doc[name], type(default)):
                 raise BadCommand("bad %s" % name)

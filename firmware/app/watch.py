@@ -11,7 +11,7 @@ import gc
 from app import flash, messages
 from app.alarm import Alarm
 from app.buttons import Buttons
-from app.commands import Deduper, CONFIG_DEFAULTS
+from app.commands import Deduper, config_defaults
 from app.orders import Orders
 from app.outbox import Outbox
 from app.radio import Radio, STALL_MS as _RADIO_STALL_MS
@@ -41,7 +41,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         if not self.device or "id" not in self.device:
             raise ValueError("no device.json in " + fdir)
         self.cfg_path = flash.join(fdir, "config.json")
-        self.cfg = dict(CONFIG_DEFAULTS)
+        self.cfg = config_defaults()
         self.cfg.update(flash.read_json(self.cfg_path) or {})
         self.outbox = Outbox(flash.join(fdir, "outbox"), install, boot,
                              limit=self.device.get("outbox_limit", 100),
