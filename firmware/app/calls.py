@@ -44,7 +44,13 @@ class Calls:
 
     async def answer(self):
         m = self.w.radio.modem
-        if m is not None and await m.answer():
+        ok = m is not None and await m.answer()
+        # The caller may hang up while ATA is on its way: "NO CARRIER" is then
+        # ATA's answer, or the call-end URC was handled before ATA's OK. Either
+        # way the call is over, and the next caller must find the watch free.
+        if not ok:
+            self._ended()
+        elif self.state == "incoming":
             self.state = "active"
             self.w.board.audio("on")
             self.w.ui.show("In call")
