@@ -69,6 +69,9 @@ class Orders:
         elif t == "call":
             asyncio.create_task(self._calls().dial(cmd["number"]))
         elif t == "vsim":
+            if not hasattr(self.profiles, "replace"):  # the first profiles: app/vsim.py comes now
+                from app.vsim import Profiles
+                self.profiles = self.radio.profiles = Profiles(None, flash.join(self.board.flash_dir, "vsim.json"))
             self.profiles.replace(cmd["profiles"])
             print("vsim: %d profiles" % len(self.profiles.profiles))
         else:

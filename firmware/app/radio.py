@@ -5,7 +5,6 @@
 # best virtual-SIM profile, and polled for cell, signal and GNSS fix.
 from app import Flag, Wake, flash, netclock
 from app.modem import Modem
-from app.vsim import choose_country
 from micropython import const
 
 _POLL_MS = const(2000)
@@ -20,6 +19,14 @@ _RETRY_FIRST_MS = const(5000)  # a modem that failed to come up: off, then again
 _RETRY_MAX_MS = const(300000)
 _RETRY_MAX_ALARM_MS = const(30000)  # in an alarm a dead modem is tried again sooner
 STALL_MS = const(300000)  # beyond the longest step: a scan (180 s), a selection (120 s)
+
+
+class NoProfiles:
+    # A watch without virtual-SIM profiles (the usual case): app/vsim.py, the
+    # ranking and the per-country memory, stays out of the heap until a vsim
+    # command brings profiles (app/orders.py).
+    profiles = ()
+    current = None
 
 
 class Radio:
@@ -244,6 +251,7 @@ class Radio:
             if ok:
                 self.up.set()
             return ok
+        from app.vsim import choose_country
         cell = self.cell
         cell_mcc = cell.get("mcc") if cell else None
         fix, age = self.fix()

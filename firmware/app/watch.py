@@ -14,13 +14,12 @@ from app.buttons import Buttons
 from app.commands import Deduper, config_defaults
 from app.orders import Orders
 from app.outbox import Outbox
-from app.radio import Radio, STALL_MS as _RADIO_STALL_MS
+from app.radio import NoProfiles, Radio, STALL_MS as _RADIO_STALL_MS
 from app.routine import Routine
 from app.session import Session
 from app.sos import Emergency
 from app.ui import UI
 from app.vitals import Vitals
-from app.vsim import Profiles
 from micropython import const
 
 _FIX_FRESH_MS = const(30000)
@@ -47,7 +46,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
                              limit=self.device.get("outbox_limit", 100),
                              retry_first_ms=self.device.get("alert_retry_ms", 3000))
         self.ui = UI(board)
-        self.profiles = Profiles(self.device.get("profiles"), flash.join(fdir, "vsim.json"))
+        if self.device.get("profiles"):
+            from app.vsim import Profiles
+            self.profiles = Profiles(self.device["profiles"], flash.join(fdir, "vsim.json"))
+        else:
+            self.profiles = NoProfiles
         self.radio = Radio(board, self.profiles, self._urc, self.device.get("linger_ms", 5000),
                            self.device.get("apn"))
         self.radio.on_no_network = self._no_network
