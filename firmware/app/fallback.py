@@ -31,9 +31,12 @@ async def alarm_by_sms(watch, number):
     m = watch.radio.modem
     a = watch.alarm
     sent = False
-    if m is not None and m.ready:
-        text = sms_text(watch.device["id"], a.snapshot(), a.current_ref())
-        sent = await m.send_sms(number, text)
+    try:
+        if m is not None and m.ready:
+            text = sms_text(watch.device["id"], a.snapshot(), a.current_ref())
+            sent = await m.send_sms(number, text)
+    except Exception as e:  # an odd field must never cost the call that follows
+        print("alarm: SMS failed", repr(e))
     print("alarm: no cloud, SMS to", number, "sent" if sent else "failed")
     watch.ui.show("Alarm sent by SMS - calling centre" if sent else "Calling centre", pin=True)
     await watch._calls().dial(number)

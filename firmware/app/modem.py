@@ -120,8 +120,14 @@ class Modem:
         lines.append(line)
         if line.startswith("+CIPRXGET: 2,"):
             try:
-                self._want = int(line.split(",")[2])
+                n = int(line.split(",")[2])
             except (IndexError, ValueError):
+                n = -1
+            # Never more than a read asks for (app/netsock.py, 1500): a corrupt
+            # length would otherwise swallow every answer and URC that follows.
+            if 0 <= n <= 1500:
+                self._want = n
+            else:
                 self.garbage += 1
         if _final(line):
             self._pending = None  # what follows the final result is nobody's answer
