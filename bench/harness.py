@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,8 @@ class Env:
         self.broker = None
         self.cloud: CloudProcess | None = None
         self.workers = workers
+        # The workers' $share group: a secret, as a deployment keeps it (docs/security.md).
+        self.shared_group = secrets.token_urlsafe(24)
         self.clouds: list[CloudProcess] = []
         self.creds: list[tuple[str, str]] = []
         self.timings: dict[str, float] = {}
@@ -144,12 +147,12 @@ class Env:
         return self.cloud
 
     def start_workers(self) -> list[CloudProcess]:
-        """``workers`` cloud processes sharing the ingest ($share/pers/...), each with its own
-        service account and HTTP port."""
+        """``workers`` cloud processes sharing the ingest ($share/<secret group>/...), each with
+        its own service account and HTTP port."""
         self.clouds = []
         for i, user in enumerate(self.service_users):
             self.clouds.append(CloudProcess(self, http_port=self.settings.http_port if i == 0 else free_port(),
-                                            PERS_MQTT_USERNAME=user, PERS_MQTT_SHARED_GROUP="pers",
+                                            PERS_MQTT_USERNAME=user, PERS_MQTT_SHARED_GROUP=self.shared_group,
                                             log_name=f"cloud{i + 1}.log").start())
         self.cloud = self.clouds[0]
         return self.clouds

@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float)
     p.add_argument("--database-url", help="e.g. postgresql+psycopg://... (default: SQLite in a temp dir)")
     p.add_argument("--postgres", action="store_true", help="run a throwaway PostgreSQL (Debian's binaries)")
-    p.add_argument("--workers", type=int, default=1, help="cloud processes sharing the ingest ($share/pers)")
+    p.add_argument("--workers", type=int, default=1, help="cloud processes sharing the ingest ($share/<secret group>)")
     p.add_argument("--name", default="ingest", help="result name: bench/results/<name>.json")
     p.add_argument("--no-profile", action="store_true")
     a = p.parse_args(argv)

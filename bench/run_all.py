@@ -28,7 +28,7 @@ BENCHES = [("ingest", "ingest_bench.py"),
            # the same measurement at a load one cloud process sustains (full mode only)
            ("sos_latency_light", "sos_latency_bench.py --devices 1000 --loc-rate 50 --name sos_latency_light"),
            ("connections", "connections_bench.py"), ("growth", "growth_bench.py"),
-           # the scale-out store: PostgreSQL, one worker and two workers on $share/pers (full mode only)
+           # the scale-out store: PostgreSQL, one worker and two workers on a $share group (full mode only)
            ("ingest_pg", "ingest_bench.py --postgres --no-profile --name ingest_pg"),
            ("ingest_pg_2workers", "ingest_bench.py --postgres --workers 2 --no-profile --name ingest_pg_2workers"),
            # SOS while the cloud is flooded: one MQTT session vs alerts on their own session

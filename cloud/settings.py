@@ -6,12 +6,17 @@ PostgreSQL and ``PERS_BROKER=external`` with ``PERS_MQTT_HOST``/``PORT``.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# token_urlsafe(16) is 22 characters, 128 bits; MQTT forbids / + # in a share name.
+SHARED_GROUP_MIN_CHARS = 22
+SHARED_GROUP_RE = re.compile(r"[A-Za-z0-9_-]{%d,128}" % SHARED_GROUP_MIN_CHARS)
 
 
 class Settings(BaseSettings):
@@ -26,7 +31,12 @@ class Settings(BaseSettings):
     mqtt_username: str = "pers-cloud"
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
-    mqtt_shared_group: str | None = None  # e.g. "pers" for $share/pers/... with several workers
+    # Several workers split the ingest with $share/<group>/... The group name is a secret
+    # shared by the workers, like a password: Mosquitto 2.0 grants any client's $share
+    # SUBSCRIBE (its acl_file does not check subscriptions), so a watch that knows the
+    # name joins the group and takes a share of every tenant's messages, which the ACL
+    # then drops on delivery (docs/security.md). Hence at least SHARED_GROUP_MIN_CHARS.
+    mqtt_shared_group: str | None = None
     # Bulk messages (loc/status/presence) stored per transaction at most, and held in
     # memory at most before the bulk session stops reading (cloud/mqtt/bridge.py).
     ingest_batch_max: int = 500
@@ -81,6 +91,16 @@ class Settings(BaseSettings):
     memprobe: str | None = None
     memprobe_s: float = 5.0
     tracemalloc: int = 0
+
+    @field_validator("mqtt_shared_group")
+    @classmethod
+    def _group_is_a_secret(cls, value: str | None) -> str | None:
+        if value is not None and not SHARED_GROUP_RE.fullmatch(value):
+            raise ValueError(
+                f"PERS_MQTT_SHARED_GROUP must be a secret of at least {SHARED_GROUP_MIN_CHARS} characters of "
+                "A-Z a-z 0-9 _ - (a device that knows the group takes a share of the cloud's messages); "
+                "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
+        return value
 
     @field_validator("tracemalloc", mode="before")
     @classmethod

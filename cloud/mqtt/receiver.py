@@ -290,7 +290,9 @@ class BulkReceiver:
                                                                "session": "bulk", "session_present": bool(body[0] & 1)})
                         self.on_state(True)
                     elif kind == _SUBACK and b"\x80" in body[2:]:
-                        log.error("broker refused a bulk subscription", extra={"topics": self.topics})
+                        # The filters without "$share/<group>/": the group name is a secret.
+                        log.error("broker refused a bulk subscription",
+                                  extra={"topics": ["/".join(t.split("/")[-4:]) for t in self.topics]})
                 if publishes:
                     if not connected:
                         raise ConnectionError("PUBLISH before CONNACK")

@@ -1,5 +1,5 @@
 """Scale-out on real engines: two cloud processes (`pers serve`) sharing the ingest
-through Mosquitto's shared subscription ($share/pers/...) and one PostgreSQL.
+through Mosquitto's shared subscription ($share/<group>/...) and one PostgreSQL.
 
 - One worker is killed (-9) under load: the other takes over at once; every
   alert is stored once and acked; every location report is stored once (what
@@ -82,7 +82,7 @@ def test_a_worker_killed_under_load_loses_and_duplicates_nothing_and_the_other_t
         taken_over = survivor.ingested().get("alert", 0) - taken_over_from
         # The orchestrator restarts the dead worker; it drains what its session held.
         env.clouds[0] = CloudProcess(env, http_port=first.http_port, PERS_MQTT_USERNAME=env.service_users[0],
-                                     PERS_MQTT_SHARED_GROUP="pers", log_name="cloud1-restarted.log").start()
+                                     PERS_MQTT_SHARED_GROUP=env.shared_group, log_name="cloud1-restarted.log").start()
         locs = fleet.stats.sent["loc"]
         stored = await wait_until(lambda: count(env.settings.db_url, LocationPoint) >= locs, timeout=60)
         await fleet.close()
