@@ -196,6 +196,13 @@ class Env:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# A benchmark's twins each send far more than a watch may (a few hundred twins stand for a
+# fleet's load): the per-device limits (cloud/domain/ingest/limits.py) would measure
+# themselves, not the ingest. They are tested in tests/cloud/domain/test_device_limits.py.
+NO_DEVICE_LIMITS = {"PERS_DEVICE_LOC_PER_MIN": "0", "PERS_DEVICE_STATUS_PER_MIN": "0",
+                    "PERS_DEVICE_PRESENCE_PER_MIN": "0", "PERS_DEVICE_ACK_PER_MIN": "0"}
+
+
 class CloudProcess:
     def __init__(self, env: Env, http_port: int | None = None, log_name: str = "cloud.log", **extra_env):
         self.env = env
@@ -208,7 +215,7 @@ class CloudProcess:
         s = self.env.settings
         env = {**os.environ, "PERS_BROKER": "external", "PERS_MQTT_HOST": s.mqtt_host,
                "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_PASSWORD": self.env.service_password,
-               "PERS_LOG_JSON": "false", "PYTHONPATH": str(REPO), **self.extra_env}
+               "PERS_LOG_JSON": "false", "PYTHONPATH": str(REPO), **NO_DEVICE_LIMITS, **self.extra_env}
         if s.database_url:
             env["PERS_DATABASE_URL"] = s.database_url
         self._fh = open(self.log, "ab")

@@ -41,6 +41,11 @@ RATE_LIMITED = Counter("pers_device_rate_limited_total",
                        "Devices that went over their alert press budget (once per case)", ["kind"])
 PRESSES_COALESCED = Counter("pers_alert_presses_coalesced_total",
                             "Alert presses stored and acked but coalesced (no per-press case event)", ["kind"])
+# Per-device limits on loc/status/presence/ack (cloud/domain/ingest/limits.py): labelled by
+# kind only, never by device (one series per watch would be a metrics leak and a cardinality bomb).
+RATE_LIMITED_MESSAGES = Counter("pers_ingest_rate_limited_total",
+                                "Up messages acknowledged but not stored: their device was over its limit "
+                                "for that kind (alerts are never limited)", ["kind"])
 CLOCK_SKEW = Counter("pers_alert_clock_skew_total", "Alerts stamped far in the future by the device", ["kind"])
 LOCATIONS_PRUNED = Counter("pers_location_points_pruned_total", "Location points deleted by the retention job")
 # Alarm integrity (cloud/domain/quarantine.py, cloud/mqtt/bridge.py).

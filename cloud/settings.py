@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     # stored and acked but coalesced (one case event, live updates at most every 10 s).
     press_budget: int = 10
     press_window_s: int = 60
+    # Per-device limits on the other up kinds (cloud/domain/ingest/limits.py): a token
+    # bucket per watch and kind, tokens a minute and a burst (the watch's outbox holds
+    # 100 messages, all sent at once after an outage). Over it a message is acked and
+    # dropped, counted in pers_ingest_rate_limited_total{kind}. 0: no limit for a kind.
+    device_loc_per_min: float = 12.0  # a report every 5 s: the fastest tracking period
+    device_status_per_min: float = 4.0
+    device_presence_per_min: float = 4.0
+    device_ack_per_min: float = 60.0
+    device_burst: int = 120
     # /healthz fails when the oldest message waiting for its commit is older than this.
     ingest_stuck_after_s: float = 30.0
     log_json: bool = True
@@ -147,6 +156,10 @@ class Settings(BaseSettings):
             secs, pct = part.split(":")
             out.append((float(secs), float(pct)))
         return out
+
+    def device_limits_per_min(self) -> dict[str, float]:
+        return {"loc": self.device_loc_per_min, "status": self.device_status_per_min,
+                "presence": self.device_presence_per_min, "ack": self.device_ack_per_min}
 
     @property
     def db_url(self) -> str:

@@ -29,6 +29,7 @@ from cloud.domain.cells import CellDB
 from cloud.domain.clock import SystemClock
 from cloud.domain.geo import make_geocoder, set_geocoder
 from cloud.domain.ingest import Ingestor
+from cloud.domain.ingest.limits import DeviceLimits
 from cloud.domain.notify import Notifier, channels_from_settings
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.ticker import BackgroundTicker, Ticker
@@ -168,7 +169,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     ingestor = Ingestor(sm, clock, outbound, events, late_after_s=settings.late_alert_s, cells=cells,
                         present_window_s=settings.operator_present_s, press_budget=settings.press_budget,
                         press_window_s=settings.press_window_s, future_after_s=settings.alert_future_s,
-                        dedupe_window_s=settings.alert_dedupe_window_s, max_alert_age_s=settings.alert_max_age_s)
+                        dedupe_window_s=settings.alert_dedupe_window_s, max_alert_age_s=settings.alert_max_age_s,
+                        limits=DeviceLimits(settings.device_limits_per_min(), settings.device_burst))
     if bridge is not None:
         bridge.attach(ingestor)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import NO_DEVICE_LIMITS
 from bench.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ class System:
         self.data = data
         self.http_port, self.mqtt_port = free_port(), free_port()
         self.env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(self.http_port),
-                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_BROKER": "external"}
+                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_BROKER": "external", **NO_DEVICE_LIMITS}
         self.broker = self.cloud = None
         self.url = f"http://127.0.0.1:{self.http_port}"
 

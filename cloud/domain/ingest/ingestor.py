@@ -22,6 +22,7 @@ from cloud import metrics, protocol
 from cloud.domain import dedupe, presence
 from cloud.domain.cells import CellDB
 from cloud.domain.ingest import alarm, reports, validate
+from cloud.domain.ingest.limits import DeviceLimits
 from cloud.domain.ingest.outcome import Outcome, count, count_many
 from cloud.domain.ingest.outgoing import ack_alert
 from cloud.domain.ingest.validate import BATCH_KINDS, Parsed
@@ -39,7 +40,7 @@ class Ingestor:
                  late_after_s: int = 300, *, cells: CellDB | None = None, present_window_s: int = 120,
                  press_budget: int = 10, press_window_s: int = 60, future_after_s: int = 300,
                  coalesced_publish_s: float = 10.0, dedupe_window_s: int = 7 * 86400,
-                 max_alert_age_s: int = 30 * 86400) -> None:
+                 max_alert_age_s: int = 30 * 86400, limits: DeviceLimits | None = None) -> None:
         self.sm, self.clock, self.sender, self.events = sm, clock, sender, events
         self.late_after_s = late_after_s
         self.cells = cells
@@ -53,6 +54,8 @@ class Ingestor:
         # An alarm stamped older than this is a wrong clock, not a late alarm.
         self.max_alert_age_s = max_alert_age_s
         self.coalesced_publish_s = coalesced_publish_s
+        # Per-device limits on loc/status/presence/ack (limits.py); never on alerts.
+        self.limits = limits
 
     @property
     def _presses(self) -> dict[str, deque[datetime]]:
@@ -97,6 +100,7 @@ class Ingestor:
     def _ingest(self, items: Sequence[tuple[str, bytes]], *, batched: bool) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
         group: list[Parsed] = []
+        now = self.clock.now().timestamp() if self.limits is not None else 0.0
         for i, (topic, payload) in enumerate(items):
             try:
                 device_id, kind, msg = protocol.parse_up(topic, payload)
@@ -105,6 +109,9 @@ class Ingestor:
                     outcomes[i] = self._unreadable_alarm(topic, payload, rej)
                 else:
                     outcomes[i] = validate.reject(rej.reason, topic, rej.detail)
+                continue
+            if kind != "alert" and self.limits is not None and not self.limits.allow(device_id, kind, now):
+                outcomes[i] = Outcome(False, kind=kind, device_id=device_id, reason="rate_limited")
                 continue
             if batched and kind in BATCH_KINDS:
                 group.append(Parsed(i, topic, device_id, kind, msg))
