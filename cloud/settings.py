@@ -104,7 +104,9 @@ class Settings(BaseSettings):
     @field_validator("mqtt_shared_group")
     @classmethod
     def _group_is_a_secret(cls, value: str | None) -> str | None:
-        if value is not None and not SHARED_GROUP_RE.fullmatch(value):
+        if not value:
+            return None  # PERS_MQTT_SHARED_GROUP= (set, empty): no group, one worker
+        if not SHARED_GROUP_RE.fullmatch(value):
             raise ValueError(
                 f"PERS_MQTT_SHARED_GROUP must be a secret of at least {SHARED_GROUP_MIN_CHARS} characters of "
                 "A-Z a-z 0-9 _ - (a device that knows the group takes a share of the cloud's messages); "

@@ -109,3 +109,7 @@ def test_the_cloud_refuses_a_group_name_a_watch_could_guess(group):
 def test_the_cloud_takes_a_generated_group_name():
     group = secrets.token_urlsafe(16)
     assert Settings(mqtt_shared_group=group).mqtt_shared_group == group
+
+
+def test_an_empty_group_setting_means_no_group():
+    assert Settings(mqtt_shared_group="").mqtt_shared_group is None
