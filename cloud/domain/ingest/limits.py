@@ -31,6 +31,8 @@ class DeviceLimits:
         self.rate = {kind: r / 60.0 for kind, r in per_min.items() if kind in LIMITED_KINDS and r > 0}
         self.burst = float(burst)
         self.log_every_s = log_every_s
+        # The counters' children, looked up once: labels() costs more than the bucket itself.
+        self._dropped = {kind: metrics.RATE_LIMITED_MESSAGES.labels(kind) for kind in self.rate}
         self._buckets: dict[tuple[str, str], list[float]] = {}  # -> [tokens, at, last logged]
         self._lock = threading.Lock()
         self._sweep_at = 4096
@@ -57,7 +59,7 @@ class DeviceLimits:
             due = now - bucket[2] >= self.log_every_s
             if due:
                 bucket[2] = now
-        metrics.RATE_LIMITED_MESSAGES.labels(kind).inc()
+        self._dropped[kind].inc()
         if due:
             log.warning("device over its rate limit: excess dropped (acknowledged, not stored)",
                         extra={"device_id": device_id, "kind": kind, "per_min": rate * 60, "burst": self.burst})
