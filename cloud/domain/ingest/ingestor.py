@@ -110,7 +110,7 @@ class Ingestor:
                 else:
                     outcomes[i] = validate.reject(rej.reason, topic, rej.detail)
                 continue
-            if kind != "alert" and self.limits is not None and not self.limits.allow(device_id, kind, now):
+            if self._over_limit(device_id, kind, msg, now):
                 outcomes[i] = Outcome(False, kind=kind, device_id=device_id, reason="rate_limited")
                 continue
             if batched and kind in BATCH_KINDS:
@@ -137,6 +137,16 @@ class Ingestor:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
         count_many((p.kind, done[p.i]) for p in group)
         return done
+
+    def _over_limit(self, device_id: str, kind: str, msg: object, now: float) -> bool:
+        """Is this message over its device's limit (limits.py)? Never an alert; nor a
+        last will (``online: false``): dropped, it would leave the console showing a
+        watch online that has gone (it costs no write when nothing changes)."""
+        if self.limits is None or kind == "alert":
+            return False
+        if isinstance(msg, protocol.Presence) and not msg.online:
+            return False
+        return not self.limits.allow(device_id, kind, now)
 
     def _one(self, topic: str, device_id: str, kind: str, msg: object) -> Outcome:
         """One parsed message in its own transaction, timed and counted."""

@@ -3,7 +3,8 @@
 A token bucket per (device, kind) for ``loc``, ``status``, ``presence`` and ``ack``:
 ``per_min`` tokens a minute, at most ``burst`` saved up. A message over the limit is
 dropped: not stored, counted (``pers_ingest_rate_limited_total{kind}``), and
-acknowledged all the same, so the watch does not re-send it for ever. A watch that
+acknowledged all the same, so the watch does not re-send it for ever. A last will
+(``presence`` offline) is never dropped (``Ingestor._over_limit``). A watch that
 reports its position every second then costs the database one row in five at the
 default (tracking reports every 5 s at the fastest), and other watches nothing.
 

@@ -16,7 +16,7 @@ from cloud import metrics
 from cloud.domain.accounts import provision_device
 from cloud.domain.clock import FakeClock
 from cloud.settings import Settings
-from cloud.store.models import Alert, AlertCase, LocationPoint
+from cloud.store.models import Alert, AlertCase, Device, LocationPoint
 from tests.cloud_helpers import seeded
 
 DEFAULTS = Settings()
@@ -113,3 +113,18 @@ def test_every_other_up_kind_has_its_own_limit(tmp_path, database_url):
     assert metrics.RATE_LIMITED_MESSAGES.labels("status")._value.get() == before + 30
     # Status being over its limit takes nothing from the same watch's location reports.
     assert svc.ingestor.handle(f"pers/v1/{device}/loc", loc("6.1", clock.unix())).accepted
+
+
+def test_a_last_will_is_never_dropped(tmp_path, database_url):
+    """Presence over its limit: "online" is dropped, but the last will is stored, so
+    the console does not show a watch online that has gone."""
+    clock = FakeClock()
+    svc, sender, seed = seeded(tmp_path, clock, database_url=database_url)
+    device = seed.device_id
+    online = json.dumps({"v": 1, "online": True, "ts": clock.unix()}).encode()
+    outs = svc.ingestor.handle_batch([(f"pers/v1/{device}/presence", online)] * (BURST + 10))
+    assert sum(o.accepted for o in outs) == BURST
+    will = svc.ingestor.handle(f"pers/v1/{device}/presence", b'{"online":false}')
+    assert will.accepted
+    with svc.sm() as s:
+        assert s.get(Device, device).presence == "suspect"
