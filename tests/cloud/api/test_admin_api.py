@@ -92,7 +92,8 @@ def test_tenant_isolation(api):
     assert client.post(f"/api/admin/devices/{world.seed.device_id}/rotate", headers=h2).status_code == 404
     assert client.put(f"/api/admin/devices/{world.seed.device_id}/config", json={"heartbeat_s": 60},
                       headers=h2).status_code == 404
-    assert client.patch(f"/api/admin/centres/{centre['id']}", json={"phone": "+33491000001"}, headers=h2).status_code == 404
+    assert client.patch(f"/api/admin/centres/{centre['id']}", json={"phone": "+33491000001"},
+                        headers=h2).status_code == 404
     assert client.put("/api/admin/contract", json={"centre_ids": [centre["id"]]}, headers=h2).status_code == 404
     assert client.delete(f"/api/admin/geofences/{fence['id']}", headers=h2).status_code == 404
     assert client.get(f"/api/admin/wearers/{wearer['id']}/geofences").status_code == 404
