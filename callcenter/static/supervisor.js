@@ -7,7 +7,7 @@
 const sup = { cases: new Map(), operators: new Map(), retry: 500, timers: {} };
 const $ = (id) => document.getElementById(id);
 const { el, since } = pers;
-const STATUS = { new: "new", routed: "waiting", claimed: "claimed", in_call: "in call", resolved: "resolved" };
+const STATUS = { new: "new", routed: "waiting", claimed: "claimed", in_call: "call-back requested", resolved: "resolved" };
 
 function opName(id) {
   if (id == null) return null;
