@@ -3,8 +3,9 @@
 Channels: ``webhook`` (HTTP POST of JSON to the tenant's URL), ``email``
 (SMTP), ``sms`` (an HTTP SMS gateway: POST {"to","text"}). Each channel that
 applies to a contact is tried independently: an SMTP outage must not stop the
-SMS. Every attempt is stored (Notification) and written to the case timeline.
-Only the standard library speaks the protocols, so nothing new is needed at
+SMS. Every attempt is stored (Notification), and the case timeline says what
+the results say (``record_outcome``): a contact is "notified" only when a
+channel delivered. Only the standard library speaks the protocols, so nothing new is needed at
 run time."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 import smtplib
 import urllib.error
 import urllib.request
+from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -182,7 +184,7 @@ NO_CHANNEL = "no notification channel (webhook, e-mail or SMS) is set up for thi
 
 
 def record_outcome(s: Session, case: AlertCase, contact: Contact, results: dict[str, Any], actor: str,
-                   now: Any) -> dict[str, Any]:
+                   now: datetime) -> dict[str, Any]:
     """The timeline says what the delivery result says: ``contact_notified`` only when at
     least one channel delivered, with who was reached and how; otherwise
     ``contact_not_reached`` with each channel's reason (or that none applies)."""
