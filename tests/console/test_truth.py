@@ -28,6 +28,15 @@ HOME = (45.7640, 4.8357)  # the demo wearer's home
 INTERNAL = re.compile(r"\b(routed|in_call|claimed|escalation_exhausted|contact_notified|call_back|level \d)\b")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def patient_assertions():
+    """This machine's CPUs are shared: give each assertion 15 s (Playwright's default
+    is 5 s), then put the default back for the other modules."""
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 @pytest.fixture
 def receiver():
     """A webhook receiver on loopback: what the cloud POSTs to it, in order."""
