@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from cloud.api.schemas.common import PHONE, Window
-from cloud.domain.phones import to_e164
+from cloud.domain.phones import check_characters, to_e164
 
 
 def _international_phone(v: str | None) -> str | None:
@@ -17,7 +17,10 @@ def _international_phone(v: str | None) -> str | None:
     if v is None:
         return v
     v = v.strip()
-    return to_e164(v) if v.startswith(("+", "00")) else v
+    if v.startswith(("+", "00")):
+        return to_e164(v)
+    check_characters(v)  # a national number's country is the domain's to know
+    return v
 
 
 class Area(BaseModel):
