@@ -128,12 +128,14 @@ class LocationReport(UpMessage):
     loc: Location | None = None
     cell: Cell | None = None
     batt: Battery | None = None
+    vitals: Vitals | None = None  # a reading taken after the alarm left: it updates the open case
     reason: Literal["alarm", "periodic", "request", "fix"] | None = None
     ref: Mid | None = None
 
 
 class Status(UpMessage):
     batt: Battery | None = None
+    vitals: Vitals | None = None
     net: Net | None = None
     fw: Text32 | None = None
     uptime: int | None = Field(default=None, ge=0, le=INT32_MAX)

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     offline_opens_case: bool = True  # an offline device opens a low-priority "offline" case
     command_ttl_s: int = 600  # a command not acked within this is marked expired
     callcenter_number: str | None = None  # default call-centre number in device configs
+    # How a phone number written without its country code is read (ISO 3166 code, e.g. "FR");
+    # None: such a number is refused, since nobody can tell its country.
+    phone_region: str | None = None
 
     # --- location ---
     cells_csv: Path | None = None  # OpenCelliD-format CSV; default: the sample in cloud/data

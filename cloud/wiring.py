@@ -174,17 +174,19 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     if bridge is not None:
         bridge.attach(ingestor)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
+    # One notifier for the cascade and the operators' "Notify": both really send.
     notifier = Notifier(sm, clock, channels_from_settings(settings), events)
     ticker = Ticker(sm, clock, events, settings, notifier)
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,
                     ingestor=ingestor,
-                    cases=CaseService(sm, clock, outbound, events),
+                    cases=CaseService(sm, clock, outbound, events, notifier),
                     accounts=AccountService(sm, clock, LoginLimiter(settings.login_max_failures,
                                                                     settings.login_window_s),
                                             settings.session_hours),
                     admin=AdminService(sm, clock, broker=broker_auth, publisher=outbound,
                                        default_heartbeat_s=settings.heartbeat_s,
-                                       default_number=settings.callcenter_number),
+                                       default_number=settings.callcenter_number,
+                                       phone_region=settings.phone_region),
                     notifier=notifier, ticker=ticker,
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
                     broker_auth=broker_auth, relay=relay)

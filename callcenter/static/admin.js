@@ -113,7 +113,7 @@ function contactRows(n = 3) {
   for (let i = box.querySelectorAll(".contact-row").length; i < n; i++) {
     const row = el("div", "actions contact-row");
     for (const [key, label, extra] of [["name", "Name", {}], ["relation", "Relation", {}],
-                                        ["phone", "Phone", {placeholder: "+33611111111"}]]) {
+                                        ["phone", "Phone", {placeholder: "+33 6 11 11 11 11"}]]) {
       const wrap = el("div", "field");
       const input = el("input");
       input.id = `w-c${i}-${key}`;
@@ -177,7 +177,7 @@ async function loadWearers() {
     cell(tr, w.home_address || (w.home_lat != null ? `${w.home_lat}, ${w.home_lon}` : "–"));
     const td = cell(tr, "");
     const ol = el("ol", "contacts-admin");
-    for (const c of w.contacts) ol.append(el("li", null, `${c.name}${c.relation ? ` (${c.relation})` : ""} ${c.phone}`));
+    for (const c of w.contacts) ol.append(el("li", null, `${c.name}${c.relation ? ` (${c.relation})` : ""} ${c.phone_display || c.phone}`));
     if (!w.contacts.length) td.textContent = "none";
     else td.append(ol);
     const edit = el("button", "edit", "Edit");

@@ -9,15 +9,6 @@ const state = { cases: new Map(), selected: null, retry: 500, operators: new Map
 const $ = (id) => document.getElementById(id);
 const { el, since } = pers;
 const URGENT = new Set(["sos", "fall"]);
-const SOURCE = { gnss: "GNSS", cell: "cell tower", last: "last known" };
-const ACTION_TEXT = {
-  opened: "alarm opened", routed: "routed to a call centre", alert_joined: "pressed again", claimed: "acknowledged",
-  wearer_cancelled: "wearer says OK", command_acked: "watch confirmed", call_back: "call back requested",
-  locate: "locate requested", message: "message sent", contact_notified: "contact notified",
-  dispatched: "dispatch recorded", note: "note", resolved: "resolved", escalated: "escalated",
-  reminder: "reminder", notification_delivery: "notification delivery", alarm_flagged: "watch sent bad data",
-};
-
 function operatorName(id) {
   if (id == null) return null;
   if (pers.me && id === pers.me.id) return "you";
@@ -25,19 +16,9 @@ function operatorName(id) {
   return op ? op.display_name : `operator #${id}`;
 }
 
-function where(c) {
-  if (!c.location) return "position unknown";
-  const l = c.location;
-  const acc = l.acc != null ? ` ±${Math.round(l.acc)} m` : "";
-  return `${l.lat.toFixed(5)}, ${l.lon.toFixed(5)}${acc} (${SOURCE[l.src] || l.src})`;
-}
-
-function fromHome(c) {
-  const w = c.wearer;
-  if (!c.location || !w || w.home_lat == null) return null;
-  const m = pers.metres(c.location.lat, c.location.lon, w.home_lat, w.home_lon);
-  return m < 1000 ? `${Math.round(m)} m from home` : `${(m / 1000).toFixed(1)} km from home`;
-}
+// Position and distance in words (case-words.js): never finer than the fix.
+const where = (c) => words.position(c);
+const fromHome = (c) => (c.location_label ? c.location_label.from_home : null);
 
 function sortedCases() {
   return [...state.cases.values()]
@@ -63,13 +44,13 @@ function card(c) {
   li.className = `case kind-${c.kind} ${c.claimed_by == null ? "unclaimed" : "claimed"}` +
                  (state.selected === c.id ? " selected" : "");
   const owner = c.claimed_by == null ? "waiting for an operator" : `taken by ${operatorName(c.claimed_by)}`;
-  const flags = [c.status, owner];
+  const flags = [words.status(c.status), owner];
   if (c.press_count > 1) flags.push(`${c.press_count} presses`);
   if (c.wearer_cancelled) flags.push("wearer cancelled");
   if (c.late) flags.push("late");
   for (const w of (c.warnings || [])) flags.push(w);
   const [kind, wearer, waiting] = li.firstChild.children;
-  kind.textContent = c.kind;
+  kind.textContent = words.kind(c.kind);
   wearer.textContent = c.wearer ? c.wearer.name : c.device_id;
   waiting.textContent = since(c.opened_at, c.claimed_at);
   li.children[1].textContent = where(c);
@@ -122,9 +103,9 @@ function renderDetail() {
   if (!c) return;
   const w = c.wearer || {};
   renderAvatar(w.name || c.device_id, w.photo_url);
-  $("detail-title").textContent = `${c.kind.toUpperCase()} · ${w.name || c.device_id}`;
+  $("detail-title").textContent = `${words.kind(c.kind)} · ${w.name || c.device_id}`;
   const badges = $("detail-badges");
-  badges.replaceChildren(el("span", "status", c.status));
+  badges.replaceChildren(el("span", "status", words.status(c.status)));
   if (c.claimed_by != null) badges.append(el("span", "owner", `taken by ${operatorName(c.claimed_by)}`));
   if (c.wearer_cancelled) badges.append(el("span", "cancelled", "wearer cancelled"));
   if (c.late) badges.append(el("span", "late", "late"));
@@ -141,16 +122,16 @@ function renderDetail() {
   fact(facts, "Position", where(c));
   if (c.location && c.location.ts) fact(facts, "Fix age", since(new Date(c.location.ts * 1000).toISOString()));
   fact(facts, "Where", c.location_label && c.location_label.address ? c.location_label.text : null);
-  fact(facts, "Distance", c.location_label && c.location_label.from_home_m != null
-    ? (c.location_label.address ? fromHome(c) : c.location_label.text) : fromHome(c));
-  fact(facts, "Battery", c.batt_pct != null ? `${c.batt_pct}%` : null);
-  fact(facts, "Heart rate", c.heart_rate != null ? `${c.heart_rate} bpm` : null);
+  fact(facts, "Distance", fromHome(c));
+  fact(facts, "Battery", c.battery ? words.reading(`${c.battery.pct}%`, c.battery.at) : null);
+  fact(facts, "Heart rate", c.heart_rate != null ? words.reading(`${c.heart_rate} bpm`, c.heart_rate_at || c.opened_at) : null);
   fact(facts, "Network", c.net_profile);
   fact(facts, "Waiting", since(c.opened_at, c.claimed_at));
   fact(facts, "Centre", c.centre ? `${c.centre.name}${c.centre.phone ? ` (${c.centre.phone})` : ""}` : null);
   fact(facts, "Routed", c.routed_at ? `${since(c.opened_at, c.routed_at)} after the alarm` : null);
-  fact(facts, "In call", c.in_call_at ? `since ${new Date(c.in_call_at).toLocaleTimeString()}` : null);
-  fact(facts, "Escalation", c.escalation_level ? `level ${c.escalation_level}` : null,
+  fact(facts, "Call-back", words.callBack(c));  // requested until the watch confirms: never "in call"
+  fact(facts, "Locate", words.locate(c));
+  fact(facts, "Escalation", c.escalation_level ? `passed on ${c.escalation_level} time(s) unacknowledged` : null,
        c.escalation_level ? "medical" : null);
   fact(facts, "Device", c.device_id);
 
@@ -163,36 +144,33 @@ function renderDetail() {
 
   const contacts = $("contacts");
   contacts.replaceChildren();
-  const notified = new Set((c.timeline || []).filter((e) => e.action === "contact_notified").map((e) => e.detail.contact_id));
+  const { tried } = words.contacts(c);
   for (const k of (w.contacts || [])) {
-    const li = el("li", notified.has(k.id) ? "notified" : null);
-    li.append(el("span", "name", `${k.name}${k.relation ? ` (${k.relation})` : ""}`), el("a", "phone", k.phone));
+    const tag = words.contactTag(tried.get(k.id));
+    const li = el("li", tried.has(k.id) ? "notified" : null);
+    li.append(el("span", "name", `${k.name}${k.relation ? ` (${k.relation})` : ""}`), el("a", "phone", k.phone_display || k.phone));
     li.lastChild.href = `tel:${k.phone}`;
-    if (notified.has(k.id)) li.append(el("span", "tag", "notified"));
+    if (tag) li.append(el("span", "tag", tag));
     contacts.append(li);
   }
-  const next = (w.contacts || []).find((k) => !notified.has(k.id));
-  $("notify").firstChild.textContent = next ? `Notify ${next.name} ${next.phone} ` : "All contacts notified ";
-  if (!next) $("notify").disabled = true;
+  const nb = words.notifyButton(c);
+  $("notify").firstChild.textContent = nb.text;
+  if (!nb.enabled) $("notify").disabled = true;
 
   const commands = $("commands");
   commands.replaceChildren();
   for (const cmd of (c.commands || [])) {
-    const label = cmd.type === "alert_ack" ? `ack "${cmd.stage}"` : cmd.type;
-    commands.append(el("li", `cmd-${cmd.status}`, `${label}: ${cmd.status === "acked" ? "done by the watch" : cmd.status}`));
+    const label = cmd.type === "alert_ack" ? `“${cmd.stage}” shown on the watch` : (cmd.type === "call" ? "call-back" : cmd.type);
+    const done = { acked: "acknowledged by the watch", sent: "sent, not yet acknowledged", failed: "the watch could not do it",
+                   expired: "not acknowledged in time" }[cmd.status] || cmd.status;
+    commands.append(el("li", `cmd-${cmd.status}`, `${label}: ${done}`));
   }
 
   const tl = $("timeline");
   tl.replaceChildren();
   for (const e of (c.timeline || []).slice().reverse()) {
-    const d = e.detail || {};
-    let extra = d.text || d.reference || d.outcome || d.number || d.note || "";
-    if (e.action === "contact_notified") extra = `${d.name} ${d.phone}`;
-    if (e.action === "dispatched") extra = `${d.service}${d.reference ? ` ref ${d.reference}` : ""}`;
-    if (e.action === "command_acked") extra = `${d.type}${d.stage ? ` ${d.stage}` : ""}${d.ok === false ? " FAILED" : ""}`;
-    const li = el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${e.actor.replace(/^operator:/, "")} · ` +
-                                           `${ACTION_TEXT[e.action] || e.action}${extra ? ` · ${extra}` : ""}`);
-    tl.append(li);
+    tl.append(el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${words.actor(e.actor, pers.me)} · ` +
+                                         words.event(e, c)));
   }
   renderMap(c);
 }
@@ -220,7 +198,10 @@ function renderMap(c) {
   }
   if (c.location) {
     const p = [c.location.lat, c.location.lon];
-    if (c.location.acc) L.circle(p, { radius: c.location.acc, color: "#ff4d4f", weight: 1, fillOpacity: 0.15 }).addTo(state.layers);
+    if (c.location.acc) {  // the fix's accuracy: the wearer is somewhere in this circle
+      L.circle(p, { radius: c.location.acc, color: "#ff4d4f", weight: 1, fillOpacity: 0.15 })
+        .bindTooltip(`accurate to about ${words.about(c.location.acc)} m`).addTo(state.layers);
+    }
     L.circleMarker(p, { radius: 8, color: "#ff4d4f", fillOpacity: 1 }).bindTooltip("wearer").addTo(state.layers);
     points.push(p);
   }
@@ -279,7 +260,7 @@ function connect() {
       const partial = !ev.case.timeline;  // live events omit the timeline: fetch it for the open case
       upsert(ev.case);
       if (ev.case.id === state.selected && partial) refreshSelected();
-      if (isNew && state.selected == null) state.selected = ev.case.id;
+      if (isNew && state.selected == null) { state.selected = ev.case.id; refreshSelected(); }  // its contacts and timeline too
     } else { return; }
     renderQueue();
     renderDetail();

@@ -7,7 +7,7 @@
 const sup = { cases: new Map(), operators: new Map(), retry: 500, timers: {} };
 const $ = (id) => document.getElementById(id);
 const { el, since } = pers;
-const STATUS = { new: "new", routed: "waiting", claimed: "claimed", in_call: "in call", resolved: "resolved" };
+const STATUS = { new: "new", routed: "waiting", claimed: "claimed", in_call: "call-back requested", resolved: "resolved" };
 
 function opName(id) {
   if (id == null) return null;
@@ -157,7 +157,8 @@ async function loadDevices() {
       const presence = d.presence === "suspect" ? "possibly offline" : d.presence;
       cell(tr, presence, d.presence === "offline" || d.presence === "suspect" ? "bad presence" : "presence");
       const low = d.problems.includes("low_battery");
-      cell(tr, d.batt_pct == null ? "–" : `${d.batt_pct}%${low ? " low" : ""}`, low ? "bad battery" : "battery");
+      const at = d.batt_at ? ` at ${new Date(d.batt_at).toTimeString().slice(0, 5)}` : "";  // when it was read
+      cell(tr, d.batt_pct == null ? "–" : `${d.batt_pct}%${low ? " low" : ""}${at}`, low ? "bad battery" : "battery");
       cell(tr, d.last_seen ? `${since(d.last_seen)} ago` : "never");
       cell(tr, d.fw || "–");
       tbody.append(tr);
@@ -210,6 +211,7 @@ function connect() {
       sup.cases.set(ev.case.id, Object.assign(known || {}, ev.case));
       soon("sla", loadSla); soon("ops", loadOperators);
       if ((ev.case.flags || []).length) soon("quarantine", loadQuarantine);
+      if (ev.case.battery) soon("devices", loadDevices);  // an alarm's battery reading may make a watch need attention
     } else if (ev.type === "escalation") {
       const c = sup.cases.get(ev.case_id);
       const who = c && c.wearer ? c.wearer.name : `case #${ev.case_id}`;

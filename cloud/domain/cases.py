@@ -1,7 +1,7 @@
 """The operator's side of a case: list, claim, resolve. Every action is audited."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -9,13 +9,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud import metrics, protocol
 from cloud.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.domain.ingest import OPEN_STATUSES, new_cid
+from cloud.domain.notify import NO_CHANNEL, Notifier, record_outcome
+from cloud.domain.phones import national
 from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import case_view
 from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Command, Contact, Operator, Wearer
-
-if TYPE_CHECKING:
-    from cloud.domain.notify import Notifier
 
 OUTCOMES = ("false_alarm", "wearer_ok", "contact_came", "ambulance", "police", "no_answer_dispatched", "other")
 DISPATCH_SERVICES = ("ambulance", "police", "fire", "doctor", "neighbour")
@@ -118,25 +117,36 @@ class CaseService:
             return self._publish(tx, case)
 
     def notify_next_contact(self, op: Operator, case_id: int) -> dict[str, Any]:
-        """Walk the wearer's contact cascade: each call notifies the next one."""
+        """Walk the wearer's contact cascade: each call tries the next contact not yet
+        tried, and the answer (and the timeline) says what the delivery result says:
+        who was reached, on which channel, who was not and why. Nothing to send on
+        (no channel applies) is a 409 that says so, recorded in the timeline too."""
         with transaction(self.sm) as tx:
             s = tx.session
             case = self._claimed_by(s, op, case_id)
-            done = {(e.detail or {}).get("contact_id") for e in s.scalars(
-                select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "contact_notified"))}
+            tried = {(e.detail or {}).get("contact_id") for e in s.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == case.id,
+                                        CaseEvent.action.in_(("contact_notified", "contact_not_reached"))))}
             contacts = s.scalars(select(Contact).where(Contact.wearer_id == case.wearer_id)
                                  .order_by(Contact.rank, Contact.id)).all() if case.wearer_id else []
-            nxt = next((c for c in contacts if c.id not in done), None)
+            if not contacts:
+                raise Conflict("this wearer has no contacts: nobody to notify")
+            nxt = next((c for c in contacts if c.id not in tried), None)
             if nxt is None:
-                raise Conflict("every contact in the cascade has been notified")
-            detail = {"contact_id": nxt.id, "name": nxt.name, "relation": nxt.relation, "phone": nxt.phone,
-                      "rank": nxt.rank}
-            notifier = self.notifier
-            if notifier is not None:
-                message = f"OpenPERS alarm for {self._wearer_name(s, case)}: the call centre asks you to help."
-                tx.after_commit(lambda: self._deliver(notifier, case.tenant_id, case.id, nxt.id, message))
-            self._record(tx, op, case, "contact_notified", detail)
-            return self._publish(tx, case)
+                raise Conflict("every contact has already been tried: the timeline says who was reached")
+            routes = self.notifier.routes_for(s, case, nxt) if self.notifier is not None else []
+            if not routes:
+                record_outcome(s, case, nxt, {}, f"operator:{op.username}", self.clock.now())
+                self._publish(tx, case)
+            message = f"OpenPERS alarm for {self._wearer_name(s, case)}: the call centre asks you to help."
+            contact_id, name, phone = nxt.id, nxt.name, nxt.phone
+        if not routes or self.notifier is None:  # recorded above; the operator is told at once
+            raise Conflict(f"nothing was sent to {name}: {NO_CHANNEL}; call them on {national(phone)}")
+        # Sent outside the case's transaction: a slow channel must not hold the case's row lock.
+        self.notifier.notify_contact(None, case_id, contact_id, message, actor=f"operator:{op.username}",
+                                     tenant_id=op.tenant_id)
+        with transaction(self.sm) as tx:
+            return self._publish(tx, self._own_case(tx.session, op, case_id, lock=False))
 
     def dispatch(self, op: Operator, case_id: int, service: str, reference: str | None) -> dict[str, Any]:
         if service not in DISPATCH_SERVICES:
@@ -168,16 +178,6 @@ class CaseService:
     def _wearer_name(self, s: Session, case: AlertCase) -> str:
         w = s.get(Wearer, case.wearer_id) if case.wearer_id else None
         return w.name if w else case.device_id
-
-    def _deliver(self, notifier: Notifier, tenant_id: int, case_id: int, contact_id: int, message: str) -> None:
-        try:
-            results = notifier.notify_contact(None, case_id, contact_id, message)
-        except Exception as exc:  # a failed channel must not undo the recorded action
-            results = {"error": str(exc)[:200]}
-        with transaction(self.sm) as tx:
-            tx.session.add(CaseEvent(case_id=case_id, at=self.clock.now(), actor="system",
-                                     action="notification_delivery", detail={"contact_id": contact_id,
-                                                                             "results": results}))
 
     def _own_case(self, s: Session, op: Operator, case_id: int, *, lock: bool = True) -> AlertCase:
         case = s.get(AlertCase, case_id)

@@ -236,18 +236,39 @@ def make_geocoder(settings: Settings) -> ReverseGeocoder | None:
     return ReverseGeocoder(Nominatim(**kw))
 
 
+def about_m(metres: float) -> int:
+    """A distance rounded to what it can mean on a screen: 2 significant figures
+    (747 -> 750, 12.4 -> 12), never 0 for a positive one."""
+    if metres < 10:
+        return max(1, round(metres))
+    step = 10 ** (len(str(int(metres))) - 2)
+    return int(round(metres / step) * step)
+
+
+def from_home_words(d: float, acc: float | None) -> str:
+    """How far from home, never finer than the fix: within the accuracy circle the
+    wearer may be at home; beyond it the distance is rounded to the accuracy."""
+    acc = max(acc or 0.0, 0.0)
+    if d <= max(acc, 50.0):
+        return "at home" if acc <= 50 else f"at home or nearby (within about {about_m(acc)} m)"
+    step = 10 ** max(0, len(str(int(acc))) - 1) if acc >= 10 else 1
+    rounded = max(step, round(d / step) * step)
+    far = f"{rounded} m from home" if rounded < 10000 else f"{rounded / 1000:.1f} km from home"
+    return f"about {far}" + (f" (give or take {about_m(acc)} m)" if acc > 50 else "")
+
+
 def location_label(lat: float | None, lon: float | None,
-                   home: tuple[float, float] | None) -> dict[str, Any] | None:
+                   home: tuple[float, float] | None, acc: float | None = None) -> dict[str, Any] | None:
     """What the console shows next to the coordinates."""
     if lat is None or lon is None:
         return None
-    out: dict[str, Any] = {"lat": lat, "lon": lon, "address": None, "from_home_m": None,
+    out: dict[str, Any] = {"lat": lat, "lon": lon, "address": None, "from_home_m": None, "from_home": None,
+                           "accuracy": f"about {about_m(acc)} m" if acc else None,
                            "text": f"{lat:.5f}, {lon:.5f}"}
     if home is not None and None not in home:
         d = distance_m(home, (lat, lon))
         out["from_home_m"] = round(d)
-        far = f"{round(d)} m from home" if d < 10000 else f"{d / 1000:.1f} km from home"
-        out["text"] = "at home" if d < 50 else far
+        out["text"] = out["from_home"] = from_home_words(d, acc)
     g = _geocoder
     if g is not None:
         addr = g.label(lat, lon)

@@ -3,8 +3,9 @@
 Channels: ``webhook`` (HTTP POST of JSON to the tenant's URL), ``email``
 (SMTP), ``sms`` (an HTTP SMS gateway: POST {"to","text"}). Each channel that
 applies to a contact is tried independently: an SMTP outage must not stop the
-SMS. Every attempt is stored (Notification) and written to the case timeline.
-Only the standard library speaks the protocols, so nothing new is needed at
+SMS. Every attempt is stored (Notification), and the case timeline says what
+the results say (``record_outcome``): a contact is "notified" only when a
+channel delivered. Only the standard library speaks the protocols, so nothing new is needed at
 run time."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 import smtplib
 import urllib.error
 import urllib.request
+from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -168,11 +170,33 @@ class Notifier:
             results[ch.name] = {"ok": ok, "target": target, "detail": detail}
             s.add(Notification(case_id=case.id, contact_id=contact.id, channel=ch.name, target=target[:400],
                                ok=ok, detail=detail, at=now))
-        summary: dict[str, Any] = {"contact_id": contact.id, "contact": contact.name,
-                                   "results": {k: v["ok"] for k, v in results.items()}}
-        if not results:
-            summary["error"] = "no channel applies to this contact"
-        s.add(CaseEvent(case_id=case.id, at=now, actor=actor, action="contact_notified", detail=summary))
-        s.add(AuditEntry(at=now, actor=actor, action="case.contact_notified", tenant_id=case.tenant_id,
-                         target=f"case:{case.id}", detail=summary))
+        record_outcome(s, case, contact, results, actor, now)
         return results
+
+    def routes_for(self, s: Session, case: AlertCase, contact: Contact) -> list[str]:
+        """The channels that would carry a message to ``contact`` (empty: nothing can be sent)."""
+        tenant = s.get_one(Tenant, case.tenant_id)
+        return [ch.name for ch in self.channels
+                if (contact.channels is None or ch.name in contact.channels) and ch.target(contact, tenant)]
+
+
+NO_CHANNEL = "no notification channel (webhook, e-mail or SMS) is set up for this contact"
+
+
+def record_outcome(s: Session, case: AlertCase, contact: Contact, results: dict[str, Any], actor: str,
+                   now: datetime) -> dict[str, Any]:
+    """The timeline says what the delivery result says: ``contact_notified`` only when at
+    least one channel delivered, with who was reached and how; otherwise
+    ``contact_not_reached`` with each channel's reason (or that none applies)."""
+    reached = [{"channel": k, "target": v["target"]} for k, v in results.items() if v["ok"]]
+    failed = [{"channel": k, "reason": v["detail"]} for k, v in results.items() if not v["ok"]]
+    summary: dict[str, Any] = {"contact_id": contact.id, "contact": contact.name, "phone": contact.phone,
+                               "results": {k: v["ok"] for k, v in results.items()},
+                               "reached": reached, "failed": failed}
+    if not results:
+        summary["error"] = NO_CHANNEL
+    action = "contact_notified" if reached else "contact_not_reached"
+    s.add(CaseEvent(case_id=case.id, at=now, actor=actor, action=action, detail=summary))
+    s.add(AuditEntry(at=now, actor=actor, action=f"case.{action}", tenant_id=case.tenant_id,
+                     target=f"case:{case.id}", detail=summary))
+    return summary

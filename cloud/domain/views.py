@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.domain.geo import location_label
+from cloud.domain.phones import national
 from cloud.store.models import (
     AlertCase,
     CallCentre,
@@ -35,7 +36,8 @@ def age_years(birth: date | None, today: date) -> int | None:
 
 
 def contact_view(c: Contact, full: bool = False) -> dict[str, Any]:
-    view = {"id": c.id, "rank": c.rank, "name": c.name, "relation": c.relation, "phone": c.phone}
+    view = {"id": c.id, "rank": c.rank, "name": c.name, "relation": c.relation, "phone": c.phone,
+            "phone_display": national(c.phone)}  # read aloud as in its own country
     if full:
         view.update(email=c.email, channels=c.channels)
     return view
@@ -95,6 +97,17 @@ def case_warnings(case: AlertCase) -> list[str]:
     return out
 
 
+def battery_view(device: Device | None, case: AlertCase) -> dict[str, Any] | None:
+    """One battery figure for a watch, with the time it was received: the device's
+    latest reading (alarms, position reports and status all update it), or, from
+    before readings had a time, the alarm's own figure at the alarm's time."""
+    if device is not None and device.batt_pct is not None and device.batt_at is not None:
+        return {"pct": device.batt_pct, "at": iso(device.batt_at)}
+    if case.batt_pct is not None:
+        return {"pct": case.batt_pct, "at": iso(case.opened_at)}
+    return None
+
+
 def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool = False) -> dict[str, Any]:
     wearer = session.get(Wearer, case.wearer_id) if case.wearer_id else None
     view = {
@@ -105,7 +118,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
         "resolved_at": iso(case.resolved_at), "outcome": case.outcome,
         "location": ({"lat": case.lat, "lon": case.lon, "acc": case.acc, "src": case.loc_src, "ts": case.loc_ts}
                      if case.lat is not None else None),
-        "batt_pct": case.batt_pct, "heart_rate": case.heart_rate, "net_profile": case.net_profile,
+        "batt_pct": case.batt_pct, "heart_rate": case.heart_rate, "heart_rate_at": iso(case.heart_rate_at),
+        "battery": battery_view(session.get(Device, case.device_id), case), "net_profile": case.net_profile,
         "flags": list(case.flags or []), "warnings": case_warnings(case),
         "wearer": wearer_view(wearer, today),
         # Where it is routed, how far it escalated, and a human label for the position.
@@ -114,7 +128,7 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
         "location_label": location_label(case.lat, case.lon,
                                          (wearer.home_lat, wearer.home_lon)
                                          if wearer and wearer.home_lat is not None and wearer.home_lon is not None
-                                         else None),
+                                         else None, case.acc),
     }
     if case.centre_id is not None:
         centre = session.get(CallCentre, case.centre_id)
@@ -130,7 +144,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
                                  .where(LocationPoint.device_id == case.device_id,
                                         LocationPoint.received_at >= case.opened_at)
                                  .order_by(LocationPoint.received_at).limit(500))
-        view["trail"] = [{"lat": p.lat, "lon": p.lon, "acc": p.acc, "src": p.src, "at": iso(p.received_at)}
+        view["trail"] = [{"lat": p.lat, "lon": p.lon, "acc": p.acc, "src": p.src, "at": iso(p.received_at),
+                          "ref": p.ref}
                          for p in points]
         commands = session.scalars(select(Command).where(Command.case_id == case.id).order_by(Command.created_at))
         view["commands"] = [{"cid": c.cid, "type": c.type, "status": c.status, "created_at": iso(c.created_at),
@@ -143,7 +158,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
 def device_view(d: Device) -> dict[str, Any]:
     return {"id": d.id, "tenant_id": d.tenant_id, "wearer_id": d.wearer_id, "fw": d.fw,
             "cfg_version": d.cfg_version, "online": d.online, "last_seen": iso(d.last_seen),
-            "batt_pct": d.batt_pct, "presence": d.presence, "heartbeat_s": d.heartbeat_s, "country": d.country,
+            "batt_pct": d.batt_pct, "batt_at": iso(d.batt_at), "presence": d.presence,
+            "heartbeat_s": d.heartbeat_s, "country": d.country,
             "vsim_profile": d.vsim_profile, "last_cell": d.last_cell, "created_at": iso(d.created_at),
             "secret_rotated_at": iso(d.secret_rotated_at)}
 

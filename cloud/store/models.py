@@ -127,6 +127,7 @@ class Device(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime)
     batt_pct: Mapped[int | None] = mapped_column(Integer)
+    batt_at: Mapped[datetime | None] = mapped_column(DateTime)  # when batt_pct was received
     last_status: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     # Presence with hysteresis: online -> suspect (silent or last will) -> offline (after the grace).
@@ -168,6 +169,7 @@ class AlertCase(Base):
     loc_ts: Mapped[int | None] = mapped_column(BigInteger)
     batt_pct: Mapped[int | None] = mapped_column(Integer)
     heart_rate: Mapped[int | None] = mapped_column(Integer)
+    heart_rate_at: Mapped[datetime | None] = mapped_column(DateTime)  # when heart_rate was received
     net_profile: Mapped[str | None] = mapped_column(String(64))
     # What the operator must know the watch got wrong: fields dropped from its alarms,
     # a clock not credible, no position at all. [{"field": .., "problem": .., ...}]

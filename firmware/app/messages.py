@@ -49,8 +49,8 @@ def alert(mid, ts, kind, trigger, loc=None, cell=None, batt=None, net=None, ref=
     return _put(m, ref=ref, loc=loc, cell=cell_part(cell), batt=batt, vitals=vitals, net=net, fw=FW)
 
 
-def loc_report(mid, ts, reason, loc=None, cell=None, batt=None, ref=None):
-    return _put(_base(mid, ts), loc=loc, cell=cell_part(cell), batt=batt, reason=reason, ref=ref)
+def loc_report(mid, ts, reason, loc=None, cell=None, batt=None, ref=None, vitals=None):
+    return _put(_base(mid, ts), loc=loc, cell=cell_part(cell), batt=batt, vitals=vitals, reason=reason, ref=ref)
 
 
 def status(mid, ts, batt=None, net=None, uptime=None, cfg=None, outbox=None):

@@ -40,8 +40,9 @@ class Vitals:
         for mid in mids:
             if hr and self.outbox.add_vitals(mid, {"hr": hr}):
                 print("vitals: added to alert", mid)
-            elif hr:
-                print("vitals: alert", mid, "already sent")
+            elif hr:  # the alert left before the reading: it follows in a position report
+                print("vitals: alert", mid, "already sent: in a position report")
+                self.put_loc("alarm", ref=mid)
 
     def _vitals_check(self):
         # While the radio is on (a check-in, an alarm, a call) a heart rate is kept

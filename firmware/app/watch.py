@@ -108,8 +108,12 @@ class Watch(Orders, Emergency, Vitals, Routine):
 
     def put_loc(self, reason, ref=None):
         s = self.snapshot()
+        # The pulse of the last minute goes along: during an alarm the call centre
+        # sees it change, and a reading that came after the alert left still arrives.
+        hr = self._hr_recent()
         self.outbox.put("loc", messages.loc_report(self.outbox.new_mid(), s["ts"], reason, loc=s["loc"],
-                                                   cell=s["cell"], batt=s["batt"], ref=ref))
+                                                   cell=s["cell"], batt=s["batt"], ref=ref,
+                                                   vitals={"hr": hr} if hr else None))
         self.session.kick()
 
     # --- the wearer -------------------------------------------------------------------

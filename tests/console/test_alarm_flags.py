@@ -37,7 +37,7 @@ def test_an_alarm_with_a_broken_clock_and_position_shows_with_its_warnings(stack
     expect(page.locator("#detail-badges")).to_contain_text("Watch clock wrong")
     expect(page.locator("#detail-facts")).to_contain_text("88 bpm")
     expect(page.locator("#detail-facts")).to_contain_text("45.76500")  # the position, without its bad fields
-    expect(page.locator("#timeline")).to_contain_text("watch sent bad data")
+    expect(page.locator("#timeline")).to_contain_text("The watch sent some unusable data")
     page.reload()  # the snapshot on a fresh connection: readable too
     expect(page.locator("#queue li.case.kind-sos")).to_contain_text("Watch clock wrong", timeout=10000)
     assert errors == [], errors

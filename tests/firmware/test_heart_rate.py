@@ -47,3 +47,16 @@ def test_registered_sos_leaves_at_once_with_the_reading_of_the_last_minute(make_
         assert abs(alert["vitals"]["hr"] - 88) <= 3
         shown = w.wait_for(lambda e: e["type"] == "display" and e["text"] == "Calling for help", 5, start)
         assert shown["t"] - press["t"] < 2.5  # the hold (1 s), then no wait for the sensor
+
+
+def test_the_pulse_follows_the_alarm_in_its_position_reports(make_watch, cloud):
+    # While the alarm keeps the radio on, a reading of the last minute goes with
+    # each position report about it: the call centre sees the pulse change, and a
+    # reading that came after the alert had left still reaches it.
+    scenario = Scenario(name="pulse-track", world=WorldSpec(hr=76), config={"track_s": 30})
+    with make_watch(scenario) as w:
+        assert w.wait_display("Ready", 20)
+        w.press("red", 1.2)
+        alert = cloud.wait("alert", timeout=30)[0]
+        report = cloud.wait("loc", lambda p: p.get("ref") == alert["mid"] and "vitals" in p, timeout=60)[0]
+        assert abs(report["vitals"]["hr"] - 76) <= 3, report

@@ -8,6 +8,19 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from cloud.api.schemas.common import PHONE, Window
+from cloud.domain.phones import check_characters, to_e164
+
+
+def _international_phone(v: str | None) -> str | None:
+    """A number written with its country code is checked here, next to its field; one
+    without is read by the domain in the tenant's default region (PERS_PHONE_REGION)."""
+    if v is None:
+        return v
+    v = v.strip()
+    if v.startswith(("+", "00")):
+        return to_e164(v)
+    check_characters(v)  # a national number's country is the domain's to know
+    return v
 
 
 class Area(BaseModel):
@@ -25,13 +38,16 @@ class TenantPatch(BaseModel):
 
 class CentreIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    phone: str | None = Field(default=None, pattern=PHONE)
+    phone: str | None = Field(default=None, min_length=2, max_length=40,
+                              description="with its country code (+33 4 00 00 00 00), stored in E.164")
     countries: list[str] = Field(default_factory=list, description="ISO 3166 alpha-2 codes covered")
     areas: list[Area] = Field(default_factory=list, description="circles and polygons covered")
     languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes; empty = any")
     hours: list[Window] = Field(default_factory=list, description="opening windows; empty = 24/7")
     timezone: str | None = Field(default="UTC", max_length=64)
     contract: bool = Field(default=True, description="append the centre to the tenant's contract")
+
+    _phone = field_validator("phone")(_international_phone)
 
     @field_validator("countries")
     @classmethod
@@ -60,9 +76,11 @@ class ContractIn(BaseModel):
 class ContactIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     relation: str | None = Field(default=None, max_length=64)
-    phone: str = Field(pattern=PHONE)
+    phone: str = Field(min_length=2, max_length=40, description="with its country code, stored in E.164")
     email: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
     channels: list[Literal["email", "sms", "webhook"]] | None = None
+
+    _phone = field_validator("phone")(_international_phone)
 
 
 class WearerIn(BaseModel):
@@ -76,6 +94,13 @@ class WearerIn(BaseModel):
     photo_url: str | None = Field(default=None, max_length=400)
     timezone: str | None = Field(default=None, max_length=64)
     contacts: list[ContactIn] | None = Field(default=None, description="in cascade order (first is called first)")
+
+    @field_validator("birth_date")
+    @classmethod
+    def _born(cls, v: date | None) -> date | None:
+        if v is not None and v > date.today():
+            raise ValueError("the birth date is in the future")
+        return v
 
     def dump(self, partial: bool = False) -> dict:
         d = self.model_dump(exclude_unset=partial, exclude={"contacts"})

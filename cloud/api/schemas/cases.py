@@ -46,6 +46,7 @@ class ContactOut(BaseModel):
     name: str
     relation: str | None = None
     phone: str
+    phone_display: str | None = None  # in its country's national format
 
 
 class TrailPoint(BaseModel):
@@ -54,6 +55,7 @@ class TrailPoint(BaseModel):
     acc: float | None = None
     src: str
     at: str
+    ref: str | None = None  # the command (a locate) this position answers
 
 
 class CommandOut(BaseModel):
@@ -97,7 +99,14 @@ class LocationLabel(BaseModel):
     lon: float
     address: str | None = None
     from_home_m: int | None = None
+    from_home: str | None = None  # in words, never finer than the fix's accuracy
+    accuracy: str | None = None   # "about 800 m"
     text: str
+
+
+class Reading(BaseModel):
+    pct: int
+    at: str
 
 
 class CaseOut(BaseModel):
@@ -118,6 +127,8 @@ class CaseOut(BaseModel):
     location: Location | None = None
     batt_pct: int | None = None
     heart_rate: int | None = None
+    heart_rate_at: str | None = None
+    battery: Reading | None = None  # the watch's latest battery figure and when it was received
     net_profile: str | None = None
     wearer: WearerOut | None = None
     timeline: list[TimelineEntry] | None = None

@@ -32,8 +32,9 @@ def actor(op: Operator) -> str:
 class AdminBase:
     def __init__(self, sm: sessionmaker[Session], clock: Clock, *, broker: BrokerAuth | None = None,
                  publisher: configs.ConfigPublisher | None = None, default_heartbeat_s: int = 3600,
-                 default_number: str | None = None) -> None:
+                 default_number: str | None = None, phone_region: str | None = None) -> None:
         self.sm, self.clock, self.broker, self.publisher = sm, clock, broker, publisher
+        self.phone_region = phone_region  # how numbers without a country code are read
         self.default_heartbeat_s, self.default_number = default_heartbeat_s, default_number
 
     def _audit(self, s: Session, op: Operator, action: str, target: str,

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from cloud.domain.admin.base import AdminBase
 from cloud.domain.errors import Conflict, Invalid
 from cloud.domain.geo import validate_area, validate_windows, zone
+from cloud.domain.phones import to_e164
 from cloud.domain.uow import transaction
 from cloud.domain.views import centre_view, tenant_view
 from cloud.store.models import CallCentre, Contract, Operator, Tenant
@@ -43,9 +44,11 @@ class CentresAdmin(AdminBase):
                     raise ValueError(f"unknown time zone {data['timezone']!r}")
         except ValueError as exc:
             raise Invalid(str(exc)) from None
-        for k in ("name", "phone", "timezone"):
+        for k in ("name", "timezone"):
             if k in data:
                 setattr(c, k, data[k])
+        if "phone" in data:
+            c.phone = to_e164(data["phone"], self.phone_region, what="centre's phone number") if data["phone"] else None
         if "countries" in data:
             c.countries = [x.upper() for x in data["countries"] or []]
         if "languages" in data:

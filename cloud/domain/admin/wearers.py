@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from cloud.domain.admin.base import AdminBase, page
 from cloud.domain.errors import Invalid
 from cloud.domain.geo import validate_area, validate_windows
+from cloud.domain.phones import to_e164
 from cloud.domain.uow import transaction
 from cloud.domain.views import geofence_view, wearer_admin_view
 from cloud.store.models import Contact, Geofence, Operator, Wearer
@@ -21,6 +22,8 @@ class WearersAdmin(AdminBase):
                   "photo_url", "timezone"):
             if k in data:
                 setattr(w, k, data[k])
+        if w.birth_date is not None and w.birth_date > self.clock.now().date():
+            raise Invalid("the birth date is in the future")
         if (w.home_lat is None) != (w.home_lon is None):
             raise Invalid("home_lat and home_lon go together")
 
@@ -30,7 +33,8 @@ class WearersAdmin(AdminBase):
         s.flush()
         for rank, new in enumerate(contacts):
             s.add(Contact(wearer_id=w.id, rank=rank, name=new["name"], relation=new.get("relation"),
-                          phone=new["phone"], email=new.get("email"), channels=new.get("channels")))
+                          phone=to_e164(new["phone"], self.phone_region, what=f"phone number of {new['name']}"),
+                          email=new.get("email"), channels=new.get("channels")))
 
     def _wearer_out(self, s: Session, w: Wearer) -> dict[str, Any]:
         contacts = list(s.scalars(select(Contact).where(Contact.wearer_id == w.id).order_by(Contact.rank)))

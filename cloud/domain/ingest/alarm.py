@@ -68,6 +68,8 @@ def store_alert(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert) ->
     s.flush()  # the unique (device, mid, digest) constraint speaks here, before any effect is queued
     metrics.ALERTS.labels(alert.kind).inc()
     ack_alert(tx, ing.sender, ing.clock, device.id, alert, case)
+    if alert.batt and alert.batt.pct is not None:  # the device's figure too: one truth for every view
+        device.batt_pct, device.batt_at = alert.batt.pct, now
     side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net)
     if case is not None:
         publish_case(tx, ing.events, case, now)
@@ -184,7 +186,7 @@ def _apply_alert_details(ing: Ingestor, case: AlertCase, alert: protocol.Alert) 
     if alert.batt and alert.batt.pct is not None:
         case.batt_pct = alert.batt.pct
     if alert.vitals and alert.vitals.hr is not None:
-        case.heart_rate = alert.vitals.hr
+        case.heart_rate, case.heart_rate_at = alert.vitals.hr, ing.clock.now()
     if alert.net and alert.net.profile:
         case.net_profile = alert.net.profile
 

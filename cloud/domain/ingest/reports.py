@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud import protocol
 from cloud.domain import geofence, presence, vsim_pool
-from cloud.domain.casefile import open_cases_of
+from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
 from cloud.domain.ingest.outcome import Outcome
@@ -179,14 +179,27 @@ def _loc(ing: Ingestor, tx: Tx, device: Device | DeviceRow, rep: protocol.Locati
     for info in crossings:
         if info.get("case_id") is not None:  # a geofence case opened or joined just now
             b.open_cases[device.id] = tx.session.get_one(AlertCase, info["case_id"])
-    if loc is None:
-        return Outcome(True)
+    if rep.batt and rep.batt.pct is not None:
+        note_battery(tx.session, device, rep.batt.pct, now)
     case = b.open_cases.get(device.id)
+    if case is not None and rep.vitals and rep.vitals.hr is not None:
+        case.heart_rate, case.heart_rate_at = rep.vitals.hr, now  # vitals update live during a case
+        b.touched[case.id] = case
+    if loc is None:
+        return Outcome(True, case_id=case.id if case else None)
     # A coarse cell fix never overwrites a GNSS position of the case.
     if case is not None and not (loc.src == "cell" and case.loc_src == "gnss"):
         case.lat, case.lon, case.acc, case.loc_src, case.loc_ts = loc.lat, loc.lon, loc.acc, loc.src, loc.ts
         b.touched[case.id] = case
     return Outcome(True, case_id=case.id if case else None)
+
+
+def note_battery(s: Session, device: Device | DeviceRow, pct: int, now: datetime) -> None:
+    """The device's latest battery reading and when it came (a fast-path row has no ORM object)."""
+    if isinstance(device, Device):
+        device.batt_pct, device.batt_at = pct, now
+    else:
+        s.execute(update(Device).where(Device.id == device.id).values(batt_pct=pct, batt_at=now))
 
 
 def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: datetime) -> Outcome:
@@ -196,7 +209,12 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
     if st.cfg is not None:
         device.cfg_version = st.cfg
     if st.batt and st.batt.pct is not None:
-        device.batt_pct = st.batt.pct
+        device.batt_pct, device.batt_at = st.batt.pct, now
+    if st.vitals and st.vitals.hr is not None:
+        case = open_case_of(tx.session, device.id)
+        if case is not None:  # vitals update live during a case
+            case.heart_rate, case.heart_rate_at = st.vitals.hr, now
+            publish_case(tx, ing.events, case, now)
     device.last_status = st.model_dump(mode="json", exclude_none=True)
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)

@@ -92,7 +92,8 @@ def test_tenant_isolation(api):
     assert client.post(f"/api/admin/devices/{world.seed.device_id}/rotate", headers=h2).status_code == 404
     assert client.put(f"/api/admin/devices/{world.seed.device_id}/config", json={"heartbeat_s": 60},
                       headers=h2).status_code == 404
-    assert client.patch(f"/api/admin/centres/{centre['id']}", json={"phone": "+1234"}, headers=h2).status_code == 404
+    assert client.patch(f"/api/admin/centres/{centre['id']}", json={"phone": "+33491000001"},
+                        headers=h2).status_code == 404
     assert client.put("/api/admin/contract", json={"centre_ids": [centre["id"]]}, headers=h2).status_code == 404
     assert client.delete(f"/api/admin/geofences/{fence['id']}", headers=h2).status_code == 404
     assert client.get(f"/api/admin/wearers/{wearer['id']}/geofences").status_code == 404
@@ -145,13 +146,13 @@ def test_centres_contract_and_operators(api):
     r = client.put("/api/admin/contract", headers=h, json={"centre_ids": [geneva["id"], lyon_id]})
     assert [c["id"] for c in r.json() if c["rank"] is not None] == [geneva["id"], lyon_id]
     # The seed's Lyon centre has no owner: ours to edit while only we contract it...
-    assert client.patch(f"/api/admin/centres/{lyon_id}", headers=h, json={"phone": "+33999"}).status_code == 200
+    assert client.patch(f"/api/admin/centres/{lyon_id}", headers=h, json={"phone": "+33491000002"}).status_code == 200
     # ...but not once another tenant shares it: 403, not a silent change to their routing.
     from cloud.store.models import Contract
     with world.svc.sm() as s:
         s.add(Contract(tenant_id=world.seed.other_tenant_id, centre_id=lyon_id, rank=5))
         s.commit()
-    assert client.patch(f"/api/admin/centres/{lyon_id}", headers=h, json={"phone": "+33998"}).status_code == 403
+    assert client.patch(f"/api/admin/centres/{lyon_id}", headers=h, json={"phone": "+33491000003"}).status_code == 403
     r = client.post("/api/admin/operators", headers=h, json={"username": "gina", "password": "longenough",
                                                              "role": "operator", "centre_id": geneva["id"]})
     assert r.status_code == 201

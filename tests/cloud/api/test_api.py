@@ -200,9 +200,14 @@ def test_operator_actions_send_commands_and_fill_the_timeline(env):
     assert client.post(f"/api/cases/{case_id}/locate", headers=h).status_code == 200
     assert client.post(f"/api/cases/{case_id}/message", headers=h,
                        json={"text": "Stay where you are"}).status_code == 200
-    first = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
-    second = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).json()
-    assert client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h).status_code == 409
+    # No notification channel is configured here: nothing is sent, and the answer says so.
+    first = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h)
+    second = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h)
+    assert first.status_code == second.status_code == 409
+    assert first.json()["detail"].startswith("nothing was sent to Sophie Martin")
+    assert second.json()["detail"].startswith("nothing was sent to Marc Bernard")
+    third = client.post(f"/api/cases/{case_id}/notify-next-contact", headers=h)
+    assert third.status_code == 409 and "already been tried" in third.json()["detail"]
     assert client.post(f"/api/cases/{case_id}/dispatch", headers=h,
                        json={"service": "ambulance", "reference": "SAMU-69-1234"}).status_code == 200
     assert client.post(f"/api/cases/{case_id}/notes", headers=h,
@@ -213,15 +218,16 @@ def test_operator_actions_send_commands_and_fill_the_timeline(env):
     assert cmds == [("alert_ack", None), ("alert_ack", None), ("call", "+33400000000"), ("locate", None),
                     ("message", None)]
     full = client.get(f"/api/cases/{case_id}").json()
-    notified = [e["detail"]["name"] for e in full["timeline"] if e["action"] == "contact_notified"]
-    assert notified == ["Sophie Martin", "Marc Bernard"]
-    assert [e["action"] for e in full["timeline"]][-3:] == ["contact_notified", "dispatched", "note"]
+    assert not [e for e in full["timeline"] if e["action"] == "contact_notified"]
+    missed = [e["detail"] for e in full["timeline"] if e["action"] == "contact_not_reached"]
+    assert [d["contact"] for d in missed] == ["Sophie Martin", "Marc Bernard"]
+    assert all(d["reached"] == [] and "no notification channel" in d["error"] for d in missed)
+    assert [e["action"] for e in full["timeline"]][-3:] == ["contact_not_reached", "dispatched", "note"]
     assert [c["name"] for c in full["wearer"]["contacts"]] == ["Sophie Martin", "Marc Bernard"]
     assert {c["type"] for c in full["commands"]} == {"alert_ack", "call", "locate", "message"}
-    assert first["id"] == second["id"] == case_id
     with svc.sm() as s:
         audited = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
-    for action in ("case.claimed", "case.call_back", "case.locate", "case.message", "case.contact_notified",
+    for action in ("case.claimed", "case.call_back", "case.locate", "case.message", "case.contact_not_reached",
                    "case.dispatched", "case.note"):
         assert action in audited
 
