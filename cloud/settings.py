@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     webhook_url: str | None = None  # default webhook when the tenant sets none
     notify_timeout_s: float = 5.0
 
+    # --- outbound calls to configured URLs (cloud/domain/outbound.py, docs/security.md) ---
+    # Off in production: plain http, and loopback targets (for tests with a local listener).
+    outbound_allow_http: bool = False
+    outbound_allow_loopback: bool = False
+    # Comma-separated. Hosts: when set, the only hosts webhooks and the gateway may name
+    # ("hooks.example.org,*.sms.example.com"). Networks: private ranges the operator trusts
+    # for an in-house gateway ("10.20.0.0/24"); every other private address stays refused.
+    outbound_allow_hosts: str = ""
+    outbound_allow_networks: str = ""
+    outbound_max_response_bytes: int = 65536
+
     def sla_target_list(self) -> list[tuple[float, float]]:
         out = []
         for part in self.sla_targets.split(","):

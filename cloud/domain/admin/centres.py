@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from cloud.domain.admin.base import AdminBase
 from cloud.domain.errors import Conflict, Invalid
 from cloud.domain.geo import validate_area, validate_windows, zone
+from cloud.domain.outbound import checked_url
 from cloud.domain.uow import transaction
 from cloud.domain.views import centre_view, tenant_view
 from cloud.store.models import CallCentre, Contract, Operator, Tenant
@@ -20,6 +21,8 @@ class CentresAdmin(AdminBase):
             return tenant_view(s.get_one(Tenant, op.tenant_id))  # the operator's tenant: the foreign key keeps it
 
     def update_tenant(self, op: Operator, changes: dict[str, Any]) -> dict[str, Any]:
+        if changes.get("webhook_url"):
+            changes = {**changes, "webhook_url": checked_url(self.outbound, changes["webhook_url"], op)}
         with transaction(self.sm) as tx:
             t = tx.session.get_one(Tenant, op.tenant_id)
             if changes.get("name") and tx.session.scalar(select(Tenant.id).where(Tenant.name == changes["name"],

@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cloud.api.app import create_app
+from cloud.domain.outbound import OutboundHttp, OutboundPolicy
 from cloud.domain.security import mosquitto_verify
 from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import AuditEntry, Device, Operator
@@ -16,7 +17,9 @@ from tests.cloud.helpers import alert, operator
 def api(make_world):
     from cloud.wiring import CallBrokerAuth
     syncs = []
-    world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)))
+    # Webhook URLs are resolved when saved: a fixed public answer, no DNS (and no call) from a test.
+    public = OutboundHttp(OutboundPolicy(), resolver=lambda host, port: ["93.184.216.34"])
+    world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)), http_out=public)
     operator(world, "boss", role="admin")
     operator(world, "sue", role="supervisor")
     operator(world, "evil", role="admin", tenant_id=world.seed.other_tenant_id)
