@@ -72,6 +72,8 @@ def cmd_demo(args) -> int:
     settings = _settings(args)
     if not args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path("var/demo")})
+    # On loopback, for trying it out: the API's documentation open to all (production: admins).
+    settings = settings.model_copy(update={"api_docs": "public"})
     if not args.keep and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     setup_logging(settings.log_json, logging.WARNING)

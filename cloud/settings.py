@@ -53,6 +53,12 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Exposure (cloud/api/exposure.py, docs/security.md). Reverse proxies whose
+    # X-Forwarded-For is believed (addresses or CIDRs, comma-separated): none by default.
+    trusted_proxies: str = ""
+    metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <token>"
+    metrics_loopback: bool = True  # no token: /metrics answers only loopback clients no proxy relayed
+    api_docs: Literal["off", "admin", "public"] = "admin"  # /docs, /redoc, /openapi.json
     secure_cookies: bool = False  # set True behind TLS
     # The console's map tiles (callcenter/pages.py), e.g. your own tile server
     # "https://tiles.example.org/{z}/{x}/{y}.png"; none: the points on a plain background.

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from cloud.api.schemas.common import PHONE, Window
+from cloud.api.schemas.common import PHONE, SafeLink, Window
 
 
 class Area(BaseModel):
@@ -73,7 +73,7 @@ class WearerIn(BaseModel):
     home_lat: float | None = Field(default=None, ge=-90, le=90)
     home_lon: float | None = Field(default=None, ge=-180, le=180)
     medical_notes: str | None = Field(default=None, max_length=4000)
-    photo_url: str | None = Field(default=None, max_length=400)
+    photo_url: SafeLink | None = Field(default=None, max_length=400)
     timezone: str | None = Field(default=None, max_length=64)
     contacts: list[ContactIn] | None = Field(default=None, description="in cascade order (first is called first)")
 
