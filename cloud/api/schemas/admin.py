@@ -89,7 +89,8 @@ class WearerPatch(WearerIn):
 
 
 class DeviceIn(BaseModel):
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="usually the IMEI")
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="refused: the server issues device ids (docs/security.md)")
     wearer_id: int | None = None
 
 
