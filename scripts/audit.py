@@ -63,7 +63,8 @@ def report(service: str, deps: list[dict]) -> int:
     skipped = [d for d in deps if d.get("skip_reason")]
     for d in vulnerable:
         for v in d["vulns"]:
-            print(f"VULNERABLE {d['name']} {d.get('version')}: {v['id']} fixed in {', '.join(v.get('fix_versions', []))}")
+            fixed = ", ".join(v.get("fix_versions", []))
+            print(f"VULNERABLE {d['name']} {d.get('version')}: {v['id']} fixed in {fixed}")
     checked = len(deps) - len(skipped)
     print(f"pip-audit ({service}): {checked} of {len(deps)} locked packages checked, {len(vulnerable)} vulnerable")
     if vulnerable:
