@@ -6,6 +6,7 @@ PostgreSQL and ``PERS_BROKER=external`` with ``PERS_MQTT_HOST``/``PORT``.
 """
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <token>"
     metrics_loopback: bool = True  # no token: /metrics answers only loopback clients no proxy relayed
     api_docs: Literal["off", "admin", "public"] = "admin"  # /docs, /redoc, /openapi.json
+
+    @field_validator("trusted_proxies", "outbound_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (x.strip() for x in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # a typo fails at start, not on every request
+        return value
     secure_cookies: bool = False  # set True behind TLS
     # The console's map tiles (callcenter/pages.py), e.g. your own tile server
     # "https://tiles.example.org/{z}/{x}/{y}.png"; none: the points on a plain background.
