@@ -13,12 +13,16 @@ from cloud.store.models import AuditEntry, Device, Operator
 from tests.cloud.helpers import alert, operator
 
 
+def never_connect(ip, port, timeout):
+    raise AssertionError(f"a test tried to connect to {ip}:{port}")
+
+
 @pytest.fixture
 def api(make_world):
     from cloud.wiring import CallBrokerAuth
     syncs = []
     # Webhook URLs are resolved when saved: a fixed public answer, no DNS (and no call) from a test.
-    public = OutboundHttp(OutboundPolicy(), resolver=lambda host, port: ["93.184.216.34"])
+    public = OutboundHttp(OutboundPolicy(), resolver=lambda host, port: ["93.184.216.34"], connect=never_connect)
     world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)), http_out=public)
     operator(world, "boss", role="admin")
     operator(world, "sue", role="supervisor")
