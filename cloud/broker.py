@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.domain.security import mosquitto_hash, mosquitto_verify  # noqa: F401 (re-exported)
+from cloud.files import private_dir, write_private
 
 log = logging.getLogger("pers.broker")
 
@@ -119,12 +120,12 @@ class MosquittoBroker:
 
     # --- files -------------------------------------------------------------------
     def write_files(self, credentials: list[Credential]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "persist").mkdir(exist_ok=True)
+        private_dir(self.dir)  # the password hashes, the ACL and the queued messages
+        private_dir(self.dir / "persist")
         services = "\n".join(f"user {name}\ntopic readwrite pers/v1/#" for name in self.service_accounts)
-        _atomic_write(self.acl, ACL_TEMPLATE.format(service_lines=services))
-        _atomic_write(self.passwd, "".join(f"{c.username}:{c.password_hash}\n" for c in credentials))
-        _atomic_write(self.conf, CONF_TEMPLATE.format(
+        write_private(self.acl, ACL_TEMPLATE.format(service_lines=services))
+        write_private(self.passwd, "".join(f"{c.username}:{c.password_hash}\n" for c in credentials))
+        write_private(self.conf, CONF_TEMPLATE.format(
             port=self.port, host=self.host, passwd=self.passwd, acl=self.acl,
             persist_dir=self.dir / "persist", log=self.log_file,
             # As root, Mosquitto would drop to the "mosquitto" user, which cannot
@@ -155,7 +156,7 @@ class MosquittoBroker:
         self.proc = subprocess.Popen([find_mosquitto(), "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        self.pid_file.write_text(str(self.proc.pid))
+        write_private(self.pid_file, str(self.proc.pid))
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self.proc.poll() is not None:
@@ -199,13 +200,3 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)

@@ -72,6 +72,8 @@ def cmd_demo(args) -> int:
     settings = _settings(args)
     if not args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path("var/demo")})
+    # On loopback, for trying it out: the API's documentation open to all (production: admins).
+    settings = settings.model_copy(update={"api_docs": "public"})
     if not args.keep and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     setup_logging(settings.log_json, logging.WARNING)
@@ -156,7 +158,7 @@ def cmd_tenant_add(args) -> int:
     The platform's own act, so it is a CLI and not an API any tenant's admin could call."""
     from cloud.domain.clock import SystemClock
     from cloud.domain.uow import transaction
-    from cloud.store.models import AuditEntry, CallCentre, Contract, Tenant
+    from cloud.store.models import AuditEntry, Contract, Tenant
 
     sm = _platform_db(args)
     with transaction(sm) as tx:
@@ -166,7 +168,7 @@ def cmd_tenant_add(args) -> int:
             return 2
         centres = []
         for name in args.centre:
-            centre = s.scalar(select(CallCentre).where(CallCentre.name == name))
+            centre = s.scalar(_centre_named(name))
             if centre is None:
                 print(f"no call centre {name!r}", file=sys.stderr)
                 return 2
@@ -184,6 +186,14 @@ def cmd_tenant_add(args) -> int:
     return 0
 
 
+def _centre_named(name: str):
+    """Centre names are unique per tenant, not platform-wide: the platform's own centre
+    (no owner) first, then the oldest."""
+    from cloud.store.models import CallCentre
+    return (select(CallCentre).where(CallCentre.name == name)
+            .order_by(CallCentre.owner_tenant_id.is_not(None), CallCentre.id).limit(1))
+
+
 def cmd_operator_add(args) -> int:
     """An operator, supervisor or admin account. The password comes from stdin
     (--password-stdin) or a prompt, never from the command line (it would sit in
@@ -191,13 +201,13 @@ def cmd_operator_add(args) -> int:
     from cloud.domain.accounts import AccountService, LoginLimiter
     from cloud.domain.clock import SystemClock
     from cloud.domain.uow import transaction
-    from cloud.store.models import AuditEntry, CallCentre, Operator, Tenant
+    from cloud.store.models import AuditEntry, Operator, Tenant
 
     sm = _platform_db(args)
     with sm() as s:
         tenant = s.scalar(select(Tenant).where(Tenant.name == args.tenant)) or (
             s.get(Tenant, int(args.tenant)) if args.tenant.isdigit() else None)
-        centre = s.scalar(select(CallCentre).where(CallCentre.name == args.centre)) if args.centre else None
+        centre = s.scalar(_centre_named(args.centre)) if args.centre else None
         taken = s.scalar(select(Operator).where(Operator.username == args.username)) is not None
     if tenant is None:
         print(f"no tenant {args.tenant!r}", file=sys.stderr)

@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cloud.files import write_private
+
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 SCRIPTS = ("main.py", "boot.py")          # run from source by the board's boot sequence
 NOT_ON_BOARD = ("hal/sim.py", "manifest.py")  # the simulator's HAL; the image build's manifest
@@ -98,8 +100,7 @@ def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR, *, romfs: 
             raise FlashError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
     data = out / DATA_DIR
     data.mkdir(exist_ok=True)
-    (data / "device.json").write_text(json.dumps(device))
-    os.chmod(data / "device.json", 0o600)  # it holds the device secret
+    write_private(data / "device.json", json.dumps(device))  # it holds the device secret: 0600 from the start
     return out
 
 

@@ -54,5 +54,7 @@ QUARANTINED = Counter("pers_ingest_quarantined_total",
                       ["reason"])
 ALARMS_SALVAGED = Counter("pers_alarms_salvaged_total",
                           "Alarms accepted with bad fields dropped and flagged for the operator", ["field"])
+OUTBOUND_REFUSED = Counter("pers_outbound_refused_total",
+                           "Configured URLs refused by the outbound guard (cloud/domain/outbound.py)", ["stage"])
 OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
                        "Age of the oldest message received and not yet committed (0: none waiting)")

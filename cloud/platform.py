@@ -10,6 +10,7 @@ import secrets
 from cloud.broker import Credential, MosquittoBroker
 from cloud.domain.accounts import broker_credentials
 from cloud.domain.security import mosquitto_hash
+from cloud.files import open_private, private_dir, restrict
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.migrate import upgrade
@@ -17,7 +18,7 @@ from cloud.store.migrate import upgrade
 
 def prepare(settings: Settings) -> None:
     """Create the data directory and bring the schema to the latest migration."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(settings.db_url)
 
 
@@ -27,10 +28,10 @@ def service_password(settings: Settings) -> str:
         return settings.mqtt_password
     path = settings.data_dir / "broker" / "service.secret"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
+        private_dir(path.parent)
+        with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as fh:
             fh.write(secrets.token_urlsafe(24))
+    restrict(path)  # one left by an older version, or copied in
     return path.read_text().strip()
 
 

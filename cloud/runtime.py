@@ -45,7 +45,10 @@ class Stack:
                                        broker_auth=BrokerFiles(self.settings, self.broker, sm))
         app = build_app(self.settings, self.services)
         config = uvicorn.Config(app, host=self.settings.http_host, port=self.settings.http_port,
-                                log_config=None, access_log=False, lifespan="on", ws="websockets-sansio")
+                                log_config=None, access_log=False, lifespan="on", ws="websockets-sansio",
+                                # X-Forwarded-For is weighed by the app against PERS_TRUSTED_PROXIES
+                                # (cloud/api/deps.py: client_address); uvicorn would trust 127.0.0.1's.
+                                proxy_headers=False, forwarded_allow_ips="")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="http", daemon=True)
         self._thread.start()

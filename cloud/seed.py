@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from cloud.domain.accounts import AccountService, LoginLimiter, provision_device
 from cloud.domain.uow import transaction
+from cloud.files import open_private
 from cloud.store.models import CallCentre, Contact, Contract, Operator, Tenant, Wearer
 
 DEMO_OPERATOR = ("operator", "operator-demo")
@@ -80,7 +81,6 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
                                      display_name="Sam (Northwind)", centre_id=north_id)
     dev = provision_device(sm, clock, tenant_id, device_id=DEMO_DEVICE_ID, wearer_id=wearer_id, actor="seed")
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    with os.fdopen(open_private(creds_file), "w") as fh:
         json.dump({"id": dev.device_id, "secret": dev.secret}, fh)
     return DemoSeed(tenant_id, other_id, dev.device_id, dev.secret, wearer_id)

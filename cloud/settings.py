@@ -6,6 +6,7 @@ PostgreSQL and ``PERS_BROKER=external`` with ``PERS_MQTT_HOST``/``PORT``.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,19 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Exposure (cloud/api/exposure.py, docs/security.md). Reverse proxies whose
+    # X-Forwarded-For is believed (addresses or CIDRs, comma-separated): none by default.
+    trusted_proxies: str = ""
+    metrics_token: str | None = None  # set: /metrics needs "Authorization: Bearer <token>"
+    metrics_loopback: bool = True  # no token: /metrics answers only loopback clients no proxy relayed
+    api_docs: Literal["off", "admin", "public"] = "admin"  # /docs, /redoc, /openapi.json
+
+    @field_validator("trusted_proxies", "outbound_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (x.strip() for x in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # a typo fails at start, not on every request
+        return value
     secure_cookies: bool = False  # set True behind TLS
     # The console's map tiles (callcenter/pages.py), e.g. your own tile server
     # "https://tiles.example.org/{z}/{x}/{y}.png"; none: the points on a plain background.
@@ -154,6 +168,17 @@ class Settings(BaseSettings):
     sms_gateway_token: str | None = None  # sent as "Authorization: Bearer ..."
     webhook_url: str | None = None  # default webhook when the tenant sets none
     notify_timeout_s: float = 5.0
+
+    # --- outbound calls to configured URLs (cloud/domain/outbound.py, docs/security.md) ---
+    # Off in production: plain http, and loopback targets (for tests with a local listener).
+    outbound_allow_http: bool = False
+    outbound_allow_loopback: bool = False
+    # Comma-separated. Hosts: when set, the only hosts webhooks and the gateway may name
+    # ("hooks.example.org,*.sms.example.com"). Networks: private ranges the operator trusts
+    # for an in-house gateway ("10.20.0.0/24"); every other private address stays refused.
+    outbound_allow_hosts: str = ""
+    outbound_allow_networks: str = ""
+    outbound_max_response_bytes: int = 65536
 
     def sla_target_list(self) -> list[tuple[float, float]]:
         out = []

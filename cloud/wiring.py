@@ -31,6 +31,7 @@ from cloud.domain.geo import make_geocoder, set_geocoder
 from cloud.domain.ingest import Ingestor
 from cloud.domain.ingest.limits import DeviceLimits
 from cloud.domain.notify import Notifier, channels_from_settings
+from cloud.domain.outbound import OutboundHttp, outbound_from_settings
 from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.ticker import BackgroundTicker, Ticker
 from cloud.mqtt.bridge import MqttBridge
@@ -132,11 +133,12 @@ def open_store(settings: Settings) -> sessionmaker[Session]:
 
 def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt: bool = True,
                    sm: sessionmaker[Session] | None = None, sender: CommandSender | None = None,
-                   broker_auth: BrokerAuth | None = None) -> Services:
+                   broker_auth: BrokerAuth | None = None, http_out: OutboundHttp | None = None) -> Services:
     """``with_mqtt=False``: no bridge and no background timers (tests tick a FakeClock);
     commands then go to ``sender`` if given, else nowhere. ``broker_auth``: how the
     admin's provisioning and rotation reach the broker (the runtime's port); without
-    one they only change the database."""
+    one they only change the database. ``http_out``: how webhooks and the SMS gateway are
+    called (a test gives its own resolver and connect function); default from settings."""
     sm = sm or open_store(settings)
     clock = clock or SystemClock()
     live = LiveHub()
@@ -175,7 +177,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
         bridge.attach(ingestor)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
     # One notifier for the cascade and the operators' "Notify": both really send.
-    notifier = Notifier(sm, clock, channels_from_settings(settings), events)
+    http_out = http_out or outbound_from_settings(settings)
+    notifier = Notifier(sm, clock, channels_from_settings(settings, http_out), events)
     ticker = Ticker(sm, clock, events, settings, notifier)
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,
                     ingestor=ingestor,
@@ -186,7 +189,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
                     admin=AdminService(sm, clock, broker=broker_auth, publisher=outbound,
                                        default_heartbeat_s=settings.heartbeat_s,
                                        default_number=settings.callcenter_number,
-                                       phone_region=settings.phone_region),
+                                       phone_region=settings.phone_region, outbound=http_out),
                     notifier=notifier, ticker=ticker,
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
                     broker_auth=broker_auth, relay=relay)

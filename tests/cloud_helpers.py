@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cloud.domain.clock import FakeClock
+from cloud.domain.outbound import OutboundHttp
 from cloud.domain.ports import CommandSender, NullSender
 from cloud.seed import seed_demo
 from cloud.settings import Settings
@@ -16,18 +17,20 @@ from cloud.wiring import Services, build_services
 
 
 def make_services(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None,
-                  sender: CommandSender | None = None) -> tuple[Services, CommandSender]:
+                  sender: CommandSender | None = None,
+                  http_out: OutboundHttp | None = None) -> tuple[Services, CommandSender]:
     settings = Settings(data_dir=tmp_path, database_url=database_url, log_json=False)
     upgrade(settings.db_url)
     clock = clock or FakeClock()
     sender = sender or NullSender()  # no MQTT here: the commands are recorded instead
-    svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender)
+    svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender, http_out=http_out)
     return svc, sender
 
 
 def seeded(tmp_path: Path, clock: FakeClock | None = None, *, database_url: str | None,
-           sender: CommandSender | None = None):
-    svc, sender = make_services(tmp_path, clock, database_url=database_url, sender=sender)
+           sender: CommandSender | None = None, http_out: OutboundHttp | None = None):
+    svc, sender = make_services(tmp_path, clock, database_url=database_url, sender=sender,
+                                http_out=http_out)
     seed = seed_demo(svc.sm, svc.clock, tmp_path)
     return svc, sender, seed
 

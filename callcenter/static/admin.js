@@ -97,7 +97,6 @@ async function provision(ev) {
   ev.preventDefault();
   const form = $("provision-form");
   const body = {};
-  if (val("dev-id")) body.id = val("dev-id");
   if (val("dev-wearer")) body.wearer_id = Number(val("dev-wearer"));
   await submit(form, async () => {
     const r = await pers.api("/api/admin/devices", {method: "POST", body: JSON.stringify(body)});

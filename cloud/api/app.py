@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api import admin, routes, ws
 from cloud.api.errors import install_error_handlers
+from cloud.api.exposure import install_exposure
 from cloud.api.live import LiveHub
 from cloud.domain.accounts import AccountService
 from cloud.domain.admin import AdminService
@@ -70,10 +71,13 @@ def create_app(settings: Settings, *, services: ApiServices) -> FastAPI:
         svc.stop()
 
     app = FastAPI(title="OpenPERS cloud", version="0.1.0", lifespan=lifespan,
-                  description="Alerts from PERS watches, cases for call-centre operators.")
+                  description="Alerts from PERS watches, cases for call-centre operators.",
+                  docs_url=None, redoc_url=None, openapi_url=None)  # served by exposure, to admins
+
     app.state.services = svc
 
     install_error_handlers(app)
+    install_exposure(app)
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.include_router(admin.router)

@@ -3,9 +3,12 @@ roles. Routes take them as annotated types (``op: CsrfOperator``)."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
+from starlette.requests import HTTPConnection
 
 from cloud.store.models import Operator
 
@@ -13,8 +16,48 @@ SESSION_COOKIE = "pers_session"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def services(request: Request):
+def services(request: HTTPConnection):
     return request.app.state.services
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(spec: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(x.strip(), strict=False) for x in spec.split(",") if x.strip())
+
+
+def _in(host: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+def is_trusted_proxy(conn: HTTPConnection, host: str) -> bool:
+    return _in(host, _networks(services(conn).settings.trusted_proxies))
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address, for throttles and the audit log: the TCP peer, unless that
+    peer is a trusted proxy (PERS_TRUSTED_PROXIES, default none). Then it is the
+    right-most address of X-Forwarded-For that is not itself a trusted proxy: what is
+    left of it was written by the client and proves nothing. The HTTP server is run
+    without its own proxy handling (cloud/runtime.py), so the peer here is the real one."""
+    peer = conn.client.host if conn.client else "?"
+    trusted = _networks(services(conn).settings.trusted_proxies)
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for v in conn.headers.getlist("x-forwarded-for") for h in v.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop if _in(hop, _ANY) else peer  # garbage from the proxy: keep the proxy's own
+    return hops[0] if hops else peer
+
+
+_ANY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 def session_of(request: Request) -> tuple[Operator, str]:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, PageLimit, services
+from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, PageLimit, client_address, services
 from cloud.api.errors import error_responses
+from cloud.api.exposure import metrics_allowed
 from cloud.api.schemas.auth import LoginIn, OperatorBrief, OperatorOut
 from cloud.api.schemas.cases import CallIn, CaseOut, DispatchIn, MessageIn, NoteIn, ResolveIn
 from cloud.api.schemas.common import CaseId
@@ -31,7 +32,7 @@ def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:
 @router.post("/api/auth/login", response_model=OperatorOut, tags=["auth"], responses=error_responses(429))
 def login(body: LoginIn, request: Request, response: Response):
     svc = services(request)
-    client = request.client.host if request.client else "?"
+    client = client_address(request)
     result = svc.accounts.login(body.username, body.password, client)
     response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="strict",
                         secure=svc.settings.secure_cookies, max_age=svc.settings.session_hours * 3600, path="/")
@@ -131,6 +132,9 @@ def healthz(request: Request):
                     status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
-def metrics_endpoint():
+@router.get("/metrics", response_class=PlainTextResponse, tags=["system"], responses=error_responses(401))
+def metrics_endpoint(request: Request):
+    """Prometheus; a token or a local scraper (cloud/api/exposure.py), else 404."""
+    if not metrics_allowed(request):
+        return PlainTextResponse("Not Found", status_code=404)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,14 +6,12 @@ applies to a contact is tried independently: an SMTP outage must not stop the
 SMS. Every attempt is stored (Notification), and the case timeline says what
 the results say (``record_outcome``): a contact is "notified" only when a
 channel delivered. Only the standard library speaks the protocols, so nothing new is needed at
-run time."""
+run time. HTTP goes through the outbound guard (cloud/domain/outbound.py): https
+only, public addresses only, checked at the call, no redirects, a capped answer."""
 from __future__ import annotations
 
-import json
 import logging
 import smtplib
-import urllib.error
-import urllib.request
 from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain.errors import Invalid, NotFound
+from cloud.domain.outbound import OutboundHttp
 from cloud.domain.ports import Clock, EventSink
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Contact, Notification, Tenant, Wearer
@@ -42,35 +41,25 @@ class Channel(Protocol):
         """Deliver or raise; returns a short delivery detail (e.g. the HTTP status)."""
 
 
-def _post_json(url: str, body: dict[str, Any], timeout: float, headers: dict[str, str] | None = None) -> str:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return f"HTTP {resp.status}"
-    except urllib.error.HTTPError as exc:  # a 4xx/5xx is a failed delivery, with its status as the reason
-        raise RuntimeError(f"HTTP {exc.code}") from None
-
-
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, default_url: str | None = None, timeout: float = 5.0) -> None:
-        self.default_url, self.timeout = default_url, timeout
+    def __init__(self, default_url: str | None = None, http: OutboundHttp | None = None) -> None:
+        self.default_url, self.http = default_url, http or OutboundHttp()
 
     def target(self, contact: Contact, tenant: Tenant) -> str | None:
         return tenant.webhook_url or self.default_url
 
     def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
-        return _post_json(target, {"event": "contact_notification", "subject": subject, "message": message,
-                                   **data}, self.timeout)
+        return self.http.post_json(target, {"event": "contact_notification", "subject": subject,
+                                            "message": message, **data})
 
 
 class SmsGatewayChannel:
     name = "sms"
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 5.0) -> None:
-        self.url, self.token, self.timeout = url, token, timeout
+    def __init__(self, url: str, token: str | None = None, http: OutboundHttp | None = None) -> None:
+        self.url, self.token, self.http = url, token, http or OutboundHttp()
 
     def target(self, contact: Contact, tenant: Tenant) -> str | None:
         return contact.phone or None
@@ -78,7 +67,7 @@ class SmsGatewayChannel:
     def send(self, target: str, *, subject: str, message: str, data: dict[str, Any]) -> str:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         # SMS is 160 characters a part; gateways split, but keep it short anyway.
-        return _post_json(self.url, {"to": target, "text": message[:459]}, self.timeout, headers)
+        return self.http.post_json(self.url, {"to": target, "text": message[:459]}, headers)
 
 
 class EmailChannel:
@@ -107,15 +96,20 @@ class EmailChannel:
         return "accepted by SMTP server"
 
 
-def channels_from_settings(settings: Settings) -> list[Channel]:
+def channels_from_settings(settings: Settings, http: OutboundHttp) -> list[Channel]:
     # The webhook is always offered: it applies whenever the tenant (or the settings) names a URL.
-    out: list[Channel] = [WebhookChannel(settings.webhook_url, settings.notify_timeout_s)]
+    # The platform's own URLs are checked at start too (their form: a DNS hiccup at boot must
+    # not stop the service), so a wrong one fails loudly, not at the first alarm.
+    for url in (settings.webhook_url, settings.sms_gateway_url):
+        if url:
+            http.check_form(url)
+    out: list[Channel] = [WebhookChannel(settings.webhook_url, http)]
     if settings.smtp_host:
         out.append(EmailChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from,
                                 user=settings.smtp_user, password=settings.smtp_password,
                                 starttls=settings.smtp_starttls, timeout=settings.notify_timeout_s))
     if settings.sms_gateway_url:
-        out.append(SmsGatewayChannel(settings.sms_gateway_url, settings.sms_gateway_token, settings.notify_timeout_s))
+        out.append(SmsGatewayChannel(settings.sms_gateway_url, settings.sms_gateway_token, http))
     return out
 
 

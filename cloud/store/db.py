@@ -6,9 +6,12 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.files import private_sqlite
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite(url)  # personal data: 0600, and so its -wal and -shm (cloud/files.py)
         # LIFO: the ingest worker, the busiest user, gets back the connection it just
         # returned. SQLite keeps a page cache per connection and drops it when another
         # connection has committed, so hopping between pooled connections re-reads

@@ -42,7 +42,9 @@ class CallCentre(Base):
     ``{"days":[0..6],"from":"HH:MM","to":"HH:MM"}`` in ``timezone``; empty is 24/7."""
     __tablename__ = "call_centres"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Unique among the centres a tenant sees (the domain's rule), not platform-wide: a
+    # platform-wide key would tell a tenant that another tenant's private centre exists.
+    name: Mapped[str] = mapped_column(String(200), index=True)
     phone: Mapped[str | None] = mapped_column(String(32))
     owner_tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     countries: Mapped[list | None] = mapped_column(JSON)

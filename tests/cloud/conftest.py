@@ -81,11 +81,12 @@ def make_world(db_url, tmp_path):
 
     built = []
 
-    def make(*, broker_auth=None, sm=None) -> World:
+    def make(*, broker_auth=None, sm=None, http_out=None) -> World:
         settings = Settings(data_dir=tmp_path, database_url=db_url, log_json=False)
         clock = FakeClock()
         sender, events = ConfigRecorder(), Recorder()
-        svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender, broker_auth=broker_auth, sm=sm)
+        svc = build_services(settings, clock=clock, with_mqtt=False, sender=sender, broker_auth=broker_auth, sm=sm,
+                             http_out=http_out)
         svc.live.publish = events.publish  # every domain service shares this hub
         built.append(svc)
         return World(svc, clock, sender, events, seed_demo(svc.sm, clock, tmp_path), db_url)

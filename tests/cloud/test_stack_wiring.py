@@ -33,7 +33,7 @@ def test_api_provisioning_reaches_the_broker_and_the_ticker_escalates(fast_stack
     assert svc.ingestor.sender is svc.sender and svc.admin.broker is svc.broker_auth
     with httpx.Client(base_url=stack.url) as api:
         csrf = api.post("/api/auth/login", json={"username": "boss", "password": "boss-pw-123"}).json()["csrf_token"]
-        dev = api.post("/api/admin/devices", json={"id": "864000000000077"}, headers={"X-CSRF-Token": csrf}).json()
+        dev = api.post("/api/admin/devices", json={}, headers={"X-CSRF-Token": csrf}).json()
     rc = queue.Queue()
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=dev["id"])
     c.username_pw_set(dev["id"], dev["secret"])

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from cloud.api.schemas.common import PHONE, Window
+from cloud.api.schemas.common import PHONE, SafeLink, Window
 from cloud.domain.phones import check_characters, to_e164
 
 
@@ -91,7 +91,7 @@ class WearerIn(BaseModel):
     home_lat: float | None = Field(default=None, ge=-90, le=90)
     home_lon: float | None = Field(default=None, ge=-180, le=180)
     medical_notes: str | None = Field(default=None, max_length=4000)
-    photo_url: str | None = Field(default=None, max_length=400)
+    photo_url: SafeLink | None = Field(default=None, max_length=400)
     timezone: str | None = Field(default=None, max_length=64)
     contacts: list[ContactIn] | None = Field(default=None, description="in cascade order (first is called first)")
 
@@ -114,7 +114,8 @@ class WearerPatch(WearerIn):
 
 
 class DeviceIn(BaseModel):
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="usually the IMEI")
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="refused: the server issues device ids (docs/security.md)")
     wearer_id: int | None = None
 
 

@@ -6,8 +6,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cloud.domain.admin.base import AdminBase
-from cloud.domain.errors import Conflict, Invalid
+from cloud.domain.errors import Conflict, Forbidden, Invalid
 from cloud.domain.geo import validate_area, validate_windows, zone
+from cloud.domain.outbound import checked_url
 from cloud.domain.phones import to_e164
 from cloud.domain.uow import transaction
 from cloud.domain.views import centre_view, tenant_view
@@ -21,11 +22,14 @@ class CentresAdmin(AdminBase):
             return tenant_view(s.get_one(Tenant, op.tenant_id))  # the operator's tenant: the foreign key keeps it
 
     def update_tenant(self, op: Operator, changes: dict[str, Any]) -> dict[str, Any]:
+        if changes.get("webhook_url"):
+            changes = {**changes, "webhook_url": checked_url(self.outbound, changes["webhook_url"], op)}
         with transaction(self.sm) as tx:
             t = tx.session.get_one(Tenant, op.tenant_id)
-            if changes.get("name") and tx.session.scalar(select(Tenant.id).where(Tenant.name == changes["name"],
-                                                                                 Tenant.id != t.id)):
-                raise Conflict("another tenant has that name")
+            if changes.get("name") and changes["name"] != t.name:
+                # The same answer for every new name: "taken" would reveal other tenants' names,
+                # and a rename to a look-alike would confuse the platform's lookups by name.
+                raise Forbidden("the tenant's name is set by the platform operator")
             for k in ("name", "webhook_url"):
                 if k in changes:
                     setattr(t, k, changes[k])
@@ -68,8 +72,13 @@ class CentresAdmin(AdminBase):
     def create_centre(self, op: Operator, data: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.sm) as tx:
             s = tx.session
-            if s.scalar(select(CallCentre.id).where(CallCentre.name == data["name"])) is not None:
-                raise Conflict("a call centre with that name exists")
+            # Only the centres this tenant sees count: another tenant's centre of that name
+            # must not be revealed by the answer (names are unique per tenant's view).
+            contracted = select(Contract.centre_id).where(Contract.tenant_id == op.tenant_id)
+            if s.scalar(select(CallCentre.id).where(
+                    CallCentre.name == data["name"],
+                    (CallCentre.owner_tenant_id == op.tenant_id) | CallCentre.id.in_(contracted))) is not None:
+                raise Conflict("you already have a call centre with that name")
             c = CallCentre(name=data["name"], owner_tenant_id=op.tenant_id)
             self._apply_centre(c, data)
             s.add(c)

@@ -10,11 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.domain import configs
 from cloud.domain.accounts import provision_device, rotate_device_secret
 from cloud.domain.admin.base import AdminBase, actor, page
-from cloud.domain.errors import Unavailable
+from cloud.domain.errors import Invalid, Unavailable
 from cloud.domain.ports import Clock
 from cloud.domain.uow import transaction
 from cloud.domain.views import device_view, vsim_view
 from cloud.store.models import AuditEntry, Device, Operator, VsimProfilePool, Wearer
+
+DEVICE_ID_ISSUED = ("device ids are issued by the server: leave the id out and flash the id and secret "
+                    "you get back (the platform operator's `pers device add <id>` registers a chosen id)")
 
 
 class DevicesAdmin(AdminBase):
@@ -37,7 +40,13 @@ class DevicesAdmin(AdminBase):
                     "config_pending": bool(latest and (d.cfg_version or 0) < latest.version)}
 
     def provision(self, op: Operator, device_id: str | None, wearer_id: int | None) -> dict[str, Any]:
-        # Refused as Invalid (a malformed id, another tenant's wearer) or Conflict (the id is taken).
+        # A tenant does not choose a device id: whether an id is taken would tell it that
+        # another tenant has that device, and a chosen id (an IMEI) could claim another
+        # tenant's watch before it is registered. The server issues a random one, which the
+        # installer flashes with the secret; the platform (pers device add) may still choose.
+        if device_id is not None:
+            raise Invalid(DEVICE_ID_ISSUED)
+        # Refused as Invalid (another tenant's wearer).
         dev = provision_device(self.sm, self.clock, op.tenant_id, device_id=device_id, wearer_id=wearer_id,
                                actor=actor(op), broker=self.broker)
         return {"id": dev.device_id, "secret": dev.secret}

@@ -14,6 +14,21 @@ from cloud.domain.uow import transaction
 from cloud.domain.views import iso, operator_view
 from cloud.store.models import AlertCase, CallCentre, Operator
 
+USERNAME_MAX = 64
+
+
+def tenant_username(username: str, tenant_id: int) -> str:
+    """The login name of an operator a tenant's admin creates: "<name>@t<tenant id>".
+    Login names are one namespace (the login form asks for no tenant); without this, "taken"
+    would tell a tenant that another tenant has an operator of that name. In its own
+    namespace a tenant can only collide with itself. Accounts made by the platform
+    (pers operator add, the demo seed) keep the names they were given."""
+    suffix = f"@t{tenant_id}"
+    qualified = username if username.endswith(suffix) else username + suffix
+    if len(qualified) > USERNAME_MAX:
+        raise Invalid(f"username too long: at most {USERNAME_MAX - len(suffix)} characters before {suffix}")
+    return qualified
+
 
 class OperatorsAdmin(AdminBase):
     # --- operators ------------------------------------------------------------------------------
@@ -32,9 +47,11 @@ class OperatorsAdmin(AdminBase):
             s = tx.session
             if data.get("centre_id") is not None:
                 self._own_centre(s, op, data["centre_id"])
-            if s.scalar(select(Operator.id).where(Operator.username == data["username"])) is not None:
+            username = tenant_username(data["username"], op.tenant_id)
+            # Taken here means taken in this tenant's own namespace, which its admin can list anyway.
+            if s.scalar(select(Operator.id).where(Operator.username == username)) is not None:
                 raise Conflict("username taken")
-            o = Operator(tenant_id=op.tenant_id, username=data["username"],
+            o = Operator(tenant_id=op.tenant_id, username=username,
                          display_name=data.get("display_name") or data["username"],
                          password_hash=hash_secret(data["password"]), role=data.get("role", "operator"),
                          centre_id=data.get("centre_id"), active=True)

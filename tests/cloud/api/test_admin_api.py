@@ -6,22 +6,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cloud.api.app import create_app
+from cloud.domain.outbound import OutboundHttp, OutboundPolicy
 from cloud.domain.security import mosquitto_verify
 from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import AuditEntry, Device, Operator
 from tests.cloud.helpers import alert, operator
 
 
+def never_connect(ip, port, timeout):
+    raise AssertionError(f"a test tried to connect to {ip}:{port}")
+
+
 @pytest.fixture
 def api(make_world):
     from cloud.wiring import CallBrokerAuth
     syncs = []
-    world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)))
+    # Webhook URLs are resolved when saved: a fixed public answer, no DNS (and no call) from a test.
+    public = OutboundHttp(OutboundPolicy(), resolver=lambda host, port: ["93.184.216.34"], connect=never_connect)
+    world = make_world(broker_auth=CallBrokerAuth(lambda: syncs.append(True)), http_out=public)
     operator(world, "boss", role="admin")
     operator(world, "sue", role="supervisor")
     operator(world, "evil", role="admin", tenant_id=world.seed.other_tenant_id)
     app = create_app(world.svc.settings, services=world.svc)
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # a local client may read /metrics
         world.extra["syncs"] = syncs
         yield world, client
 
@@ -52,28 +59,27 @@ def test_roles_and_csrf(api):
 def test_provision_shows_the_secret_once_and_syncs_the_broker(api):
     world, client = api
     h = login(client, "boss")
-    r = client.post("/api/admin/devices", json={"id": "864000000000001", "wearer_id": world.seed.wearer_id}, headers=h)
+    r = client.post("/api/admin/devices", json={"wearer_id": world.seed.wearer_id}, headers=h)
     assert r.status_code == 201
-    secret = r.json()["secret"]
+    dev_id, secret = r.json()["id"], r.json()["secret"]
     assert world.extra["syncs"] == [True]
     with world.svc.sm() as s:
-        d = s.get(Device, "864000000000001")
+        d = s.get(Device, dev_id)
         assert mosquitto_verify(secret, d.broker_hash) and secret not in d.broker_hash
-    view = client.get("/api/admin/devices/864000000000001").json()
+    view = client.get(f"/api/admin/devices/{dev_id}").json()
     assert "secret" not in view and view["presence"] == "unknown"
-    assert client.post("/api/admin/devices", json={"id": "864000000000001"}, headers=h).status_code == 409
     assert client.post("/api/admin/devices", json={"id": "bad id!"}, headers=h).status_code == 422
     assert client.post("/api/admin/devices", json={"wearer_id": 99999}, headers=h).status_code == 422
     generated = client.post("/api/admin/devices", json={}, headers=h).json()
-    assert generated["id"] and generated["secret"]
+    assert generated["id"] and generated["secret"] and generated["id"] != dev_id
 
-    r = client.post("/api/admin/devices/864000000000001/rotate", headers=h)
+    r = client.post(f"/api/admin/devices/{dev_id}/rotate", headers=h)
     new = r.json()["secret"]
     assert new != secret and len(world.extra["syncs"]) == 3
     with world.svc.sm() as s:
-        d = s.get(Device, "864000000000001")
+        d = s.get(Device, dev_id)
         assert mosquitto_verify(new, d.broker_hash) and not mosquitto_verify(secret, d.broker_hash)
-        actions = [a.action for a in s.scalars(select(AuditEntry).where(AuditEntry.target == "device:864000000000001"))]
+        actions = [a.action for a in s.scalars(select(AuditEntry).where(AuditEntry.target == f"device:{dev_id}"))]
     assert actions == ["device.provisioned", "device.secret_rotated"]
 
 
@@ -163,7 +169,7 @@ def test_centres_contract_and_operators(api):
     me = client.get("/api/me").json()["id"]
     assert client.patch(f"/api/admin/operators/{me}", headers=h, json={"role": "operator"}).status_code == 409
     ops = client.get(f"/api/admin/operators?centre_id={geneva['id']}").json()
-    assert [o["username"] for o in ops["items"]] == ["gina"]
+    assert [o["username"] for o in ops["items"]] == [f"gina@t{world.seed.tenant_id}"]  # the tenant's namespace
     # The admin's own requests record its presence.
     assert [o for o in client.get("/api/admin/operators").json()["items"] if o["username"] == "boss"][0]["last_seen_at"]
 
@@ -200,6 +206,7 @@ def test_supervisor_sla_and_report(api):
 
 def test_openapi_documents_the_new_endpoints(api):
     world, client = api
+    login(client, "boss")  # the schema is for admins
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/admin/devices", "/api/admin/devices/{device_id}/rotate", "/api/admin/centres",
               "/api/admin/contract", "/api/admin/wearers", "/api/admin/operators", "/api/supervisor/sla",
@@ -224,9 +231,13 @@ def test_tenant_settings(api):
     r = client.patch("/api/admin/tenant", headers=h, json={"webhook_url": "https://hooks.example.org/pers"})
     assert r.status_code == 200 and r.json()["webhook_url"] == "https://hooks.example.org/pers"
     assert client.patch("/api/admin/tenant", headers=h, json={"webhook_url": "ftp://x"}).status_code == 422
-    assert client.patch("/api/admin/tenant", headers=h, json={"name": "Northwind Insurance"}).status_code == 409
+    # A rename is refused alike whether or not another tenant has the name (no oracle).
+    taken = client.patch("/api/admin/tenant", headers=h, json={"name": "Northwind Insurance"})
+    free = client.patch("/api/admin/tenant", headers=h, json={"name": "Nobody Has This Name"})
+    assert taken.status_code == free.status_code == 403 and taken.json() == free.json()
+    assert client.patch("/api/admin/tenant", headers=h, json={"name": "Les Tilleuls care home"}).status_code == 200
     assert client.get("/api/admin/tenant").json()["name"] == "Les Tilleuls care home"
-    assert client.get("/api/admin/audit?action=tenant.").json()["total"] == 1
+    assert client.get("/api/admin/audit?action=tenant.").json()["total"] == 2  # the webhook, and the unchanged name
 
 
 def test_supervisor_operators_presence_is_recorded_and_throttled(api):
@@ -263,7 +274,7 @@ def test_supervisor_operators_presence_is_recorded_and_throttled(api):
 def test_supervisor_devices_needing_attention(api):
     world, client = api
     h = login(client, "boss")
-    quiet = client.post("/api/admin/devices", json={"id": "864000000000002"}, headers=h).json()["id"]
+    quiet = client.post("/api/admin/devices", json={}, headers=h).json()["id"]
     login(client, "sue")
     assert client.get("/api/supervisor/devices").json()["items"] == []
     world.svc.ingestor.handle(f"pers/v1/{world.seed.device_id}/status",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from cloud.api.app import create_app
 from cloud.domain.errors import Conflict
-from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR
+from cloud.seed import DEMO_ADMIN, DEMO_OPERATOR, DEMO_OTHER_OPERATOR
 from cloud.store.models import AuditEntry, CaseEvent
 from tests.cloud_helpers import seeded
 from tests.conftest import check_live_relay
@@ -40,6 +40,7 @@ def sos(svc, seed, mid="1.1"):
 def test_health_and_openapi(env):
     svc, sender, seed, client, app = env
     assert client.get("/healthz").json()["db"] is True
+    login(client, DEMO_ADMIN)  # the schema is for admins (tests/cloud/api/test_exposure.py)
     assert "/api/cases" in client.get("/openapi.json").json()["paths"]
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import delete, update
 
 from cloud.api.app import create_app
 from cloud.domain.geo import about_m, from_home_words
+from cloud.domain.outbound import OutboundHttp, OutboundPolicy
 from cloud.seed import DEMO_OPERATOR, DEMO_SUPERVISOR
 from cloud.store.models import Contact, Tenant
 from tests.cloud_helpers import seeded
@@ -44,7 +45,9 @@ def receiver():
 
 @pytest.fixture
 def env(tmp_path, database_url):
-    svc, sender, seed = seeded(tmp_path, database_url=database_url)
+    # The receiver is plain http on loopback, which production refuses (test_outbound_guard.py).
+    local = OutboundHttp(OutboundPolicy(allow_http=True, allow_loopback=True))
+    svc, sender, seed = seeded(tmp_path, database_url=database_url, http_out=local)
     with TestClient(create_app(svc.settings, services=svc)) as client:
         check_live_relay(svc)
         yield svc, seed, client

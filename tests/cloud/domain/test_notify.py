@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from cloud.domain.errors import NotFound
 from cloud.domain.notify import EmailChannel, Notifier, SmsGatewayChannel, WebhookChannel
+from cloud.domain.outbound import OutboundHttp, OutboundPolicy
 from cloud.store.models import Contact, Notification, Tenant
 from tests.cloud.helpers import actions, alert
 from tests.conftest import free_port
@@ -59,6 +60,10 @@ def http_sink():
     srv.server_close()
 
 
+# The sinks are plain http on loopback, which production refuses (tests/cloud/test_outbound_guard.py).
+LOCAL = OutboundHttp(OutboundPolicy(allow_http=True, allow_loopback=True))
+
+
 def contacts(world):
     with world.svc.sm() as s:
         return list(s.scalars(select(Contact).where(Contact.wearer_id == world.seed.wearer_id).order_by(Contact.rank)))
@@ -70,8 +75,8 @@ def test_notify_contact_delivers_on_every_channel_and_records_it(world, smtp, ht
     with world.svc.sm() as s:
         s.execute(update(Tenant).where(Tenant.id == world.seed.tenant_id).values(webhook_url=base + "/hook"))
         s.commit()
-    notifier = Notifier(world.svc.sm, world.clock, [WebhookChannel(None), EmailChannel("127.0.0.1", ctl.port),
-                                                    SmsGatewayChannel(base + "/sms", token="t0k")])
+    notifier = Notifier(world.svc.sm, world.clock, [WebhookChannel(None, LOCAL), EmailChannel("127.0.0.1", ctl.port),
+                                                    SmsGatewayChannel(base + "/sms", token="t0k", http=LOCAL)])
     case_id = alert(world, "1.1").case_id
     daughter = contacts(world)[0]
     results = notifier.notify_contact(None, case_id, daughter.id, "Jeanne pressed SOS. Please call her.")
@@ -91,9 +96,9 @@ def test_a_failing_channel_does_not_stop_the_others(world, smtp, http_sink):
     ctl, inbox = smtp
     base, got = http_sink
     dead_smtp = free_port()  # nothing listens there
-    notifier = Notifier(world.svc.sm, world.clock, [WebhookChannel(base + "/fail"),
+    notifier = Notifier(world.svc.sm, world.clock, [WebhookChannel(base + "/fail", LOCAL),
                                                     EmailChannel("127.0.0.1", dead_smtp, timeout=2),
-                                                    SmsGatewayChannel(base + "/sms")])
+                                                    SmsGatewayChannel(base + "/sms", http=LOCAL)])
     case_id = alert(world, "1.1").case_id
     results = notifier.notify_contact(None, case_id, contacts(world)[0].id, "test")
     assert results["webhook"]["ok"] is False and "HTTP 500" in results["webhook"]["detail"]
@@ -107,7 +112,7 @@ def test_channels_follow_what_the_contact_has_and_accepts(world, smtp, http_sink
     ctl, inbox = smtp
     base, got = http_sink
     notifier = Notifier(world.svc.sm, world.clock, [EmailChannel("127.0.0.1", ctl.port),
-                                                    SmsGatewayChannel(base + "/sms")])
+                                                    SmsGatewayChannel(base + "/sms", http=LOCAL)])
     case_id = alert(world, "1.1").case_id
     neighbour = contacts(world)[1]  # no e-mail address
     assert set(notifier.notify_contact(None, case_id, neighbour.id, "x")) == {"sms"}
