@@ -6,14 +6,14 @@ A tenant creating a centre named like another tenant's private centre was refuse
 owns or contracts has it (cloud/domain/admin/centres.py). The name keeps an index:
 the platform's CLI looks centres up by name.
 
-Revision ID: 0005_perimeter
-Revises: 0004
+Revision ID: 0006_perimeter
+Revises: 0005_truth
 Create Date: 2026-12-05 01:30:00
 """
 from alembic import op
 
-revision = '0005_perimeter'
-down_revision = '0004'
+revision = '0006_perimeter'
+down_revision = '0005_truth'
 branch_labels = None
 depends_on = None
 
