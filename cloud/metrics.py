@@ -51,3 +51,7 @@ ALARMS_SALVAGED = Counter("pers_alarms_salvaged_total",
                           "Alarms accepted with bad fields dropped and flagged for the operator", ["field"])
 OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
                        "Age of the oldest message received and not yet committed (0: none waiting)")
+
+# Operator accounts (cloud/domain/accounts.py, sessions.py, throttle.py).
+LOGINS_THROTTLED = Counter("pers_logins_throttled_total", "Login attempts refused while a throttle waits")
+SESSIONS_REVOKED = Counter("pers_sessions_revoked_total", "Operator sessions ended by revocation", ["reason"])

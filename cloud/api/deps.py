@@ -17,6 +17,12 @@ def services(request: Request):
     return request.app.state.services
 
 
+def client_address(request: Request) -> str:
+    """The client's address for login throttles and the audit log: the peer of the
+    connection. The one place to honour a trusted proxy's forwarded address."""
+    return request.client.host if request.client else "?"
+
+
 def session_of(request: Request) -> tuple[Operator, str]:
     accounts = services(request).accounts
     found = accounts.session_operator(request.cookies.get(SESSION_COOKIE))
@@ -69,6 +75,7 @@ def _in_role(op: Operator, roles: tuple[str, ...]) -> Operator:
 AdminReader = Annotated[Operator, Depends(with_role("admin"))]
 AdminWriter = Annotated[Operator, Depends(with_role("admin", write=True))]
 SupervisorReader = Annotated[Operator, Depends(with_role("supervisor", "admin"))]
+SupervisorWriter = Annotated[Operator, Depends(with_role("supervisor", "admin", write=True))]
 
 # Paging a list: each route gives its own default (``limit: PageLimit = 50``).
 PageLimit = Annotated[int, Query(ge=1, le=500)]

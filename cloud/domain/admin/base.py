@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.domain import configs
 from cloud.domain.accounts import BrokerAuth
 from cloud.domain.errors import Forbidden, NotFound
-from cloud.domain.ports import Clock
+from cloud.domain.ports import Clock, EventSink
 from cloud.store.models import AuditEntry, CallCentre, Contract, Operator
 
 ROLES = ("operator", "supervisor", "admin")
@@ -32,8 +32,9 @@ def actor(op: Operator) -> str:
 class AdminBase:
     def __init__(self, sm: sessionmaker[Session], clock: Clock, *, broker: BrokerAuth | None = None,
                  publisher: configs.ConfigPublisher | None = None, default_heartbeat_s: int = 3600,
-                 default_number: str | None = None) -> None:
+                 default_number: str | None = None, events: EventSink | None = None) -> None:
         self.sm, self.clock, self.broker, self.publisher = sm, clock, broker, publisher
+        self.events = events  # the live feed: revoked sessions close their sockets
         self.default_heartbeat_s, self.default_number = default_heartbeat_s, default_number
 
     def _audit(self, s: Session, op: Operator, action: str, target: str,
