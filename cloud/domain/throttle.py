@@ -28,12 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cloud.domain.views import iso
 from cloud.store.models import LoginThrottle
+from cloud.store.upsert import insert_unless_exists
 
 ACCOUNT, ADDRESS = "account", "address"
 
@@ -119,8 +118,7 @@ class Throttles:
         so that two failures at once both count."""
         values = {"key": key, "kind": kind, "username": username[:64] if username else None, "client": client,
                   "tenant_id": tenant_id, "failures": 0, "refused": 0}
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        s.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+        insert_unless_exists(s, LoginThrottle, values, "key")
         row = s.scalars(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).one()
         if tenant_id is not None:
             row.tenant_id = tenant_id
