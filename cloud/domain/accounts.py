@@ -106,9 +106,14 @@ class AccountService:
             op = s.get(Operator, sess.operator_id)
             if op is None or not op.active:
                 return None
+            csrf = sess.csrf_token
             if self.sessions.touch(sess, now):
-                s.commit()
-            return op, sess.csrf_token
+                try:
+                    s.commit()
+                except Exception:  # noqa: BLE001  (e.g. the database locked a moment: the next request will)
+                    s.rollback()
+                    log.warning("could not record session use", extra={"operator_id": op.id})
+            return op, csrf
 
     def touch(self, operator_id: int) -> bool:
         """Operator presence for routing and the supervisor board: called on every
