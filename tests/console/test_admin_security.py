@@ -51,3 +51,20 @@ def test_the_security_tab_shows_and_clears_a_strangers_throttle_and_audits_it(st
     page.click("#audit-search")
     expect(table.locator("tr")).to_have_count(1)
     expect(table).to_contain_text(STRANGER)
+
+
+def test_the_login_page_says_how_long_a_throttle_waits(stack_factory, browser):
+    stack = stack_factory(login_backoff_base_s=600)
+    page = browser.new_page()
+    page.goto(stack.url + "/login")
+    statuses = []
+    for i in range(5):
+        page.fill("#username", DEMO_OPERATOR[0])
+        page.fill("#password", f"guess-{i}")
+        with page.expect_response("**/api/auth/login") as answer:
+            page.click("#login-button")
+        statuses.append(answer.value.status)
+    assert statuses == [401] * 4 + [429]
+    wait = int(answer.value.headers["retry-after"])
+    assert 500 < wait <= 600  # the 600 s backoff, less the time the machine took
+    expect(page.locator("#login-error")).to_have_text(f"Too many failed attempts from here. Try again in {wait} s.")
