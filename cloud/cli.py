@@ -198,7 +198,7 @@ def cmd_operator_add(args) -> int:
     """An operator, supervisor or admin account. The password comes from stdin
     (--password-stdin) or a prompt, never from the command line (it would sit in
     the shell history and in ps)."""
-    from cloud.domain.accounts import AccountService, LoginLimiter
+    from cloud.domain.accounts import AccountService
     from cloud.domain.clock import SystemClock
     from cloud.domain.uow import transaction
     from cloud.store.models import AuditEntry, Operator, Tenant
@@ -223,7 +223,7 @@ def cmd_operator_add(args) -> int:
         print("the password must have at least 10 characters", file=sys.stderr)
         return 2
     clock = SystemClock()
-    op = AccountService(sm, clock, LoginLimiter(5, 300)).create_operator(
+    op = AccountService(sm, clock).create_operator(
         tenant.id, args.username, password, display_name=args.name, role=args.role,
         centre_id=centre.id if centre else None)
     with transaction(sm) as tx:

@@ -58,3 +58,7 @@ OUTBOUND_REFUSED = Counter("pers_outbound_refused_total",
                            "Configured URLs refused by the outbound guard (cloud/domain/outbound.py)", ["stage"])
 OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
                        "Age of the oldest message received and not yet committed (0: none waiting)")
+
+# Operator accounts (cloud/domain/accounts.py, sessions.py, throttle.py).
+LOGINS_THROTTLED = Counter("pers_logins_throttled_total", "Login attempts refused while a throttle waits")
+SESSIONS_REVOKED = Counter("pers_sessions_revoked_total", "Operator sessions ended by revocation", ["reason"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cloud.domain.accounts import AccountService, LoginLimiter, provision_device
+from cloud.domain.accounts import AccountService, provision_device
 from cloud.domain.uow import transaction
 from cloud.files import open_private
 from cloud.store.models import CallCentre, Contact, Contract, Operator, Tenant, Wearer
@@ -66,7 +66,7 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
         ids = (tenant.id, other.id, wearer.id, lyon.id, north.id)
     tenant_id, other_id, wearer_id, lyon_id, north_id = ids
 
-    accounts = AccountService(sm, clock, LoginLimiter(5, 300))
+    accounts = AccountService(sm, clock)
     with sm() as s:
         if s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])) is None:
             accounts.create_operator(tenant_id, DEMO_OPERATOR[0], DEMO_OPERATOR[1], display_name="Claire (night shift)",

@@ -82,9 +82,16 @@ class Settings(BaseSettings):
     # "https://tiles.example.org/{z}/{x}/{y}.png"; none: the points on a plain background.
     map_tile_url: str | None = None
     map_tile_attribution: str = ""
+    # Operator sessions (docs/operations.md): the absolute lifetime, and the idle one
+    # (no request and no open console for that long).
     session_hours: int = 12
-    login_max_failures: int = 5
-    login_window_s: int = 300
+    session_idle_minutes: int = 120
+    # Login throttling (cloud/domain/throttle.py): failures free of delay per
+    # (account, address) and per address, then a wait of base x 2^n up to the max.
+    login_account_free_failures: int = 3
+    login_address_free_failures: int = 20
+    login_backoff_base_s: float = 1.0
+    login_backoff_max_s: float = 900.0
 
     late_alert_s: int = 300  # an alert whose ts is older than this on receipt is flagged late
     # Alarm integrity (cloud/domain/ingest/, dedupe.py): the device's time is believed

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.pages import mount_console
 from cloud.api.app import create_app
 from cloud.api.live import LiveHub
-from cloud.domain.accounts import AccountService, BrokerAuth, LoginLimiter
+from cloud.domain.accounts import AccountService, BrokerAuth
 from cloud.domain.admin import AdminService
 from cloud.domain.cases import CaseService
 from cloud.domain.cells import CellDB
@@ -33,6 +33,8 @@ from cloud.domain.ingest.limits import DeviceLimits
 from cloud.domain.notify import Notifier, channels_from_settings
 from cloud.domain.outbound import OutboundHttp, outbound_from_settings
 from cloud.domain.ports import CommandSender, EventSink
+from cloud.domain.sessions import SessionPolicy
+from cloud.domain.throttle import ThrottlePolicy
 from cloud.domain.ticker import BackgroundTicker, Ticker
 from cloud.mqtt.bridge import MqttBridge
 from cloud.settings import Settings
@@ -183,16 +185,26 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,
                     ingestor=ingestor,
                     cases=CaseService(sm, clock, outbound, events, notifier),
-                    accounts=AccountService(sm, clock, LoginLimiter(settings.login_max_failures,
-                                                                    settings.login_window_s),
-                                            settings.session_hours),
+                    accounts=AccountService(sm, clock, sessions=session_policy(settings),
+                                            throttle=throttle_policy(settings), events=events),
                     admin=AdminService(sm, clock, broker=broker_auth, publisher=outbound,
                                        default_heartbeat_s=settings.heartbeat_s,
                                        default_number=settings.callcenter_number,
-                                       phone_region=settings.phone_region, outbound=http_out),
+                                       phone_region=settings.phone_region, outbound=http_out,
+                                       events=events),
                     notifier=notifier, ticker=ticker,
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
                     broker_auth=broker_auth, relay=relay)
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    return SessionPolicy(idle_s=settings.session_idle_minutes * 60, absolute_s=settings.session_hours * 3600)
+
+
+def throttle_policy(settings: Settings) -> ThrottlePolicy:
+    return ThrottlePolicy(account_free=settings.login_account_free_failures,
+                          address_free=settings.login_address_free_failures,
+                          base_s=settings.login_backoff_base_s, max_s=settings.login_backoff_max_s)
 
 
 def build_app(settings: Settings, services: Services | None = None, *, with_mqtt: bool = True) -> FastAPI:

@@ -39,7 +39,7 @@ async function submit(form, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------------
-const TABS = ["devices", "wearers", "operators", "centres", "tenant"];
+const TABS = ["devices", "wearers", "operators", "centres", "tenant", "security"];
 function showTab(name, focus) {
   for (const t of TABS) {
     const on = t === name;
@@ -335,6 +335,7 @@ async function main() {
   $("operator-form").addEventListener("submit", addOperator);
   $("centre-form").addEventListener("submit", addCentre);
   $("tenant-form").addEventListener("submit", saveTenant);
+  bindSecurity();
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("secret-value").textContent); $("copy-secret").textContent = "Copied"; }
@@ -344,7 +345,7 @@ async function main() {
   showTab(TABS.includes(first) ? first : "devices");
   try {
     await Promise.all([loadCentres(), loadWearers(), loadTenant()]);
-    await Promise.all([loadDevices(), loadOperators()]);
+    await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }
 }

@@ -16,7 +16,10 @@ document.getElementById("login-form").addEventListener("submit", async (ev) => {
   }
   if (res.ok) { window.location.assign("/"); return; }
   const data = await res.json().catch(() => ({}));
-  err.textContent = res.status === 429 ? "Too many failed attempts. Wait a few minutes."
-                                       : (data.detail && typeof data.detail === "string" ? data.detail : "Sign-in failed.");
+  // A throttle says how long it waits (Retry-After, seconds): the sentence says the same.
+  const wait = Number(res.headers.get("Retry-After"));
+  err.textContent = res.status === 429
+    ? `Too many failed attempts from here. Try again in ${wait > 0 ? `${wait} s` : "a moment"}.`
+    : (data.detail && typeof data.detail === "string" ? data.detail : "Sign-in failed.");
   err.hidden = false;
 });

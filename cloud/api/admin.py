@@ -5,12 +5,20 @@ another tenant's objects answer 404. Writes need the CSRF header, like every
 state-changing call of the console."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from cloud.api.deps import AdminReader, AdminWriter, PageLimit, PageOffset, SupervisorReader, services
+from cloud.api.deps import (
+    AdminReader,
+    AdminWriter,
+    PageLimit,
+    PageOffset,
+    SupervisorReader,
+    SupervisorWriter,
+    services,
+)
 from cloud.api.errors import error_responses
 from cloud.api.schemas.admin import (
     CentreIn,
@@ -164,10 +172,52 @@ def list_vsim(request: Request, op: AdminReader,
     return services(request).admin.list_vsim(country)
 
 
+# --- the security audit log and login throttles (admins and supervisors) ---------------------------
+AuditUser = Annotated[str | None, Query(max_length=64, description="a user name of your tenant")]
+AuditAction = Annotated[str | None, Query(max_length=64, description="an action or its prefix: login, password.")]
+AuditFrom = Annotated[datetime | None, Query(alias="from", description="from this time (UTC), inclusive")]
+AuditTo = Annotated[datetime | None, Query(alias="to", description="until this time (UTC), exclusive")]
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """The database's naive UTC; a time without a zone is taken as UTC."""
+    return t.astimezone(UTC).replace(tzinfo=None) if t is not None and t.tzinfo else t
+
+
+def _audit(request: Request, op, user, action, start, end, limit, offset):
+    return services(request).admin.audit(op, user=user, action=action, start=_utc(start), end=_utc(end),
+                                         limit=limit, offset=offset)
+
+
 @router.get("/api/admin/audit", response_model=Page, tags=["admin"])
-def audit(request: Request, op: AdminReader, action: Annotated[str | None, Query(max_length=64)] = None,
-          limit: PageLimit = 100, offset: PageOffset = 0):
-    return services(request).admin.audit(op, action=action, limit=limit, offset=offset)
+def audit(request: Request, op: AdminReader, user: AuditUser = None, action: AuditAction = None,
+          start: AuditFrom = None, end: AuditTo = None, limit: PageLimit = 100, offset: PageOffset = 0):
+    """The tenant's audit log, newest first (as /api/supervisor/audit)."""
+    return _audit(request, op, user, action, start, end, limit, offset)
+
+
+@router.get("/api/supervisor/audit", response_model=Page, tags=["supervisor"])
+def supervisor_audit(request: Request, op: SupervisorReader, user: AuditUser = None, action: AuditAction = None,
+                     start: AuditFrom = None, end: AuditTo = None, limit: PageLimit = 100, offset: PageOffset = 0):
+    """The tenant's audit log, newest first: by user (as actor or as target), action
+    prefix and time range [from, to). Logins, failures, throttles, logouts, revoked
+    sessions, role changes, deactivations, password changes and resets, and every
+    administrative and case action."""
+    return _audit(request, op, user, action, start, end, limit, offset)
+
+
+@router.get("/api/supervisor/login-throttles", tags=["supervisor"])
+def login_throttles(request: Request, op: SupervisorReader):
+    """Failed-login throttles on the tenant's accounts (by account and client address),
+    and on the addresses those accounts were tried from: failures, attempts refused,
+    and until when each waits."""
+    return services(request).accounts.throttles(op)
+
+
+@router.delete("/api/supervisor/login-throttles/{throttle_id}", status_code=204, tags=["supervisor"])
+def clear_login_throttle(throttle_id: int, request: Request, op: SupervisorWriter):
+    """Let that account (or address) try again at once; audited."""
+    services(request).accounts.clear_throttle(op, throttle_id)
 
 
 # --- supervision ---------------------------------------------------------------------------------------

@@ -112,6 +112,7 @@ def _in_role(op: Operator, roles: tuple[str, ...]) -> Operator:
 AdminReader = Annotated[Operator, Depends(with_role("admin"))]
 AdminWriter = Annotated[Operator, Depends(with_role("admin", write=True))]
 SupervisorReader = Annotated[Operator, Depends(with_role("supervisor", "admin"))]
+SupervisorWriter = Annotated[Operator, Depends(with_role("supervisor", "admin", write=True))]
 
 # Paging a list: each route gives its own default (``limit: PageLimit = 50``).
 PageLimit = Annotated[int, Query(ge=1, le=500)]

@@ -45,7 +45,7 @@ DESCRIPTIONS = {
     404: "No such object in your tenant",
     409: "Conflicts with the current state",
     422: "Invalid request",
-    429: "Too many failed logins",
+    429: "Too many failed logins: wait for Retry-After seconds",
     503: "Not ready, or a needed service (the broker) is unavailable",
 }
 
@@ -72,7 +72,9 @@ async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
     status = status_of(exc)
     if status is None:
         raise exc  # left to the server's 500, like any other bug
-    return JSONResponse(status_code=status, content={"detail": exc.message})
+    wait = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(wait)} if wait else None
+    return JSONResponse(status_code=status, content={"detail": exc.message}, headers=headers)
 
 
 async def _log_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

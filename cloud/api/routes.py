@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cloud.api.deps import SESSION_COOKIE, CsrfOperator, CurrentOperator, PageLimit, client_address, services
 from cloud.api.errors import error_responses
 from cloud.api.exposure import metrics_allowed
-from cloud.api.schemas.auth import LoginIn, OperatorBrief, OperatorOut
+from cloud.api.schemas.auth import LoginIn, OperatorBrief, OperatorOut, PasswordChange, PasswordChanged
 from cloud.api.schemas.cases import CallIn, CaseOut, DispatchIn, MessageIn, NoteIn, ResolveIn
 from cloud.api.schemas.common import CaseId
 from cloud.api.schemas.system import DeadLetterOut
@@ -31,9 +31,10 @@ def _op_out(op: Operator, csrf: str | None = None) -> OperatorOut:
 
 @router.post("/api/auth/login", response_model=OperatorOut, tags=["auth"], responses=error_responses(429))
 def login(body: LoginIn, request: Request, response: Response):
+    """A session (cookie) and its CSRF token. Failed logins are throttled by (user name,
+    client address) and by client address: 429 with Retry-After while one waits."""
     svc = services(request)
-    client = client_address(request)
-    result = svc.accounts.login(body.username, body.password, client)
+    result = svc.accounts.login(body.username, body.password, client_address(request))
     response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="strict",
                         secure=svc.settings.secure_cookies, max_age=svc.settings.session_hours * 3600, path="/")
     return _op_out(result.operator, result.csrf_token)
@@ -41,8 +42,20 @@ def login(body: LoginIn, request: Request, response: Response):
 
 @router.post("/api/auth/logout", status_code=204, tags=["auth"])
 def logout(request: Request, response: Response, op: CsrfOperator):
+    """Ends this session; its open live feeds close within seconds."""
     services(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""), op)
     response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.post("/api/auth/password", response_model=PasswordChanged, tags=["auth"],
+             responses=error_responses(429))
+def change_password(body: PasswordChange, request: Request, op: CsrfOperator):
+    """One's own password, knowing the current one (403 if wrong, throttled like a
+    login). Every other session of the operator ends; this one goes on."""
+    ended = services(request).accounts.change_password(op, request.cookies.get(SESSION_COOKIE, ""),
+                                                       body.current_password, body.new_password,
+                                                       client_address(request))
+    return PasswordChanged(other_sessions_ended=ended)
 
 
 @router.get("/api/me", response_model=OperatorOut, tags=["auth"])

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -13,10 +10,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
-from cloud.domain.errors import Conflict, Invalid, NotAuthenticated, NotFound, RateLimited
-from cloud.domain.ports import Clock
+from cloud.domain import audit
+from cloud.domain.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, RateLimited
+from cloud.domain.ports import Clock, EventSink
 from cloud.domain.security import hash_secret, mosquitto_hash, new_device_secret, new_token, token_digest, verify_secret
-from cloud.domain.uow import transaction
+from cloud.domain.sessions import SessionPolicy, announce, purge_expired, revoke
+from cloud.domain.throttle import ThrottlePolicy, Throttles, clean_client, throttle_view
+from cloud.domain.uow import Tx, transaction
+from cloud.metrics import LOGINS_THROTTLED
 from cloud.store.models import AuditEntry, Device, Operator, OperatorSession
 
 log = logging.getLogger("pers.auth")
@@ -37,72 +38,82 @@ class LoginResult:
     csrf_token: str
 
 
-class LoginLimiter:
-    """Failed logins per (username) and per client address in a sliding window."""
-
-    def __init__(self, max_failures: int, window_s: int, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures, self.window_s, self.monotonic = max_failures, window_s, monotonic
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        q, now = self._failures[key], self.monotonic()
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
-
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.max_failures for k in keys)
-
-    def fail(self, *keys: str) -> None:
-        for k in keys:
-            self._recent(k).append(self.monotonic())
-
-    def clear(self, *keys: str) -> None:
-        for k in keys:
-            self._failures.pop(k, None)
-
-
 class AccountService:
-    def __init__(self, sm: sessionmaker[Session], clock: Clock, limiter: LoginLimiter,
-                 session_hours: int = 12) -> None:
-        self.sm, self.clock, self.limiter, self.session_hours = sm, clock, limiter, session_hours
+    """Logging in and out, the sessions' lifetimes and revocation, one's own password,
+    and the login throttles (cloud/domain/throttle.py). Every security-relevant step
+    is audited (cloud/domain/audit.py)."""
+
+    def __init__(self, sm: sessionmaker[Session], clock: Clock, *, sessions: SessionPolicy | None = None,
+                 throttle: ThrottlePolicy | None = None, events: EventSink | None = None) -> None:
+        self.sm, self.clock, self.events = sm, clock, events
+        self.sessions = sessions or SessionPolicy()
+        self.throttle = Throttles(throttle or ThrottlePolicy())
         self._touched: dict[int, datetime] = {}  # operator id -> when this process last wrote its presence
 
     def login(self, username: str, password: str, client: str) -> LoginResult:
-        keys = (f"user:{username.lower()}", f"addr:{client}")
-        if self.limiter.blocked(*keys):
-            self._audit(None, f"anonymous@{client}", "login.rate_limited", {"username": username[:64]})
-            raise RateLimited("too many failed logins; wait and try again")
-        result: LoginResult | None = None
+        client = clean_client(client)
         with transaction(self.sm) as tx:
-            op = tx.session.scalar(select(Operator).where(Operator.username == username))
-            ok = verify_secret(op.password_hash if op else _DUMMY_HASH, password) and op is not None
-            if not ok or op is None:
-                self.limiter.fail(*keys)
-                tx.session.add(AuditEntry(at=self.clock.now(), actor=f"anonymous@{client}", action="login.failed",
-                                          detail={"username": username[:64]}))
+            s, now = tx.session, self.clock.now()
+            op = s.scalar(select(Operator).where(Operator.username == username))
+            tenant_id = op.tenant_id if op else None
+            wait = self.throttle.wait_s(s, username, client, now)
+            if wait:
+                # Refused unchecked and uncounted; audited when the throttle engaged, not per attempt.
+                self.throttle.refused(s, username, client, tenant_id)
+                LOGINS_THROTTLED.inc()
+            elif op is not None and op.active and verify_secret(op.password_hash, password):
+                return self._open_session(tx, op, username, client, now)
             else:
-                self.limiter.clear(*keys)
-                token, csrf = new_token(), new_token()
-                now = self.clock.now()
-                tx.session.add(OperatorSession(token_hash=token_digest(token), operator_id=op.id, csrf_token=csrf,
-                                               created_at=now, expires_at=now + timedelta(hours=self.session_hours)))
-                tx.session.add(AuditEntry(at=now, actor=f"operator:{op.username}", action="login",
-                                          tenant_id=op.tenant_id, detail={"client": client}))
-                result = LoginResult(op, token, csrf)
-        if result is None:
-            raise NotAuthenticated("wrong username or password")
-        return result
+                if op is None or not op.active:
+                    verify_secret(_DUMMY_HASH, password)  # the same time as a wrong password
+                self._failed(s, op, username, client, now)
+        if wait:
+            raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
+        raise NotAuthenticated("wrong username or password")
+
+    def _open_session(self, tx: Tx, op: Operator, username: str, client: str, now: datetime) -> LoginResult:
+        s = tx.session
+        self.throttle.succeeded(s, username, client)
+        purge_expired(s, op.id, now, self.sessions)
+        token, csrf = new_token(), new_token()
+        s.add(OperatorSession(token_hash=token_digest(token), operator_id=op.id, csrf_token=csrf, created_at=now,
+                              last_seen_at=now, expires_at=now + timedelta(seconds=self.sessions.absolute_s)))
+        audit.record_by(s, now, op, audit.LOGIN, detail={"client": client})
+        return LoginResult(op, token, csrf)
+
+    def _failed(self, s: Session, op: Operator | None, username: str, client: str, now: datetime) -> None:
+        tenant_id, target = (op.tenant_id, audit.operator_target(op)) if op else (None, None)
+        detail = {"username": username[:64], "client": client} | ({"inactive": True} if op and not op.active else {})
+        audit.record(s, now, actor=f"anonymous@{client}", action=audit.LOGIN_FAILED, tenant_id=tenant_id,
+                     target=target, detail=detail)
+        for e in self.throttle.failed(s, username, client, tenant_id, now):
+            audit.record(s, now, actor=f"anonymous@{client}", action=audit.LOGIN_THROTTLED, tenant_id=tenant_id,
+                         target=target, detail={"username": username[:64], "client": client, "by": e.kind,
+                                                "failures": e.failures, "wait_s": e.wait_s})
+            log.warning("login throttle engaged", extra={"by": e.kind, "client": client, "wait_s": e.wait_s})
 
     def session_operator(self, token: str | None) -> tuple[Operator, str] | None:
+        """The operator of a live session and its CSRF token, or None: no such session,
+        past its idle or absolute lifetime, or its operator deactivated. Records use
+        (the idle clock), at most once a minute."""
         if not token:
             return None
         with self.sm() as s:
+            now = self.clock.now()
             sess = s.get(OperatorSession, token_digest(token))
-            if sess is None or sess.expires_at < self.clock.now():
+            if sess is None or not self.sessions.alive(sess, now):
                 return None
             op = s.get(Operator, sess.operator_id)
-            return (op, sess.csrf_token) if op else None
+            if op is None or not op.active:
+                return None
+            csrf = sess.csrf_token
+            if self.sessions.touch(sess, now):
+                try:
+                    s.commit()
+                except Exception:  # noqa: BLE001  (e.g. the database locked a moment: the next request will)
+                    s.rollback()
+                    log.warning("could not record session use", extra={"operator_id": op.id})
+            return op, csrf
 
     def touch(self, operator_id: int) -> bool:
         """Operator presence for routing and the supervisor board: called on every
@@ -132,10 +143,57 @@ class AccountService:
             return [{"id": o.id, "display_name": o.display_name, "role": o.role} for o in rows]
 
     def logout(self, token: str, op: Operator) -> None:
+        """End this session; its open sockets close (the others of the operator stay)."""
         with transaction(self.sm) as tx:
             tx.session.execute(delete(OperatorSession).where(OperatorSession.token_hash == token_digest(token)))
-            tx.session.add(AuditEntry(at=self.clock.now(), actor=f"operator:{op.username}", action="logout",
-                                      tenant_id=op.tenant_id))
+            audit.record_by(tx.session, self.clock.now(), op, audit.LOGOUT)
+            announce(tx, self.events, op.tenant_id, op.id)
+
+    def change_password(self, op: Operator, token: str, current: str, new: str, client: str) -> int:
+        """One's own password, knowing the current one. Every other session of the
+        operator ends (a thief's included); this one goes on. Returns how many ended.
+        A wrong current password counts as a failed login for the throttle."""
+        client = clean_client(client)
+        with transaction(self.sm) as tx:
+            s, now = tx.session, self.clock.now()
+            me = s.get(Operator, op.id)
+            wait = self.throttle.wait_s(s, op.username, client, now)
+            ok = not wait and me is not None and verify_secret(me.password_hash, current)
+            if me is None or not ok:
+                if not wait:
+                    audit.record_by(s, now, op, audit.PASSWORD_CHANGE_FAILED, audit.operator_target(op))
+                    self.throttle.failed(s, op.username, client, op.tenant_id, now)
+                ended = -1
+            else:
+                me.password_hash = hash_secret(new)
+                ended = revoke(tx, self.events, op.tenant_id, op.id, "password_changed",
+                               keep_token_hash=token_digest(token))
+                audit.record_by(s, now, op, audit.PASSWORD_CHANGED, audit.operator_target(op))
+                audit.record_by(s, now, op, audit.SESSION_REVOKED, audit.operator_target(op),
+                                {"reason": "password_changed", "sessions": ended})
+        if wait:
+            raise RateLimited(f"too many failed attempts; try again in {wait} s", retry_after_s=wait)
+        if ended < 0:
+            raise Forbidden("the current password is wrong")
+        return ended
+
+    def throttles(self, op: Operator) -> list[dict[str, Any]]:
+        with self.sm() as s:
+            now = self.clock.now()
+            return [throttle_view(r, now) for r in self.throttle.visible(s, op.tenant_id, now)]
+
+    def clear_throttle(self, op: Operator, throttle_id: int) -> None:
+        """A manager lets an account (or an address its accounts were tried from) try
+        again at once. Another tenant's throttle is not found."""
+        with transaction(self.sm) as tx:
+            s, now = tx.session, self.clock.now()
+            row = next((r for r in self.throttle.visible(s, op.tenant_id, now) if r.id == throttle_id), None)
+            if row is None:
+                raise NotFound("no such throttle")
+            audit.record_by(s, now, op, audit.THROTTLE_CLEARED, f"throttle:{row.id}",
+                            {"kind": row.kind, "username": row.username, "client": row.client,
+                             "failures": row.failures})
+            s.delete(row)
 
     def create_operator(self, tenant_id: int, username: str, password: str, *, display_name: str | None = None,
                         role: str = "operator", centre_id: int | None = None) -> Operator:
@@ -144,11 +202,6 @@ class AccountService:
                           password_hash=hash_secret(password), role=role, centre_id=centre_id)
             tx.session.add(op)
         return op
-
-    def _audit(self, tenant_id: int | None, actor: str, action: str, detail: dict[str, Any] | None = None) -> None:
-        with transaction(self.sm) as tx:
-            tx.session.add(AuditEntry(at=self.clock.now(), actor=actor, action=action, tenant_id=tenant_id,
-                                      detail=detail))
 
 
 @dataclass

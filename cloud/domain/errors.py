@@ -41,4 +41,8 @@ class NotAuthenticated(DomainError):
 
 
 class RateLimited(DomainError):
-    """Too many attempts: wait and try again."""
+    """Too many attempts: wait ``retry_after_s`` seconds (when known) and try again."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -82,7 +82,26 @@ class OperatorSession(Base):
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)  # the absolute lifetime's end
+    # The idle lifetime counts from here (written at most once a minute, cloud/domain/sessions.py).
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginThrottle(Base):
+    """Failed logins of one account from one client address (kind "account"), or
+    from one client address for any account (kind "address"), and until when that
+    pair or address must wait (exponential backoff, cloud/domain/throttle.py)."""
+    __tablename__ = "login_throttles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # account | address
+    username: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the account's, when it exists
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)  # attempts turned away while blocked
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Wearer(Base):
@@ -263,6 +282,8 @@ class AuditEntry(Base):
     tenant_id: Mapped[int | None] = mapped_column(Integer)
     target: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_log_tenant_at", "tenant_id", "at"),)
 
 
 class DeviceConfig(Base):

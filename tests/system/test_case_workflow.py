@@ -8,7 +8,7 @@ import time
 import httpx
 from sqlalchemy import select
 
-from cloud.domain.accounts import AccountService, LoginLimiter
+from cloud.domain.accounts import AccountService
 from cloud.domain.clock import SystemClock
 from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import AlertCase, AuditEntry, CallCentre, CaseEvent, Command, Contract
@@ -35,7 +35,7 @@ def centres_for_routing(sm, seed):
                    Contract(tenant_id=seed.tenant_id, centre_id=paris.id, rank=2)])
         s.commit()
         paris_id = paris.id
-    AccountService(sm, SystemClock(), LoginLimiter(5, 300)).create_operator(
+    AccountService(sm, SystemClock()).create_operator(
         seed.tenant_id, *BACKUP_OPERATOR, display_name="Paul (Paris backup)", centre_id=paris_id)
 
 

@@ -22,3 +22,12 @@ class OperatorBrief(BaseModel):
     id: int
     display_name: str
     role: str
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
+class PasswordChanged(BaseModel):
+    other_sessions_ended: int

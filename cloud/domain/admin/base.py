@@ -12,7 +12,7 @@ from cloud.domain import configs
 from cloud.domain.accounts import BrokerAuth
 from cloud.domain.errors import Forbidden, NotFound
 from cloud.domain.outbound import OutboundHttp
-from cloud.domain.ports import Clock
+from cloud.domain.ports import Clock, EventSink
 from cloud.store.models import AuditEntry, CallCentre, Contract, Operator
 
 ROLES = ("operator", "supervisor", "admin")
@@ -34,10 +34,11 @@ class AdminBase:
     def __init__(self, sm: sessionmaker[Session], clock: Clock, *, broker: BrokerAuth | None = None,
                  publisher: configs.ConfigPublisher | None = None, default_heartbeat_s: int = 3600,
                  default_number: str | None = None, phone_region: str | None = None,
-                 outbound: OutboundHttp | None = None) -> None:
+                 outbound: OutboundHttp | None = None, events: EventSink | None = None) -> None:
         self.sm, self.clock, self.broker, self.publisher = sm, clock, broker, publisher
         self.phone_region = phone_region  # how numbers without a country code are read
         self.outbound = outbound or OutboundHttp()  # checks the URLs a tenant configures
+        self.events = events  # the live feed: revoked sessions close their sockets
         self.default_heartbeat_s, self.default_number = default_heartbeat_s, default_number
 
     def _audit(self, s: Session, op: Operator, action: str, target: str,

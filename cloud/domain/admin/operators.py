@@ -6,11 +6,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from cloud.domain import audit
 from cloud.domain.admin.base import ROLES, AdminBase, page
 from cloud.domain.errors import Conflict, Invalid
 from cloud.domain.lifecycle import OPEN_STATUSES
 from cloud.domain.security import hash_secret
-from cloud.domain.uow import transaction
+from cloud.domain.sessions import revoke
+from cloud.domain.uow import Tx, transaction
 from cloud.domain.views import iso, operator_view
 from cloud.store.models import AlertCase, CallCentre, Operator
 
@@ -71,6 +73,7 @@ class OperatorsAdmin(AdminBase):
                 self._own_centre(s, op, data["centre_id"])
             if o.id == op.id and (data.get("active") is False or data.get("role", o.role) != o.role):
                 raise Conflict("you cannot demote or deactivate yourself")
+            before = (o.role, o.active)
             for k in ("display_name", "role", "centre_id", "active"):
                 if k in data:
                     setattr(o, k, data[k])
@@ -79,7 +82,31 @@ class OperatorsAdmin(AdminBase):
             self._audit(s, op, "operator.updated", f"operator:{o.id}",
                         {k: v for k, v in data.items() if k != "password"} | ({"password": "changed"}
                                                                               if data.get("password") else {}))
+            self._end_sessions_on_change(tx, op, o, before, bool(data.get("password")))
             return operator_view(o)
+
+    def _end_sessions_on_change(self, tx: Tx, op: Operator, o: Operator, before: tuple[str, bool],
+                                password_reset: bool) -> None:
+        """A deactivation, a role change or a password reset ends every session of that
+        operator at once, open live feeds included: what they could do before is not
+        what they may do now."""
+        role, active = before
+        reasons = []
+        if active and not o.active:
+            reasons.append(audit.DEACTIVATED)
+        if not active and o.active:
+            self._audit(tx.session, op, audit.REACTIVATED, f"operator:{o.id}")
+        if role != o.role:
+            reasons.append(audit.ROLE_CHANGED)
+        if password_reset:
+            reasons.append(audit.PASSWORD_RESET)
+        for action in reasons:
+            detail = {"from": role, "to": o.role} if action == audit.ROLE_CHANGED else None
+            self._audit(tx.session, op, action, f"operator:{o.id}", detail)
+        if reasons:
+            ended = revoke(tx, self.events, o.tenant_id, o.id, reasons[0])
+            self._audit(tx.session, op, audit.SESSION_REVOKED, f"operator:{o.id}",
+                        {"reason": ", ".join(reasons), "sessions": ended})
 
     def operator_presence(self, op: Operator, *, present_window_s: int = 120) -> list[dict[str, Any]]:
         """Who is on duty: last authenticated activity (throttled to 15 s), present

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from cloud.domain.admin.base import AdminBase, page
+from cloud.domain import audit as audit_log
+from cloud.domain.admin.base import AdminBase
 from cloud.domain.views import device_view, iso
-from cloud.store.models import AlertCase, AuditEntry, Device, Operator, Wearer
+from cloud.store.models import AlertCase, Device, Operator, Wearer
 
 
 class ReportsAdmin(AdminBase):
@@ -35,14 +36,12 @@ class ReportsAdmin(AdminBase):
                                "low_battery": sum(1 for v in items if "low_battery" in v["problems"])}}
 
     # --- audit and reports ---------------------------------------------------------------------------
-    def audit(self, op: Operator, *, action: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-        with self.sm() as s:
-            stmt = select(AuditEntry).where(AuditEntry.tenant_id == op.tenant_id)
-            if action:
-                stmt = stmt.where(AuditEntry.action.like(f"{action}%"))
-            return page(s, stmt.order_by(AuditEntry.id.desc()), limit, offset,
-                         lambda a: {"id": a.id, "at": iso(a.at), "actor": a.actor, "action": a.action,
-                                    "target": a.target, "detail": a.detail})
+    def audit(self, op: Operator, *, user: str | None = None, action: str | None = None,
+              start: datetime | None = None, end: datetime | None = None, limit: int = 100,
+              offset: int = 0) -> dict[str, Any]:
+        """The tenant's audit log, newest first, by user, action prefix and time (cloud/domain/audit.py)."""
+        return audit_log.search(self.sm, op.tenant_id, user=user, action=action, start=start, end=end,
+                                limit=limit, offset=offset)
 
     def case_report(self, op: Operator, start: datetime, end: datetime) -> dict[str, Any]:
         """Cases opened in [start, end): counts by kind, by outcome, by centre, escalations."""

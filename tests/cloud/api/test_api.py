@@ -55,10 +55,12 @@ def test_login_sets_a_safe_cookie_and_wrong_password_is_refused(env):
 
 
 def test_failed_logins_are_rate_limited(env):
+    """Three failures are free, the fourth makes that name wait at that address (backoff,
+    tests/cloud/api/test_login_throttle.py)."""
     svc, sender, seed, client, app = env
-    codes = [client.post("/api/auth/login", json={"username": "operator", "password": "x"}).status_code
-             for _ in range(6)]
-    assert codes[:5] == [401] * 5 and codes[5] == 429
+    answers = [client.post("/api/auth/login", json={"username": "operator", "password": "x"}) for _ in range(5)]
+    assert [r.status_code for r in answers] == [401] * 4 + [429]
+    assert answers[4].headers["Retry-After"] == "1"
 
 
 def test_api_requires_a_session(env):

@@ -9,6 +9,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from cloud.domain.errors import NotAuthenticated
 from cloud.seed import DEMO_OPERATOR, DEMO_OTHER_OPERATOR, DEMO_SUPERVISOR
 from cloud.wiring import build_app as create_app  # the API and the console's route
 from tests.cloud_helpers import seeded
@@ -56,10 +57,16 @@ def world(request, tmp_path_factory):
         operator_id = s.scalar(_select(Operator.id).where(Operator.username == DEMO_OPERATOR[0]))
     geofence_id = svc.admin.create_geofence(admin_a, seed.wearer_id, {
         "name": "Home", "shape": "circle", "lat": 45.76, "lon": 4.83, "radius_m": 100})["id"]
+    # A login throttle on a tenant-A account (one that never logs in, so it stays).
+    svc.accounts.create_operator(seed.tenant_id, "throttled-a", "throttled-a-pw")
+    for _ in range(svc.settings.login_account_free_failures + 1):
+        with pytest.raises(NotAuthenticated):
+            svc.accounts.login("throttled-a", "wrong", "testclient")
+    throttle_id = next(t["id"] for t in svc.accounts.throttles(admin_a) if t["kind"] == "account")
     app = create_app(svc.settings, services=svc)
     params = {"case_id": out.case_id, "device_id": seed.device_id, "wearer_id": seed.wearer_id,
               "tenant_id": seed.tenant_id, "centre_id": centre_id, "geofence_id": geofence_id,
-              "operator_id": operator_id}
+              "operator_id": operator_id, "throttle_id": throttle_id}
     with TestClient(app) as client:
         yield app, client, params, seed
 
