@@ -149,7 +149,7 @@ function renderDetail() {
   fact(facts, "Waiting", since(c.opened_at, c.claimed_at));
   fact(facts, "Centre", c.centre ? `${c.centre.name}${c.centre.phone ? ` (${c.centre.phone})` : ""}` : null);
   fact(facts, "Routed", c.routed_at ? `${since(c.opened_at, c.routed_at)} after the alarm` : null);
-  fact(facts, "In call", c.in_call_at ? `since ${new Date(c.in_call_at).toLocaleTimeString()}` : null);
+  fact(facts, "Call", callState.text(c.timeline || []));  // what the watch reported (callstate.js)
   fact(facts, "Escalation", c.escalation_level ? `level ${c.escalation_level}` : null,
        c.escalation_level ? "medical" : null);
   fact(facts, "Device", c.device_id);
@@ -190,8 +190,10 @@ function renderDetail() {
     if (e.action === "contact_notified") extra = `${d.name} ${d.phone}`;
     if (e.action === "dispatched") extra = `${d.service}${d.reference ? ` ref ${d.reference}` : ""}`;
     if (e.action === "command_acked") extra = `${d.type}${d.stage ? ` ${d.stage}` : ""}${d.ok === false ? " FAILED" : ""}`;
+    if (e.action === "call_state") extra = "";
+    const what = e.action === "call_state" ? callState.eventText(d, e.at) : ACTION_TEXT[e.action] || e.action;
     const li = el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${e.actor.replace(/^operator:/, "")} · ` +
-                                           `${ACTION_TEXT[e.action] || e.action}${extra ? ` · ${extra}` : ""}`);
+                                           `${what}${extra ? ` · ${extra}` : ""}`);
     tl.append(li);
   }
   renderMap(c);
