@@ -1,6 +1,7 @@
 # The call's state from the modem's own lines (app/calls.py), driven through the
 # real Watch with a fake board and modem: what the cloud is told, and when.
 import asyncio
+import random
 import mpytest
 from mpytest import eq
 from fakeboard import FakeBoard, FakeModem, sent
@@ -170,6 +171,36 @@ def test_garbage_call_lines_change_nothing():
         c.urc(line)
     eq(calls_told(w), [])
     eq(c.state, None)
+
+
+LINES = ('+CLIP: "+33611111111",145,"",0,"",0', clcc(2), clcc(3), clcc(0), clcc(4, 1), clcc(6),
+         "VOICE CALL: BEGIN", "VOICE CALL: END: 000214", "VOICE CALL:END:000017", "BUSY", "NO ANSWER",
+         "NO CARRIER", "MISSED_CALL: 10:02AM +33611111111", "RING")
+ALPHABET = '+:,"0123456789 ENDCLVOIABGRx\xff'
+STATES = ("dialing", "alerting", "incoming", "active", "ended")
+
+
+def mangle(line):
+    r = random.getrandbits(2)
+    if r == 0:
+        return line[:random.getrandbits(5) % (len(line) + 1)]
+    if r == 1:
+        i = random.getrandbits(5) % (len(line) + 1)
+        return line[:i] + random.choice(ALPHABET) + line[i:]
+    return line
+
+
+def test_random_and_mangled_call_lines_never_raise_and_only_report_what_the_contract_allows():
+    random.seed(7)
+    w = new_watch()
+    c = w._calls()
+    for i in range(300):
+        if i % 25 == 0 and c.state is None:
+            dial(w, cid="c-%d" % i)
+        c.urc(mangle(random.choice(LINES)))
+    for t in calls_told(w):
+        assert t["state"] in STATES and t["dir"] in ("out", "in"), t
+        assert 0 <= t.get("dur", 0) <= 359999, t
 
 
 mpytest.run(globals())
