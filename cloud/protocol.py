@@ -133,6 +133,20 @@ class LocationReport(UpMessage):
     ref: Mid | None = None
 
 
+# A call's duration as the modem gives it (VOICE CALL: END: HHMMSS): at most 99:59:59.
+CALL_DUR_MAX = 99 * 3600 + 59 * 60 + 59
+
+
+class CallState(_Msg):
+    """What the watch's modem says of a voice call (firmware/app/calls.py), on a status."""
+    state: Literal["dialing", "alerting", "incoming", "active", "ended"]
+    dir: Literal["out", "in"] | None = None
+    number: Text32 | None = None
+    cid: Mid | None = None  # the ``call`` command that asked for it
+    end: Literal["completed", "busy", "no_answer", "failed", "missed"] | None = None
+    dur: int | None = Field(default=None, ge=0, le=CALL_DUR_MAX)  # seconds connected
+
+
 class Status(UpMessage):
     batt: Battery | None = None
     vitals: Vitals | None = None
@@ -141,6 +155,7 @@ class Status(UpMessage):
     uptime: int | None = Field(default=None, ge=0, le=INT32_MAX)
     cfg: int | None = Field(default=None, ge=0, le=INT32_MAX)
     outbox: int | None = Field(default=None, ge=0, le=100_000)
+    call: CallState | None = None  # a call's state changed (docs/protocol.md)
 
 
 class CommandAck(UpMessage):

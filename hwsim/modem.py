@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.modem_at import RATS, REG_NAMES, ATCommands
+from hwsim.modem_call import CallModel
 from hwsim.modem_net import NetCommands
 from hwsim.scenario import ModemSpec
 from hwsim.world import World
 
 UART_BYTES_S = 115200 / 10  # the board's UART: 115200 baud, 8N1 (hal/esp32.py)
-RING_EVERY_S = 3.0
-RING_GIVE_UP_S = 30.0
 HOT_WITHIN_S = 300.0       # ephemeris and position still in memory
 WARM_WITHIN_S = 4 * 3600.0  # almanac and rough time still valid
 TICK_S = 0.25
@@ -45,7 +43,7 @@ SMS_SEND_S = 3.0  # the network's answer to an SMS submission (the manual allows
 URC_HOLD_S = 2.0  # with interleaving on, the longest a URC waits for a command's answer to ride in
 
 
-class ModemEmulator(NetCommands, ATCommands):
+class ModemEmulator(NetCommands, ATCommands, CallModel):
     def __init__(self, world: World, spec: ModemSpec, rec: Recorder, meter: Meter | None = None):
         self.world, self.spec, self.rec = world, spec, rec
         self.now = rec.now
@@ -72,7 +70,8 @@ class ModemEmulator(NetCommands, ATCommands):
         self.manual_plmn: str | None = None
         self.selected_at = 0.0
         self.apn: str | None = None
-        self.call: dict | None = None  # {"state": dialing|active|incoming, "number", "since", ...}
+        self.call: dict | None = None  # the call in progress (hwsim/modem_call.py)
+        self.clcc = 0  # AT+CLCC=1: call state URCs
         self.sms: dict[int, tuple[str, str]] = {}
         self._last_stat: int | None = None
         self._last_stats: list[int | None] = [None, None, None]
@@ -153,23 +152,7 @@ class ModemEmulator(NetCommands, ATCommands):
             return False
         return self.now() >= self.gnss_on_at + self.ttff()
 
-    # --- calls -------------------------------------------------------------------
-    def _end_call(self, why: str) -> None:
-        c, self.call = self.call, None
-        dur = int(self.now() - c.get("since", self.now())) if c["state"] == "active" else 0
-        self.rec.record("call", state="end", number=c["number"], why=why, duration_s=dur)
-        self._urc(f"VOICE CALL: END: {dur:06d}" if c["state"] == "active" else "NO CARRIER")
-
-    # --- the world acting on the modem ----------------------------------------------
-    def incoming_call(self, number: str) -> None:
-        if self.booted() and self.registered() and self.call is None:
-            self.call = {"state": "incoming", "number": number, "since": self.now(), "rung": -1e9}
-            self.rec.record("call", state="incoming", number=number)
-
-    def remote_hangup(self) -> None:
-        if self.call:
-            self._end_call("far end hung up")
-
+    # --- the world acting on the modem (calls: hwsim/modem_call.py) ----------------------
     def incoming_sms(self, sender: str, text: str) -> None:
         if not self.registered():
             return
@@ -375,24 +358,7 @@ class ModemEmulator(NetCommands, ATCommands):
                 and self.now() >= self.gnss_on_at + 1.0):
             self.gnss_ready_sent = True
             self._urc("+CGNSSPWR: READY!")
-        c = self.call
-        if c is None:
-            return
-        if c["state"] == "dialing" and self.now() >= c["since"] + c["answer_after"]:
-            c.update(state="active", since=self.now())
-            self.rec.record("call", state="active", number=c["number"])
-            self._urc("VOICE CALL: BEGIN")
-        elif c["state"] == "incoming":
-            if self.now() - c["since"] > RING_GIVE_UP_S:
-                self.call = None
-                self.rec.record("call", state="missed", number=c["number"])
-                self._urc(f"MISSED_CALL: {time.strftime('%I:%M%p', time.gmtime(self.world.utc()))} {c['number']}")
-            elif self.now() - c["rung"] >= RING_EVERY_S:
-                c["rung"] = self.now()
-                self._urc("RING")
-                self._urc(f'+CLIP: "{c["number"]}",145,"",0,"",0')
-        elif c["state"] == "active" and not self.registered():
-            self._end_call("network lost")
+        self._call_tick()
 
     def _power(self) -> None:
         m = self.meter
@@ -400,7 +366,7 @@ class ModemEmulator(NetCommands, ATCommands):
             m.set("modem", "off")
         elif not self.booted():
             m.set("modem", "booting")
-        elif self.call and self.call["state"] == "active":
+        elif self.call and self.call["stat"] == 0:  # active
             m.set("modem", "call")
         elif self.registered():
             m.set("modem", "idle")

@@ -16,7 +16,6 @@ import time
 MODELS = {"SIM7600": "SIMCOM_SIM7600E-H", "A7670": "A7670E-FASE"}
 RATS = {"SIM7600": ("LTE", "WCDMA", "GSM"), "A7670": ("LTE", "GSM")}  # the A7670E: LTE Cat 1, GSM fallback
 REG_NAMES = ("+CREG", "+CGREG", "+CEREG")  # AT+CREG, AT+CGREG, AT+CEREG: domains 0, 1, 2
-EMERGENCY = ("112", "911", "999", "000", "110", "118", "119")
 
 # Commands without arguments, by their upper-cased text: the handler's name,
 # called with the command.
@@ -40,6 +39,7 @@ EXACT = {
     "AT+CCLK?": "_cclk",
     "AT+CTZU=1": "_ctzu", "AT+CTZU=0": "_ctzu",
     "ATA": "_ata",
+    "AT+CLCC": "_clcc_list", "AT+CLCC?": "_clcc_query",
     "ATH": "_hang_up", "AT+CHUP": "_hang_up",
     "AT+CPOF": "_cpof",
 }
@@ -53,6 +53,7 @@ PATTERNS = (
     # the raw line: the APN keeps its case
     (re.compile(r'AT\+CGDCONT=1,"IP","([^"]*)"', re.IGNORECASE), True, "_cgdcont_set"),
     (re.compile(r"ATD(.*);", re.S), False, "_atd"),
+    (re.compile(r"AT\+CLCC=([01])"), False, "_clcc_set"),
     (re.compile(r"AT\+CMGR=(\d+)"), False, "_cmgr"),
     (re.compile(r"AT\+CMGD=(\d+)"), False, "_cmgd"),
 )
@@ -65,8 +66,6 @@ def _nmea(value: float, degree_digits: int) -> str:
 
 
 class ATCommands:
-    answer_after = 3.0  # seconds before a dialled call is answered: the runner sets it from the scenario action
-
     def duration(self, cmd: str) -> float:
         """Scenario seconds the modem takes before its final answer."""
         if cmd == "AT+COPS=?":
@@ -279,38 +278,7 @@ class ATCommands:
         return (f"+CGNSSINFO: 3,07,03,02,01,{abs(lat):.7f},{ns},{abs(lon):.7f},{ew},"
                 f"{date},{tod}.00,170.0,0.000,,{h + 0.4:.2f},{h:.2f},{h + 0.3:.2f},13")
 
-    # --- calls and SMS ------------------------------------------------------------
-    def _atd(self, m: re.Match) -> list[str]:
-        return self._dial(m.group(1))
-
-    def _dial(self, number: str) -> list[str]:
-        emergency = number in EMERGENCY
-        self.rec.record("call", state="dial", number=number, emergency=emergency)
-        if self.call:
-            return ["ERROR"]
-        if not self.registered() and not (emergency and self.world.heard()):
-            self.rec.record("call", state="failed", number=number, reason="no network")
-            return ["NO CARRIER"]
-        self.call = {"state": "dialing", "number": number, "since": self.now(),
-                     "answer_after": self.answer_after}
-        return ["OK"]
-
-    def _ata(self, _cmd: str) -> list[str]:
-        if self.call and self.call["state"] == "incoming":
-            self.call.update(state="active", since=self.now())
-            self.rec.record("call", state="answered", number=self.call["number"])
-            return ["OK", "VOICE CALL: BEGIN"]
-        return ["NO CARRIER"]
-
-    def _hang_up(self, cmd: str) -> list[str]:
-        # Both manuals: ATH ends a voice call only after AT+CVHU=0; with the
-        # default AT+CVHU=1 it answers OK and the call goes on. AT+CHUP always ends it.
-        if self.call and (cmd == "AT+CHUP" or self.cvhu == 0):
-            self._end_call("watch hung up")
-        elif self.call:
-            self.rec.record("call", state="ATH ignored", number=self.call["number"])
-        return ["OK"]
-
+    # --- SMS (calls: hwsim/modem_call.py) --------------------------------------------
     def sms_send(self, cmd: str, text: str, abandoned: bool) -> list[str]:
         """The end of AT+CMGS: the text was typed (Ctrl-Z) or abandoned (ESC)."""
         m = re.fullmatch(r'AT\+CMGS="([^"]+)"(,\d+)?', cmd.strip(), re.I)

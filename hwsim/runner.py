@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from hwsim import firmware, traces
@@ -55,6 +56,7 @@ class Watch:
         self.world = World(self.scenario.world, self.rec.now)
         self.meter = Meter(self.rec.now, self.scenario.world.battery_mah, self.scenario.world.battery_pct)
         self.modem = ModemEmulator(self.world, self.scenario.modem, self.rec, self.meter)
+        self.modem.far_end = self.scenario.far_end
         self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
         self.bus.on_pwrkey = self.modem.pwrkey_off
         self.hr_sensor = Max30102(self.world, self.rec.now, meter=self.meter)
@@ -275,7 +277,8 @@ class Watch:
             self.set_loss(action.loss)
         if action.factory_reset:
             self.factory_reset()
-        self.modem.answer_after = action.answer_after
+        if action.answer_after is not None:
+            self.modem.far_end = replace(self.modem.far_end, answer_after_s=action.answer_after)
 
     def set_broker(self, up: bool) -> None:
         def apply():
@@ -290,6 +293,12 @@ class Watch:
 
     def incoming_sms(self, sender: str, text: str) -> None:
         self._threadsafe(self.modem.incoming_sms, sender, text)
+
+    def set_far_end(self, **spec) -> None:
+        """How the far end takes the next call the watch dials (``FarEndSpec`` fields)."""
+        def apply():
+            self.modem.far_end = replace(self.modem.far_end, **spec)
+        self._threadsafe(apply)
 
     def hangup(self) -> None:
         """The far end of the call in progress hangs up."""

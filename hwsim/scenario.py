@@ -125,6 +125,24 @@ class LinkSpec:
 
 
 @dataclass
+class FarEndSpec:
+    """Whoever the watch dials, and the network between (hwsim/modem_call.py):
+    ringing (+CLCC alerting) after ``alert_after_s``; then ``answer`` says what
+    happens: "answer" (after ``answer_after_s``), "busy" (refused after
+    ``answer_after_s``: BUSY) or "no_answer" (the network gives up after
+    ``no_answer_s``: NO ANSWER). An answered call is hung up by the far end
+    ``hangup_after_s`` after it connected (None: it stays until someone else ends it)."""
+    answer: str = "answer"
+    answer_after_s: float = 3.0
+    alert_after_s: float = 1.0
+    no_answer_s: float = 60.0
+    hangup_after_s: float | None = None
+
+
+FAR_END_ANSWERS = ("answer", "busy", "no_answer")
+
+
+@dataclass
 class Action:
     at: float
     press: str | None = None
@@ -135,7 +153,7 @@ class Action:
     fall: str | None = None       # a labelled accelerometer trace: forward, backward, ...
     activity: str | None = None   # walking, clapping, sitting_hard, stairs
     incoming_call: str | None = None  # the caller's number
-    answer_after: float = 3.0     # when the watch dials: the callee picks up after this
+    answer_after: float | None = None  # from now on, a call the watch dials is answered after this
     sms_from: str | None = None
     sms_text: str = ""
     modem_reboot: bool = False
@@ -209,6 +227,7 @@ class Scenario:
     device: dict = field(default_factory=dict)  # extra device.json fields (profiles, timings)
     config: dict = field(default_factory=dict)  # a config document already on flash
     link: LinkSpec = field(default_factory=LinkSpec)  # packet loss on the data link
+    far_end: FarEndSpec = field(default_factory=FarEndSpec)  # who answers the calls the watch dials
 
 
 class ScenarioError(ValueError):
@@ -257,6 +276,9 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
     link = _build(LinkSpec, doc.get("link", {}), "[link]")
     if not 0.0 <= link.loss <= 1.0 or link.burst < 1.0:
         raise ScenarioError(f"[link] loss must be in [0, 1] and burst >= 1, got {link.loss!r}, {link.burst!r}")
+    far_end = _build(FarEndSpec, doc.get("far_end", {}), "[far_end]")
+    if far_end.answer not in FAR_END_ANSWERS:
+        raise ScenarioError(f"[far_end] answer must be one of {', '.join(FAR_END_ANSWERS)}, got {far_end.answer!r}")
     if modem.family not in ("SIM7600", "A7670"):
         raise ScenarioError(f"[modem] family must be SIM7600 or A7670, got {modem.family!r}")
     return Scenario(
@@ -271,6 +293,7 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         device=dict(doc.get("device", {})),
         config=dict(doc.get("config", {})),
         link=link,
+        far_end=far_end,
     )
 
 

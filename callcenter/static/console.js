@@ -130,6 +130,7 @@ function renderDetail() {
   fact(facts, "Centre", c.centre ? `${c.centre.name}${c.centre.phone ? ` (${c.centre.phone})` : ""}` : null);
   fact(facts, "Routed", c.routed_at ? `${since(c.opened_at, c.routed_at)} after the alarm` : null);
   fact(facts, "Call-back", words.callBack(c));  // requested until the watch confirms: never "in call"
+  fact(facts, "Call", callState.text(c.timeline || []));  // what the watch reported (callstate.js)
   fact(facts, "Locate", words.locate(c));
   fact(facts, "Escalation", c.escalation_level ? `passed on ${c.escalation_level} time(s) unacknowledged` : null,
        c.escalation_level ? "medical" : null);
@@ -169,8 +170,8 @@ function renderDetail() {
   const tl = $("timeline");
   tl.replaceChildren();
   for (const e of (c.timeline || []).slice().reverse()) {
-    tl.append(el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${words.actor(e.actor, pers.me)} · ` +
-                                         words.event(e, c)));
+    const what = e.action === "call_state" ? callState.eventText(e.detail || {}, e.at) : words.event(e, c);
+    tl.append(el("li", `ev-${e.action}`, `${new Date(e.at).toLocaleTimeString()} · ${words.actor(e.actor, pers.me)} · ` + what));
   }
   renderMap(c);
 }

@@ -276,6 +276,7 @@ class Modem:
         # ATH ends a voice call only after AT+CVHU=0 (both manuals); hangup() uses AT+CHUP anyway.
         await self.ok("AT+CVHU=0")
         await self.ok("AT+CLIP=1")
+        await self.ok("AT+CLCC=1")  # +CLCC URCs: the call's state as the modem sees it (app/calls.py)
         await self.ok("AT+CMGF=1")
         await self.ok("AT+CTZU=1")  # keep the network's time (NITZ): app/netclock.py
         self.ready = True
@@ -394,8 +395,10 @@ class Modem:
 
     # --- calls and messages -------------------------------------------------------------
     async def dial(self, number):
+        # ATD's final result: "OK" (the call is on its way; app/calls.py follows
+        # it from the URCs), "NO CARRIER", "BUSY", "ERROR"..., None: no answer.
         lines = await self.cmd("ATD%s;" % number, 10000)
-        return bool(lines) and lines[-1] == "OK"
+        return lines[-1] if lines else None
 
     async def answer(self):
         return await self.ok("ATA", 5000)

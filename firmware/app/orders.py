@@ -67,7 +67,7 @@ class Orders:
         elif t == "ring":
             self.ui.vibrate(cmd["seconds"] * 1000)
         elif t == "call":
-            asyncio.create_task(self._calls().dial(cmd["number"]))
+            asyncio.create_task(self._calls().dial(cmd["number"], cid=cmd["cid"]))
         elif t == "vsim":
             if not hasattr(self.profiles, "replace"):  # the first profiles: app/vsim.py comes now
                 from app.vsim import Profiles

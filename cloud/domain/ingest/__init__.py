@@ -13,6 +13,7 @@ One path (``Ingestor._ingest``) for one message (``accept``/``handle``) or many
 - alarm.py: alerts and their case (joined, or opened through ``casefile``), a stuck button;
 - reports.py: location reports, status and presence, a batch of one or many in one
   transaction (bulk writes in ``cloud.store.bulk``); command acks;
+- callstate.py: a call's state as the watch's modem reports it, on its case's timeline;
 - outgoing.py: acks to the watch and live events, all sent after commit;
 - limits.py: per-device limits on loc/status/presence/ack (never on alerts);
 - outcome.py: what the ingest answers for each message, and its counters.

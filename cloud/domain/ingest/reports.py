@@ -18,6 +18,7 @@ from cloud.domain import geofence, presence, vsim_pool
 from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
+from cloud.domain.ingest import callstate
 from cloud.domain.ingest.outcome import Outcome
 from cloud.domain.ingest.outgoing import publish_case
 from cloud.domain.ingest.validate import Parsed, reject
@@ -164,6 +165,10 @@ def _apply(ing: Ingestor, tx: Tx, group: list[Parsed], devices: dict[str, Device
             assert isinstance(device, Device)  # only a location report takes the fast path (_devices)
             if isinstance(msg, protocol.Status):
                 out[p.i] = _status(ing, tx, device, msg, now)
+                if msg.call is not None:  # a call's state: on its case's timeline (callstate.py)
+                    case = callstate.record(tx, device, msg, now)
+                    if case is not None:
+                        b.touched[case.id] = case
             else:
                 assert isinstance(msg, protocol.Presence)  # the third of BATCH_KINDS
                 out[p.i] = _presence(ing, tx, device, msg, now)
@@ -215,7 +220,7 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
         if case is not None:  # vitals update live during a case
             case.heart_rate, case.heart_rate_at = st.vitals.hr, now
             publish_case(tx, ing.events, case, now)
-    device.last_status = st.model_dump(mode="json", exclude_none=True)
+    device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call"})  # calls: callstate.py
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)
 
