@@ -16,6 +16,7 @@ const ACTION_TEXT = {
   locate: "locate requested", message: "message sent", contact_notified: "contact notified",
   dispatched: "dispatch recorded", note: "note", resolved: "resolved", escalated: "escalated",
   reminder: "reminder", notification_delivery: "notification delivery", alarm_flagged: "watch sent bad data",
+  keysafe_viewed: "key-safe code viewed",
 };
 
 function operatorName(id) {
