@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api import admin, routes, wearerfile, ws
+from cloud.api import admin, history, routes, wearerfile, ws
 from cloud.api.errors import install_error_handlers
 from cloud.api.live import LiveHub
 from cloud.domain.accounts import AccountService
@@ -78,4 +78,5 @@ def create_app(settings: Settings, *, services: ApiServices) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(admin.router)
     app.include_router(wearerfile.router)
+    app.include_router(history.router)
     return app

@@ -64,7 +64,8 @@ class FleetThread:
 
 def watch_errors(page, errors):
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text} ({m.location.get('url')})")
+            if m.type == "error" else None)
 
 
 def queue_items(page):
