@@ -40,9 +40,9 @@
     const sound = document.body.dataset.sound;
     bar.dataset.state = alarm ? sound : "quiet";
     if (!alarm) bar.textContent = "";
-    else if (sound === "on") bar.textContent = "🔔 Alarm sounding until acknowledged";
-    else if (sound === "blocked") bar.textContent = "🔇 Alarm sound blocked by the browser: click the page to allow it";
-    else bar.textContent = "🔔 Alarm waiting";
+    else if (sound === "on") bar.textContent = "Alarm sounding until acknowledged";
+    else if (sound === "blocked") bar.textContent = "Alarm sound blocked by the browser: click the page to allow it";
+    else bar.textContent = "Alarm waiting";
   }
 
   function announce(c) {

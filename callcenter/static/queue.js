@@ -5,24 +5,26 @@
 // technical one (battery, offline, not worn), and within a kind the oldest first.
 // The waiting time is read against the answer targets (10 s, 40 s) in words as
 // well as colour, and each kind has its own icon and label, not only a colour.
+// The icons are plain symbols (in DejaVu and the usual system fonts), not emoji,
+// which a console PC without an emoji font would show as empty boxes.
 // console.js calls order(), decorate() and rendered(); other pages' helpers
 // (attention.js, draft.js, ...) subscribe with queueView.listen().
 
 const queueView = (() => {
   const KIND = {
-    sos: { icon: "🆘", label: "SOS", group: "alarm" },
-    fall: { icon: "🤕", label: "Fall", group: "alarm" },
-    geofence: { icon: "📍", label: "Left safe zone", group: "geofence" },
-    low_battery: { icon: "🪫", label: "Low battery", group: "technical" },
-    offline: { icon: "📵", label: "Watch offline", group: "technical" },
-    not_worn: { icon: "⌚", label: "Watch not worn", group: "technical" },
+    sos: { icon: "⚠", label: "SOS", group: "alarm" },
+    fall: { icon: "↓", label: "Fall", group: "alarm" },
+    geofence: { icon: "⚑", label: "Left safe zone", group: "geofence" },
+    low_battery: { icon: "⚡", label: "Low battery", group: "technical" },
+    offline: { icon: "✕", label: "Watch offline", group: "technical" },
+    not_worn: { icon: "○", label: "Watch not worn", group: "technical" },
   };
   const RANK = { alarm: 0, geofence: 1, technical: 2 };
   const TARGETS = [10, 40];  // seconds: the answer targets of the telecare standards
   const listeners = { rendered: [], selected: [] };
 
   function kindOf(kind) {
-    return KIND[kind] || { icon: "❔", label: String(kind).replace(/_/g, " "), group: "technical" };
+    return KIND[kind] || { icon: "?", label: String(kind).replace(/_/g, " "), group: "technical" };
   }
 
   function waitedS(c) {

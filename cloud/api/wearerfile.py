@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from cloud.api.deps import AdminWriter, CsrfOperator, CurrentOperator, services
+from cloud.api.deps import AdminReader, AdminWriter, CsrfOperator, CurrentOperator, services
 from cloud.api.errors import error_responses
 from cloud.api.schemas.common import CaseId
 from cloud.api.schemas.wearerfile import DeviceNumbersIn, WearerFileIn
@@ -28,6 +28,12 @@ def key_safe(case_id: CaseId, request: Request, op: CsrfOperator):
     """The key-safe code, to the operator who holds this open case; each call is audited
     (``keysafe_viewed``) and put on the case's timeline."""
     return files(request).reveal_key_safe(op, case_id)
+
+
+@router.get("/api/admin/wearers/{wearer_id}/file", tags=["admin"])
+def get_wearer_file(wearer_id: int, request: Request, op: AdminReader):
+    """The file (whether a key-safe code is set, never the code) and the wearer's watch's numbers."""
+    return files(request).get_file(op, wearer_id)
 
 
 @router.put("/api/admin/wearers/{wearer_id}/file", tags=["admin"])

@@ -62,6 +62,11 @@ class WearerFiles(AdminBase):
             s.add(CaseEvent(case_id=case.id, at=now, actor=actor(op), action="keysafe_viewed", detail=detail))
             return {"case_id": case.id, "code": wearer.key_safe_code, "viewed_at": now.isoformat() + "Z"}
 
+    def get_file(self, op: Operator, wearer_id: int) -> dict[str, Any]:
+        with self.sm() as s:
+            w = self._own(s, Wearer, wearer_id, op, "wearer")
+            return file_view(w, s.scalar(select(Device).where(Device.wearer_id == w.id).order_by(Device.id)))
+
     def update_file(self, op: Operator, wearer_id: int, data: dict[str, Any]) -> dict[str, Any]:
         """An admin's change to the file; the audit names the fields, never their values."""
         with transaction(self.sm) as tx:

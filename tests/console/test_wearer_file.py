@@ -103,3 +103,36 @@ def test_an_admin_assigns_and_reassigns_a_watch(stack, browser):
                       {"wearer_id": stack.seed.wearer_id})
     assert status == 200 and out["wearer_id"] == stack.seed.wearer_id, out
     watch.close()
+
+
+def test_the_admin_page_writes_the_file_and_assigns_the_watch_with_its_numbers(stack, browser):
+    add_admin(stack)
+    admin = log_in(browser, stack.url, ADMIN)
+    status, paul = api(admin, "POST", "/api/admin/wearers", {"name": "Paul Durand"})
+    admin.goto(stack.url + "/admin")
+    admin.get_by_role("tab", name="Wearers and contacts").click()
+    form = admin.get_by_role("form", name="Wearer's file")
+    form.get_by_label("Wearer").select_option(label="Jeanne Martin")
+    form.get_by_label("Allergies").fill("Penicillin")
+    form.get_by_label("Key-safe code").fill("4821")
+    form.get_by_role("button", name="Save the file").click()
+    expect(form.get_by_role("status")).to_have_text("The wearer's file is saved.")
+    form.get_by_label("Wearer").select_option(label="Paul Durand")
+    form.get_by_label("Wearer").select_option(label="Jeanne Martin")
+    expect(form.get_by_label("Allergies")).to_have_value("Penicillin")
+    expect(form.get_by_label("Key-safe code")).to_have_value("")  # written, never shown back
+    expect(form.get_by_label("Key-safe code")).to_have_attribute("placeholder", "set (type to change)")
+
+    admin.get_by_role("tab", name="Devices").click()
+    watch_form = admin.get_by_role("form", name="Assign a watch, its numbers")
+    watch_form.get_by_label("Watch", exact=True).select_option(stack.seed.device_id)
+    watch_form.get_by_label("Wearer").select_option(label="Paul Durand")
+    watch_form.get_by_label("SIM number (ICCID)").fill("8933 0123 4567 8901 2343")  # a wrong check digit
+    watch_form.get_by_role("button", name="Save the watch").click()
+    expect(watch_form.get_by_role("alert").filter(has_text="ICCID")).to_be_visible()
+    watch_form.get_by_label("SIM number (ICCID)").fill("8933 0123 4567 8901 2342")
+    watch_form.get_by_label("Watch phone").fill("+33 6 12 34 56 78")
+    watch_form.get_by_role("button", name="Save the watch").click()
+    expect(watch_form.get_by_role("status")).to_have_text(f"{stack.seed.device_id} is assigned to Paul Durand.")
+    status, out = api(admin, "GET", f"/api/admin/wearers/{paul['id']}/file")
+    assert (status, out["phone_number"], out["sim_number"]) == (200, "+33612345678", ICCID), out
