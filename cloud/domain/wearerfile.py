@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.domain.admin.base import AdminBase, actor
-from cloud.domain.errors import Conflict, Forbidden, NotFound
+from cloud.domain.errors import Conflict, NotFound
 from cloud.domain.lifecycle import OPEN_STATUSES
 from cloud.domain.uow import transaction
 from cloud.store.models import AlertCase, CaseEvent, Device, Operator, Wearer
@@ -52,7 +52,8 @@ class WearerFiles(AdminBase):
             if case.status not in OPEN_STATUSES:
                 raise Conflict("the case is closed: the key-safe code is shown only in an open case")
             if case.claimed_by != op.id:
-                raise Forbidden("only the operator who acknowledged this case may see the key-safe code")
+                # A state, like a claim race: acknowledge the case first (or it is someone else's).
+                raise Conflict("only the operator who acknowledged this case may see the key-safe code")
             wearer = s.get(Wearer, case.wearer_id) if case.wearer_id else None
             if wearer is None or not wearer.key_safe_code:
                 raise NotFound("no key-safe code on file for this wearer")
