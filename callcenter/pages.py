@@ -70,6 +70,10 @@ def mount_console(app: FastAPI, *, tile_url: str | None = None, tile_attribution
     def queue_page():
         return _page("queue.html", headers)
 
+    @app.get("/history", include_in_schema=False)
+    def history_page():
+        return _page("history.html", headers)
+
     @app.get("/login", include_in_schema=False)
     def login_page():
         return _page("login.html", headers)

@@ -62,6 +62,7 @@ const words = (() => {
     call_back: (d) => `Call-back requested: the watch is asked to dial ${d.number}`,
     call_ended: () => "Call ended",
     locate: () => "Position requested from the watch",
+    keysafe_viewed: () => "Key-safe code viewed",
     message: (d) => `Message sent to the watch: “${d.text}”`,
     contact_notified: (d) => contactLine(d),
     contact_not_reached: (d) => contactLine(d),

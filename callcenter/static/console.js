@@ -21,9 +21,7 @@ const where = (c) => words.position(c);
 const fromHome = (c) => (c.location_label ? c.location_label.from_home : null);
 
 function sortedCases() {
-  return [...state.cases.values()]
-    .filter((c) => c.status !== "resolved")
-    .sort((a, b) => a.priority - b.priority || Date.parse(a.opened_at) - Date.parse(b.opened_at));
+  return queueView.order([...state.cases.values()].filter((c) => c.status !== "resolved"));
 }
 
 const cards = new Map();  // case id -> <li>, reused so focus and clicks survive the ticking
@@ -49,10 +47,8 @@ function card(c) {
   if (c.wearer_cancelled) flags.push("wearer cancelled");
   if (c.late) flags.push("late");
   for (const w of (c.warnings || [])) flags.push(w);
-  const [kind, wearer, waiting] = li.firstChild.children;
-  kind.textContent = words.kind(c.kind);
-  wearer.textContent = c.wearer ? c.wearer.name : c.device_id;
-  waiting.textContent = since(c.opened_at, c.claimed_at);
+  li.firstChild.children[1].textContent = c.wearer ? c.wearer.name : c.device_id;
+  queueView.decorate(li, c);  // kind (icon and words), waiting time against the targets
   li.children[1].textContent = where(c);
   li.children[2].textContent = flags.join(" · ");
   return li;
@@ -72,6 +68,7 @@ function renderQueue() {
   const alarm = open.some((c) => URGENT.has(c.kind) && c.claimed_by == null);
   document.body.dataset.alarm = alarm ? "on" : "off";
   if (!alarm) document.body.dataset.sound = "off";
+  queueView.rendered(open);
 }
 
 function fact(dl, label, value, cls) {
@@ -217,6 +214,7 @@ function renderMap(c) {
 
 async function select(id) {
   state.selected = id;
+  queueView.selected(id);
   renderQueue();
   renderDetail();
   try {
@@ -253,7 +251,7 @@ function connect() {
       state.cases = new Map();
       for (const c of ev.cases) { if (keep.has(c.id)) state.cases.set(c.id, keep.get(c.id)); upsert(c); }
       const wanted = /^#case-(\d+)$/.exec(location.hash);  // a link from the supervisor's board
-      if (wanted && state.cases.has(Number(wanted[1]))) { state.selected = Number(wanted[1]); history.replaceState(null, "", "/"); }
+      if (wanted && state.cases.has(Number(wanted[1]))) { state.selected = Number(wanted[1]); }
       if (state.selected != null && state.cases.has(state.selected)) select(state.selected);
       document.body.dataset.synced = "yes";  // the queue shows the server's state (tests wait on it)
     } else if (ev.type === "case") {
@@ -308,12 +306,12 @@ const actions = {
   note: async () => {
     const text = $("note").value.trim();
     if (!text) { $("note").focus(); return; }
-    if (await act("notes", {text})) $("note").value = "";
+    if (await act("notes", {text})) { $("note").value = ""; $("note").dispatchEvent(new Event("input")); }
   },
   resolve: async () => {
     const outcome = $("outcome").value;
     if (!outcome) { showError(new Error("choose an outcome first")); $("outcome").focus(); return; }
-    if (await act("resolve", {outcome, note: $("note").value || null})) { $("note").value = ""; $("outcome").value = ""; }
+    if (await act("resolve", {outcome, note: $("note").value || null})) { $("note").value = ""; $("note").dispatchEvent(new Event("input")); $("outcome").value = ""; }
   },
 };
 
@@ -328,7 +326,7 @@ function beep() {
     const o = audio.createOscillator(), g = audio.createGain();
     o.frequency.value = 880; g.gain.value = 0.2;
     o.connect(g); g.connect(audio.destination); o.start(); o.stop(audio.currentTime + 0.25);
-    document.body.dataset.sound = "on";
+    document.body.dataset.sound = audio.state === "running" ? "on" : "blocked";  // suspended until a gesture
   } catch (e) { document.body.dataset.sound = "blocked"; }
 }
 

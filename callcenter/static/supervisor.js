@@ -143,6 +143,15 @@ async function loadOperators() {
   } catch (e) { /* keep the last list */ }
 }
 
+// Why a device is listed, in words the supervisor can act on.
+function deviceReason(d) {
+  const why = [];
+  if (d.problems.includes("offline")) why.push(`offline${d.last_seen ? ` since ${new Date(d.last_seen).toLocaleString()}` : ""}`);
+  if (d.problems.includes("suspect")) why.push("possibly offline: silent or its connection dropped");
+  if (d.problems.includes("low_battery")) why.push(`battery low (${d.batt_pct}%): ask the wearer to charge it`);
+  return why.join("; ") || "–";
+}
+
 async function loadDevices() {
   try {
     const r = await pers.api("/api/supervisor/devices");
@@ -161,6 +170,7 @@ async function loadDevices() {
       cell(tr, d.batt_pct == null ? "–" : `${d.batt_pct}%${low ? " low" : ""}${at}`, low ? "bad battery" : "battery");
       cell(tr, d.last_seen ? `${since(d.last_seen)} ago` : "never");
       cell(tr, d.fw || "–");
+      cell(tr, deviceReason(d), "reason");
       tbody.append(tr);
     }
     $("devices-count").textContent = r.items.length;
@@ -205,6 +215,7 @@ function connect() {
     const ev = JSON.parse(m.data);
     if (ev.type === "snapshot") {
       sup.cases = new Map(ev.cases.map((c) => [c.id, c]));
+      document.body.dataset.synced = "yes";  // the board shows the server's state again
       soon("sla", loadSla); soon("ops", loadOperators);
     } else if (ev.type === "case") {
       const known = sup.cases.get(ev.case.id);

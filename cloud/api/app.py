@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api import admin, routes, ws
+from cloud.api import admin, history, routes, wearerfile, ws
 from cloud.api.errors import install_error_handlers
 from cloud.api.exposure import install_exposure
 from cloud.api.live import LiveHub
@@ -81,4 +81,6 @@ def create_app(settings: Settings, *, services: ApiServices) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.include_router(admin.router)
+    app.include_router(wearerfile.router)
+    app.include_router(history.router)
     return app

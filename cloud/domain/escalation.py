@@ -14,6 +14,7 @@ Every step is a CaseEvent (the audit trail of the case) and an AuditEntry.
 from __future__ import annotations
 
 import logging
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -292,7 +293,8 @@ def sla_report(sm: sessionmaker[Session], tenant_id: int, start: datetime, end: 
             ok = ok and met
             out[f"within_{int(t)}s"] = {"count": n, "pct": share, "target_pct": pct, "met": met}
         ttc = sorted(b["ttc"])
-        out["median_time_to_claim_s"] = ttc[len(ttc) // 2] if ttc else None
+        # The middle value, or the mean of the two middle ones (19.0 s and 27.2 s -> 23.1 s).
+        out["median_time_to_claim_s"] = round(statistics.median(ttc), 3) if ttc else None
         out["max_time_to_claim_s"] = ttc[-1] if ttc else None
         out["met"] = ok
         return out

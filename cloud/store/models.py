@@ -117,6 +117,15 @@ class Wearer(Base):
     medical_notes: Mapped[str | None] = mapped_column(Text)
     photo_url: Mapped[str | None] = mapped_column(String(400))
     timezone: Mapped[str | None] = mapped_column(String(64))  # for geofence schedules (school hours)
+    # The wearer's file (cloud/domain/wearerfile.py). The key-safe code is never in a
+    # case or wearer view: it is revealed on its own, audited, action.
+    languages: Mapped[str | None] = mapped_column(String(200))
+    gp: Mapped[str | None] = mapped_column(String(400))
+    allergies: Mapped[str | None] = mapped_column(Text)
+    medication: Mapped[str | None] = mapped_column(Text)
+    mobility: Mapped[str | None] = mapped_column(String(400))
+    key_safe_code: Mapped[str | None] = mapped_column(String(64))
+    key_holders: Mapped[str | None] = mapped_column(Text)
 
 
 class Contact(Base):
@@ -159,6 +168,8 @@ class Device(Base):
     vsim_profile: Mapped[str | None] = mapped_column(String(64))
     last_cell: Mapped[dict | None] = mapped_column(JSON)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    phone_number: Mapped[str | None] = mapped_column(String(32))  # the watch's own number (E.164)
+    sim_number: Mapped[str | None] = mapped_column(String(32))    # its SIM's ICCID
 
 
 class AlertCase(Base):

@@ -195,3 +195,29 @@ def test_sla_by_day_and_operator(world):
     # Another tenant sees nothing of it.
     empty = sla_report(world.svc.sm, world.seed.other_tenant_id, day1 - timedelta(hours=1), day1 + timedelta(days=3))
     assert empty["total"]["alarms"] == 0 and empty["total"]["met"] is True
+
+
+def test_sla_median_and_maximum_from_known_claim_times(world):
+    """Two claims after 19.0 s and 27.2 s: the median is their mean (23.1 s), the
+    maximum 27.2 s (the middle-by-index value was shown as both). A third claim
+    after 4.5 s makes the median the middle value, 19.0 s."""
+    op = claim_op(world)
+    start = world.clock.now()
+
+    def claimed_after(mid, seconds):
+        c = case(world, alert(world, mid).case_id)
+        world.clock.advance(seconds)
+        world.svc.cases.claim(op, c.id)
+        world.svc.cases.resolve(op, c.id, "false_alarm", None)
+        world.clock.advance(60)
+
+    def figures():
+        t = sla_report(world.svc.sm, world.seed.tenant_id, start - timedelta(hours=1), start + timedelta(days=1),
+                       now=world.clock.now())["total"]
+        return t["median_time_to_claim_s"], t["max_time_to_claim_s"]
+
+    claimed_after("1.1", 19.0)
+    claimed_after("1.2", 27.2)
+    assert figures() == (pytest.approx(23.1), pytest.approx(27.2))
+    claimed_after("1.3", 4.5)
+    assert figures() == (pytest.approx(19.0), pytest.approx(27.2))
