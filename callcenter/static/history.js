@@ -10,7 +10,8 @@ const WORDS = {
   opened: "alarm opened", routed: "routed to a call centre", alert_joined: "pressed again", claimed: "acknowledged",
   wearer_cancelled: "wearer says OK", command_acked: "watch confirmed", call_back: "call back requested",
   in_call: "in call", call_ended: "call ended", locate: "locate requested", message: "message sent",
-  contact_notified: "contact notified", dispatched: "dispatch recorded", note: "note", resolved: "resolved",
+  contact_notified: "contact notified", contact_not_reached: "contact not reached",
+  call_state: "call reported by the watch", dispatched: "dispatch recorded", note: "note", resolved: "resolved",
   escalated: "escalated to another centre", supervisors_alerted: "supervisors alerted", reminder: "reminder",
   notification_delivery: "notification delivery", alarm_flagged: "watch sent bad data",
   keysafe_viewed: "key-safe code viewed", unrouted: "no call centre available",
@@ -23,7 +24,12 @@ function secs(s) { return s == null ? "–" : (s < 60 ? `${s.toFixed(1)} s` : `$
 
 function detailText(e) {
   const d = e.detail || {};
-  if (e.action === "contact_notified") return `${d.name || ""} ${d.phone || ""}`.trim();
+  if (e.action === "contact_notified" || e.action === "contact_not_reached") {
+    const how = (d.reached || []).map((r) => r.channel).join(", ");
+    const why = d.error || (d.failed || []).map((f) => `${f.channel}: ${f.reason}`).join("; ");
+    return `${d.contact || d.name || ""} ${d.phone || ""}${how ? ` by ${how}` : ""}${!how && why ? ` (${why})` : ""}`.trim();
+  }
+  if (e.action === "call_state") return `${d.state || ""}${d.end ? ` (${d.end.replace("_", " ")})` : ""}${d.dur != null ? ` after ${secs(d.dur)}` : ""}`;
   if (e.action === "dispatched") return `${d.service || ""}${d.reference ? ` ref ${d.reference}` : ""}`;
   return d.text || d.note || d.outcome || d.number || d.reference || d.status || "";
 }

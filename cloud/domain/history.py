@@ -21,7 +21,8 @@ from cloud.domain.views import iso
 from cloud.store.models import AlertCase, AuditEntry, CaseEvent, Command, Operator, Wearer
 
 CALL_ACTIONS = ("call_back", "in_call", "call_ended", "call_state")
-NOTIFY_ACTIONS = ("contact_notified", "notification_delivery", "escalated", "supervisors_alerted", "reminder")
+NOTIFY_ACTIONS = ("contact_notified", "contact_not_reached", "notification_delivery", "escalated",
+                  "supervisors_alerted", "reminder")
 
 
 def _cell(v: Any) -> Any:

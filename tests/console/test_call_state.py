@@ -41,7 +41,7 @@ def test_the_case_shows_the_call_as_the_watch_reports_it(stack, browser):
 
     page.click("#call")
     cid = watch.wait_command(lambda c: c["type"] == "call")["cid"]
-    timeline_has(page, "call back requested")
+    timeline_has(page, "Call-back requested")
     facts = page.locator("#detail-facts")
     # Requested is not connected: nothing of the call until the watch reports it.
     assert "Connected" not in facts.inner_text() and "In call" not in facts.inner_text()

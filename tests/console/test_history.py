@@ -17,6 +17,7 @@ from cloud.seed import DEMO_OPERATOR
 from cloud.store.models import AlertCase, AuditEntry, Operator
 from tests.console.test_operator import ARTIFACTS, DeviceSide, browser, log_in  # noqa: F401 (browser: a fixture)
 from tests.console.test_queue import watches
+from tests.console.test_truth import receiver  # noqa: F401 (a fixture)
 
 expect = playwright_api.expect
 
@@ -33,7 +34,9 @@ def open_case_of(stack, device_id, timeout=15.0):
     raise AssertionError(f"no open case for {device_id}")
 
 
-def test_closed_cases_are_found_and_each_gives_its_outcome_report(stack, browser):
+def test_closed_cases_are_found_and_each_gives_its_outcome_report(stack_factory, browser, receiver):
+    # Notify really sends: the contact is reached through a webhook on loopback.
+    stack = stack_factory(webhook_url=receiver[0], outbound_allow_http=True, outbound_allow_loopback=True)
     cases = stack.services.cases
     with stack.services.sm() as s:
         op = s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0]))

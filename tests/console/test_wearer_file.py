@@ -69,7 +69,7 @@ def test_the_operator_reads_the_file_and_the_key_safe_code_only_in_a_case_she_ho
     expect(file.get_by_role("status")).to_have_text("Key-safe code: 4821 (this view is recorded)")
     page.screenshot(path=str(ARTIFACTS / "console-wearer-file.png"))
     assert keysafe_views(stack) == [("operator:operator", f"wearer:{stack.seed.wearer_id}")]
-    expect(page.locator("#timeline")).to_contain_text("key-safe code viewed", timeout=10000)
+    expect(page.locator("#timeline")).to_contain_text("Key-safe code viewed", timeout=10000)
 
     # Another operator of the same centre, who does not hold the case: refused, nothing audited.
     other = log_in(browser, stack.url, DEMO_SECOND_OPERATOR)

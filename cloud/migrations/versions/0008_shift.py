@@ -6,15 +6,15 @@
 - ``devices``: the watch's own phone number and its SIM number (ICCID), for the
   operator who must call the watch, and for the operator's carrier.
 
-Revision ID: 0005_shift
-Revises: 0004
+Revision ID: 0008_shift
+Revises: 0007_sessions
 Create Date: 2026-12-05 01:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_shift'
-down_revision = '0004'
+revision = '0008_shift'
+down_revision = '0007_sessions'
 branch_labels = None
 depends_on = None
 
