@@ -167,6 +167,7 @@ def test_a_cell_fix_shows_its_accuracy_and_no_finer_distance(stack, browser):
 def test_battery_is_one_figure_with_its_time_and_vitals_follow_the_case(stack, browser):
     page = log_in(browser, stack.url, DEMO_OPERATOR)
     sup = open_page(browser, stack, DEMO_SUPERVISOR, "/supervisor")
+    sup.wait_for_selector("body[data-synced=yes]")  # its live feed is in before the alarm is sent
     watch = DeviceSide(stack)
     alarm(watch, "6.1", batt={"pct": 15})  # no heart rate: the alarm left before a reading
     expect(facts(page)).to_contain_text(re.compile(r"Battery\s*15% at \d\d:\d\d"), timeout=10000)

@@ -119,7 +119,7 @@ def test_the_admin_page_writes_the_file_and_assigns_the_watch_with_its_numbers(s
     expect(form.get_by_role("status")).to_have_text("The wearer's file is saved.")
     form.get_by_label("Wearer").select_option(label="Paul Durand")
     form.get_by_label("Wearer").select_option(label="Jeanne Martin")
-    expect(form.get_by_label("Allergies")).to_have_value("Penicillin")
+    expect(form.get_by_label("Allergies")).to_have_value("Penicillin", timeout=15000)
     expect(form.get_by_label("Key-safe code")).to_have_value("")  # written, never shown back
     expect(form.get_by_label("Key-safe code")).to_have_attribute("placeholder", "set (type to change)")
 
