@@ -46,8 +46,8 @@
   }
 
   async function options(select, path, text) {
-    const keep = select.value;
     const r = await pers.api(path);
+    const keep = select.value;  // read after the wait: the user may have chosen meanwhile
     select.replaceChildren(pers.el("option", null, "Choose…"));
     select.firstChild.value = "";
     for (const item of r.items) {
@@ -70,8 +70,12 @@
     wearers();
     who.addEventListener("focus", wearers);
     who.addEventListener("change", async () => {
-      if (!who.value) return;
-      const f = await pers.api(`/api/admin/wearers/${who.value}/file`);
+      const id = who.value;
+      if (!id) return;
+      const f = await pers.api(`/api/admin/wearers/${id}/file`);
+      // Two quick choices send two requests; an answer for a wearer no longer
+      // chosen must not fill the form (it would be saved onto the other one).
+      if (who.value !== id) return;
       for (const [name] of FILE) inputs[name].value = name === "key_safe_code" ? "" : (f[name] || "");
       inputs.key_safe_code.placeholder = f.key_safe ? "set (type to change)" : "none";
     });
