@@ -74,6 +74,10 @@ def mount_console(app: FastAPI, *, tile_url: str | None = None, tile_attribution
     def history_page():
         return _page("history.html", headers)
 
+    @app.get("/account", include_in_schema=False)
+    def account_page():
+        return _page("account.html", headers)
+
     @app.get("/login", include_in_schema=False)
     def login_page():
         return _page("login.html", headers)
