@@ -39,5 +39,11 @@ const callState = (() => {
     return last ? eventText(last.detail || {}, last.at) : null;
   }
 
-  return { text, eventText, duration };
+  // True when the last call the watch reported is connected and not yet ended.
+  function connected(events) {
+    const last = events.filter((e) => e.action === "call_state").pop();
+    return !!last && (last.detail || {}).state === "active";
+  }
+
+  return { text, eventText, duration, connected };
 })();

@@ -102,7 +102,11 @@ function renderDetail() {
   renderAvatar(w.name || c.device_id, w.photo_url);
   $("detail-title").textContent = `${words.kind(c.kind)} · ${w.name || c.device_id}`;
   const badges = $("detail-badges");
-  badges.replaceChildren(el("span", "status", words.status(c.status)));
+  // "in_call" starts with the call-back's request; only the watch's own report says
+  // that a call is connected (callstate.js).
+  const connected = c.status === "in_call" && callState.connected(c.timeline || []);
+  badges.replaceChildren(el("span", "status", connected ? "in a call (the watch reports it connected)"
+                                                          : words.status(c.status)));
   if (c.claimed_by != null) badges.append(el("span", "owner", `taken by ${operatorName(c.claimed_by)}`));
   if (c.wearer_cancelled) badges.append(el("span", "cancelled", "wearer cancelled"));
   if (c.late) badges.append(el("span", "late", "late"));

@@ -45,6 +45,8 @@ def test_the_case_shows_the_call_as_the_watch_reports_it(stack, browser):
     facts = page.locator("#detail-facts")
     # Requested is not connected: nothing of the call until the watch reports it.
     assert "Connected" not in facts.inner_text() and "In call" not in facts.inner_text()
+    badges = page.locator("#detail-badges .status")
+    expect(badges).to_have_text("call-back requested")
 
     report(watch, "1.50", {"state": "dialing", "cid": cid})
     expect(facts).to_contain_text(f"Watch dialling {CENTRE}…", timeout=10000)
@@ -57,10 +59,12 @@ def test_the_case_shows_the_call_as_the_watch_reports_it(stack, browser):
     assert shown == "Connected at " + page.evaluate("t => new Date(t * 1000).toLocaleTimeString('en-GB')",
                                                     connected_at)
     timeline_has(page, shown)
+    expect(badges).to_have_text("in a call (the watch reports it connected)")
     page.screenshot(path=str(ARTIFACTS / "console-call-connected.png"))
 
     report(watch, "1.53", {"state": "ended", "cid": cid, "end": "completed", "dur": 134}, ts=connected_at + 134)
     expect(call_fact(page)).to_have_text("Call ended after 2 min 14 s", timeout=10000)
+    expect(badges).to_have_text("acknowledged")  # the call ended: the case is back to claimed
     timeline = page.locator("#timeline")
     for words in (f"Watch dialling {CENTRE}…", "Ringing", shown, "Call ended after 2 min 14 s"):
         expect(timeline).to_contain_text(words)
