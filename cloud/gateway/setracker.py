@@ -159,6 +159,8 @@ def decode_position(content: str, kind: str) -> Report:
         rest = f[16:]
         n_cells = int(rest[0])
         i = 2  # the count, then the timing advance
+        if n_cells == 0 and len(rest) > 2 and not rest[2].strip().lstrip("-").isdigit():
+            i = 1  # no cell, no timing advance: the Wi-Fi count follows at once
         if n_cells > 0:
             mcc, mnc = int(rest[i] or 0), int(rest[i + 1] or 0)
             i += 2
