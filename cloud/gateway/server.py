@@ -132,6 +132,10 @@ class WatchGateway:
         try:
             loop.run_forever()
         finally:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _shutdown(self) -> None:
