@@ -120,6 +120,7 @@ class WatchGateway:
 
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._serve, self.host, self.port, limit=READ_CHUNK * 4))
@@ -135,7 +136,8 @@ class WatchGateway:
             tasks = asyncio.all_tasks(loop)
             for task in tasks:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _shutdown(self) -> None:
