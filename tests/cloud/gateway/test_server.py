@@ -170,3 +170,35 @@ def an_operator(svc, seed):
     svc.accounts.create_operator(seed.tenant_id, "gw-op", "gw-op-pw-123", role="operator")
     with svc.sm() as s:
         return s.scalar(select(Operator).where(Operator.username == "gw-op"))
+
+
+def test_hwsim_twins_of_both_protocols(stack):
+    """The fleet's gateway twins (hwsim/gateway_twin.py, written from the protocols, not
+    from this gateway) against the gateway: alarms answered and stored once each."""
+    import asyncio
+
+    from hwsim.gateway_twin import GatewayStats, GatewayTwin, wait_answered
+    svc, gateway, _, seed = stack
+    twins_ids = {"3528390000301": "setracker", "353456789012399": "iw"}
+    for imei, proto in twins_ids.items():
+        provision_device(svc.sm, svc.clock, seed.tenant_id, device_id=imei, device_protocol=proto)
+    stats = GatewayStats()
+
+    async def run():
+        twins = [GatewayTwin(imei, proto, "127.0.0.1", gateway.port, stats, resend_s=2.0)
+                 for imei, proto in twins_ids.items()]
+        for t in twins:
+            t.start()
+            t.sos()
+            t.sos("fall")
+        ok = await wait_answered(twins, 20)
+        for t in twins:
+            await t.close()
+        return ok
+
+    assert asyncio.run(run()), stats
+    with svc.sm() as s:
+        for imei in twins_ids:
+            kinds = sorted(s.scalars(select(Alert.kind).where(Alert.device_id == imei)))
+            assert kinds == ["fall", "sos"], (imei, kinds)
+    assert sum(stats.replied.values()) == 4
