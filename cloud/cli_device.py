@@ -72,7 +72,9 @@ def _device_ids(args) -> list[str] | None:
     if args.prefix_first < 0:
         raise ValueError("--first must not be negative")
     if args.id_prefix is not None:
-        return [f"{args.id_prefix}-{i:07d}" for i in range(args.prefix_first, args.prefix_first + args.count)]
+        # A gateway watch's id is its IMEI, digits only: the prefix is its first digits.
+        sep = "" if getattr(args, "protocol", "openpers") != "openpers" else "-"
+        return [f"{args.id_prefix}{sep}{i:07d}" for i in range(args.prefix_first, args.prefix_first + args.count)]
     return ["w" + new_token()[:15].replace("-", "x").replace("_", "y") for _ in range(args.count)]
 
 
