@@ -91,6 +91,7 @@ def cmd_demo(args) -> int:
     stack.start_broker()
     stack.start_cloud()
     tune_gc()
+    gw = gateway_line(settings)
     print(f"""
   OpenPERS demo is running.
     Console:   {stack.url}/
@@ -99,7 +100,7 @@ def cmd_demo(args) -> int:
     Supervisor: {stack.url}/supervisor as {DEMO_SUPERVISOR[0]} / {DEMO_SUPERVISOR[1]}
     Admin:      {stack.url}/admin as {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}
     API docs:  {stack.url}/docs
-    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL){gateway_line(settings)}
+    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL){gw}
   The simulated watch of Jeanne Martin (real firmware under MicroPython) presses SOS in a few seconds.
   Acknowledge the case in the console; the watch shows what the operator sends. Ctrl-C stops everything.
 """, flush=True)

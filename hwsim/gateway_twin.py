@@ -22,7 +22,7 @@ import re
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SOS_BIT, FALL_BIT = 1 << 16, 1 << 21
 
@@ -64,13 +64,13 @@ class GatewayTwin:
         return f"[3G*{self.imei}*{len(content.encode()):04X}*{content}]".encode()
 
     def _position_3g(self, kind: str, status: int) -> str:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # The speed field carries the alarm's number: two alarms in one second stay two.
         return (f"{kind},{now:%d%m%y},{now:%H%M%S},A,{self.lat:.6f},N,{self.lon:.6f},E,{self.seq % 1000}.0,0.0,"
                 f"170.0,7,80,76,{self.seq},0,{status:08X},1,1,208,1,12345,67890,140,0")
 
     def _position_iw(self, tail: str) -> bytes:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         body = (f"{now:%y%m%d}A{_dm(self.lat, 2)}N{_dm(self.lon, 3)}E{self.seq % 1000:03d}.0{now:%H%M%S}"
                 f"000.0006000907600102,208,1,12345,67890{tail}")
         return body.encode()
@@ -146,7 +146,7 @@ class GatewayTwin:
             while True:
                 frame = await asyncio.wait_for(reader.readuntil(end), self.heartbeat_s)
                 self._handle(frame.decode(errors="replace"), writer)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             writer.write(self.heartbeat())
             raise ConnectionError("quiet: reconnect") from None
         finally:
@@ -165,7 +165,7 @@ class GatewayTwin:
             head = self.queue[0]
             try:
                 await asyncio.wait_for(self._answered(head), self.resend_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 self.stats.resent += 1
 
     async def _answered(self, head) -> None:

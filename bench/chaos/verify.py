@@ -47,7 +47,7 @@ def verify_gateway(db_path: Path, alarms_sent: dict[str, int]) -> dict:
     re-sent frame is the same alarm: the cloud merges it by its bytes)."""
     db = sqlite3.connect(db_path)
     stored = Counter()
-    for device, n in alarms_sent.items():
+    for device in alarms_sent:
         stored[device] = db.execute("SELECT COUNT(*) FROM alerts WHERE device_id = ?", (device,)).fetchone()[0]
     db.close()
     return {"lost": sum(max(0, n - stored[d]) for d, n in alarms_sent.items()),

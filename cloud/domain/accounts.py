@@ -1,9 +1,8 @@
 """Operators, their sessions, and device provisioning."""
 from __future__ import annotations
 
-import re
-
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol

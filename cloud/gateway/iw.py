@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cloud.gateway.messages import CellInfo, Report, battery, unix
 from cloud.gateway.setracker import FrameError
@@ -74,7 +74,7 @@ def split(buf: bytearray, max_frame: int) -> list[Frame]:
 
 
 def login_reply(now: datetime | None = None) -> bytes:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"IWBP00,{now.strftime('%Y%m%d%H%M%S')},0#".encode()
 
 

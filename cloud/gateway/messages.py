@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cloud import protocol
 
@@ -50,7 +50,7 @@ def unix(year: int, month: int, day: int, hh: int, mm: int, ss: int) -> int | No
     """The watch's time as unix seconds, or None when it is no time (a watch that
     never had the network's clock sends 000000) or outside the contract's range."""
     try:
-        ts = int(datetime(year, month, day, hh, mm, ss, tzinfo=timezone.utc).timestamp())
+        ts = int(datetime(year, month, day, hh, mm, ss, tzinfo=UTC).timestamp())
     except ValueError:
         return None
     return ts if protocol.TS_MIN <= ts <= protocol.TS_MAX else None

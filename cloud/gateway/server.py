@@ -183,7 +183,7 @@ class WatchGateway:
                     timeout = self.idle_timeout_s
                 try:
                     data = await asyncio.wait_for(reader.read(READ_CHUNK), max(timeout, 0.001))
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     raise _Rejected("slow_frame" if buf or conn.imei is None else "idle") from None
                 if not data:
                     return

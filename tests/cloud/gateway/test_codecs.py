@@ -21,7 +21,8 @@ def test_setracker_frames_of_traccar(raw, expected, reply):
     frame = _one_3g(raw)
     rep, answer = setracker.decode(frame)
     assert (frame.type, frame.length_ok, answer) == (typ, length_ok, reply)
-    assert (rep.kind, rep.alarm, rep.valid, rep.batt, len(rep.cells), len(rep.wifi)) == (kind, alarm, fix, batt, cells, wifi)
+    assert (rep.kind, rep.alarm, rep.valid, rep.batt, len(rep.cells), len(rep.wifi)) == (
+        kind, alarm, fix, batt, cells, wifi)
     if lat is not None:
         assert rep.lat == pytest.approx(lat, abs=1e-5) and rep.lon == pytest.approx(lon, abs=1e-5)
     # and every one of them makes a message the contract accepts
@@ -125,6 +126,7 @@ def test_downlinks():
         "SOS,+331,,", "CENTER,+331", "WHITELIST1,+332,,,,", "FALLDOWN,0"]
     assert iw.command({"type": "locate"}, "353456789012345", "000001") == [b"IWBP16,353456789012345,000001#"]
     serials = iter(["000002", "000003", "000004"])
-    out = iw.config({"callcenter_number": "+331", "whitelist": ["+332"], "fall_detection": True}, "35345", serials.__next__)
+    out = iw.config({"callcenter_number": "+331", "whitelist": ["+332"], "fall_detection": True}, "35345",
+                    serials.__next__)
     assert out[0] == b"IWBP12,35345,000002,+331,,#" and out[1] == b"IWBP14,35345,000003,|+332#"
     assert bytes.fromhex(out[2].decode().split(",")[3].rstrip("#")) == b">*fall@1*<"

@@ -101,7 +101,8 @@ def test_an_sos_among_bad_connections_is_stored_then_answered(stack):
     # No GNSS fix: located by the serving cell (cells-sample.csv), so approximate with an accuracy.
     assert case.loc_src == "cell" and case.acc and case.acc > 0
 
-    for sock, reason in ((garbage, "bad_header"), (huge, "oversize"), (stranger, "unknown_imei"), (loris, "slow_frame")):
+    closed = ((garbage, "bad_header"), (huge, "oversize"), (stranger, "unknown_imei"), (loris, "slow_frame"))
+    for sock, reason in closed:
         sock.settimeout(10)
         assert sock.recv(100) == b"", reason  # the server closed it
         assert rejected(reason) == before[reason] + 1
