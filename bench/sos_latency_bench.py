@@ -144,9 +144,12 @@ async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts
     await asyncio.sleep(load_s)
     spy = PySpy(cloud.pid, 15, spy_out) if spy_out else None
     t_sos = time.perf_counter()
-    for t in gw_twins:  # the gateway's watches press amid the fleet's SOS
-        gw_pressed[t.imei] = time.perf_counter()
-        t.sos()
+    def press(twin: GatewayTwin) -> None:
+        gw_pressed[twin.imei] = time.perf_counter()
+        twin.sos()
+    loop = asyncio.get_running_loop()
+    for i, t in enumerate(gw_twins):  # the gateway's watches press amid the fleet's SOS, spread like them
+        loop.call_later((i + 0.5) * alerts * interval / max(1, len(gw_twins)), press, t)
     await fleet.sos(alerts, interval_s=interval, twins=sos_twins)
     offered = await load
     t_end = time.perf_counter()

@@ -210,7 +210,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     if bridge is not None:
         bridge.attach(ingestor)
     if gateway is not None:
-        gateway.attach(ingestor)
+        gateway.attach(ingestor, submit=bridge.submit if bridge is not None else None)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
     # One notifier for the cascade and the operators' "Notify": both really send.
     http_out = http_out or outbound_from_settings(settings)

@@ -7,6 +7,9 @@ frame names the watch (its IMEI), which must be registered with that protocol
 
 Every frame becomes an up message of the MQTT contract and goes through
 ``Ingestor.accept``, in a worker thread (two: alarms never wait behind positions).
+With an MQTT bridge in the process, the frames are handed to its worker
+(``submit``): one writer for every ingress, the urgent lane first, so a gateway
+SOS waits neither behind positions nor for a database lock another writer holds.
 An alarm's reply is the ingest's ``alert_ack``, which the ingest sends only after
 its commit: it reaches ``send_command`` here and leaves as ``AL`` / ``IWBP10#``.
 Other frames are replied to once the ingest has returned (stored).
@@ -23,7 +26,9 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from cloud import metrics
@@ -79,6 +84,8 @@ class WatchGateway:
         self.frame_timeout_s, self.idle_timeout_s = frame_timeout_s, idle_timeout_s
         self.max_frame_bytes, self.max_connections = max_frame_bytes, max_connections
         self.ingestor: Ingestor | None = None
+        # Another ingress's worker to store through (the MQTT bridge's ``submit``), if any.
+        self.submit: Callable[[str, bytes], Future] | None = None
         self._devices: dict[str, str] = {}  # gateway watches: id -> protocol (commands are routed by it)
         self._by_device: dict[str, Connection] = {}
         self._queued: dict[str, deque[tuple[str, dict]]] = {}
@@ -93,10 +100,11 @@ class WatchGateway:
         self._bulk = ThreadPoolExecutor(1, thread_name_prefix="gateway-bulk")
         self._thread = threading.Thread(target=self._run, name="watch-gateway", daemon=True)
 
-    def attach(self, ingestor: Ingestor) -> None:
+    def attach(self, ingestor: Ingestor, submit: Callable[[str, bytes], Future] | None = None) -> None:
+        """The ingestor, and optionally the worker to store through (``MqttBridge.submit``)."""
         if self.ingestor is not None:
             raise RuntimeError("the gateway already has an ingestor")
-        self.ingestor = ingestor
+        self.ingestor, self.submit = ingestor, submit
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -333,6 +341,14 @@ class WatchGateway:
         """``Ingestor.accept``, retried while the store is unavailable (no reply meanwhile:
         the watch re-sends what it was not answered)."""
         assert self.ingestor is not None
+        if self.submit is not None:
+            future = self.submit(topic, payload)
+            while not self._stopping.is_set():
+                try:
+                    return future.result(timeout=1.0)
+                except FutureTimeout:
+                    continue
+            return None
         delay = 0.1
         while not self._stopping.is_set():
             try:
