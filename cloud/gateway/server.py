@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from cloud import metrics
@@ -332,6 +331,13 @@ class WatchGateway:
     async def _ingest(self, topic: str, payload: bytes, *, urgent: bool) -> Outcome | None:
         loop = asyncio.get_running_loop()
         try:
+            if self.submit is not None:
+                # Into the bridge's lanes: an urgent message is queued at once (never waits
+                # for room), so the alarms of many watches wait side by side in its fair lane;
+                # a bulk one may wait for room (backpressure), in a thread of ours.
+                future = (self.submit(topic, payload) if urgent
+                          else await loop.run_in_executor(self._bulk, self.submit, topic, payload))
+                return await asyncio.wrap_future(future)
             return await loop.run_in_executor(self._urgent if urgent else self._bulk, self._until_stored,
                                               topic, payload)
         except RuntimeError:  # the executors are shut down: stopping
@@ -341,14 +347,6 @@ class WatchGateway:
         """``Ingestor.accept``, retried while the store is unavailable (no reply meanwhile:
         the watch re-sends what it was not answered)."""
         assert self.ingestor is not None
-        if self.submit is not None:
-            future = self.submit(topic, payload)
-            while not self._stopping.is_set():
-                try:
-                    return future.result(timeout=1.0)
-                except FutureTimeout:
-                    continue
-            return None
         delay = 0.1
         while not self._stopping.is_set():
             try:
