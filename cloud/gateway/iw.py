@@ -48,7 +48,7 @@ class Frame:
 def split(buf: bytearray, max_frame: int) -> list[Frame]:
     frames: list[Frame] = []
     while buf:
-        if buf[0:1] in (b"\r", b"\n", b" "):
+        if bytes(buf[0:1]) in (b"\r", b"\n", b" "):
             del buf[0]
             continue
         head = bytes(buf[:7])

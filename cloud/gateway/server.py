@@ -61,7 +61,8 @@ class Connection:
         self.peer = str(writer.get_extra_info("peername"))
         self.protocol: str | None = None
         self.imei: str | None = None
-        self.maker, self.index = "3G", None  # 3G frames: answered in the watch's own form
+        self.maker = "3G"  # 3G frames: answered in the watch's own maker code and index form
+        self.index: str | None = None
         self.alarm_replies: dict[str, bytes] = {}  # mid -> the reply, sent once committed
         self.awaiting_ack: dict[str, str | None] = {}  # keyword (3G) or serial (IW) -> cid
         self.serials = itertools.count(1)

@@ -61,7 +61,7 @@ def split(buf: bytearray, max_frame: int) -> list[Frame]:
     longer than ``max_frame``."""
     frames: list[Frame] = []
     while buf:
-        if buf[0:1] in (b"\r", b"\n", b" "):
+        if bytes(buf[0:1]) in (b"\r", b"\n", b" "):
             del buf[0]
             continue
         if buf[0:1] != b"[":
