@@ -122,7 +122,23 @@ def test_charger_unplugged_is_answered_and_opens_no_case(stack):
     watch.sendall(f"[3G*{CHARGING_IMEI}*0002*LK]".encode())  # answered after the AL was handled
     read_until(watch, b"]")
     assert case_of(svc, CHARGING_IMEI) is None
+
+    # The admin's config (SOS/centre number, fall detection; the whitelist comes from the
+    # wearer's contacts, none here) in the watch's own commands.
+    svc.accounts.create_operator(svc_seed(stack).tenant_id, "gw-admin", "gw-admin-pw-123", role="admin")
+    with svc.sm() as s:
+        admin = s.scalar(select(Operator).where(Operator.username == "gw-admin"))
+    svc.admin.push_config(admin, CHARGING_IMEI, {"callcenter_number": "+33472000000", "fall_detection": False})
+    frames = b""
+    while frames.count(b"]") < 3:
+        frames += read_until(watch, b"]")
+    contents = [f.split(b"*", 3)[3].decode() for f in frames.split(b"]") if f]
+    assert contents == ["SOS,+33472000000,,", "CENTER,+33472000000", "FALLDOWN,0"]
     watch.close()
+
+
+def svc_seed(stack):
+    return stack[3]
 
 
 def test_iw_login_alarm_and_console_commands(stack):
