@@ -7,7 +7,10 @@ client (logged in as the seeded operator; the fleet belongs to the same tenant).
 
 The WebSocket client runs in its own thread and event loop, so its receive time is
 not delayed by the fleet's loop; both use ``time.perf_counter`` (one clock).
-The cloud is a separate process. Writes bench/results/sos_latency.json.
+Beside the fleet, SeTracker and IW watch twins (hwsim/gateway_twin.py) on the
+watch gateway press SOS during the same load: their frame -> protocol reply
+(sent after the commit) and frame -> console times are reported apart
+(``gateway_sos``). The cloud is a separate process. Writes bench/results/sos_latency.json.
 """
 from __future__ import annotations
 
@@ -21,9 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import RESULTS, Env, write_result  # noqa: E402
+from bench.harness import RESULTS, Env, free_port, write_result  # noqa: E402
 from bench.measure import PySpy, Sampler  # noqa: E402
-from hwsim.fleet import Fleet, percentiles, raise_nofile  # noqa: E402
+from hwsim.fleet import Fleet, percentiles, provision_fleet, raise_nofile  # noqa: E402
+from hwsim.gateway_twin import GatewayStats, GatewayTwin, wait_answered  # noqa: E402
+
+GATEWAY_TWINS = (("setracker", "3528398"), ("iw", "8612398"))  # protocol, IMEI prefix: two twins each
 
 
 class ConsoleClient(threading.Thread):
@@ -87,14 +93,18 @@ def run(quick: bool = False, devices: int | None = None, loc_rate: float | None 
     load_s = load_s or (2.0 if quick else 10.0)     # load before the first alert
     env = Env(devices, database_url=database_url).setup()
     try:
-        cloud = env.start_cloud()
+        gateway = [(imei, proto) for proto, prefix in GATEWAY_TWINS
+                   for imei, _ in provision_fleet(env.settings, 2, prefix=prefix, sync_broker=False, protocol=proto)]
+        gateway_port = free_port()
+        cloud = env.start_cloud(PERS_GATEWAY_PORT=gateway_port)
         console = ConsoleClient(cloud.url)
         console.start()
         if not console.ready.wait(20) or console.error:
             raise RuntimeError(f"console client: {console.error}")
         spy_out = RESULTS / "profiles" / f"{name}_cloud.txt" if profile and not quick else None
         r = asyncio.run(_drive(env, cloud, console, quick=quick, alerts=alerts, loc_rate=loc_rate,
-                               heartbeat_s=heartbeat_s, load_s=load_s, spy_out=spy_out))
+                               heartbeat_s=heartbeat_s, load_s=load_s, spy_out=spy_out,
+                               gateway=gateway, gateway_port=gateway_port))
         console.stop()
         cases = env.db_count("alert_cases")
     finally:
@@ -106,7 +116,7 @@ def run(quick: bool = False, devices: int | None = None, loc_rate: float | None 
 
 
 async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts: int, loc_rate: float,
-                 heartbeat_s: float, load_s: float, spy_out: Path | None) -> dict:
+                 heartbeat_s: float, load_s: float, spy_out: Path | None, gateway=(), gateway_port: int = 0) -> dict:
     """The fleet under load; ``alerts`` of its twins press SOS one after the other, each
     timed to its alert_ack and to its case on the console."""
     fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=5000, alert_resend_s=10.0)
@@ -121,6 +131,12 @@ async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts
     sampler.start()
     sos_twins = fleet.connected[::max(1, len(fleet.connected) // alerts)][:alerts]
     console.watch.update(t.device_id for t in sos_twins)
+    gw_stats = GatewayStats()
+    gw_twins = [GatewayTwin(imei, proto, "127.0.0.1", gateway_port, gw_stats, resend_s=10.0) for imei, proto in gateway]
+    for t in gw_twins:
+        t.start()
+    console.watch.update(t.imei for t in gw_twins)
+    gw_pressed: dict[str, float] = {}
     interval = 0.02 if quick else 0.1              # 200 alerts over 20 s
     total = load_s + alerts * interval + (3 if quick else 15)
     loc0 = env.db_count("location_points")
@@ -128,15 +144,25 @@ async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts
     await asyncio.sleep(load_s)
     spy = PySpy(cloud.pid, 15, spy_out) if spy_out else None
     t_sos = time.perf_counter()
+    def press(twin: GatewayTwin) -> None:
+        gw_pressed[twin.imei] = time.perf_counter()
+        twin.sos()
+    loop = asyncio.get_running_loop()
+    for i, t in enumerate(gw_twins):  # the gateway's watches press amid the fleet's SOS, spread like them
+        loop.call_later((i + 0.5) * alerts * interval / max(1, len(gw_twins)), press, t)
     await fleet.sos(alerts, interval_s=interval, twins=sos_twins)
     offered = await load
     t_end = time.perf_counter()
     loc_persisted = env.db_count("location_points") - loc0
     accepted = await asyncio.to_thread(cloud.ingested)
     all_acked = await fleet.wait_alerts_acked(10 if quick else 60)
+    gw_answered = await wait_answered(gw_twins, 30)
     deadline = time.monotonic() + 10
-    while len(console.first_seen) < len(published) and time.monotonic() < deadline:
+    while len(console.first_seen) < len(published) + len(gw_pressed) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+    for t in gw_twins:
+        await t.close()
+    gw_console_ms = [(console.first_seen[d] - t) * 1000 for d, t in gw_pressed.items() if d in console.first_seen]
     procs = sampler.stop()
     prof = await asyncio.to_thread(spy.wait) if spy else None
     console_ms = [(console.first_seen[d] - t) * 1000 for d, t in published.items() if d in console.first_seen]
@@ -151,6 +177,10 @@ async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts
         "ack_ms_by_publish_order": [round(ms, 1) for _, ms in sorted(acked_at)],
         "all_acked": all_acked, "console_seen": len(console_ms), "procs": procs, "profile": prof,
         "fleet": rep,
+        "gateway_sos": {"twins": len(gw_twins), "all_answered": gw_answered,
+                        "reply_ms": percentiles(gw_stats.reply_ms), "console_ms": percentiles(gw_console_ms),
+                        "resent": gw_stats.resent,
+                        "note": "SeTracker and IW twins on the watch gateway: frame -> reply after the commit"},
     }
 
 
@@ -183,6 +213,7 @@ def _result(r: dict, *, quick: bool, devices: int, loc_rate: float, heartbeat_s:
                                              "fleet_rss_mb", "fleet_cpu_s")},
         "targets": {"sos_to_ack_p99_ms": 300, "sos_to_console_p99_ms": 250},
         "console_events": console_events,
+        "gateway_sos": r["gateway_sos"],
     }
 
 

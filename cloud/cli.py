@@ -41,7 +41,8 @@ def cmd_serve(args) -> int:
     stack = Stack(settings)
     stack.start()
     tune_gc()
-    print(f"OpenPERS cloud on {stack.url} (broker {settings.broker} on {settings.mqtt_host}:{settings.mqtt_port})",
+    print(f"OpenPERS cloud on {stack.url} (broker {settings.broker} on {settings.mqtt_host}:{settings.mqtt_port})"
+          + (f", watch gateway on {settings.gateway_host}:{settings.gateway_port}" if settings.gateway_port else ""),
           flush=True)
     _wait_for_signal()
     stack.stop()
@@ -61,6 +62,13 @@ def cmd_broker(args) -> int:
     _wait_for_signal()
     stack.stop()
     return 0
+
+
+def gateway_line(settings) -> str:
+    if settings.gateway_port is None:
+        return ""
+    return (f"\n    Watch gateway: tcp://{settings.gateway_host}:{settings.gateway_port} (SeTracker and IW watches, "
+            "registered with pers device add --protocol)")
 
 
 def cmd_demo(args) -> int:
@@ -83,6 +91,7 @@ def cmd_demo(args) -> int:
     stack.start_broker()
     stack.start_cloud()
     tune_gc()
+    gw = gateway_line(settings)
     print(f"""
   OpenPERS demo is running.
     Console:   {stack.url}/
@@ -91,7 +100,7 @@ def cmd_demo(args) -> int:
     Supervisor: {stack.url}/supervisor as {DEMO_SUPERVISOR[0]} / {DEMO_SUPERVISOR[1]}
     Admin:      {stack.url}/admin as {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}
     API docs:  {stack.url}/docs
-    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL)
+    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL){gw}
   The simulated watch of Jeanne Martin (real firmware under MicroPython) presses SOS in a few seconds.
   Acknowledge the case in the console; the watch shows what the operator sends. Ctrl-C stops everything.
 """, flush=True)

@@ -16,7 +16,7 @@ CHUNK = 2000
 
 
 def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *,
-                      actor: str) -> list[tuple[str, str]]:
+                      actor: str, device_protocol: str = "openpers") -> list[tuple[str, str]]:
     """What ``provision_device`` does, for many devices in one transaction: ``[(id, secret)]``.
 
     A fleet of thousands provisioned one by one would cost a transaction each; the
@@ -32,6 +32,9 @@ def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *,
     from cloud.store.models import AuditEntry, Device
 
     for device_id in device_ids:
+        if device_protocol not in ("openpers", "setracker", "iw") or (
+                device_protocol != "openpers" and not device_id.isdigit()):
+            raise ValueError(f"a {device_protocol} watch is registered by its IMEI (digits), not {device_id!r}")
         if not protocol.DEVICE_ID_RE.match(device_id) or device_id.startswith("pers-"):
             raise ValueError(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
     if len(set(device_ids)) != len(device_ids):
@@ -51,11 +54,13 @@ def provision_devices(sm, clock, tenant_id: int, device_ids: list[str], *,
             part = made[i:i + CHUNK]
             s.execute(Device.__table__.insert(), [
                 {"id": d, "tenant_id": tenant_id, "wearer_id": None, "presence": "unknown", "online": False,
-                 "broker_hash": h, "created_at": now} for (d, _), h in zip(part, hashes[i:i + CHUNK])])
+                 "broker_hash": h, "created_at": now, "protocol": device_protocol}
+                for (d, _), h in zip(part, hashes[i:i + CHUNK])])
             s.execute(AuditEntry.__table__.insert(), [
                 {"at": now, "actor": actor, "action": "device.provisioned", "tenant_id": tenant_id,
                  "target": f"device:{d}"} for d, _ in part])
-    return made
+    # A gateway watch has no password (docs/gateway.md): its secret is given to nobody.
+    return made if device_protocol == "openpers" else [(d, "") for d, _ in made]
 
 
 def _device_ids(args) -> list[str] | None:
@@ -67,7 +72,9 @@ def _device_ids(args) -> list[str] | None:
     if args.prefix_first < 0:
         raise ValueError("--first must not be negative")
     if args.id_prefix is not None:
-        return [f"{args.id_prefix}-{i:07d}" for i in range(args.prefix_first, args.prefix_first + args.count)]
+        # A gateway watch's id is its IMEI, digits only: the prefix is its first digits.
+        sep = "" if getattr(args, "protocol", "openpers") != "openpers" else "-"
+        return [f"{args.id_prefix}{sep}{i:07d}" for i in range(args.prefix_first, args.prefix_first + args.count)]
     return ["w" + new_token()[:15].replace("-", "x").replace("_", "y") for _ in range(args.count)]
 
 
@@ -102,10 +109,10 @@ def cmd_device_add(args) -> int:
         if ids is None:
             from cloud.domain.accounts import provision_device
             dev = provision_device(sm, SystemClock(), tenant.id, device_id=args.id, wearer_id=args.wearer,
-                                   actor=actor)
+                                   actor=actor, device_protocol=args.protocol)
             made = [(dev.device_id, dev.secret)]
         else:
-            made = provision_devices(sm, SystemClock(), tenant.id, ids, actor=actor)
+            made = provision_devices(sm, SystemClock(), tenant.id, ids, actor=actor, device_protocol=args.protocol)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -124,8 +131,10 @@ def _print_devices(made: list[tuple[str, str]], as_json: bool) -> None:
         sys.stdout.writelines(json.dumps({"id": d, "secret": secret}) + "\n" for d, secret in made)
         return
     for d, secret in made:
-        print(f"device id: {d}\nsecret:    {secret}")
-    print("(the secret is shown once; it is stored hashed)")
+        print(f"device id: {d}\nsecret:    {secret}" if secret else
+              f"device id: {d}\nsecret:    none (a gateway watch: its IMEI is its only identity, docs/gateway.md)")
+    if any(secret for _, secret in made):
+        print("(the secret is shown once; it is stored hashed)")
 
 
 def cmd_device_rotate(args) -> int:
@@ -159,6 +168,9 @@ def add_device_commands(sub, common) -> None:
     add.add_argument("--tenant", required=True, help="tenant name or id")
     add.add_argument("--id", help="device id (usually the IMEI); generated if absent")
     add.add_argument("--wearer", type=int)
+    add.add_argument("--protocol", choices=("openpers", "setracker", "iw"), default="openpers",
+                     help="openpers: our watch over MQTT; setracker or iw: an off-the-shelf watch through the "
+                          "watch gateway, registered by the IMEI it sends (--id), with no secret")
     add.add_argument("--count", type=int, default=1, metavar="N",
                      help="provision this many devices in one transaction, with one broker reload")
     add.add_argument("--id-prefix", help="with --count: ids <prefix>-<7 digits> (else generated)")

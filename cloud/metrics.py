@@ -62,3 +62,12 @@ OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
 # Operator accounts (cloud/domain/accounts.py, sessions.py, throttle.py).
 LOGINS_THROTTLED = Counter("pers_logins_throttled_total", "Login attempts refused while a throttle waits")
 SESSIONS_REVOKED = Counter("pers_sessions_revoked_total", "Operator sessions ended by revocation", ["reason"])
+
+# The watch gateway (cloud/gateway/): off-the-shelf watches over their own TCP protocols.
+GATEWAY_CONNECTIONS = Gauge("pers_gateway_connections", "Open watch gateway connections", ["protocol"])
+GATEWAY_FRAMES = Counter("pers_gateway_frames_total", "Frames decoded by the watch gateway", ["protocol", "kind"])
+GATEWAY_REJECTED = Counter("pers_gateway_rejected_total",
+                           "Watch gateway connections dropped: bad bytes, oversize or slow frames, unknown IMEIs",
+                           ["reason"])
+GATEWAY_DOWNLINKS = Counter("pers_gateway_downlinks_total", "Commands and configs for gateway watches",
+                            ["protocol", "result"])

@@ -158,6 +158,18 @@ class Settings(BaseSettings):
     # None: such a number is refused, since nobody can tell its country.
     phone_region: str | None = None
 
+    # --- the watch gateway (docs/gateway.md): off-the-shelf watches over TCP ---
+    # None: off. Its protocols (3G/SeTracker, IW) carry no password, the IMEI is the
+    # only identity: open it only behind a private APN or VPN (docs/security.md).
+    gateway_port: int | None = None
+    gateway_host: str = "127.0.0.1"  # "0.0.0.0" to take the watches' connections from the network
+    # A frame must be complete this long after its first byte (and the first frame this
+    # long after the connection), else the connection is dropped (slow-loris).
+    gateway_frame_timeout_s: float = 10.0
+    gateway_idle_timeout_s: float = 900.0  # no frame at all: the watches send a heartbeat every few minutes
+    gateway_max_frame_bytes: int = 16384
+    gateway_max_connections: int = 20000
+
     # --- location ---
     cells_csv: Path | None = None  # OpenCelliD-format CSV; default: the sample in cloud/data
     geocoder: Literal["none", "nominatim"] = "none"

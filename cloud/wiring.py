@@ -36,6 +36,7 @@ from cloud.domain.ports import CommandSender, EventSink
 from cloud.domain.sessions import SessionPolicy
 from cloud.domain.throttle import ThrottlePolicy
 from cloud.domain.ticker import BackgroundTicker, Ticker
+from cloud.gateway.server import WatchGateway, gateway_from_settings
 from cloud.mqtt.bridge import MqttBridge
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
@@ -74,6 +75,28 @@ class Outbound:
             publish(device_id, config)
 
 
+class GatewayRouter:
+    """Commands and configs to the watch gateway for the watches that talk through it
+    (docs/gateway.md), to MQTT for the others."""
+
+    def __init__(self, gateway: WatchGateway, mqtt: CommandSender | None):
+        self.gateway, self.mqtt = gateway, mqtt
+
+    def send_command(self, device_id: str, command: dict) -> None:
+        if self.gateway.handles(device_id):
+            self.gateway.send_command(device_id, command)
+        elif self.mqtt is not None:
+            self.mqtt.send_command(device_id, command)
+
+    def publish_config(self, device_id: str, config: dict) -> None:
+        if self.gateway.handles(device_id):
+            self.gateway.publish_config(device_id, config)
+        else:
+            publish = getattr(self.mqtt, "publish_config", None)
+            if publish is not None:
+                publish(device_id, config)
+
+
 class CallBrokerAuth:
     """A BrokerAuth port that calls a function, or does nothing without one: the
     default when the caller manages no broker (tests, one-off tools). The runtime,
@@ -107,6 +130,7 @@ class Services:
     background: BackgroundTicker | None  # timers run by themselves only in a real service
     broker_auth: BrokerAuth
     relay: PgLiveRelay | None  # live events to and from the other API replicas
+    gateway: WatchGateway | None = None  # off-the-shelf watches over TCP, when PERS_GATEWAY_PORT is set
 
     def start(self) -> None:
         """The background parts, in the order the app's lifespan has always used:
@@ -115,12 +139,16 @@ class Services:
             self.relay.start()
         if self.bridge:
             self.bridge.start()
+        if self.gateway:
+            self.gateway.start()
         if self.background:
             self.background.start()
 
     def stop(self) -> None:
         if self.background:
             self.background.stop()
+        if self.gateway:
+            self.gateway.stop()
         if self.bridge:
             self.bridge.stop()
         if self.relay:
@@ -167,7 +195,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
                             alert_username=settings.mqtt_service_accounts()[1],
                             batch_max=settings.ingest_batch_max, bulk_max=settings.ingest_bulk_max,
                             linger_s=settings.ingest_linger_s, alerts_apart=settings.mqtt_alert_connection)
-    outbound = Outbound(sender if sender is not None else bridge)
+    transport = sender if sender is not None else bridge
+    # The watch gateway, like the bridge, is made before the ingestor that stores what it
+    # receives and is given it through attach(); commands for its watches go through it.
+    gateway = gateway_from_settings(settings, sm, clock) if with_mqtt else None
+    outbound = Outbound(GatewayRouter(gateway, transport) if gateway is not None else transport)
     set_geocoder(make_geocoder(settings))
     cells = CellDB.load(settings.cells_csv)
     ingestor = Ingestor(sm, clock, outbound, events, late_after_s=settings.late_alert_s, cells=cells,
@@ -177,6 +209,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
                         limits=DeviceLimits(settings.device_limits_per_min(), settings.device_burst))
     if bridge is not None:
         bridge.attach(ingestor)
+    if gateway is not None:
+        gateway.attach(ingestor, submit=bridge.submit if bridge is not None else None)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
     # One notifier for the cascade and the operators' "Notify": both really send.
     http_out = http_out or outbound_from_settings(settings)
@@ -194,7 +228,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
                                        events=events),
                     notifier=notifier, ticker=ticker,
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
-                    broker_auth=broker_auth, relay=relay)
+                    broker_auth=broker_auth, relay=relay, gateway=gateway)
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

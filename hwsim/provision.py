@@ -39,7 +39,7 @@ def cli_env(settings=None) -> dict[str, str]:
 
 def provision_fleet(settings, n: int, *, tenant_name: str = "Les Tilleuls care home", prefix: str = "fleet",
                     credentials: Path | None = None, sync_broker: bool = True,
-                    start: int = 0) -> list[tuple[str, str]]:
+                    start: int = 0, protocol: str = "openpers") -> list[tuple[str, str]]:
     """Create ``n`` devices for ``tenant_name`` with ``pers device add --count`` and return
     ``[(device_id, secret)]``; ids ``<prefix>-<7 digits>`` from ``start``.
 
@@ -47,11 +47,13 @@ def provision_fleet(settings, n: int, *, tenant_name: str = "Les Tilleuls care h
     PERS_* environment. The CLI rewrites the broker's password file once, after its
     commit, when the broker is embedded; ``sync_broker=False`` leaves it to the caller
     (a harness that provisions in several calls). The secrets are written to
-    ``credentials`` (CSV, mode 0600) when given; the cloud keeps only their hashes."""
+    ``credentials`` (CSV, mode 0600) when given; the cloud keeps only their hashes.
+    ``protocol`` "setracker"/"iw": watches of the gateway, ids ``<prefix><7 digits>`` (an
+    IMEI-like number: ``prefix`` is digits), without a secret."""
     creds: list[tuple[str, str]] = []
     if n > 0:
         cmd = [sys.executable, "-m", "cloud.cli", "device", "add", "--tenant", tenant_name, "--count", str(n),
-               "--id-prefix", prefix, "--first", str(start), "--json"]
+               "--id-prefix", prefix, "--first", str(start), "--json", "--protocol", protocol]
         if not sync_broker:
             cmd.append("--no-broker-sync")
         proc = subprocess.run(cmd, env=cli_env(settings), capture_output=True, text=True, check=False)

@@ -27,6 +27,8 @@ RULES = [
     ("cloud/api", ("paho", "cloud.mqtt", "callcenter", "cloud.wiring"), "the API knows no MQTT and no console"),
     ("cloud/mqtt", ("fastapi", "starlette", "cloud.api", "callcenter", "cloud.wiring"),
      "the MQTT adapter knows no web"),
+    ("cloud/gateway", ("fastapi", "starlette", "paho", "cloud.api", "cloud.mqtt", "callcenter", "cloud.wiring"),
+     "the watch gateway is an adapter beside MQTT: it knows no web and no MQTT"),
     ("cloud/store", ("cloud.domain", "cloud.api", "cloud.mqtt", "callcenter", "cloud.wiring"),
      "the store is the innermost room"),
     ("cloud/protocol.py", ("cloud", "sqlalchemy", "fastapi", "paho"), "the wire contract stands alone"),

@@ -19,9 +19,10 @@ SYSTEM_FAULTS = FAULTS[:5]
 
 
 async def drive(system: System, creds, *, alerts: int, spread_s: float, outage_s: float, seed: int,
-                watch_creds=(), flood: int = 3000) -> dict:
+                watch_creds=(), flood: int = 3000, gateway=(), gateway_alarms: int = 3) -> dict:
     return await ChaosDrive(system, seed, outage_s).run(creds, alerts=alerts, spread_s=spread_s,
-                                                         watch_creds=watch_creds, flood=flood)
+                                                         watch_creds=watch_creds, flood=flood, gateway=gateway,
+                                                         gateway_alarms=gateway_alarms)
 
 
 class ChaosDrive:
@@ -41,9 +42,20 @@ class ChaosDrive:
         self.junk: list[tuple[str, bytes]] = []  # unreadable bytes sent on alert topics
         self.acked_at: list[tuple[str, float, float]] = []  # (device, publish perf_counter, ack ms)
 
-    async def run(self, creds, *, alerts: int, spread_s: float, watch_creds, flood: int) -> dict:
+    async def run(self, creds, *, alerts: int, spread_s: float, watch_creds, flood: int, gateway=(),
+                  gateway_alarms: int = 3) -> dict:
         from hwsim.fleet import Fleet
+        from hwsim.gateway_twin import GatewayStats, GatewayTwin
         self.loop = asyncio.get_running_loop()
+        # Off-the-shelf watches on the gateway, straight to its port (their link is TCP, not
+        # MQTT: the proxy's faults are not theirs; the cloud's kill -9 and the held database are).
+        self.gateway_stats = GatewayStats()
+        self.gateway_twins = [GatewayTwin(imei, proto, "127.0.0.1", self.system.gateway_port, self.gateway_stats,
+                                          resend_s=3.0) for imei, proto in gateway]
+        for t in self.gateway_twins:
+            t.start()
+        self.gateway_at = {int(alerts * (i + 0.5) / (len(gateway) * gateway_alarms)): i % max(1, len(gateway))
+                           for i in range(len(gateway) * gateway_alarms)} if gateway else {}
         fleet = Fleet(creds, port=self.proxy.port, alert_resend_s=2.0, reconnect_retries=10**6)
         await fleet.connect_all()
         fleet.on_alert_acked = lambda twin, mid, ms: self.acked_at.append(
@@ -64,6 +76,10 @@ class ChaosDrive:
         await faults_task
         await drained
         acked = await fleet.wait_alerts_acked(timeout=180)
+        from hwsim.gateway_twin import wait_answered
+        self.gateway_answered = await wait_answered(self.gateway_twins, timeout=180)
+        for t in self.gateway_twins:
+            await t.close()
         watches = list(await asyncio.gather(*watch_runs))
         return await self._record(fleet, acked, watches, flooder, flood, flood_window, flood_sent_s)
 
@@ -151,6 +167,8 @@ class ChaosDrive:
                 poison = rng.choice(POISON_ALARMS)
                 self._junk(twin, i)
             self._send(twin, kind, offset, poison)
+            if i in self.gateway_at:
+                self.gateway_twins[self.gateway_at[i]].sos(kind)
             await asyncio.sleep(interval)
         if not self.faults["clock_far_off"]:
             self._send(rng.choice(others), "sos", -10 * 86400, None)
@@ -184,7 +202,12 @@ class ChaosDrive:
         unacked.update({w["device"]: f"outbox holds {w['outbox_left']}" for w in watches if not w["acked"]})
         await fleet.close()
         self.proxy.stop()
-        return {"sent": self.sent, "faults": dict(self.faults),
+        from hwsim.fleet import percentiles
+        gw = self.gateway_stats
+        return {"gateway": {"twins": len(self.gateway_twins), "alarms_sent": dict(gw.alarms_sent),
+                            "answered": dict(gw.replied), "all_answered": self.gateway_answered,
+                            "reply_ms": percentiles(gw.reply_ms), "resent": gw.resent, "reconnects": gw.reconnects},
+                "sent": self.sent, "faults": dict(self.faults),
                 "all_acked": acked and all(w["acked"] for w in watches),
                 "unacked": unacked, "fleet": report, "watches": watches, "proxy": dict(self.proxy.stats),
                 "junk": self.junk,

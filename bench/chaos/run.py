@@ -24,6 +24,10 @@ Faults (each at least once, at random moments):
 - device_flood      one twin presses SOS as fast as it can (a stuck or hostile
                     button); the other devices' ack delay meanwhile is measured
 
+Beside them, SeTracker and IW watch twins (hwsim/gateway_twin.py) alarm through
+the watch gateway's TCP port, riding out the cloud's kill -9 and the held database:
+each of their alarms is stored exactly once and answered.
+
 Afterwards: every alert is stored exactly once (an id re-used after a reset is
 a second alert, not a duplicate), every twin's alerts are in one case (presses
 counted), every twin got `alert_ack` `received` for every alert, every case's
@@ -45,24 +49,25 @@ from pathlib import Path
 
 from bench.chaos.drive import drive
 from bench.chaos.system import ROOT, System
-from bench.chaos.verify import verify
+from bench.chaos.verify import verify, verify_gateway
 
 RESULTS = ROOT / "bench" / "results"
 
 
 def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None,
-        watches: int = 2, flood: int = 3000) -> dict:
+        watches: int = 2, flood: int = 3000, gateway_twins: int = 4) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pers-chaos-"))
     system = System(data)
-    creds, watch_creds = system.prepare(twins, watches)
+    creds, watch_creds, gateway = system.prepare(twins, watches, gateway_twins)
     system.start()
     t0 = time.monotonic()
     try:
         driven = asyncio.run(drive(system, creds, alerts=alerts, spread_s=spread_s, outage_s=outage_s, seed=seed,
-                                   watch_creds=watch_creds, flood=flood))
+                                   watch_creds=watch_creds, flood=flood, gateway=gateway))
     finally:
         system.stop()
     checked = verify(data / "pers.db", driven["sent"], driven["junk"])
+    gateway_checked = verify_gateway(data / "pers.db", driven["gateway"]["alarms_sent"])
     ack_ms = driven["fleet"]["alert_ack_ms"]
     watch_delays = [w["delay_s"] for w in driven["watches"] if w["delay_s"] is not None]
     worst = max([(ack_ms["max"] or 0) / 1000, *watch_delays])
@@ -81,6 +86,7 @@ def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, ou
         "quarantined_with_case": checked["quarantined_with_case"],
         "unreadable_sent": checked["unreadable_sent"], "unreadable_alarms_stored": checked["unreadable_alarms_stored"],
         "flood": driven["flood"],
+        "gateway": {**driven["gateway"], **gateway_checked},
         "proxy": driven["proxy"], "resent_alerts": driven["fleet"]["alerts"]["resent"],
         "duration_s": round(time.monotonic() - t0, 1), "data_dir": str(data),
     }
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=120.0, help="seconds over which the alerts are sent")
     p.add_argument("--outage", type=float, default=120.0, help="seconds of each coverage cut")
     p.add_argument("--flood", type=int, default=3000, help="SOS presses from the flooding twin")
+    p.add_argument("--gateway-twins", type=int, default=4, help="SeTracker and IW twins on the watch gateway")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--quick", action="store_true", help="the CI form: 200 alerts, short outages")
     p.add_argument("--out", type=Path, default=RESULTS / "chaos.json")
@@ -106,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         a.alerts, a.twins, a.spread, a.outage = max(200, min(a.alerts, 200)), min(a.twins, 40), 30.0, 5.0
         a.watches = min(a.watches, 2)
         a.flood = min(a.flood, 300)
-    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches, a.flood)
+    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches, a.flood, a.gateway_twins)
     print(json.dumps({k: v for k, v in result.items() if k not in ("unacked", "lost_mids")}, indent=2))
     ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["all_acked"] and not result["audit_out_of_order"]
-          and result["unreadable_alarms_stored"] == result["unreadable_sent"] == result["quarantined_with_case"])
+          and result["unreadable_alarms_stored"] == result["unreadable_sent"] == result["quarantined_with_case"]
+          and result["gateway"]["lost"] == 0 and result["gateway"]["duplicated"] == 0
+          and result["gateway"]["all_answered"])
     return 0 if ok else 1
 
 

@@ -24,9 +24,11 @@ class System:
 
     def __init__(self, data: Path):
         self.data = data
-        self.http_port, self.mqtt_port = free_port(), free_port()
+        self.http_port, self.mqtt_port, self.gateway_port = free_port(), free_port(), free_port()
+        # The watch gateway too: SeTracker and IW twins alarm beside ours (docs/gateway.md).
         self.env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(self.http_port),
-                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_BROKER": "external", **NO_DEVICE_LIMITS}
+                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_BROKER": "external",
+                    "PERS_GATEWAY_PORT": str(self.gateway_port), **NO_DEVICE_LIMITS}
         self.broker = self.cloud = None
         self.url = f"http://127.0.0.1:{self.http_port}"
 
@@ -35,7 +37,7 @@ class System:
         return subprocess.Popen([sys.executable, "-m", "cloud.cli", cmd], env=self.env, stdout=log, stderr=log,
                                 start_new_session=True, cwd=ROOT)
 
-    def prepare(self, twins: int, watches: int = 0):
+    def prepare(self, twins: int, watches: int = 0, gateway_twins: int = 0):
         from cloud.domain.clock import SystemClock
         from cloud.platform import prepare
         from cloud.seed import seed_demo
@@ -52,7 +54,14 @@ class System:
         # are not written here: `pers broker` writes them from the database when it starts.
         creds = provision_fleet(settings, twins, prefix="chaos", sync_broker=False)
         watch_creds = provision_fleet(settings, watches, prefix="chaos-fw", sync_broker=False) if watches else []
-        return creds, watch_creds
+        # Gateway watches: registered by IMEI with their protocol, half of each.
+        gateway = []
+        for proto, prefix, n in (("setracker", "3528399", (gateway_twins + 1) // 2),
+                                 ("iw", "8612399", gateway_twins // 2)):
+            if n:
+                gateway += [(imei, proto) for imei, _ in provision_fleet(settings, n, prefix=prefix, sync_broker=False,
+                                                                        protocol=proto)]
+        return creds, watch_creds, gateway
 
     def start(self):
         self.broker = self._spawn("broker")

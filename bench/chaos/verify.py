@@ -40,3 +40,16 @@ def verify(db_path: Path, sent: dict[tuple[str, str, int], float], junk=()) -> d
             "unreadable_sent": len(set(junk)),
             "cases": len(cases), "devices_alerting": len(by_device), "presses_counted": presses,
             "audit_out_of_order": out_of_order, "cases_flagged_late": late, "clock_skew_events": skewed}
+
+
+def verify_gateway(db_path: Path, alarms_sent: dict[str, int]) -> dict:
+    """The gateway watches' alarms: each distinct alarm frame stored exactly once (a
+    re-sent frame is the same alarm: the cloud merges it by its bytes)."""
+    db = sqlite3.connect(db_path)
+    stored = Counter()
+    for device in alarms_sent:
+        stored[device] = db.execute("SELECT COUNT(*) FROM alerts WHERE device_id = ?", (device,)).fetchone()[0]
+    db.close()
+    return {"lost": sum(max(0, n - stored[d]) for d, n in alarms_sent.items()),
+            "duplicated": sum(max(0, stored[d] - n) for d, n in alarms_sent.items()),
+            "stored": sum(stored.values())}

@@ -68,6 +68,7 @@ async function loadDevices() {
     const tr = el("tr");
     tr.dataset.deviceId = d.id;
     cell(tr, d.id);
+    cell(tr, d.protocol || "openpers");
     cell(tr, d.wearer_id == null ? "unassigned" : (names.get(d.wearer_id) || `wearer #${d.wearer_id}`));
     cell(tr, d.presence, d.presence === "offline" || d.presence === "suspect" ? "bad" : (d.presence === "online" ? "ok" : null));
     cell(tr, d.batt_pct == null ? "–" : `${d.batt_pct}%`, d.batt_pct != null && d.batt_pct <= 20 ? "bad" : null);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -222,7 +223,12 @@ class BrokerAuth(Protocol):
 
 def provision_device(sm: sessionmaker[Session], clock: Clock, tenant_id: int, *, device_id: str | None = None,
                      wearer_id: int | None = None, actor: str = "system",
-                     broker: BrokerAuth | None = None) -> ProvisionedDevice:
+                     broker: BrokerAuth | None = None, device_protocol: str = "openpers") -> ProvisionedDevice:
+    """``device_protocol``: "openpers" (ours, over MQTT), or "setracker"/"iw" for an
+    off-the-shelf watch through the watch gateway (docs/gateway.md): its id is the one
+    it sends (its IMEI), and it gets no secret, since its protocol has no password
+    (the broker hash is of a secret nobody is given: it cannot log in to MQTT)."""
+    check_gateway_id(device_id, device_protocol)
     device_id = device_id or ("w" + new_token()[:15].replace("-", "x").replace("_", "y"))
     if not protocol.DEVICE_ID_RE.match(device_id) or device_id.startswith("pers-"):
         raise Invalid(f"invalid device id {device_id!r}: [A-Za-z0-9_-]{{1,64}}, not starting with 'pers-'")
@@ -237,12 +243,26 @@ def provision_device(sm: sessionmaker[Session], clock: Clock, tenant_id: int, *,
                 raise Invalid(f"no wearer {wearer_id} in this tenant")
         tx.session.add(Device(id=device_id, tenant_id=tenant_id, wearer_id=wearer_id,
                               broker_hash=mosquitto_hash(secret), presence="unknown",
-                              created_at=clock.now()))
+                              created_at=clock.now(), protocol=device_protocol))
         tx.session.add(AuditEntry(at=clock.now(), actor=actor, action="device.provisioned", tenant_id=tenant_id,
-                                  target=f"device:{device_id}"))
+                                  target=f"device:{device_id}",
+                                  detail={"protocol": device_protocol} if device_protocol != "openpers" else None))
         if broker is not None:
             tx.after_commit(broker.sync)
-    return ProvisionedDevice(device_id, secret)
+    return ProvisionedDevice(device_id, secret if device_protocol == "openpers" else "")
+
+
+GATEWAY_ID_RE = re.compile(r"[0-9]{6,20}")
+
+
+def check_gateway_id(device_id: str | None, device_protocol: str) -> None:
+    """A gateway watch is registered by the id it sends, its IMEI (some 3G watches send
+    the IMEI's last ten digits): digits only, given, never generated."""
+    if device_protocol not in ("openpers", "setracker", "iw"):
+        raise Invalid(f"unknown protocol {device_protocol!r}: openpers, setracker or iw")
+    if device_protocol != "openpers" and (device_id is None or not GATEWAY_ID_RE.fullmatch(device_id)):
+        raise Invalid(f"a {device_protocol} watch is registered by the IMEI it sends (6 to 20 digits), "
+                      f"not {device_id!r}")
 
 
 def rotate_device_secret(sm: sessionmaker[Session], clock: Clock, device_id: str, *, actor: str,

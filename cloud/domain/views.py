@@ -161,7 +161,7 @@ def device_view(d: Device) -> dict[str, Any]:
             "batt_pct": d.batt_pct, "batt_at": iso(d.batt_at), "presence": d.presence,
             "heartbeat_s": d.heartbeat_s, "country": d.country,
             "vsim_profile": d.vsim_profile, "last_cell": d.last_cell, "created_at": iso(d.created_at),
-            "secret_rotated_at": iso(d.secret_rotated_at)}
+            "secret_rotated_at": iso(d.secret_rotated_at), "protocol": d.protocol or "openpers"}
 
 
 def tenant_view(t: Tenant) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -61,6 +62,23 @@ UP_SUBSCRIPTIONS = [f"{protocol.ROOT}/+/{kind}" for kind in protocol.UP_KINDS]
 # Alerts (and the watch's command acks, which move cases on) never wait behind a
 # backlog of location reports, status heartbeats or presence.
 URGENT_KINDS = frozenset({"alert", "ack"})
+
+class LocalMessage:
+    """An up message from another ingress of this process (the watch gateway), taken by
+    this bridge's worker like a broker's: the same lanes, the same single writer, the
+    urgent lane first. ``future`` gets the ingest's ``Outcome`` once it is stored (None
+    if it could not be, or the bridge stopped first)."""
+    __slots__ = ("topic", "payload", "qos", "mid", "future")
+
+    def __init__(self, topic: str, payload: bytes):
+        self.topic, self.payload, self.qos, self.mid = topic, payload, 0, 0
+        self.future: Future = Future()
+
+
+def _resolve(msg, outcome) -> None:
+    if isinstance(msg, LocalMessage) and not msg.future.done():
+        msg.future.set_result(outcome)
+
 
 def _device_of(topic: str) -> str:
     parts = topic.split("/", 3)
@@ -246,10 +264,30 @@ class MqttBridge:
     def stop(self) -> None:
         self._stop.set()
         self._inbox.close()
+        for q in list(self._inbox.urgent.values()):
+            for _, msg in q:
+                _resolve(msg, None)
+        for msg in list(self._inbox.bulk):
+            _resolve(msg, None)
         self.receiver.stop()
         self.client.disconnect()
         self.client.loop_stop()
         self._worker.join(timeout=5)
+
+    def submit(self, topic: str, payload: bytes) -> Future:
+        """Hand one up message of another ingress (the watch gateway) to this bridge's
+        worker; the future gets its Outcome once stored. May wait for room in the bulk
+        lane (backpressure): call it from a worker thread, not an event loop."""
+        msg = LocalMessage(topic, payload)
+        if topic.rsplit("/", 1)[-1] in URGENT_KINDS:
+            self._inbox.put_urgent(msg)
+        else:
+            while not self._inbox.put_bulk([msg], self.backpressure_wait_s):
+                if self._stop.is_set():
+                    break
+        if self._stop.is_set():
+            _resolve(msg, None)
+        return msg.future
 
     def oldest_waiting_s(self) -> float:
         """Age of the oldest message received and not yet committed (0: none): a stuck
@@ -337,7 +375,7 @@ class MqttBridge:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                self.ingestor.accept(msg.topic, msg.payload)
+                _resolve(msg, self.ingestor.accept(msg.topic, msg.payload))
                 return True
             except Exception as exc:  # noqa: BLE001
                 if not is_transient(exc):
@@ -346,11 +384,13 @@ class MqttBridge:
                     metrics.REJECTED.labels("internal_error").inc()
                     log.exception("ingest failed, quarantine too", extra={"topic": msg.topic,
                                                                           "payload": msg.payload[:512]})
+                    _resolve(msg, None)
                     return True
                 log.warning("store unavailable; retrying", extra={"topic": msg.topic, "retry_in_s": delay,
                                                                   "error": str(exc)[:300]})
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
+        _resolve(msg, None)
         return False
 
     def _batch_until_stored(self, msgs: list[mqtt.MQTTMessage]) -> bool:
@@ -361,7 +401,9 @@ class MqttBridge:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                self.ingestor.handle_batch([(m.topic, m.payload) for m in msgs])
+                outcomes = self.ingestor.handle_batch([(m.topic, m.payload) for m in msgs])
+                for m, out in zip(msgs, outcomes):
+                    _resolve(m, out)
                 return True
             except Exception as exc:  # noqa: BLE001
                 if not is_transient(exc):
@@ -371,6 +413,8 @@ class MqttBridge:
                             extra={"size": len(msgs), "retry_in_s": delay, "error": str(exc)[:300]})
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
+        for m in msgs:
+            _resolve(m, None)
         return False
 
     # --- CommandSender port ------------------------------------------------------------

@@ -170,6 +170,10 @@ class Device(Base):
     secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
     phone_number: Mapped[str | None] = mapped_column(String(32))  # the watch's own number (E.164)
     sim_number: Mapped[str | None] = mapped_column(String(32))    # its SIM's ICCID
+    # How it talks to the cloud: "openpers" (MQTT, docs/protocol.md), or through the watch
+    # gateway (docs/gateway.md) "setracker" (the 3G [SG*id*len*...] frames) or "iw" (IWAPxx#).
+    # A gateway watch's id is its IMEI: the only identity those protocols carry.
+    protocol: Mapped[str] = mapped_column(String(16), default="openpers", server_default="openpers")
 
 
 class AlertCase(Base):

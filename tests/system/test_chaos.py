@@ -1,7 +1,8 @@
 """The CI form of the chaos run (bench/chaos/run.py --quick): 200 alerts from
 device twins and two real firmware watches with every fault kind injected at least once, against real
 processes (a factory reset, poison and a flooding device among them). Nothing lost,
-nothing duplicated, every alert acked, audit in order, the unreadable quarantined."""
+nothing duplicated, every alert acked, audit in order, the unreadable quarantined; the
+same for the SeTracker and IW twins on the watch gateway."""
 import json
 import subprocess
 import sys
@@ -37,4 +38,8 @@ def test_chaos_quick(tmp_path):
     # this bound is loose on purpose: CI machines are noisy).
     assert result["flood"]["other_alerts_acked_meanwhile"] >= 1, result["flood"]
     assert result["flood"]["other_worst_ack_ms"] < 5000, result["flood"]
+    # SeTracker and IW twins on the watch gateway rode out the same faults: every alarm
+    # stored once and answered.
+    gw = result["gateway"]
+    assert gw["stored"] >= 1 and gw["lost"] == 0 and gw["duplicated"] == 0 and gw["all_answered"], gw
     assert proc.returncode == 0
