@@ -62,3 +62,6 @@ OLDEST_WAITING = Gauge("pers_ingest_oldest_waiting_seconds",
 # Operator accounts (cloud/domain/accounts.py, sessions.py, throttle.py).
 LOGINS_THROTTLED = Counter("pers_logins_throttled_total", "Login attempts refused while a throttle waits")
 SESSIONS_REVOKED = Counter("pers_sessions_revoked_total", "Operator sessions ended by revocation", ["reason"])
+
+FORWARDED = Counter("pers_forward_total", "Events forwarded to alarm receivers over SIA DC-09, by result",
+                    ["result"])
