@@ -17,8 +17,8 @@ from pysiaalarm.utils import ResponseType
 
 from cloud.domain.errors import Invalid
 from cloud.domain.forwarding import dc09
-from cloud.domain.outbound import OutboundHttp, OutboundPolicy, OutboundRefused
 from cloud.domain.forwarding.transport import checked_ip
+from cloud.domain.outbound import OutboundHttp, OutboundPolicy, OutboundRefused
 
 # (the whole line as published, without LF/CR): CRC and length cover what follows them.
 PUBLISHED = [
