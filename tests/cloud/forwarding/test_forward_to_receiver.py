@@ -126,39 +126,50 @@ LINKS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One seeded service for the three links (seeding hashes passwords: seconds each)."""
+    tmp = tmp_path_factory.mktemp("fwd")
+    svc, _ = services(tmp, None, SystemClock())
+    seed = seed_demo(svc.sm, svc.clock, tmp)
+    yield svc, seed
+    svc.sm.kw["bind"].dispose()
+
+
 @pytest.mark.parametrize("fmt,protocol,key", LINKS, ids=["cid-tcp", "sia-tcp-aes256", "cid-udp-aes128"])
-def test_every_event_arrives_once_with_account_code_and_zone(tmp_path, fmt, protocol, key):
-    svc, _ = services(tmp_path, None, SystemClock())
-    seed = seed_demo(svc.sm, svc.clock, tmp_path)
+def test_every_event_arrives_once_with_account_code_and_zone(shared, fmt, protocol, key):
+    svc, seed = shared
     admin, op = operator(svc, DEMO_ADMIN[0]), operator(svc, DEMO_OPERATOR[0])
     rcv = Receiver(free_port(), key[2] if key else None, protocol).start()
+    made = svc.admin.create_receiver(admin, {
+        "name": f"ARC {fmt} {protocol}", "host": "127.0.0.1", "port": rcv.port, "protocol": protocol, "fmt": fmt,
+        "account": ACCOUNT, "receiver_no": "1", "line_no": "2", "poll_s": 3600,
+        **({"aes_key": key[0], "key_encoding": key[1]} if key else {})})
     try:
-        made = svc.admin.create_receiver(admin, {
-            "name": "ARC Lyon", "host": "127.0.0.1", "port": rcv.port, "protocol": protocol, "fmt": fmt,
-            "account": ACCOUNT, "receiver_no": "1", "line_no": "2", "poll_s": 3600,
-            **({"aes_key": key[0], "key_encoding": key[1]} if key else {})})
         assert made["encrypted"] is bool(key) and "aes_key" not in made
         svc.admin.set_receiver_zone(admin, seed.device_id, 7)
-        sos = alert(svc, seed.device_id, "f.1", "sos")
+        sos = alert(svc, seed.device_id, f"{protocol}{fmt}.1", "sos")
         svc.cases.resolve(op, sos, "wearer_ok", None)
-        fall = alert(svc, seed.device_id, "f.2", "fall")
+        fall = alert(svc, seed.device_id, f"{protocol}{fmt}.2", "fall")
         svc.cases.resolve(op, fall, "wearer_ok", None)
-        alert(svc, seed.device_id, "f.3", "low_battery")
+        low = alert(svc, seed.device_id, f"{protocol}{fmt}.3", "low_battery")
+        svc.cases.resolve(op, low, "wearer_ok", None)
         svc.admin.test_receiver(admin, made["id"])
-        drain(svc, lambda: all_acked(svc) and len(rcv.events) >= 6)
+        drain(svc, lambda: all_acked(svc) and len(rcv.events) >= 8)
         svc.forwarder.run_once()  # one more round: nothing is sent twice
         if fmt == "ADM-CID":
-            expected = [(ACCOUNT, "101", "1", "007"), (ACCOUNT, "101", "3", "007"), (ACCOUNT, "100", "1", "007"),
-                        (ACCOUNT, "100", "3", "007"), (ACCOUNT, "384", "1", "007"), (ACCOUNT, "602", "1", "000")]
+            expected = [(ACCOUNT, e, q, "007") for e in ("101", "100", "384") for q in ("1", "3")]
+            expected.append((ACCOUNT, "602", "1", "000"))
         else:
-            expected = [(ACCOUNT, c, None, z) for c, z in (("QA", "007"), ("QH", "007"), ("MA", "007"),
-                                                           ("MH", "007"), ("XT", "007"), ("RP", "000"))]
+            expected = [(ACCOUNT, c, None, "007") for c in ("QA", "QH", "MA", "MH", "XT", "XR")]
+            expected.append((ACCOUNT, "RP", None, "000"))
         assert rcv.alarms() == expected
         assert [e.message_type.value for e in rcv.events].count("NULL") == 1  # the supervision poll
         assert {(e.receiver, e.line) for e in rcv.events} == {("R1", "L2")}
         assert len({e.sequence for e in rcv.events}) == len(rcv.events)
         assert timeline(svc, sos) == ["forward_sent", "forward_acked", "forward_sent", "forward_acked"]
     finally:
+        svc.admin.update_receiver(admin, made["id"], {"enabled": False})  # the next link's run is its own
         rcv.stop()
 
 
