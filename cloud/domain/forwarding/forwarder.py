@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cloud import metrics
 from cloud.domain.forwarding import dc09
@@ -76,22 +76,46 @@ class Forwarder:
         self.policy = policy or ForwardPolicy()
 
     # --- the loop's one step ----------------------------------------------------------
-    def run_once(self) -> int:
-        """Deliver what is due, then the supervision polls; returns the rows handled."""
-        now = self.clock.now()
-        with self.sm() as s:
-            due = list(s.scalars(select(ForwardOutbox.id).where(ForwardOutbox.status == "pending",
-                                                                ForwardOutbox.next_at <= now)
-                                 .order_by(ForwardOutbox.id).limit(200)))
-        for row_id in due:
+    def run_once(self, max_rows: int = 500) -> int:
+        """Deliver what is due, then the supervision polls; returns the rows tried.
+        Per receiver, in order: only its oldest pending row is sent (an alarm's restore
+        never overtakes the alarm), and a receiver that failed is left alone for the
+        rest of the round (a silent one costs one timeout per round, not one per row,
+        and never holds up the other receivers)."""
+        tried, blocked = 0, set[int]()
+        while tried < max_rows:
+            head = self._next_head(blocked)
+            if head is None:
+                break
+            row_id, receiver_id = head
+            tried += 1
             try:
-                self.deliver(row_id)
+                acked = self.deliver(row_id)
             except Exception:
                 log.exception("forwarding failed unexpectedly", extra={"outbox_id": row_id})
+                acked = False
+            if not acked:
+                blocked.add(receiver_id)
         self.poll_receivers()
-        return len(due)
+        return tried
 
-    def deliver(self, row_id: int) -> None:
+    def _next_head(self, blocked: set[int]) -> tuple[int, int] | None:
+        """The oldest due row that is also the oldest pending row of its receiver."""
+        older = aliased(ForwardOutbox)
+        first_pending = (select(func.min(older.id)).where(older.receiver_id == ForwardOutbox.receiver_id,
+                                                          older.status == "pending")
+                         .correlate(ForwardOutbox).scalar_subquery())
+        q = select(ForwardOutbox.id, ForwardOutbox.receiver_id).where(
+            ForwardOutbox.status == "pending", ForwardOutbox.next_at <= self.clock.now(),
+            ForwardOutbox.id == first_pending)
+        if blocked:
+            q = q.where(ForwardOutbox.receiver_id.not_in(blocked))
+        with self.sm() as s:
+            row = s.execute(q.order_by(ForwardOutbox.id).limit(1)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def deliver(self, row_id: int) -> bool:
+        """One try of one row; True when the receiver acknowledged it."""
         with transaction(self.sm) as tx:
             s = tx.session
             now = self.clock.now()
@@ -100,12 +124,12 @@ class Forwarder:
                                                            ForwardOutbox.next_at <= now)
                                .values(next_at=now + timedelta(seconds=self.policy.lease_s)))
             if not leased.rowcount:  # type: ignore[attr-defined]
-                return  # another process has it
+                return False  # another process has it
             row = s.get_one(ForwardOutbox, row_id)
             rcv = s.get(AlarmReceiver, row.receiver_id)
             if rcv is None:
                 row.status, row.last_error, row.done_at = "failed", "receiver removed", now
-                return
+                return False
             if row.seq is None:
                 row.seq = self._next_seq(s, rcv)
             endpoint = self._endpoint(rcv, row.attempts)
@@ -120,6 +144,7 @@ class Forwarder:
             seq = row.seq
         result = self._send(snapshot, endpoint, seq, data)
         self._record(row_id, result, endpoint)
+        return result.ok
 
     # --- sending --------------------------------------------------------------------
     def _send(self, rcv: _Snapshot, endpoint: Endpoint, seq: int, data: str, fmt: str | None = None) -> Result:
