@@ -109,3 +109,19 @@ def test_receiver_host_passes_the_outbound_guard():
         with pytest.raises(OutboundRefused):
             checked_ip(strict, host, 12000)
     assert checked_ip(OutboundHttp(OutboundPolicy(allow_loopback=True)), "127.0.0.1", 12000) == "127.0.0.1"
+
+
+def test_codes_agree_with_pysiaalarms_published_contact_id_to_sia_mapping():
+    """pysiaalarm/data/adm_mapping.py maps each Contact ID code and qualifier to the SIA
+    code a receiver files it under; ours must say the same (384, the wearable's low
+    battery, is not in that table: SIA XT/XR, transmitter battery, from its SIA table)."""
+    from pysiaalarm.utils import ADM_MAPPING, SIA_CODES
+
+    from cloud.domain.forwarding.codes import CODES, NEW, RESTORE, code_for
+    for event, c in CODES.items():
+        assert code_for("ADM-CID", event, NEW) == c.cid
+        for q, sia in ((NEW, c.sia), (RESTORE, c.sia_restore)):
+            assert code_for("SIA-DCS", event, q) == sia and sia in SIA_CODES
+            if c.cid != "384":
+                assert ADM_MAPPING[c.cid][str(q)] == sia, (event, q)
+    assert SIA_CODES["XT"].type == "Transmitter Battery Trouble"
