@@ -448,4 +448,5 @@ class ForwardOutbox(Base):
     seq: Mapped[int | None] = mapped_column(Integer)  # kept for its retransmissions, as DC-09 asks
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime)  # the supervisors were told it failed
 
-    __table_args__ = (Index("ix_forward_outbox_due", "status", "next_at"),)
+    __table_args__ = (Index("ix_forward_outbox_due", "status", "next_at"),
+                      Index("ix_forward_outbox_heads", "status", "receiver_id", "id"))

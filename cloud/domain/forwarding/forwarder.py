@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain.forwarding import dc09
@@ -100,18 +100,18 @@ class Forwarder:
         return tried
 
     def _next_head(self, blocked: set[int]) -> tuple[int, int] | None:
-        """The oldest due row that is also the oldest pending row of its receiver."""
-        older = aliased(ForwardOutbox)
-        first_pending = (select(func.min(older.id)).where(older.receiver_id == ForwardOutbox.receiver_id,
-                                                          older.status == "pending")
-                         .correlate(ForwardOutbox).scalar_subquery())
-        q = select(ForwardOutbox.id, ForwardOutbox.receiver_id).where(
-            ForwardOutbox.status == "pending", ForwardOutbox.next_at <= self.clock.now(),
-            ForwardOutbox.id == first_pending)
-        if blocked:
-            q = q.where(ForwardOutbox.receiver_id.not_in(blocked))
+        """The oldest due row that is also the oldest pending row of its receiver (one
+        grouped read on the (status, receiver, id) index, then the due check)."""
         with self.sm() as s:
-            row = s.execute(q.order_by(ForwardOutbox.id).limit(1)).first()
+            heads = dict(s.execute(select(ForwardOutbox.receiver_id, func.min(ForwardOutbox.id))
+                                   .where(ForwardOutbox.status == "pending")
+                                   .group_by(ForwardOutbox.receiver_id)).all())
+            candidates = [rid for rcv, rid in heads.items() if rcv not in blocked]
+            if not candidates:
+                return None
+            row = s.execute(select(ForwardOutbox.id, ForwardOutbox.receiver_id)
+                            .where(ForwardOutbox.id.in_(candidates), ForwardOutbox.next_at <= self.clock.now())
+                            .order_by(ForwardOutbox.id).limit(1)).first()
         return (row[0], row[1]) if row is not None else None
 
     def deliver(self, row_id: int) -> bool:

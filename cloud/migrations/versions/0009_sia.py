@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column('alerted_at', sa.DateTime(), nullable=True),
     )
     op.create_index('ix_forward_outbox_due', 'forward_outbox', ['status', 'next_at'])
+    op.create_index('ix_forward_outbox_heads', 'forward_outbox', ['status', 'receiver_id', 'id'])
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('receiver_zone', sa.Integer(), nullable=True))
 
@@ -71,6 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.drop_column('receiver_zone')
+    op.drop_index('ix_forward_outbox_heads', table_name='forward_outbox')
     op.drop_index('ix_forward_outbox_due', table_name='forward_outbox')
     op.drop_table('forward_outbox')
     op.drop_index('ix_alarm_receivers_tenant_id', table_name='alarm_receivers')
