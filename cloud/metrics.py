@@ -71,3 +71,5 @@ GATEWAY_REJECTED = Counter("pers_gateway_rejected_total",
                            ["reason"])
 GATEWAY_DOWNLINKS = Counter("pers_gateway_downlinks_total", "Commands and configs for gateway watches",
                             ["protocol", "result"])
+FORWARDED = Counter("pers_forward_total", "Events forwarded to alarm receivers over SIA DC-09, by result",
+                    ["result"])

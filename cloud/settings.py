@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     webhook_url: str | None = None  # default webhook when the tenant sets none
     notify_timeout_s: float = 5.0
 
+    # --- forwarding to alarm centres' receivers over SIA DC-09 (docs/forwarding.md) ---
+    forward_period_s: float = 0.5  # how often the outbox is looked at
+    forward_timeout_s: float = 5.0  # to wait for a receiver's ACK
+    forward_tries: int = 3  # exchanges with the primary receiver before the backup (and the supervisors' alert)
+    forward_retry_base_s: float = 2.0  # backoff between tries, doubling
+    forward_retry_max_s: float = 60.0  # the backoff's cap: an undelivered event is retried for ever at this pace
+
     # --- outbound calls to configured URLs (cloud/domain/outbound.py, docs/security.md) ---
     # Off in production: plain http, and loopback targets (for tests with a local listener).
     outbound_allow_http: bool = False

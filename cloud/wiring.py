@@ -27,6 +27,7 @@ from cloud.domain.admin import AdminService
 from cloud.domain.cases import CaseService
 from cloud.domain.cells import CellDB
 from cloud.domain.clock import SystemClock
+from cloud.domain.forwarding.forwarder import BackgroundForwarder, Forwarder, ForwardPolicy
 from cloud.domain.geo import make_geocoder, set_geocoder
 from cloud.domain.ingest import Ingestor
 from cloud.domain.ingest.limits import DeviceLimits
@@ -128,6 +129,8 @@ class Services:
     notifier: Notifier
     ticker: Ticker
     background: BackgroundTicker | None  # timers run by themselves only in a real service
+    forwarder: Forwarder  # the outbox to the alarm centres' receivers (SIA DC-09)
+    forwarding: BackgroundForwarder | None  # runs it, in a real service
     broker_auth: BrokerAuth
     relay: PgLiveRelay | None  # live events to and from the other API replicas
     gateway: WatchGateway | None = None  # off-the-shelf watches over TCP, when PERS_GATEWAY_PORT is set
@@ -143,8 +146,12 @@ class Services:
             self.gateway.start()
         if self.background:
             self.background.start()
+        if self.forwarding:
+            self.forwarding.start()
 
     def stop(self) -> None:
+        if self.forwarding:
+            self.forwarding.stop()
         if self.background:
             self.background.stop()
         if self.gateway:
@@ -216,6 +223,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     http_out = http_out or outbound_from_settings(settings)
     notifier = Notifier(sm, clock, channels_from_settings(settings, http_out), events)
     ticker = Ticker(sm, clock, events, settings, notifier)
+    # The receivers' hosts pass the same outbound guard as the webhooks.
+    forwarder = Forwarder(sm, clock, events, http_out, ForwardPolicy.from_settings(settings))
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,
                     ingestor=ingestor,
                     cases=CaseService(sm, clock, outbound, events, notifier),
@@ -228,6 +237,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
                                        events=events),
                     notifier=notifier, ticker=ticker,
                     background=BackgroundTicker(ticker, settings.tick_s) if with_mqtt else None,
+                    forwarder=forwarder,
+                    forwarding=BackgroundForwarder(forwarder, settings.forward_period_s) if with_mqtt else None,
                     broker_auth=broker_auth, relay=relay, gateway=gateway)
 
 

@@ -315,6 +315,57 @@ async function saveTenant(ev) {
   }
 }
 
+// --- alarm receivers (SIA DC-09 forwarding, docs/forwarding.md) --------------------------------------
+async function loadReceivers() {
+  const items = await pers.api("/api/admin/receivers");
+  const tbody = $("receivers-table").tBodies[0];
+  tbody.replaceChildren();
+  for (const r of items) {
+    const tr = el("tr");
+    tr.dataset.receiverId = r.id;
+    cell(tr, r.name);
+    cell(tr, `${r.protocol.toUpperCase()} ${r.host}:${r.port}`);
+    cell(tr, r.fmt);
+    cell(tr, `#${r.account} R${r.receiver_no || "–"} L${r.line_no}`);
+    cell(tr, r.encrypted ? "AES" : "no");
+    cell(tr, r.backup_host ? `${r.backup_host}:${r.backup_port || r.port}` : "–");
+    cell(tr, r.enabled ? "forwarding" : "disabled");
+    const actions = cell(tr, "");
+    const test = el("button", null, "Send a test report");
+    test.type = "button";
+    test.disabled = !r.enabled;
+    test.addEventListener("click", async () => {
+      try { await pers.api(`/api/admin/receivers/${r.id}/test`, {method: "POST"}); test.textContent = "Test queued"; }
+      catch (e) { pageError(e); }
+    });
+    const toggle = el("button", null, r.enabled ? "Disable" : "Enable");
+    toggle.type = "button";
+    toggle.addEventListener("click", async () => {
+      try {
+        await pers.api(`/api/admin/receivers/${r.id}`, {method: "PATCH", body: JSON.stringify({enabled: !r.enabled})});
+        await loadReceivers();
+      } catch (e) { pageError(e); }
+    });
+    actions.append(test, " ", toggle);
+    tbody.append(tr);
+  }
+}
+
+async function addReceiver(ev) {
+  ev.preventDefault();
+  const form = $("receiver-form");
+  const body = {name: val("r-name"), host: val("r-host"), port: number(val("r-port")), protocol: val("r-protocol"),
+                fmt: val("r-fmt"), account: val("r-account"), receiver_no: optional(val("r-receiver")),
+                line_no: val("r-line") || "0", aes_key: optional(val("r-key")), key_encoding: val("r-key-enc"),
+                backup_host: optional(val("r-backup-host")), backup_port: number(val("r-backup-port")),
+                poll_s: number(val("r-poll")) || 0};
+  await submit(form, async () => {
+    await pers.api("/api/admin/receivers", {method: "POST", body: JSON.stringify(body)});
+    form.reset();
+    await loadReceivers();
+  });
+}
+
 async function main() {
   const me = await pers.whoami();
   $("operator-name").textContent = me.display_name.includes(me.role) ? me.display_name : `${me.display_name} (${me.role})`;
@@ -336,6 +387,7 @@ async function main() {
   $("operator-form").addEventListener("submit", addOperator);
   $("centre-form").addEventListener("submit", addCentre);
   $("tenant-form").addEventListener("submit", saveTenant);
+  $("receiver-form").addEventListener("submit", addReceiver);
   bindSecurity();
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
@@ -345,7 +397,7 @@ async function main() {
   const first = (location.hash || "#devices").slice(1);
   showTab(TABS.includes(first) ? first : "devices");
   try {
-    await Promise.all([loadCentres(), loadWearers(), loadTenant()]);
+    await Promise.all([loadCentres(), loadWearers(), loadTenant(), loadReceivers()]);
     await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }

@@ -38,6 +38,8 @@ const words = (() => {
   const channelList = (list) => list.map((r) => ({ webhook: "web hook", email: "e-mail", sms: "SMS" }[r.channel]
                                                    || r.channel)).join(" and ");
 
+  const forwardWhat = (d) => (d.qualifier === 3 ? "End of alarm" : d.event === "test" ? "Test report" : "Alarm");
+
   function contactLine(d) {
     if (d.reached === undefined) return `${d.name || d.contact} (delivery not recorded)`;
     const name = d.contact || d.name;
@@ -83,6 +85,12 @@ const words = (() => {
     back_online: () => "The watch is back online",
     geofence_joined: () => "Left a safe zone during this alarm",
     offline_joined: () => "The watch went offline during this alarm",
+    // Forwarding to an alarm centre's own receiver (SIA DC-09, docs/forwarding.md).
+    forward_sent: (d) => `${forwardWhat(d)} sent to the alarm receiver ${d.receiver}${d.via === "backup" ? " (backup)" : ""}`,
+    forward_acked: (d) => `The alarm receiver ${d.receiver} acknowledged the ${forwardWhat(d).toLowerCase()}` +
+                          `${d.via === "backup" ? " (through its backup)" : ""}`,
+    forward_failed: (d) => `The alarm receiver ${d.receiver} did NOT acknowledge the ${forwardWhat(d).toLowerCase()}: ` +
+                           `${d.reason}${d.retrying ? " (still trying; supervisors alerted)" : " (given up; supervisors alerted)"}`,
   };
 
   function actor(a, me) {

@@ -199,6 +199,24 @@ async function loadQuarantine() {
   } catch (e) { /* keep the last list */ }
 }
 
+// Forwarding to the alarm centres' receivers that failed (docs/forwarding.md): what the
+// server still has unacknowledged and alerted on, then each failure as it is reported live.
+function forwardLine(f, at) {
+  const what = f.event === "poll" ? "supervision poll" : f.event === "test" ? "test report" : `${f.event} alarm`;
+  const li = el("li", null, `${at} · ${f.receiver}: ${what}${f.case_id != null ? ` of case #${f.case_id}` : ""} ` +
+                            `not acknowledged: ${f.reason || f.last_error || "no answer"}` +
+                            `${f.retrying === false || f.status === "failed" ? " (given up)" : " (still trying)"}`);
+  $("forwarding").prepend(li);
+  $("forwarding-box").hidden = false;
+}
+
+async function loadForwarding() {
+  try {
+    const items = await pers.api("/api/supervisor/forwarding");
+    for (const f of items.filter((x) => x.alerted).reverse()) forwardLine(f, `${since(f.created_at)} ago`);
+  } catch (e) { /* the live feed still reports new failures */ }
+}
+
 // At most one reload per `ms` however busy the feed: a burst of case events costs one request, and a
 // steady stream cannot postpone the refresh forever (a debounce could).
 function soon(name, fn, ms = 400) {
@@ -231,6 +249,9 @@ function connect() {
       $("escalations").prepend(li);
       $("escalations-box").hidden = false;
       return;
+    } else if (ev.type === "forward_failed") {
+      forwardLine(ev, new Date().toLocaleTimeString());
+      return;
     } else if (ev.type === "device") {
       soon("devices", loadDevices);
       return;
@@ -251,7 +272,7 @@ async function main() {
   $("operator-name").textContent = me.display_name.includes(me.role) ? me.display_name : `${me.display_name} (${me.role})`;
   $("admin-link").hidden = me.role !== "admin";
   $("logout").addEventListener("click", pers.logout);
-  await Promise.all([loadOperators(), loadSla(), loadDevices(), loadQuarantine()]);
+  await Promise.all([loadOperators(), loadSla(), loadDevices(), loadQuarantine(), loadForwarding()]);
   connect();
   setInterval(renderBoard, 1000);  // the waiting times tick
   setInterval(loadSla, 15000);     // unclaimed alarms become counted once their longest target passes

@@ -30,6 +30,9 @@ from cloud.api.schemas.admin import (
     GeofenceIn,
     OperatorIn,
     OperatorPatch,
+    ReceiverIn,
+    ReceiverPatch,
+    ReceiverZone,
     Secret,
     TenantPatch,
     WearerIn,
@@ -71,6 +74,43 @@ def patch_centre(centre_id: int, body: CentrePatch, request: Request, op: AdminW
 @router.put("/api/admin/contract", tags=["admin"])
 def put_contract(body: ContractIn, request: Request, op: AdminWriter):
     return services(request).admin.set_contract(op, body.centre_ids)
+
+
+# --- alarm receivers (SIA DC-09 forwarding, docs/forwarding.md) -------------------------------
+_NULLABLE = ("backup_host", "backup_port", "receiver_no", "aes_key")
+
+
+@router.get("/api/admin/receivers", tags=["admin"])
+def list_receivers(request: Request, op: AdminReader):
+    return services(request).admin.list_receivers(op)
+
+
+@router.post("/api/admin/receivers", status_code=201, tags=["admin"])
+def create_receiver(body: ReceiverIn, request: Request, op: AdminWriter):
+    return services(request).admin.create_receiver(op, body.model_dump())
+
+
+@router.patch("/api/admin/receivers/{receiver_id}", tags=["admin"])
+def patch_receiver(receiver_id: int, body: ReceiverPatch, request: Request, op: AdminWriter):
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in _NULLABLE}
+    return services(request).admin.update_receiver(op, receiver_id, changes)
+
+
+@router.post("/api/admin/receivers/{receiver_id}/test", status_code=202, tags=["admin"])
+def test_receiver(receiver_id: int, request: Request, op: AdminWriter):
+    """Queue a test report (Contact ID 602 / SIA RP) to the receiver."""
+    return services(request).admin.test_receiver(op, receiver_id)
+
+
+@router.put("/api/admin/devices/{device_id}/receiver-zone", tags=["admin"])
+def put_receiver_zone(device_id: str, body: ReceiverZone, request: Request, op: AdminWriter):
+    return services(request).admin.set_receiver_zone(op, device_id, body.zone)
+
+
+@router.get("/api/supervisor/forwarding", tags=["supervisor"])
+def forwarding_status(request: Request, op: SupervisorReader):
+    """Forwarded events not acknowledged yet, or given up, newest first."""
+    return services(request).admin.forwarding_status(op)
 
 
 # --- wearers -----------------------------------------------------------------------------------

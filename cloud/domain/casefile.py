@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud import metrics
+from cloud.domain.forwarding.outbox import enqueue_case
 from cloud.domain.lifecycle import OPEN_STATUSES, PRIORITY, move
 from cloud.domain.ports import EventSink
 from cloud.domain.routing import decide_for_case
@@ -60,6 +61,7 @@ def open_case(s: Session, case: AlertCase, *, actor: str, detail: dict[str, Any]
     s.add(case)
     s.flush()
     s.add(CaseEvent(case_id=case.id, at=at, actor=actor, action="opened", detail=detail))
+    enqueue_case(s, case, at)  # to the alarm centres' receivers, committed with the case
     return case
 
 

@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics, protocol
 from cloud.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from cloud.domain.forwarding.codes import RESTORE
+from cloud.domain.forwarding.outbox import enqueue_case
 from cloud.domain.ingest import OPEN_STATUSES, new_cid
 from cloud.domain.notify import NO_CHANNEL, Notifier, record_outcome
 from cloud.domain.phones import national
@@ -78,6 +80,7 @@ class CaseService:
                 raise Forbidden("case is claimed by another operator")
             case.status, case.resolved_at, case.outcome = "resolved", now, outcome
             self._record(tx, op, case, "resolved", {"outcome": outcome, "note": note})
+            enqueue_case(s, case, now, RESTORE)  # the receivers hear the alarm is over
             self._ack_watch(tx, case, protocol.AlertAckCmd(cid=new_cid(), ts=self.clock.unix(), ref=case.first_mid,
                                                          stage="closed", text="Alarm closed"))
             return self._publish(tx, case)

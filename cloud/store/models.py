@@ -174,6 +174,8 @@ class Device(Base):
     # gateway (docs/gateway.md) "setracker" (the 3G [SG*id*len*...] frames) or "iw" (IWAPxx#).
     # A gateway watch's id is its IMEI: the only identity those protocols carry.
     protocol: Mapped[str] = mapped_column(String(16), default="openpers", server_default="openpers")
+    # The zone (1-999) an alarm centre's receiver knows this watch by (docs/forwarding.md).
+    receiver_zone: Mapped[int | None] = mapped_column(Integer)
 
 
 class AlertCase(Base):
@@ -399,3 +401,56 @@ class DeadLetter(Base):
 
     __table_args__ = (Index("ix_dead_letters_tenant", "tenant_id", "id"),
                       Index("ix_dead_letters_device_digest", "device_id", "digest"))
+
+
+class AlarmReceiver(Base):
+    """An alarm-receiving centre's own receiver that the tenant's alarms are forwarded
+    to over SIA DC-09 (docs/forwarding.md): where, in which format, under which
+    account, receiver and line numbers, with which AES key, and its backup."""
+    __tablename__ = "alarm_receivers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    backup_host: Mapped[str | None] = mapped_column(String(255))
+    backup_port: Mapped[int | None] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(String(3), default="tcp")  # tcp | udp
+    fmt: Mapped[str] = mapped_column(String(8), default="ADM-CID")  # ADM-CID | SIA-DCS
+    account: Mapped[str] = mapped_column(String(16))
+    receiver_no: Mapped[str | None] = mapped_column(String(6))
+    line_no: Mapped[str] = mapped_column(String(6), default="0")
+    aes_key: Mapped[str | None] = mapped_column(String(64))
+    key_encoding: Mapped[str] = mapped_column(String(5), default="hex")  # hex | ascii
+    poll_s: Mapped[int] = mapped_column(Integer, default=0)  # NULL supervision polls; 0: none
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    clock_offset_s: Mapped[float] = mapped_column(Float, default=0.0)  # learnt from a NAK
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ForwardOutbox(Base):
+    """One event to deliver to one receiver, written in the same transaction as the
+    alarm it reports, delivered after the commit and kept until acknowledged or
+    given up (a restart resumes from here)."""
+    __tablename__ = "forward_outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(Integer)
+    receiver_id: Mapped[int] = mapped_column(ForeignKey("alarm_receivers.id", ondelete="CASCADE"))
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16))  # sos | fall | low_battery | offline | geofence | test
+    qualifier: Mapped[int] = mapped_column(Integer)  # 1 new event, 3 restore
+    zone: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(8), default="pending")  # pending | acked | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    via: Mapped[str | None] = mapped_column(String(8))  # primary | backup
+    seq: Mapped[int | None] = mapped_column(Integer)  # kept for its retransmissions, as DC-09 asks
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime)  # the supervisors were told it failed
+
+    __table_args__ = (Index("ix_forward_outbox_due", "status", "next_at"),
+                      Index("ix_forward_outbox_heads", "status", "receiver_id", "id"))

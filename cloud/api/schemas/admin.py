@@ -169,3 +169,42 @@ class GeofenceIn(BaseModel):
         d = self.model_dump(exclude={"schedule"})
         d["schedule"] = [w.dump() for w in self.schedule] if self.schedule else None
         return d
+
+
+class ReceiverIn(BaseModel):
+    """An alarm centre's SIA DC-09 receiver (docs/forwarding.md)."""
+    name: str = Field(min_length=1, max_length=200)
+    host: str = Field(min_length=1, max_length=255, description="checked by the outbound guard, as webhooks are")
+    port: int = Field(ge=1, le=65535)
+    backup_host: str | None = Field(default=None, max_length=255)
+    backup_port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    fmt: Literal["ADM-CID", "SIA-DCS"] = "ADM-CID"
+    account: str = Field(pattern=r"^[0-9A-Fa-f]{3,16}$")
+    receiver_no: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,6}$")
+    line_no: str = Field(default="0", pattern=r"^[0-9A-Fa-f]{1,6}$")
+    aes_key: str | None = Field(default=None, max_length=64, description="write-only; never returned")
+    key_encoding: Literal["hex", "ascii"] = "hex"
+    poll_s: int = Field(default=0, ge=0, le=86400, description="NULL supervision polls every poll_s; 0: none")
+    enabled: bool = True
+
+
+class ReceiverPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    host: str | None = Field(default=None, min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    backup_host: str | None = Field(default=None, max_length=255)
+    backup_port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] | None = None
+    fmt: Literal["ADM-CID", "SIA-DCS"] | None = None
+    account: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{3,16}$")
+    receiver_no: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,6}$")
+    line_no: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,6}$")
+    aes_key: str | None = Field(default=None, max_length=64)
+    key_encoding: Literal["hex", "ascii"] | None = None
+    poll_s: int | None = Field(default=None, ge=0, le=86400)
+    enabled: bool | None = None
+
+
+class ReceiverZone(BaseModel):
+    zone: int | None = Field(ge=1, le=999, description="the zone the receivers know this watch by")

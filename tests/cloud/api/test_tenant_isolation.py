@@ -63,10 +63,19 @@ def world(request, tmp_path_factory):
         with pytest.raises(NotAuthenticated):
             svc.accounts.login("throttled-a", "wrong", "testclient")
     throttle_id = next(t["id"] for t in svc.accounts.throttles(admin_a) if t["kind"] == "account")
+    # A tenant-A alarm receiver, stored as is: this world's outbound guard refuses loopback.
+    from cloud.store.models import AlarmReceiver
+    with svc.sm() as s:
+        receiver = AlarmReceiver(tenant_id=seed.tenant_id, name="ARC", host="127.0.0.1", port=9, protocol="tcp",
+                                 fmt="ADM-CID", account="1234", line_no="0", key_encoding="hex", poll_s=0,
+                                 enabled=True, next_seq=1, clock_offset_s=0.0, created_at=svc.clock.now())
+        s.add(receiver)
+        s.commit()
+        receiver_id = receiver.id
     app = create_app(svc.settings, services=svc)
     params = {"case_id": out.case_id, "device_id": seed.device_id, "wearer_id": seed.wearer_id,
               "tenant_id": seed.tenant_id, "centre_id": centre_id, "geofence_id": geofence_id,
-              "operator_id": operator_id, "throttle_id": throttle_id}
+              "operator_id": operator_id, "throttle_id": throttle_id, "receiver_id": receiver_id}
     with TestClient(app) as client:
         yield app, client, params, seed
 

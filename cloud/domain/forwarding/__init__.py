@@ -1,0 +1,1 @@
+"""Forwarding alarms to alarm-receiving centres' own receivers over SIA DC-09 (IP)."""
