@@ -6,7 +6,7 @@
 - ``devices.receiver_zone``: the zone a receiver knows the watch by.
 
 Revision ID: 0010_sia
-Revises: 0008_shift
+Revises: 0009_gateway
 Create Date: 2026-12-05 05:00:00
 """
 import sqlalchemy as sa
