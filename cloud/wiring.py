@@ -178,10 +178,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     if bridge is not None:
         bridge.attach(ingestor)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
-    # One notifier for the cascade and the operators' "Notify": both really send.
+    # One notifier for the cascade, the operators' "Notify" and geofence alerts: all really send.
     http_out = http_out or outbound_from_settings(settings)
     notifier = Notifier(sm, clock, channels_from_settings(settings, http_out), events)
-    ticker = Ticker(sm, clock, events, settings, notifier)
+    ingestor.notifier = notifier
+    ticker = Ticker(sm, clock, events, settings, notifier, sender=outbound)
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,
                     ingestor=ingestor,
                     cases=CaseService(sm, clock, outbound, events, notifier),

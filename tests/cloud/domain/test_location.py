@@ -167,4 +167,4 @@ def test_polygon_geofence_and_bad_shapes(world):
                                         {"name": "x", "shape": "circle", "lat": 45, "lon": 4})
     with pytest.raises(NotFound):
         world.svc.admin.create_geofence(admin(world), 999, {"name": "x", "shape": "circle", "lat": 45, "lon": 4,
-                                                            "radius_m": 10})
+                                                            "radius_m": 100})
