@@ -4,16 +4,17 @@ is in its schedule (or has none), the cloud keeps a ``track`` command in force
 on the watch (protocol.md, ``track``), renewed before it lapses; outside the
 schedule it asks nothing, which spares the battery.
 
-Run from the ticker every ``every_s``; a command already in force (sent within
-``duration_s - every_s``) is not sent again, so a watch gets one ``track``
-per period at most."""
+Run from the ticker every ``every_s``, for the watches online: a ``track`` the
+watch acknowledged stays in force until shortly before its ``duration_s``; one
+still unacknowledged is given a minute before it is sent again (the watch may
+have been reconnecting)."""
 from __future__ import annotations
 
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import protocol
@@ -28,7 +29,7 @@ log = logging.getLogger("pers.geofence")
 
 class FenceTracking:
     def __init__(self, sm: sessionmaker[Session], clock: Clock, sender: CommandSender, *,
-                 interval_s: int = 60, duration_s: int = 900, every_s: float = 30.0) -> None:
+                 interval_s: int = 60, duration_s: int = 3600, every_s: float = 30.0) -> None:
         self.sm, self.clock, self.sender = sm, clock, sender
         self.interval_s, self.duration_s, self.every_s = interval_s, duration_s, every_s
         self._last: datetime | None = None
@@ -40,7 +41,8 @@ class FenceTracking:
         """Send ``track`` to each watch that needs it now; returns their ids."""
         self._last = now
         sent: list[str] = []
-        fresh = now - timedelta(seconds=max(0.0, self.duration_s - 2 * self.every_s))
+        in_force = now - timedelta(seconds=max(0.0, self.duration_s - 2 * self.every_s))
+        in_flight = now - timedelta(seconds=max(60.0, 2 * self.every_s))
         with transaction(self.sm) as tx:
             s = tx.session
             fences = s.execute(select(Geofence, Wearer.timezone).join(Wearer, Wearer.id == Geofence.wearer_id)
@@ -49,9 +51,12 @@ class FenceTracking:
             wearers = {g.wearer_id for g, tz in fences if within_windows(g.schedule, tz, now)}
             if not wearers:
                 return sent
-            for device in s.scalars(select(Device).where(Device.wearer_id.in_(wearers)).order_by(Device.id)):
-                recent = s.scalar(select(Command.cid).where(Command.device_id == device.id, Command.type == "track",
-                                                            Command.created_at >= fresh).limit(1))
+            for device in s.scalars(select(Device).where(Device.wearer_id.in_(wearers), Device.online.is_(True))
+                                    .order_by(Device.id)):
+                recent = s.scalar(select(Command.cid).where(
+                    Command.device_id == device.id, Command.type == "track",
+                    or_(and_(Command.status == "acked", Command.created_at >= in_force),
+                        and_(Command.status == "sent", Command.created_at >= in_flight))).limit(1))
                 if recent is not None:
                     continue
                 cmd = protocol.TrackCmd(cid=f"fence-{secrets.token_hex(6)}", ts=int(now.replace(tzinfo=UTC).timestamp()),

@@ -41,7 +41,8 @@ class Ticker:
                  notifier: Notifier | None = None, sender: CommandSender | None = None) -> None:
         self.sm, self.clock = sm, clock
         # Watches report positions only when asked: the geofences ask while their schedules run.
-        self.fence_tracking = (FenceTracking(sm, clock, sender, interval_s=settings.geofence_track_s)
+        self.fence_tracking = (FenceTracking(sm, clock, sender, interval_s=settings.geofence_track_s,
+                                             every_s=settings.geofence_track_check_s)
                                if sender is not None else None)
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
