@@ -7,8 +7,8 @@ the last side holds, so a watch walking along the fence, or GNSS noise around it
 never flips the state back and forth (a hysteresis band twice the margin wide).
 
 Polygons are school- or park-sized: their edges are measured on a local flat
-projection around the fix (equirectangular, on the WGS-84 mean radius), which is
-within a fraction of a percent of the geodesic over a few kilometres."""
+projection around the fix (equirectangular, with the WGS-84 radii of curvature at
+the fix), within a fraction of a percent of the geodesic over a few kilometres."""
 from __future__ import annotations
 
 import math
@@ -20,7 +20,8 @@ RADIUS_MIN_M = 20.0       # below a GNSS fix's own accuracy, a zone would only f
 RADIUS_MAX_M = 50_000.0   # a geofence is a place, not a region (coverage areas are separate)
 POLYGON_MAX_POINTS = 200
 POLYGON_MAX_SPAN_DEG = 1.0  # ~110 km: the flat projection stays honest below this
-MEAN_EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius of WGS-84
+WGS84_A = 6_378_137.0               # semi-major axis, metres
+WGS84_E2 = 6.694379990141317e-3     # first eccentricity squared (f = 1/298.257223563)
 
 
 def edge_margin_m(radius_m: float | None) -> float:
@@ -31,9 +32,12 @@ def edge_margin_m(radius_m: float | None) -> float:
 
 
 def _flat(lat0: float, lon0: float, lat: float, lon: float) -> tuple[float, float]:
-    """(x east, y north) in metres from (lat0, lon0)."""
-    k = math.pi / 180 * MEAN_EARTH_RADIUS_M
-    return (lon - lon0) * k * math.cos(math.radians(lat0)), (lat - lat0) * k
+    """(x east, y north) in metres from (lat0, lon0), with the ellipsoid's radii of
+    curvature there (meridian M, prime vertical N): a sphere would be off by up to 0.6 %."""
+    phi = math.radians(lat0)
+    w = 1 - WGS84_E2 * math.sin(phi) ** 2
+    m, n = WGS84_A * (1 - WGS84_E2) / w ** 1.5, WGS84_A / math.sqrt(w)
+    return math.radians(lon - lon0) * n * math.cos(phi), math.radians(lat - lat0) * m
 
 
 def _segment_distance(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:

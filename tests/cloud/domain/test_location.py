@@ -168,3 +168,30 @@ def test_polygon_geofence_and_bad_shapes(world):
     with pytest.raises(NotFound):
         world.svc.admin.create_geofence(admin(world), 999, {"name": "x", "shape": "circle", "lat": 45, "lon": 4,
                                                             "radius_m": 100})
+
+
+def test_a_watch_walking_along_the_fence_does_not_flap(world):
+    """A hand-made track around the 150 m school (margin 15 m): GNSS jitter around the
+    fence changes nothing; a fix clearly out is one exit; a coarse fix straddling the
+    edge on the way back changes nothing; clearly in again is one enter, and the open
+    case says when the child came back."""
+    from geopy.distance import geodesic
+    world.clock.advance(86400)  # Monday 09:00 in Lyon
+    fence = school_fence(world)
+
+    def at(metres, bearing=0.0):
+        p = geodesic(meters=metres).destination(SCHOOL, bearing)
+        return p.latitude, p.longitude
+
+    loc_report(world, "2.0", *at(20))  # first fix: inside
+    for i, (d, b) in enumerate([(140, 0), (158, 30), (145, 60), (162, 90), (150, 120), (139, 150), (161, 180)]):
+        loc_report(world, f"2.{i + 1}", *at(d, b), acc=4)  # along the fence, within the margin
+    assert world.events.of_type("geofence") == []
+    loc_report(world, "2.8", *at(400, 180), acc=8)
+    loc_report(world, "2.9", *at(170, 200), acc=60)  # straddles the edge: no verdict
+    world.clock.advance(300)
+    loc_report(world, "2.10", *at(30, 200), acc=8)
+    ev = world.events.of_type("geofence")
+    assert [(e["event"], e["geofence_id"]) for e in ev] == [("exit", fence["id"]), ("enter", fence["id"])]
+    assert ev[1]["case_id"] == ev[0]["case_id"]  # the return is written on the open case
+    assert "back_inside" in actions(world, ev[0]["case_id"])
