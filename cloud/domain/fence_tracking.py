@@ -59,7 +59,8 @@ class FenceTracking:
                         and_(Command.status == "sent", Command.created_at >= in_flight))).limit(1))
                 if recent is not None:
                     continue
-                cmd = protocol.TrackCmd(cid=f"fence-{secrets.token_hex(6)}", ts=int(now.replace(tzinfo=UTC).timestamp()),
+                cmd = protocol.TrackCmd(cid=f"fence-{secrets.token_hex(6)}",
+                                        ts=int(now.replace(tzinfo=UTC).timestamp()),
                                         interval_s=self.interval_s, duration_s=self.duration_s)
                 commands.send(tx, self.sender, self.clock, device.id, cmd)
                 sent.append(device.id)

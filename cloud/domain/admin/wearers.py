@@ -11,8 +11,8 @@ from cloud.domain.errors import Invalid
 from cloud.domain.geo import validate_area, validate_windows
 from cloud.domain.phones import to_e164
 from cloud.domain.uow import transaction
-from cloud.domain.zone_shape import polygon_problem, radius_problem
 from cloud.domain.views import geofence_view, wearer_admin_view
+from cloud.domain.zone_shape import polygon_problem, radius_problem
 from cloud.store.models import Contact, Geofence, Operator, Wearer
 
 

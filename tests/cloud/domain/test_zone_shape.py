@@ -96,7 +96,8 @@ def test_a_convex_ring_is_simple_and_swapping_two_neighbours_makes_it_cross(la, 
 
 
 def test_shapes_that_are_no_zone_are_named():
-    assert polygon_problem([[45.0, 4.0], [45.0, 4.001], [45.001, 4.0], [45.001, 4.001]]).startswith("the polygon's edges cross")
+    bowtie = [[45.0, 4.0], [45.0, 4.001], [45.001, 4.0], [45.001, 4.001]]
+    assert (polygon_problem(bowtie) or "").startswith("the polygon's edges cross")
     assert polygon_problem([[45.0, 4.0], [45.0, 4.001]]) == "a polygon needs at least 3 points"
     assert polygon_problem([[45.0, 4.0], [45.0, 4.001], [45.0, 4.002]]) is not None  # on one line
     assert polygon_problem([[45.0, 4.0], [45.0, 4.001], [45.0, 4.0], [45.001, 4.0]]) == "the polygon repeats a point"
