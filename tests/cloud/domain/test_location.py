@@ -195,3 +195,19 @@ def test_a_watch_walking_along_the_fence_does_not_flap(world):
     assert [(e["event"], e["geofence_id"]) for e in ev] == [("exit", fence["id"]), ("enter", fence["id"])]
     assert ev[1]["case_id"] == ev[0]["case_id"]  # the return is written on the open case
     assert "back_inside" in actions(world, ev[0]["case_id"])
+
+
+def test_positions_are_asked_only_while_a_zone_is_in_its_schedule(world):
+    """The watch reports only when asked: the ticker keeps one ``track`` in force on an
+    online watch while its wearer's zone is in its schedule, and asks nothing outside it."""
+    world.clock.advance(86400 + 9 * 3600)  # Monday 18:00 in Lyon: school is over
+    school_fence(world)
+    loc_report(world, "3.1", *SCHOOL)  # the watch is online
+    tracks = lambda: [c for d, c in world.sender.sent if c.get("type") == "track"]  # noqa: E731
+    world.svc.ticker.tick()
+    assert tracks() == []
+    world.clock.advance(15 * 3600)  # Tuesday 09:00: in school hours
+    world.svc.ticker.tick()
+    world.clock.advance(30)
+    world.svc.ticker.tick()  # still in force: not sent again
+    assert [(c["interval_s"], c["duration_s"]) for c in tracks()] == [(60, 3600)]
