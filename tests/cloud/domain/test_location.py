@@ -197,6 +197,7 @@ def test_a_watch_walking_along_the_fence_does_not_flap(world):
     assert "back_inside" in actions(world, ev[0]["case_id"])
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # both run in tests/hwsim/test_child_leaves_school.py
 def test_positions_are_asked_only_while_a_zone_is_in_its_schedule(world):
     """The watch reports only when asked: the ticker keeps one ``track`` in force on an
     online watch while its wearer's zone is in its schedule, and asks nothing outside it."""

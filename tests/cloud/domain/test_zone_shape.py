@@ -23,7 +23,7 @@ def put(centre, metres, towards):
     return p.latitude, p.longitude
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(lat, lon, radius, acc, bearing, st.floats(min_value=0, max_value=3))
 def test_a_circle_counts_a_fix_only_when_its_whole_accuracy_circle_clears_the_band(clat, clon, r, a, b, f):
     area = {"type": "circle", "lat": clat, "lon": clon, "radius_m": r}
@@ -39,7 +39,7 @@ def test_a_circle_counts_a_fix_only_when_its_whole_accuracy_circle_clears_the_ba
         assert got is None  # the accuracy circle straddles the edge, or the fix is in the band
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(lat, lon, radius, acc, bearing, st.floats(min_value=-1, max_value=1))
 def test_walking_along_the_fence_never_decides(clat, clon, r, a, b, u):
     """Anywhere within the margin of the edge, whatever the accuracy: no side, so no crossing."""
@@ -48,7 +48,7 @@ def test_walking_along_the_fence_never_decides(clat, clon, r, a, b, u):
     assert side(area, *put((clat, clon), r + 0.95 * m * u, b), a) is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.floats(min_value=-60, max_value=60), lon, st.floats(min_value=200, max_value=5000),
        st.floats(min_value=1, max_value=2000), st.floats(min_value=0.1, max_value=0.9))
 def test_the_distance_to_a_polygon_edge_matches_the_geodesic(la, lo, size, d, along):
@@ -78,7 +78,7 @@ def test_a_coarse_fix_near_a_polygon_decides_nothing():
     assert side({"type": "polygon", "points": park}, *near_edge_outside, 900) is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(lat, lon, st.integers(min_value=4, max_value=12), st.floats(min_value=0.001, max_value=0.4),
        st.lists(st.floats(min_value=0.1, max_value=0.9), min_size=12, max_size=12), st.integers(min_value=0))
 def test_a_convex_ring_is_simple_and_swapping_two_neighbours_makes_it_cross(la, lo, n, size, jitter, k):
