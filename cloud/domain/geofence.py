@@ -27,6 +27,7 @@ from cloud import metrics
 from cloud.domain import zone_shape
 from cloud.domain.casefile import open_system_case, publish_case
 from cloud.domain.geo import within_windows, zone
+from cloud.domain.notify import record_outcome
 from cloud.domain.ports import EventSink
 from cloud.domain.uow import Tx
 from cloud.store.models import AlertCase, CaseEvent, Contact, Device, Geofence, GeofenceEvent, GeofenceState, Wearer
@@ -137,12 +138,17 @@ def _notify_family(tx: Tx, notifier: Notifier, case: AlertCase, wearer: Wearer |
     contact_notified or contact_not_reached as the delivery went."""
     if wearer is None:
         return
-    first = tx.session.scalar(select(Contact.id).where(Contact.wearer_id == wearer.id)
-                              .order_by(Contact.rank, Contact.id).limit(1))
-    if first is None:
+    s = tx.session
+    contact = s.scalar(select(Contact).where(Contact.wearer_id == wearer.id)
+                       .order_by(Contact.rank, Contact.id).limit(1))
+    if contact is None:
+        return
+    if not notifier.routes_for(s, case, contact):
+        # Nothing could carry it: say so on the case now, as Notify would.
+        record_outcome(s, case, contact, {}, "system", case.opened_at)
         return
     message = family_message(wearer, g, kind, at_local, lat, lon, case.id)
-    case_id = case.id
+    case_id, first = case.id, contact.id
 
     def send() -> None:
         try:

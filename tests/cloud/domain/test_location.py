@@ -194,7 +194,10 @@ def test_a_watch_walking_along_the_fence_does_not_flap(world):
     ev = world.events.of_type("geofence")
     assert [(e["event"], e["geofence_id"]) for e in ev] == [("exit", fence["id"]), ("enter", fence["id"])]
     assert ev[1]["case_id"] == ev[0]["case_id"]  # the return is written on the open case
-    assert "back_inside" in actions(world, ev[0]["case_id"])
+    story = actions(world, ev[0]["case_id"])
+    assert "back_inside" in story
+    # No channel is set up in this world: the family was NOT reached, and the case says so.
+    assert "contact_not_reached" in story and "contact_notified" not in story
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # both run in tests/hwsim/test_child_leaves_school.py
