@@ -143,6 +143,8 @@ def _notify_family(tx: Tx, notifier: Notifier, case: AlertCase, wearer: Wearer |
                        .order_by(Contact.rank, Contact.id).limit(1))
     if contact is None:
         return
+    # The cascade goes on from the second contact, not the first again.
+    case.cascade_next, case.cascade_at = max(case.cascade_next or 0, 1), case.opened_at
     if not notifier.routes_for(s, case, contact):
         # Nothing could carry it: say so on the case now, as Notify would.
         record_outcome(s, case, contact, {}, "system", case.opened_at)
