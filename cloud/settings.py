@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # token_urlsafe(16) is 22 characters, 128 bits; MQTT forbids / + # in a share name.
@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     offline_grace_s: int = 300  # suspect for this long (no message at all): offline
     offline_opens_case: bool = True  # an offline device opens a low-priority "offline" case
     command_ttl_s: int = 600  # a command not acked within this is marked expired
+    geofence_track_s: int = Field(default=60, ge=5, le=3600)  # position period asked while a zone's schedule runs
+    geofence_track_check_s: float = 30.0  # how often the cloud checks which watches it must ask for positions
     callcenter_number: str | None = None  # default call-centre number in device configs
     # How a phone number written without its country code is read (ISO 3166 code, e.g. "FR");
     # None: such a number is refused, since nobody can tell its country.

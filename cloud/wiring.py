@@ -219,10 +219,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None, with_mqtt:
     if gateway is not None:
         gateway.attach(ingestor, submit=bridge.submit if bridge is not None else None)
     broker_auth = broker_auth if broker_auth is not None else CallBrokerAuth()
-    # One notifier for the cascade and the operators' "Notify": both really send.
+    # One notifier for the cascade, the operators' "Notify" and geofence alerts: all really send.
     http_out = http_out or outbound_from_settings(settings)
     notifier = Notifier(sm, clock, channels_from_settings(settings, http_out), events)
-    ticker = Ticker(sm, clock, events, settings, notifier)
+    ingestor.notifier = notifier
+    ticker = Ticker(sm, clock, events, settings, notifier, sender=outbound)
     # The receivers' hosts pass the same outbound guard as the webhooks.
     forwarder = Forwarder(sm, clock, events, http_out, ForwardPolicy.from_settings(settings))
     return Services(settings=settings, sm=sm, clock=clock, live=live, sender=outbound, bridge=bridge,

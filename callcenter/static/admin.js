@@ -39,7 +39,7 @@ async function submit(form, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------------
-const TABS = ["devices", "wearers", "operators", "centres", "tenant", "security"];
+const TABS = ["devices", "wearers", "zones", "operators", "centres", "tenant", "security"];
 function showTab(name, focus) {
   for (const t of TABS) {
     const on = t === name;
@@ -194,6 +194,7 @@ async function loadWearers() {
   sel.firstChild.value = "";
   for (const w of page.items) { const o = el("option", null, w.name); o.value = w.id; sel.append(o); }
   sel.value = keep;
+  zones.refreshWearers();
 }
 
 async function addWearer(ev) {
@@ -389,6 +390,7 @@ async function main() {
   $("tenant-form").addEventListener("submit", saveTenant);
   $("receiver-form").addEventListener("submit", addReceiver);
   bindSecurity();
+  zones.bind(await pers.api("/api/console/config").catch(() => null));
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("secret-value").textContent); $("copy-secret").textContent = "Copied"; }
@@ -398,6 +400,7 @@ async function main() {
   showTab(TABS.includes(first) ? first : "devices");
   try {
     await Promise.all([loadCentres(), loadWearers(), loadTenant(), loadReceivers()]);
+    await zones.load();
     await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }

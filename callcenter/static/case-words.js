@@ -83,7 +83,8 @@ const words = (() => {
     located_by_cell: (d) => `Position from the cell tower${d.acc ? `, accurate to about ${about(d.acc)} m` : ""}`,
     clock_skew: (d) => `The watch's clock is off by ${secs(Math.abs(d.skew_s || 0))}`,
     back_online: () => "The watch is back online",
-    geofence_joined: () => "Left a safe zone during this alarm",
+    geofence_joined: (d) => `${d.event === "enter" ? "Entered" : "Left"} ${d.geofence || "a safe zone"} during this alarm`,
+    back_inside: (d) => `Back inside ${d.geofence} at ${d.at_local}`,
     offline_joined: () => "The watch went offline during this alarm",
     // Forwarding to an alarm centre's own receiver (SIA DC-09, docs/forwarding.md).
     forward_sent: (d) => `${forwardWhat(d)} sent to the alarm receiver ${d.receiver}${d.via === "backup" ? " (backup)" : ""}`,
@@ -150,6 +151,15 @@ const words = (() => {
     return `${l.lat.toFixed(5)}, ${l.lon.toFixed(5)} (${SOURCE[l.src] || l.src}${acc})`;
   }
 
+  // A geofence case: which zone, what happened, and the return if there was one
+  // ("Left School at 14:31 · back inside at 14:52"), in the zone's own time.
+  function zone(c) {
+    const z = c.zone;
+    if (!z) return null;
+    const text = `${z.event === "enter" ? "Entered" : "Left"} ${z.name} at ${clock(z.at)}`;
+    return z.back_inside_at ? `${text} · back inside at ${clock(z.back_inside_at)}` : text;
+  }
+
   const reading = (value, at) => (value == null ? null : `${value} at ${clock(at)}`);
 
   // contact id -> what the latest attempt says; and the next contact to try.
@@ -180,6 +190,6 @@ const words = (() => {
     return `not reached: ${d.error || (d.failed || []).map((f) => `${f.channel} failed`).join(", ")}`;
   }
 
-  return { KIND, STATUS, clock, about, event, actor, callBack, locate, position, reading, contacts, notifyButton,
+  return { KIND, STATUS, clock, about, event, actor, callBack, locate, position, zone, reading, contacts, notifyButton,
            contactTag, kind: (k) => KIND[k] || k, status: (s) => STATUS[s] || s };
 })();

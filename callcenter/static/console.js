@@ -49,7 +49,8 @@ function card(c) {
   for (const w of (c.warnings || [])) flags.push(w);
   li.firstChild.children[1].textContent = c.wearer ? c.wearer.name : c.device_id;
   queueView.decorate(li, c);  // kind (icon and words), waiting time against the targets
-  li.children[1].textContent = where(c);
+  const zone = words.zone(c);
+  li.children[1].textContent = zone ? `${zone} · ${where(c)}` : where(c);
   li.children[2].textContent = flags.join(" · ");
   return li;
 }
@@ -120,6 +121,7 @@ function renderDetail() {
   fact(facts, "Language", w.language);
   fact(facts, "Home", w.home_address);
   fact(facts, "Medical notes", w.medical_notes, "medical");
+  fact(facts, "Safe zone", words.zone(c));
   fact(facts, "Position", where(c));
   if (c.location && c.location.ts) fact(facts, "Fix age", since(new Date(c.location.ts * 1000).toISOString()));
   fact(facts, "Where", c.location_label && c.location_label.address ? c.location_label.text : null);

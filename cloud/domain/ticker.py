@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud import metrics
 from cloud.domain import commands
 from cloud.domain.escalation import EscalationPolicy, Escalator, TickReport
-from cloud.domain.ports import Clock, EventSink
+from cloud.domain.fence_tracking import FenceTracking
+from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.retention import LocationRetention
 from cloud.store.models import AlertCase
@@ -37,8 +38,12 @@ class TickResult:
 
 class Ticker:
     def __init__(self, sm: sessionmaker[Session], clock: Clock, events: EventSink, settings: Settings,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, sender: CommandSender | None = None) -> None:
         self.sm, self.clock = sm, clock
+        # Watches report positions only when asked: the geofences ask while their schedules run.
+        self.fence_tracking = (FenceTracking(sm, clock, sender, interval_s=settings.geofence_track_s,
+                                             every_s=settings.geofence_track_check_s)
+                               if sender is not None else None)
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
         self.presence = PresenceMonitor(sm, clock, events, PresencePolicy.from_settings(settings))
@@ -61,6 +66,8 @@ class Ticker:
             # Last, after the timers: a tick that prunes a backlog of history is a slow one.
             at = now or self.clock.now()
             pruned = self.retention.run(at) if self.retention.due(at) else 0
+            if self.fence_tracking is not None and self.fence_tracking.due(at):
+                self.fence_tracking.run(at)
         return TickResult(cases, devices, expired, pruned)
 
 

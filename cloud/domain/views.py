@@ -17,6 +17,7 @@ from cloud.store.models import (
     Contact,
     Device,
     Geofence,
+    GeofenceEvent,
     LocationPoint,
     Operator,
     Tenant,
@@ -130,6 +131,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
                                          if wearer and wearer.home_lat is not None and wearer.home_lon is not None
                                          else None, case.acc),
     }
+    if case.kind == "geofence":
+        view["zone"] = zone_view(session, case)
     if case.centre_id is not None:
         centre = session.get(CallCentre, case.centre_id)
         view["centre"] = {"id": centre.id, "name": centre.name, "phone": centre.phone} if centre else None
@@ -183,6 +186,19 @@ def wearer_admin_view(w: Wearer, today: date, contacts: list[Contact]) -> dict[s
     return {**wearer_view(w, today), "tenant_id": w.tenant_id,
             "birth_date": w.birth_date.isoformat() if w.birth_date else None, "photo_url": w.photo_url,
             "timezone": w.timezone, "contacts": [contact_view(c, full=True) for c in contacts]}
+
+
+def zone_view(session: Session, case: AlertCase) -> dict[str, Any] | None:
+    """The zone a geofence case is about: its name, the crossing that opened the case
+    (where and when), and when the watch came back, if it did while the case was open."""
+    rows = session.execute(select(GeofenceEvent, Geofence.name).join(Geofence, Geofence.id == GeofenceEvent.geofence_id)
+                           .where(GeofenceEvent.case_id == case.id).order_by(GeofenceEvent.id)).all()
+    if not rows:
+        return None
+    first, name = rows[0]
+    back = next((ev for ev, _ in rows[1:] if ev.kind != first.kind and ev.geofence_id == first.geofence_id), None)
+    return {"geofence_id": first.geofence_id, "name": name, "event": first.kind, "at": iso(first.at),
+            "lat": first.lat, "lon": first.lon, "back_inside_at": iso(back.at) if back else None}
 
 
 def geofence_view(g: Geofence) -> dict[str, Any]:

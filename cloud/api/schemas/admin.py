@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from cloud.api.schemas.common import PHONE, SafeLink, Window
 from cloud.domain.phones import check_characters, to_e164
+from cloud.domain.zone_shape import polygon_problem, radius_problem
 
 
 def _international_phone(v: str | None) -> str | None:
@@ -155,15 +156,48 @@ class OperatorPatch(BaseModel):
 
 
 class GeofenceIn(BaseModel):
+    """A zone: a circle (lat, lon, radius_m) or a simple polygon (points [[lat, lon], ...]).
+    Each problem is reported on its own field, so the admin page shows it there."""
     name: str = Field(min_length=1, max_length=100)
     shape: Literal["circle", "polygon"]
-    lat: float | None = None
-    lon: float | None = None
-    radius_m: float | None = None
-    points: list[list[float]] | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    radius_m: float | None = Field(default=None, validate_default=True)
+    points: list[list[float]] | None = Field(default=None, validate_default=True)
     schedule: list[Window] | None = Field(default=None, description="when an alert applies; none = always")
     alert_on_exit: bool = False
     alert_on_enter: bool = False
+
+    @field_validator("radius_m")
+    @classmethod
+    def _radius(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("shape") != "circle":
+            return v
+        if v is None:
+            raise ValueError("a circle needs a radius")
+        problem = radius_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v: list[list[float]] | None, info: ValidationInfo) -> list[list[float]] | None:
+        if info.data.get("shape") != "polygon":
+            return v
+        if not v or any(len(p) != 2 or not (-90 <= p[0] <= 90 and -180 <= p[1] <= 180) for p in v):
+            raise ValueError("a polygon is a list of at least 3 points [lat, lon]")
+        problem = polygon_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: list[Window] | None) -> list[Window] | None:
+        if v is not None and (not v or any(not w.days for w in v)):
+            raise ValueError("a schedule needs at least one window with at least one day (no schedule: always)")
+        return v
 
     def dump(self) -> dict:
         d = self.model_dump(exclude={"schedule"})

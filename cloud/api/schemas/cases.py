@@ -109,6 +109,17 @@ class Reading(BaseModel):
     at: str
 
 
+class Zone(BaseModel):
+    """The safe zone a geofence case is about, the crossing that opened it, and the return."""
+    geofence_id: int
+    name: str
+    event: str  # exit | enter
+    at: str
+    lat: float
+    lon: float
+    back_inside_at: str | None = None
+
+
 class CaseOut(BaseModel):
     id: int
     tenant_id: int
@@ -141,6 +152,7 @@ class CaseOut(BaseModel):
     in_call_at: str | None = None
     escalation_level: int = 0
     location_label: LocationLabel | None = None
+    zone: Zone | None = None  # geofence cases only
     # What the watch got wrong in its alarms (dropped fields, a wrong clock), and in words.
     flags: list[dict] = []
     warnings: list[str] = []

@@ -12,6 +12,7 @@ from cloud.domain.geo import validate_area, validate_windows
 from cloud.domain.phones import to_e164
 from cloud.domain.uow import transaction
 from cloud.domain.views import geofence_view, wearer_admin_view
+from cloud.domain.zone_shape import polygon_problem, radius_problem
 from cloud.store.models import Contact, Geofence, Operator, Wearer
 
 
@@ -85,7 +86,13 @@ class WearersAdmin(AdminBase):
     def create_geofence(self, op: Operator, wearer_id: int, data: dict[str, Any]) -> dict[str, Any]:
         try:
             area = validate_area({"type": data.get("shape"), **data})
+            problem = (radius_problem(area["radius_m"]) if area["type"] == "circle"
+                       else polygon_problem(area["points"]))
+            if problem:
+                raise ValueError(problem)
             schedule = validate_windows(data.get("schedule"))
+            if schedule is not None and (not schedule or any(not w["days"] for w in schedule)):
+                raise ValueError("a schedule needs at least one window with at least one day (no schedule: always)")
         except ValueError as exc:
             raise Invalid(str(exc)) from None
         with transaction(self.sm) as tx:

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,9 @@ from cloud.domain.quarantine import quarantine
 from cloud.domain.uow import transaction
 from cloud.store.errors import is_transient
 from cloud.store.models import Device
+
+if TYPE_CHECKING:
+    from cloud.domain.notify import Notifier
 
 log = logging.getLogger("pers.ingest")
 
@@ -56,6 +60,8 @@ class Ingestor:
         self.coalesced_publish_s = coalesced_publish_s
         # Per-device limits on loc/status/presence/ack (limits.py); never on alerts.
         self.limits = limits
+        # Set by the wiring: a geofence case notifies the family contact at once.
+        self.notifier: Notifier | None = None
 
     @property
     def _presses(self) -> dict[str, deque[datetime]]:

@@ -290,5 +290,5 @@ def side_effects(ing: Ingestor, tx: Tx, device: Device | DeviceRow, mid: str, lo
     vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, ing.sender, ing.clock)
     if geofenced and loc is not None and loc.src != "last":
         return geofence.check(tx, device, loc.lat, loc.lon, loc.acc, now, mid, ing.events,
-                              present_window_s=ing.present_window_s)
+                              present_window_s=ing.present_window_s, notifier=ing.notifier)
     return []

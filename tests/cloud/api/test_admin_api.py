@@ -304,3 +304,27 @@ def test_case_api_shows_centre_escalation_location_label_and_photo(api):
     assert view["location_label"]["text"].endswith("from home") or view["location_label"]["text"] == "at home"
     listed = client.get("/api/cases").json()[0]
     assert listed["centre"]["name"] == "Lyon Alarm Centre" and "location_label" in listed
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # validation of the body: one database is enough
+def test_a_zone_that_cannot_be_is_refused_next_to_its_field(api):
+    world, client = api
+    h = login(client, "boss")
+    url = f"/api/admin/wearers/{world.seed.wearer_id}/geofences"
+    school = {"name": "School", "shape": "circle", "lat": 45.75, "lon": 4.85, "radius_m": 150,
+              "schedule": [{"days": [0, 1, 3, 4], "from": "08:30", "to": "16:30"}], "alert_on_exit": True}
+    bowtie = [[45.0, 4.0], [45.0, 4.001], [45.001, 4.0], [45.001, 4.001]]
+    for bad, field, words in [
+        ({"radius_m": 5}, "radius_m", "the radius is from 20 m to 50 km"),
+        ({"radius_m": None}, "radius_m", "a circle needs a radius"),
+        ({"shape": "polygon", "points": bowtie}, "points", "the polygon's edges cross"),
+        ({"shape": "polygon", "points": [[45.0, 4.0], [45.0, 4.1]]}, "points", "at least 3 points"),
+        ({"schedule": []}, "schedule", "a schedule needs at least one window"),
+        ({"schedule": [{"days": [], "from": "08:30", "to": "16:30"}]}, "schedule", "at least one day"),
+    ]:
+        r = client.post(url, headers=h, json={**school, **bad})
+        assert r.status_code == 422, (bad, r.text)
+        [problem] = r.json()["detail"]
+        assert problem["loc"][-1] == field and words in problem["msg"], (bad, problem)
+    ok = client.post(url, headers=h, json=school)
+    assert ok.status_code == 201 and ok.json()["schedule"][0]["from"] == "08:30"

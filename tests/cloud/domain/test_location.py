@@ -167,4 +167,51 @@ def test_polygon_geofence_and_bad_shapes(world):
                                         {"name": "x", "shape": "circle", "lat": 45, "lon": 4})
     with pytest.raises(NotFound):
         world.svc.admin.create_geofence(admin(world), 999, {"name": "x", "shape": "circle", "lat": 45, "lon": 4,
-                                                            "radius_m": 10})
+                                                            "radius_m": 100})
+
+
+def test_a_watch_walking_along_the_fence_does_not_flap(world):
+    """A hand-made track around the 150 m school (margin 15 m): GNSS jitter around the
+    fence changes nothing; a fix clearly out is one exit; a coarse fix straddling the
+    edge on the way back changes nothing; clearly in again is one enter, and the open
+    case says when the child came back."""
+    from geopy.distance import geodesic
+    world.clock.advance(86400)  # Monday 09:00 in Lyon
+    fence = school_fence(world)
+
+    def at(metres, bearing=0.0):
+        p = geodesic(meters=metres).destination(SCHOOL, bearing)
+        return p.latitude, p.longitude
+
+    loc_report(world, "2.0", *at(20))  # first fix: inside
+    for i, (d, b) in enumerate([(140, 0), (158, 30), (145, 60), (162, 90), (150, 120), (139, 150), (161, 180)]):
+        loc_report(world, f"2.{i + 1}", *at(d, b), acc=4)  # along the fence, within the margin
+    assert world.events.of_type("geofence") == []
+    loc_report(world, "2.8", *at(400, 180), acc=8)
+    loc_report(world, "2.9", *at(170, 200), acc=60)  # straddles the edge: no verdict
+    world.clock.advance(300)
+    loc_report(world, "2.10", *at(30, 200), acc=8)
+    ev = world.events.of_type("geofence")
+    assert [(e["event"], e["geofence_id"]) for e in ev] == [("exit", fence["id"]), ("enter", fence["id"])]
+    assert ev[1]["case_id"] == ev[0]["case_id"]  # the return is written on the open case
+    story = actions(world, ev[0]["case_id"])
+    assert "back_inside" in story
+    # No channel is set up in this world: the family was NOT reached, and the case says so.
+    assert "contact_not_reached" in story and "contact_notified" not in story
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # both run in tests/hwsim/test_child_leaves_school.py
+def test_positions_are_asked_only_while_a_zone_is_in_its_schedule(world):
+    """The watch reports only when asked: the ticker keeps one ``track`` in force on an
+    online watch while its wearer's zone is in its schedule, and asks nothing outside it."""
+    world.clock.advance(86400 + 9 * 3600)  # Monday 18:00 in Lyon: school is over
+    school_fence(world)
+    loc_report(world, "3.1", *SCHOOL)  # the watch is online
+    tracks = lambda: [c for d, c in world.sender.sent if c.get("type") == "track"]  # noqa: E731
+    world.svc.ticker.tick()
+    assert tracks() == []
+    world.clock.advance(15 * 3600)  # Tuesday 09:00: in school hours
+    world.svc.ticker.tick()
+    world.clock.advance(30)
+    world.svc.ticker.tick()  # still in force: not sent again
+    assert [(c["interval_s"], c["duration_s"]) for c in tracks()] == [(60, 3600)]
