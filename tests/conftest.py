@@ -157,7 +157,8 @@ def stack_factory(tmp_path, request, database):
             databases.append(name)
             overrides["database_url"] = url
         settings = Settings(data_dir=tmp_path / f"data{len(started) or ''}", http_port=free_port(),
-                            mqtt_port=free_port(), log_json=False, **overrides)
+                            mqtt_port=free_port(), mqtt_tls_port=free_port(), mqtt_tls_host="127.0.0.1",
+                            log_json=False, **overrides)
         prepare(settings)
         engine = make_engine(settings.db_url)
         sm = make_sessionmaker(engine)
