@@ -34,14 +34,19 @@ _SEND_MS = const(20000)  # the "+CIPSEND:" confirmation, behind TCP's own retran
 _IDLE_MS = const(30000)  # a reader with nothing announced looks at the link state this often
 
 
-async def connect(m, host, port):
-    # (reader, writer) of a TCP connection through modem m (the radio's, on now).
+async def connect(m, host, port, ca=None):
+    # (reader, writer) of a TCP connection through modem m (the radio's, on now);
+    # with ca (the CA file's path), TLS by the modem's SSL stack (app/tlssock.py).
     if m is None or not m.ready:
         raise OSError("no modem")
     old = m.net
     if old is not None and not old.closed:
         await old.aclose()
-    s = Socket(m)
+    if ca:
+        from app.tlssock import TlsSocket
+        s = TlsSocket(m, ca)
+    else:
+        s = Socket(m)
     await s.open(host, port)
     return s, s
 
