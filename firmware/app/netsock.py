@@ -23,6 +23,17 @@
 #   AT+CIPCLOSE=<link>      OK, later "+CIPCLOSE: <link>,<err>"
 #   URCs: "+IPCLOSE: <link>,<reason>" (0 local, 1 remote, 2 send timeout),
 #         "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY" (the bearer is gone), "+CIPERROR: <err>"
+#
+# With TLS (device.json "tls": the broker verified against /data/ca.pem) the modem's
+# SSL stack carries the connection instead: the same stream pair, its session 0
+# opened by app/tlsopen.py, and these commands (A76XX AT Command Manual, SSL):
+#   AT+CCHSEND=0,<len>      ">", len bytes, OK, then "+CCHSEND: 0,<err>" (AT+CCHSET=1,1)
+#   AT+CCHRECV=0,<len>      OK, "+CCHRECV: DATA,0,<n>", n raw bytes, "+CCHRECV: 0,<err>"
+#   AT+CCHCLOSE=0           OK, later "+CCHCLOSE: 0,<err>"
+#   URCs: "+CCHEVENT: 0,RECV EVENT" (data into an empty buffer), "+CCH_PEER_CLOSED: 0",
+#         "+CCH: CCH STOP" (the bearer is gone)
+# Only the opening is a module of its own, loaded for it and let go after: what
+# stays is these few branches, so TLS costs the heap little (docs/firmware.md).
 from app import Wake
 from micropython import const
 
@@ -36,18 +47,27 @@ _IDLE_MS = const(30000)  # a reader with nothing announced looks at the link sta
 
 async def connect(m, host, port, ca=None):
     # (reader, writer) of a TCP connection through modem m (the radio's, on now);
-    # with ca (the CA file's path), TLS by the modem's SSL stack (app/tlssock.py).
+    # with ca (the CA file's path), TLS by the modem's SSL stack.
     if m is None or not m.ready:
         raise OSError("no modem")
     old = m.net
     if old is not None and not old.closed:
         await old.aclose()
+    s = Socket(m)
     if ca:
-        from app.tlssock import TlsSocket
-        s = TlsSocket(m, ca)
+        s.tls = True
+        import sys
+        import app
+        from app import tlsopen
+        try:
+            await tlsopen.start(s, host, port, ca)
+        finally:
+            # the opening's code leaves the heap until the next connect (~1.1 KB)
+            sys.modules.pop("app.tlsopen", None)
+            delattr(app, "tlsopen")
+            del tlsopen
     else:
-        s = Socket(m)
-    await s.open(host, port)
+        await s.open(host, port)
     return s, s
 
 
@@ -56,6 +76,8 @@ class Socket:
         self.m = modem
         self.closed = False
         self.why = None
+        self.tls = False  # the modem's SSL session 0, not TCP link 0
+        self._end = None  # TLS: "+CCHRECV: 0,<err>", a read's bytes are all in
         self._avail = False  # the modem holds data for us
         self._rx = Wake(modem.clock)  # data announced, or the link closed
         self._res = None  # the last "+NETOPEN:", "+CIPOPEN:", "+CIPSEND:" URC
@@ -64,19 +86,25 @@ class Socket:
 
     # --- what the modem says on its own (Modem._urc gives every URC here first) ---
     def urc(self, line):
-        if line.startswith("+CIPRXGET: 1"):
+        if line.startswith("+CIPRXGET: 1") or line.startswith("+CCHEVENT:"):
             self._avail = True
             self._rx.set()
             return True
-        if line.startswith("+NETOPEN:") or line.startswith("+CIPOPEN:") or line.startswith("+CIPSEND:"):
+        if line.startswith("+CCHRECV: 0,"):
+            self._end = line
+            self._rx.set()
+            return True
+        if (line.startswith("+NETOPEN:") or line.startswith("+CIPOPEN:") or line.startswith("+CIPSEND:")
+                or line.startswith("+CCHSTART:") or line.startswith("+CCHOPEN:") or line.startswith("+CCHSEND:")):
             self._res = line
             self._got.set()
             return True
         if (line.startswith("+IPCLOSE:") or line.startswith("+CIPEVENT:") or line.startswith("+CIPERROR:")
+                or line.startswith("+CCH_PEER_CLOSED:") or line.startswith("+CCH: CCH STOP")
                 or line == "RDY" or line.startswith("*ATREADY")):
             self.lost(line)
             return line[0] == "+"  # a boot banner is the modem's news too
-        return line.startswith("+CIPCLOSE:")
+        return line.startswith("+CIPCLOSE:") or line.startswith("+CCHCLOSE:")
 
     def lost(self, why):
         # The connection is over (a close URC, the modem off or rebooted): the
@@ -87,8 +115,13 @@ class Socket:
         self._rx.set()
         self._got.set()
 
-    async def _result(self, prefix, ms):
-        # The URC that ends a command's work ("+CIPOPEN: 0,0"), or None.
+    async def _result(self, prefix, ms, lines=()):
+        # The URC that ends a command's work ("+CIPOPEN: 0,0"), or None. Some
+        # results may come before the OK instead (A76XX: "+CCHSTART: 0" then OK):
+        # then they are in the answer's lines.
+        for ln in lines:
+            if ln.startswith(prefix):
+                return ln
         t0 = self.m.clock.ticks_ms()
         while True:
             r = self._res
@@ -136,7 +169,7 @@ class Socket:
         was = self.closed
         self.lost("closed")
         if not was and self.m.alive:
-            await self.m.cmd("AT+CIPCLOSE=%d" % _LINK, 5000)
+            await self.m.cmd(("AT+CCHCLOSE=%d" if self.tls else "AT+CIPCLOSE=%d") % _LINK, 5000)
 
     # --- the stream pair ---------------------------------------------------------------
     async def read(self, n):
@@ -149,6 +182,11 @@ class Socket:
                     await self._rx.wait_ms(_IDLE_MS)
                 continue
             self._avail = False
+            if self.tls:
+                data = await self._read_tls(min(n, _MAX))
+                if data:
+                    return data
+                continue
             lines = await m.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, min(n, _MAX)), 5000)
             data, m.payload = m.payload, b""
             if lines is None:
@@ -163,6 +201,34 @@ class Socket:
                     return data
         return b""
 
+    async def _read_tls(self, n):
+        # The A76XX answers OK first, then the data and the read's end as URCs.
+        m = self.m
+        self._end = None
+        lines = await m.cmd("AT+CCHRECV=%d,%d" % (_LINK, n), 5000)
+        if not lines or lines[-1] != "OK":
+            self.lost("read refused")
+            return b""
+        for ln in lines:
+            if ln.startswith("+CCHRECV: 0,"):
+                self._end = ln
+        t0 = m.clock.ticks_ms()
+        while not self.closed:
+            self._rx.clear()
+            if self._end is not None:
+                break
+            if m.clock.ticks_diff(m.clock.ticks_ms(), t0) > 5000:
+                self.lost("read timed out")
+            else:
+                await self._rx.wait_ms(1000)
+        data, m.payload = m.payload, b""
+        # No new RECV EVENT comes for data into a buffer that was not empty: a full
+        # read may have left some, so read on until a read comes back short. Never
+        # cleared here: a RECV EVENT for data after this read may already be in.
+        if len(data) >= n:
+            self._avail = True
+        return data
+
     def write(self, data):
         self._out = self._out + data if self._out else data  # no copy for the usual one packet
 
@@ -172,13 +238,16 @@ class Socket:
                 raise OSError("closed: %s" % self.why)
             chunk = self._out if len(self._out) <= _MAX else self._out[:_MAX]
             self._res = None
-            lines = await self.m.prompted("AT+CIPSEND=%d,%d" % (_LINK, len(chunk)), chunk, _SEND_MS)
+            tls = self.tls
+            lines = await self.m.prompted(("AT+CCHSEND=%d,%d" if tls else "AT+CIPSEND=%d,%d") % (_LINK, len(chunk)),
+                                          chunk, _SEND_MS)
             if not lines or lines[-1] != "OK":
                 self.lost("send refused")
                 continue
-            r = await self._result("+CIPSEND:", _SEND_MS)
+            r = await self._result("+CCHSEND:" if tls else "+CIPSEND:", _SEND_MS, lines)
             try:
-                sent = int(r.split(",")[2])
+                # TLS: "+CCHSEND: 0,<err>", all or nothing; TCP: "+CIPSEND: <link>,<req>,<cnf>"
+                sent = (len(chunk) if r == "+CCHSEND: 0,0" else -1) if tls else int(r.split(",")[2])
             except (AttributeError, IndexError, ValueError):
                 sent = -1
             if sent < 0:
