@@ -60,8 +60,8 @@ class Broker:
 
     def __init__(self):
         from cloud.broker import Credential, MosquittoBroker, mosquitto_hash
-        from tests.conftest import free_port
         from cloud.tls import ensure_certificates
+        from tests.conftest import free_port
         self.dir = Path(tempfile.mkdtemp(prefix="pers-bench-broker-"))
         self.tls = ensure_certificates(self.dir, ["localhost", "127.0.0.1"])
         self.broker = MosquittoBroker(self.dir, port=free_port(), tls=self.tls, tls_host="127.0.0.1",

@@ -214,7 +214,8 @@ class CloudProcess:
     def start(self, timeout: float = 60.0) -> CloudProcess:
         s = self.env.settings
         env = {**os.environ, "PERS_BROKER": "external", "PERS_MQTT_HOST": s.mqtt_host,
-               "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_TLS_PORT": "0", "PERS_MQTT_PASSWORD": self.env.service_password,
+               "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_TLS_PORT": "0",
+               "PERS_MQTT_PASSWORD": self.env.service_password,
                "PERS_LOG_JSON": "false", "PYTHONPATH": str(REPO), **NO_DEVICE_LIMITS, **self.extra_env}
         if s.database_url:
             env["PERS_DATABASE_URL"] = s.database_url

@@ -130,7 +130,7 @@ def ensure_certificates(data_dir: Path, hosts: list[str], now: dt.datetime | Non
     kept, the server certificate for ``hosts`` (names and addresses) made or remade as needed."""
     if not hosts:
         raise ValueError("the broker's certificate needs at least one host name or address")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     tls_dir = private_dir(Path(data_dir) / "broker" / "tls")
     if not ((tls_dir / "ca.crt").exists() and (tls_dir / "ca.key").exists()):
         _make_ca(tls_dir, now)

@@ -26,7 +26,8 @@ class System:
         self.data = data
         self.http_port, self.mqtt_port = free_port(), free_port()
         self.env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(self.http_port),
-                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_MQTT_TLS_PORT": "0", "PERS_BROKER": "external", **NO_DEVICE_LIMITS}
+                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_MQTT_TLS_PORT": "0",
+                    "PERS_BROKER": "external", **NO_DEVICE_LIMITS}
         self.broker = self.cloud = None
         self.url = f"http://127.0.0.1:{self.http_port}"
 

@@ -25,7 +25,8 @@ def test_pers_demo_check_stores_the_alert_once_and_the_watch_shows_the_ack(tmp_p
     data = tmp_path / "var" / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "cloud.cli", "demo", "--check",
-         "--http-port", str(free_port()), "--mqtt-port", str(free_port()), "--mqtt-tls-port", str(free_port()), "--timeout", "90"],
+         "--http-port", str(free_port()), "--mqtt-port", str(free_port()),
+         "--mqtt-tls-port", str(free_port()), "--timeout", "90"],
         cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "display: Help is coming" in proc.stdout
