@@ -112,7 +112,7 @@ class Modem:
             return
         if not line:
             return
-        if line.startswith("+CCHRECV: DATA,"):
+        if line[:9] == "+CCHRECV:" and line[10:14] == "DATA":
             # The header of TLS data (app/tlssock.py), which the A76XX sends after
             # the read's OK: the raw bytes that follow are the socket's, not lines.
             self._raw(line)

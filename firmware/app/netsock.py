@@ -63,7 +63,7 @@ async def connect(m, host, port, ca=None):
             await tlsopen.start(s, host, port, ca)
         finally:
             # the opening's code leaves the heap until the next connect (~1.1 KB)
-            sys.modules.pop("app.tlsopen", None)
+            sys.modules.pop(tlsopen.__name__, None)
             delattr(app, "tlsopen")
             del tlsopen
     else:
@@ -86,25 +86,34 @@ class Socket:
 
     # --- what the modem says on its own (Modem._urc gives every URC here first) ---
     def urc(self, line):
-        if line.startswith("+CIPRXGET: 1") or line.startswith("+CCHEVENT:"):
+        if line[:4] == "+CCH":
+            # The SSL session's (short keys: a string constant over 10 characters is a heap object)
+            k = line[4:8]
+            if k == "EVEN":  # "+CCHEVENT: 0,RECV EVENT"
+                self._avail = True
+                self._rx.set()
+            elif k == "RECV":  # "+CCHRECV: 0,<err>" (the DATA header is the Modem's: Modem._raw)
+                self._end = line
+                self._rx.set()
+            elif k == "STAR" or k == "OPEN" or k == "SEND":
+                self._res = line
+                self._got.set()
+            elif k == "_PEE" or k == ": CC":  # "+CCH_PEER_CLOSED: 0", "+CCH: CCH STOP"
+                self.lost(line)
+            return True  # "+CCHCLOSE:", "+CCHSTOP:": nothing more to do
+        if line.startswith("+CIPRXGET: 1"):
             self._avail = True
             self._rx.set()
             return True
-        if line.startswith("+CCHRECV: 0,"):
-            self._end = line
-            self._rx.set()
-            return True
-        if (line.startswith("+NETOPEN:") or line.startswith("+CIPOPEN:") or line.startswith("+CIPSEND:")
-                or line.startswith("+CCHSTART:") or line.startswith("+CCHOPEN:") or line.startswith("+CCHSEND:")):
+        if line.startswith("+NETOPEN:") or line.startswith("+CIPOPEN:") or line.startswith("+CIPSEND:"):
             self._res = line
             self._got.set()
             return True
         if (line.startswith("+IPCLOSE:") or line.startswith("+CIPEVENT:") or line.startswith("+CIPERROR:")
-                or line.startswith("+CCH_PEER_CLOSED:") or line.startswith("+CCH: CCH STOP")
                 or line == "RDY" or line.startswith("*ATREADY")):
             self.lost(line)
             return line[0] == "+"  # a boot banner is the modem's news too
-        return line.startswith("+CIPCLOSE:") or line.startswith("+CCHCLOSE:")
+        return line.startswith("+CIPCLOSE:")
 
     def lost(self, why):
         # The connection is over (a close URC, the modem off or rebooted): the
@@ -169,7 +178,7 @@ class Socket:
         was = self.closed
         self.lost("closed")
         if not was and self.m.alive:
-            await self.m.cmd(("AT+CCHCLOSE=%d" if self.tls else "AT+CIPCLOSE=%d") % _LINK, 5000)
+            await self.m.cmd(("AT+CCH" if self.tls else "AT+CIP") + "CLOSE=0", 5000)
 
     # --- the stream pair ---------------------------------------------------------------
     async def read(self, n):
@@ -182,12 +191,36 @@ class Socket:
                     await self._rx.wait_ms(_IDLE_MS)
                 continue
             self._avail = False
+            n = min(n, _MAX)
             if self.tls:
-                data = await self._read_tls(min(n, _MAX))
-                if data:
-                    return data
-                continue
-            lines = await m.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, min(n, _MAX)), 5000)
+                self._end = None
+                lines = await m.cmd("AT+CCH" + "RECV=0,%d" % n, 5000)
+                if not lines or lines[-1] != "OK":
+                    self.lost("no read")
+                else:
+                    # The A76XX answers OK first, then the data and the read's end as URCs
+                    # (the end may come inside the answer instead, before the OK).
+                    for ln in lines:
+                        if ln[:9] == "+CCHRECV:":
+                            self._end = ln
+                    t0 = m.clock.ticks_ms()
+                    while self._end is None and not self.closed:
+                        self._rx.clear()
+                        if m.clock.ticks_diff(m.clock.ticks_ms(), t0) > 5000:
+                            self.lost("no read")
+                        elif self._end is None:
+                            await self._rx.wait_ms(1000)
+                    data, m.payload = m.payload, b""
+                    # No RECV EVENT comes for data into a buffer that was not empty: read
+                    # on while reads come back full. Never cleared here: a RECV EVENT for
+                    # data after this read may already be in.
+                    if len(data) >= n:
+                        self._avail = True
+                    if data:
+                        return data
+                    continue
+            else:
+                lines = await m.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, n), 5000)
             data, m.payload = m.payload, b""
             if lines is None:
                 self.lost("read timed out")
@@ -201,34 +234,6 @@ class Socket:
                     return data
         return b""
 
-    async def _read_tls(self, n):
-        # The A76XX answers OK first, then the data and the read's end as URCs.
-        m = self.m
-        self._end = None
-        lines = await m.cmd("AT+CCHRECV=%d,%d" % (_LINK, n), 5000)
-        if not lines or lines[-1] != "OK":
-            self.lost("read refused")
-            return b""
-        for ln in lines:
-            if ln.startswith("+CCHRECV: 0,"):
-                self._end = ln
-        t0 = m.clock.ticks_ms()
-        while not self.closed:
-            self._rx.clear()
-            if self._end is not None:
-                break
-            if m.clock.ticks_diff(m.clock.ticks_ms(), t0) > 5000:
-                self.lost("read timed out")
-            else:
-                await self._rx.wait_ms(1000)
-        data, m.payload = m.payload, b""
-        # No new RECV EVENT comes for data into a buffer that was not empty: a full
-        # read may have left some, so read on until a read comes back short. Never
-        # cleared here: a RECV EVENT for data after this read may already be in.
-        if len(data) >= n:
-            self._avail = True
-        return data
-
     def write(self, data):
         self._out = self._out + data if self._out else data  # no copy for the usual one packet
 
@@ -239,15 +244,14 @@ class Socket:
             chunk = self._out if len(self._out) <= _MAX else self._out[:_MAX]
             self._res = None
             tls = self.tls
-            lines = await self.m.prompted(("AT+CCHSEND=%d,%d" if tls else "AT+CIPSEND=%d,%d") % (_LINK, len(chunk)),
-                                          chunk, _SEND_MS)
+            lines = await self.m.prompted(("AT+CCH" if tls else "AT+CIP") + "SEND=0,%d" % len(chunk), chunk, _SEND_MS)
             if not lines or lines[-1] != "OK":
                 self.lost("send refused")
                 continue
             r = await self._result("+CCHSEND:" if tls else "+CIPSEND:", _SEND_MS, lines)
             try:
                 # TLS: "+CCHSEND: 0,<err>", all or nothing; TCP: "+CIPSEND: <link>,<req>,<cnf>"
-                sent = (len(chunk) if r == "+CCHSEND: 0,0" else -1) if tls else int(r.split(",")[2])
+                sent = (len(chunk) if r[-2:] == ",0" else -1) if tls else int(r.split(",")[2])
             except (AttributeError, IndexError, ValueError):
                 sent = -1
             if sent < 0:
