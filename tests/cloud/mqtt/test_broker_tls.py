@@ -80,3 +80,21 @@ def test_the_ca_is_kept_and_the_server_certificate_follows_the_names(tmp_path):
     renamed = ensure_certificates(tmp_path, ["localhost", "pers.example.org"])
     assert renamed.cafile.read_bytes() == ca  # the watches keep trusting the broker
     assert renamed.certfile.read_bytes() != server
+
+
+def test_the_operators_files_are_used_as_they_are_and_go_together(tmp_path):
+    from cloud.platform import embedded_broker
+    from cloud.settings import Settings
+    from cloud.tls import tls_files
+    own = ensure_certificates(tmp_path / "operator", ["mqtt.example.org"])
+    s = Settings(data_dir=tmp_path / "data", mqtt_tls_certfile=own.certfile, mqtt_tls_keyfile=own.keyfile,
+                 mqtt_tls_cafile=own.cafile)
+    assert tls_files(s) == own
+    broker = embedded_broker(s)
+    broker.write_files([])
+    conf = broker.conf.read_text()
+    assert f"listener 8883 0.0.0.0\ncafile {own.cafile}\ncertfile {own.certfile}\nkeyfile {own.keyfile}" in conf
+    assert not (tmp_path / "data" / "broker" / "tls").exists()  # nothing generated
+    with pytest.raises(ValueError, match="go together"):
+        tls_files(s.model_copy(update={"mqtt_tls_cafile": None}))
+    assert tls_files(s.model_copy(update={"mqtt_tls_port": 0})) is None
