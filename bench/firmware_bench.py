@@ -20,7 +20,13 @@ Writes bench/results/firmware.json:
   air (``--transport``: only this and heap_peak_bytes, printed).
 - mpy_total_bytes: the whole firmware compiled by mpy-cross; romfs_image_bytes.
 
-    python bench/firmware_bench.py [--quick | --transport]
+``--tls`` writes bench/results/firmware_tls.json instead: the same watch provisioned
+for the broker's plaintext listener and for its TLS listener (the modem's SSL stack,
+hwsim/modem_ssl.py): heap_peak_bytes of the SOS with a full outbox, and
+power_on_to_first_puback_ms, scenario ms from power-on to the first PUBACK written
+towards the firmware (boot, registration, the CA download and the handshake with TLS).
+
+    python bench/firmware_bench.py [--quick | --transport | --tls]
 
 No figure here is asserted anywhere (tests/firmware/test_heap_budget.py enforces
 the heap budget): the firmware's budgets (docs/firmware.md) are printed beside them.
@@ -54,13 +60,22 @@ class Broker:
 
     def __init__(self):
         from cloud.broker import Credential, MosquittoBroker, mosquitto_hash
+        from cloud.tls import ensure_certificates
         from tests.conftest import free_port
         self.dir = Path(tempfile.mkdtemp(prefix="pers-bench-broker-"))
-        self.broker = MosquittoBroker(self.dir, port=free_port())
+        self.tls = ensure_certificates(self.dir, ["localhost", "127.0.0.1"])
+        self.broker = MosquittoBroker(self.dir, port=free_port(), tls=self.tls, tls_host="127.0.0.1",
+                                      tls_port=free_port())
         self.broker.write_files([Credential("pers-cloud", mosquitto_hash("cloudpw")),
                                  Credential(DEV, mosquitto_hash(SECRET))])
         self.broker.start()
         self.port = self.broker.port
+
+    def watch_args(self, tls: bool) -> dict:
+        """Watch(...) keywords: the listener and, with TLS, the CA it is provisioned with."""
+        if tls:
+            return {"broker": ("127.0.0.1", self.broker.tls_port), "ca": self.tls.cafile}
+        return {"broker": ("127.0.0.1", self.port)}
 
     def stop(self):
         self.broker.stop()
@@ -217,6 +232,42 @@ def sos_transport(broker: Broker, speed: float) -> dict:
         listener.close()
 
 
+def power_on_to_first_puback(broker: Broker, speed: float, tls: bool) -> dict:
+    """Scenario ms from power-on to the first PUBACK written towards the firmware (its
+    presence at check-in): boot, registration, the connection, and with TLS the CA
+    download and the handshake across the air."""
+    scenario = Scenario(name="bench", speed=speed, modem=ModemSpec())
+    w = Watch(DEV, SECRET, scenario=scenario, device_extra={"linger_ms": 3_600_000}, **broker.watch_args(tls))
+    tap = _tap_wires(w)
+    tap["mark"] = time.monotonic()
+    with w:
+        deadline = time.monotonic() + w.rec.real(120) + 10
+        while tap["puback"] is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tap["puback"] is not None, "no PUBACK"
+        ms = (tap["puback"] - w.rec.t0) * w.rec.speed * 1000
+        return {"ms": round(ms), "uart_bytes": tap["uart_to_modem"] + tap["uart_from_modem"],
+                "air_bytes": w.link.bytes_up + w.link.bytes_down, "speed": speed}
+
+
+def tls_compare(broker: Broker, quick: bool) -> dict:
+    out: dict = {"quick": quick}
+    for tls in (False, True):
+        key = "tls" if tls else "plain"
+        runs = [sos_with_full_outbox(broker, 20 if quick else 5, firmware.APP_HEAP, tls=tls)
+                for _ in range(1 if quick else 3)]
+        first = power_on_to_first_puback(broker, 5 if quick else 1, tls)
+        out[key] = {"heap_peak_bytes": max(r["app_live_max"] for r in runs),
+                    "heap_peak_runs": [r["app_live_max"] for r in runs], "sos_ok": all(r["ok"] for r in runs),
+                    "power_on_to_first_puback_ms": first["ms"], "uart_bytes_to_first_puback": first["uart_bytes"],
+                    "air_bytes_to_first_puback": first["air_bytes"], "clock_speed": first["speed"]}
+    out["tls_heap_cost_bytes"] = out["tls"]["heap_peak_bytes"] - out["plain"]["heap_peak_bytes"]
+    out["tls_first_puback_cost_ms"] = (out["tls"]["power_on_to_first_puback_ms"]
+                                       - out["plain"]["power_on_to_first_puback_ms"])
+    out["budgets"] = {"heap_peak_bytes": "< 65536 (tests/firmware/test_heap_budget.py, with TLS)"}
+    return out
+
+
 def fill_outbox(flash: Path, limit: int) -> Path:
     """A watch's flash with ``limit`` location reports waiting in its outbox (the
     firmware's on-flash format: one JSON file each, named by kind letter and mid)."""
@@ -236,7 +287,7 @@ def full_outbox(limit: int) -> Path:
     return fill_outbox(Path(tempfile.mkdtemp(prefix="pers-bench-flash-")), limit)
 
 
-def sos_with_full_outbox(broker: Broker, speed: float, heap: int | str, limit: int = 100) -> dict:
+def sos_with_full_outbox(broker: Broker, speed: float, heap: int | str, limit: int = 100, tls: bool = False) -> dict:
     """An SOS pressed with no coverage and the outbox full; then coverage: the
     alert reaches the cloud, which acknowledges it, and the whole outbox drains
     while the alarm is on. ``heap`` is the app heap (the code image sits above it,
@@ -245,7 +296,7 @@ def sos_with_full_outbox(broker: Broker, speed: float, heap: int | str, limit: i
     scenario = Scenario(name="heap", speed=speed, world=WorldSpec(coverage=False))
     listener = Listener(broker.port, ack=True)
     try:
-        with Watch(DEV, SECRET, ("127.0.0.1", broker.port), scenario=scenario, flash_dir=flash, heap=heap,
+        with Watch(DEV, SECRET, scenario=scenario, flash_dir=flash, heap=heap, **broker.watch_args(tls),
                    device_extra={"outbox_limit": limit}, firmware_env={"PERS_SIM_MEM_REPORT": "100"}) as w:
             ok = w.wait_display("Ready", 30)
             if ok:
@@ -317,8 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "firmware.json")
     ap.add_argument("--transport", action="store_true",
                     help="only the transport figures (heap peak, one SOS: bytes and press to PUBACK), printed")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS on vs off: heap peak and power-on to first PUBACK (bench/results/firmware_tls.json)")
     args = ap.parse_args(argv)
     broker = Broker()
+    if args.tls:
+        try:
+            out = tls_compare(broker, args.quick)
+        finally:
+            broker.stop()
+        path = RESULTS / "firmware_tls.json"
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out, indent=2))
+        return 0
     if args.transport:
         try:
             out = {"heap_peak_bytes": sos_with_full_outbox(broker, 5, firmware.APP_HEAP)["app_live_max"],

@@ -71,7 +71,7 @@ class Env:
         self.tmp = Path(tempfile.mkdtemp(prefix="pers-bench-"))
         self.keep = keep
         self.settings = Settings(data_dir=self.tmp / "data", http_port=free_port(), mqtt_port=free_port(),
-                                 log_json=False, database_url=database_url, broker="external")
+                                 mqtt_tls_port=0, log_json=False, database_url=database_url, broker="external")
         self.devices = devices
         self.broker = None
         self.cloud: CloudProcess | None = None
@@ -214,7 +214,8 @@ class CloudProcess:
     def start(self, timeout: float = 60.0) -> CloudProcess:
         s = self.env.settings
         env = {**os.environ, "PERS_BROKER": "external", "PERS_MQTT_HOST": s.mqtt_host,
-               "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_PASSWORD": self.env.service_password,
+               "PERS_MQTT_PORT": str(s.mqtt_port), "PERS_MQTT_TLS_PORT": "0",
+               "PERS_MQTT_PASSWORD": self.env.service_password,
                "PERS_LOG_JSON": "false", "PYTHONPATH": str(REPO), **NO_DEVICE_LIMITS, **self.extra_env}
         if s.database_url:
             env["PERS_DATABASE_URL"] = s.database_url

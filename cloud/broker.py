@@ -6,6 +6,7 @@ process; it knows nothing of devices beyond (username, password hash) pairs.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from cloud.domain.security import mosquitto_hash, mosquitto_verify  # noqa: F401 (re-exported)
 from cloud.files import private_dir, write_private
+from cloud.tls import TlsFiles
 
 log = logging.getLogger("pers.broker")
 
@@ -74,6 +76,19 @@ log_type warning
 log_type notice
 connection_messages false
 {user_line}
+{tls_listener}"""
+
+# The listener the watches use. Listener options follow their "listener" line
+# (mosquitto.conf(5)); tls_version is the oldest version accepted. The watch's modem
+# offers TLS 1.2 (A76XX manual, AT+CSSLCFG "sslversion"), so 1.2 is the floor.
+TLS_LISTENER_TEMPLATE = """\
+# TLS: what the watches connect to (docs/security.md).
+listener {port} {host}
+cafile {cafile}
+certfile {certfile}
+keyfile {keyfile}
+tls_version tlsv1.2
+require_certificate false
 """
 
 
@@ -100,13 +115,25 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class MosquittoBroker:
     """Writes Mosquitto's files under ``data_dir`` and runs (and restarts) the process."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 1883,
-                 service_accounts: tuple[str, ...] = ("pers-cloud",)):
+                 service_accounts: tuple[str, ...] = ("pers-cloud",), tls: TlsFiles | None = None,
+                 tls_host: str = "0.0.0.0", tls_port: int = 8883):
         self.dir = Path(data_dir) / "broker"
         self.host, self.port = host, port
+        self.tls = tls  # None: the plain loopback listener only
+        self.tls_host, self.tls_port = tls_host, tls_port
         self.service_accounts = service_accounts
         self.conf = self.dir / "mosquitto.conf"
         self.passwd = self.dir / "passwd"
@@ -131,7 +158,10 @@ class MosquittoBroker:
             # As root, Mosquitto would drop to the "mosquitto" user, which cannot
             # read files in a root-owned data directory; as any other user it
             # simply keeps the caller's identity.
-            user_line="user root" if os.geteuid() == 0 else ""))
+            user_line="user root" if os.geteuid() == 0 else "",
+            tls_listener="" if self.tls is None else TLS_LISTENER_TEMPLATE.format(
+                port=self.tls_port, host=self.tls_host, cafile=self.tls.cafile, certfile=self.tls.certfile,
+                keyfile=self.tls.keyfile)))
 
     def reload(self) -> None:
         """Make a running Mosquitto re-read the password file and ACL (SIGHUP).
@@ -158,14 +188,24 @@ class MosquittoBroker:
                                      start_new_session=True)
         write_private(self.pid_file, str(self.proc.pid))
         deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
+        tls_probe = "127.0.0.1" if self.tls_host in ("0.0.0.0", "") else self.tls_host
+        while not (port_open(self.host, self.port) and (self.tls is None or port_open(tls_probe, self.tls_port))):
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err} (log: {self.log_file})")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"mosquitto did not listen on {self.host}:{self.port}")
             time.sleep(0.02)
-        log.info("broker listening", extra={"host": self.host, "port": self.port})
+        # The plain listener carries passwords in clear: for the cloud's own clients on
+        # this machine (and the tests), never for the watches.
+        log.info("broker listening: plaintext MQTT, for loopback clients only",
+                 extra={"host": self.host, "port": self.port})
+        if not is_loopback(self.host):
+            log.warning("the plaintext MQTT listener is not on loopback: passwords cross the network in clear",
+                        extra={"host": self.host, "port": self.port})
+        if self.tls is not None:
+            log.info("broker listening: MQTT over TLS", extra={"host": self.tls_host, "port": self.tls_port,
+                                                               "cafile": str(self.tls.cafile)})
 
     def supervise(self) -> None:
         """Restart Mosquitto if it dies, until stop()."""

@@ -31,6 +31,8 @@ def _settings(args) -> Settings:
         overrides["http_port"] = args.http_port
     if getattr(args, "mqtt_port", None):
         overrides["mqtt_port"] = args.mqtt_port
+    if getattr(args, "mqtt_tls_port", None) is not None:
+        overrides["mqtt_tls_port"] = args.mqtt_tls_port
     return Settings(**overrides)
 
 
@@ -80,8 +82,9 @@ def cmd_demo(args) -> int:
     settings = _settings(args)
     if not args.data_dir:
         settings = settings.model_copy(update={"data_dir": Path("var/demo")})
-    # On loopback, for trying it out: the API's documentation open to all (production: admins).
-    settings = settings.model_copy(update={"api_docs": "public"})
+    # On loopback, for trying it out: the API's documentation open to all (production: admins),
+    # and the watches' TLS listener on loopback too.
+    settings = settings.model_copy(update={"api_docs": "public", "mqtt_tls_host": settings.mqtt_host})
     if not args.keep and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     setup_logging(settings.log_json, logging.WARNING)
@@ -92,6 +95,11 @@ def cmd_demo(args) -> int:
     stack.start_cloud()
     tune_gc()
     gw = gateway_line(settings)
+    # The watch speaks TLS through its modem, verifying the broker against the CA it is
+    # flashed with; the plaintext port is the cloud's own, on loopback.
+    tls = stack.broker.tls if stack.broker is not None else None
+    watch_port = settings.mqtt_tls_port if tls is not None else settings.mqtt_port
+    watch_url = f"{'mqtts' if tls else 'mqtt'}://{settings.mqtt_host}:{watch_port}"
     print(f"""
   OpenPERS demo is running.
     Console:   {stack.url}/
@@ -100,15 +108,16 @@ def cmd_demo(args) -> int:
     Supervisor: {stack.url}/supervisor as {DEMO_SUPERVISOR[0]} / {DEMO_SUPERVISOR[1]}
     Admin:      {stack.url}/admin as {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}
     API docs:  {stack.url}/docs
-    Broker:    mqtt://{settings.mqtt_host}:{settings.mqtt_port} (Mosquitto, per-device passwords and ACL){gw}
+    Broker:    {watch_url} (Mosquitto, per-device passwords and ACL; the watch's link){gw}
   The simulated watch of Jeanne Martin (real firmware under MicroPython) presses SOS in a few seconds.
   Acknowledge the case in the console; the watch shows what the operator sends. Ctrl-C stops everything.
 """, flush=True)
     watch = subprocess.Popen(
         [sys.executable, "-m", "hwsim", "run", str(args.scenario), "--broker",
-         f"{settings.mqtt_host}:{settings.mqtt_port}", "--device-id", seed.device_id,
+         f"{settings.mqtt_host}:{watch_port}", "--device-id", seed.device_id,
          "--flash-dir", str((settings.data_dir / "watch-flash").resolve()),
-         "--events", str((settings.data_dir / "watch-events.jsonl").resolve())] + ([] if args.check else ["--stay"]),
+         "--events", str((settings.data_dir / "watch-events.jsonl").resolve())]
+        + (["--ca", str(tls.cafile.resolve())] if tls else []) + ([] if args.check else ["--stay"]),
         env={**os.environ, "HWSIM_SECRET": seed.device_secret}, cwd=REPO)
     rc = 0
     try:
@@ -272,6 +281,7 @@ def _common(sp) -> None:
     sp.add_argument("--data-dir", help="data directory (default: $PERS_DATA_DIR or ./var)")
     sp.add_argument("--http-port", type=int)
     sp.add_argument("--mqtt-port", type=int)
+    sp.add_argument("--mqtt-tls-port", type=int, help="the TLS listener the watches use (0: none)")
 
 
 def _add_run_commands(sub) -> None:

@@ -67,15 +67,22 @@ def check_profiles(profiles) -> list[dict]:
     return profiles
 
 
-def device_config(device_id: str, secret: str, broker_host: str, broker_port: int, profiles=None) -> dict:
+def device_config(device_id: str, secret: str, broker_host: str, broker_port: int, profiles=None,
+                  tls: bool = False) -> dict:
+    """/data/device.json. ``tls``: the watch connects over TLS (its modem's), verifying the
+    broker against /data/ca.pem, which is written beside it (``broker_port``: the TLS
+    listener, 8883 by default; docs/firmware.md)."""
     if not DEVICE_ID.match(device_id or ""):
         raise FlashError(f"device id must match {DEVICE_ID.pattern}")
     if not secret:
         raise FlashError("the device secret is required")
     if not broker_host or not 0 < int(broker_port) < 65536:
         raise FlashError("broker must be HOST and a port from 1 to 65535")
-    return {"id": device_id, "secret": secret, "broker_host": broker_host, "broker_port": int(broker_port),
-            "profiles": check_profiles(profiles)}
+    device = {"id": device_id, "secret": secret, "broker_host": broker_host, "broker_port": int(broker_port),
+              "profiles": check_profiles(profiles)}
+    if tls:
+        device["tls"] = True
+    return device
 
 
 def stage(out: Path, device: dict, firmware_dir: Path = FIRMWARE_DIR, *, romfs: bool = True) -> Path:

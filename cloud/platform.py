@@ -14,6 +14,7 @@ from cloud.files import open_private, private_dir, restrict
 from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.migrate import upgrade
+from cloud.tls import tls_files
 
 
 def prepare(settings: Settings) -> None:
@@ -37,7 +38,8 @@ def service_password(settings: Settings) -> str:
 
 def embedded_broker(settings: Settings) -> MosquittoBroker:
     return MosquittoBroker(settings.data_dir, host=settings.mqtt_host, port=settings.mqtt_port,
-                           service_accounts=settings.mqtt_service_accounts())
+                           service_accounts=settings.mqtt_service_accounts(), tls=tls_files(settings),
+                           tls_host=settings.mqtt_tls_host, tls_port=settings.mqtt_tls_port)
 
 
 def sync_broker_auth(settings: Settings, broker: MosquittoBroker | None = None, sm=None) -> None:

@@ -32,6 +32,17 @@ class Settings(BaseSettings):
     mqtt_username: str = "pers-cloud"
     mqtt_password: str | None = None  # embedded: generated into the data dir
     mqtt_client_id: str | None = None  # defaults to the username (Mosquitto enforces it)
+    # The embedded broker's TLS listener, the one the watches use (mqtt_port stays for
+    # loopback clients: the cloud itself and the tests). 0: no TLS listener. Its
+    # certificate is made under <data>/broker/tls/ for mqtt_tls_names (comma-separated
+    # host names and addresses the watches dial), unless the operator supplies all three
+    # files (cloud/tls.py, docs/operations.md).
+    mqtt_tls_port: int = 8883
+    mqtt_tls_host: str = "0.0.0.0"
+    mqtt_tls_names: str = "localhost,127.0.0.1"
+    mqtt_tls_certfile: Path | None = None
+    mqtt_tls_keyfile: Path | None = None
+    mqtt_tls_cafile: Path | None = None
     # Several workers split the ingest with $share/<group>/... The group name is a secret
     # shared by the workers, like a password: Mosquitto 2.0 grants any client's $share
     # SUBSCRIBE (its acl_file does not check subscriptions), so a watch that knows the
@@ -51,6 +62,10 @@ class Settings(BaseSettings):
     # false: alerts and command acks are subscribed on the bulk session too, where they
     # queue behind its backlog in the broker (only to measure what the alert session buys).
     mqtt_alert_connection: bool = True
+
+    def tls_hosts(self) -> list[str]:
+        """The names and addresses the broker's generated certificate is valid for."""
+        return [h.strip() for h in self.mqtt_tls_names.split(",") if h.strip()]
 
     def mqtt_service_accounts(self) -> tuple[str, ...]:
         """The broker accounts this cloud process connects with (same password): the bulk

@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="a scenario file, or a bundled name (sos_demo)")
     run.add_argument("--broker", type=_host_port, default=("127.0.0.1", 1883), help="HOST:PORT of the MQTT broker")
     run.add_argument("--device-id", required=True)
+    run.add_argument("--ca", help="the broker's CA (PEM): the watch connects over TLS and verifies the broker "
+                                  "against it, as `pers flash --ca` provisions it (--broker is then the TLS port)")
     run.add_argument("--secret", default=os.environ.get("HWSIM_SECRET"),
                      help="the device secret (default: $HWSIM_SECRET, which keeps it out of `ps`)")
     run.add_argument("--flash-dir", help="the watch's flash (default: a fresh temporary directory)")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(at {scenario.speed:g}x real time; times below are scenario seconds)", flush=True)
     try:
         ok, reason = run_scenario(scenario, args.device_id, args.secret, args.broker,
-                                  args.flash_dir, Recorder(sys.stdout, events, args.verbose), stay)
+                                  args.flash_dir, Recorder(sys.stdout, events, args.verbose), stay, ca=args.ca)
     except KeyboardInterrupt:
         ok, reason = False, "interrupted"
     except (OSError, RuntimeError) as exc:

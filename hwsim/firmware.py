@@ -162,16 +162,19 @@ import sys, vfs, micropython
 import asyncio, json, socket, os, errno, time, random, math, binascii
 """ + MOUNT_ROM + """
 micropython.qstr_info()
-import hal, hal.sim, app.watch
+import hal, hal.sim, app.watch, app.tlsopen
 micropython.qstr_info()
 """
+# app.tlsopen is imported only by a watch provisioned for TLS; its names are in
+# flash on a frozen build all the same.
 
 
 def qstr_credit(run_dir: Path) -> int:
     """Bytes of qstr pool that importing the firmware adds to the heap. A frozen
     build interns these names at build time, in flash; loading from ROMFS the
     unix port must intern them in the heap. Measured once per build."""
-    cache = run_dir / "qstr_credit"
+    # the probe's own text in the name: a probe that imports more measures again
+    cache = run_dir / ("qstr_credit-" + hashlib.sha256(QSTR_PROBE.encode()).hexdigest()[:8])
     if cache.exists():
         return int(cache.read_text())
     out = subprocess.run([find_micropython(), "-X", "heapsize=1M", "-c", QSTR_PROBE], capture_output=True,

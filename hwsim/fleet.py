@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import resource
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -53,8 +54,12 @@ class Fleet:
 
     def __init__(self, credentials: list[tuple[str, str]], host: str = "127.0.0.1", port: int = 1883, *,
                  keepalive: int = 120, connect_concurrency: int = 200, window: int = 2000,
-                 alert_resend_s: float | None = 10.0, reconnect_retries: int = 3):
+                 alert_resend_s: float | None = 10.0, reconnect_retries: int = 3, ca: str | os.PathLike | None = None):
         self.host, self.port, self.keepalive = host, port, keepalive
+        # ca: the twins speak TLS to the broker's TLS listener, verifying it against this
+        # CA, as a provisioned watch does (its modem's TLS: hwsim/modem_ssl.py). A large
+        # fleet in a benchmark may go without (a handshake each), the tests' go with it.
+        self.ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
         self.connect_concurrency = connect_concurrency
         self.window = window                      # max QoS1 publishes waiting for PUBACK, fleet-wide
         self.alert_resend_s = alert_resend_s      # None or 0: alerts are never re-sent by the twin

@@ -15,8 +15,8 @@ from hwsim.provision import provision_fleet, read_credentials
 
 
 async def run_fleet(creds, host, port, *, duration, loc_rate, heartbeat_s, sos, max_rate=False,
-                    window=2000, connect_concurrency=200, ack_timeout=30.0) -> dict:
-    fleet = Fleet(creds, host, port, window=window, connect_concurrency=connect_concurrency)
+                    window=2000, connect_concurrency=200, ack_timeout=30.0, ca=None) -> dict:
+    fleet = Fleet(creds, host, port, window=window, connect_concurrency=connect_concurrency, ca=ca)
     await fleet.connect_all()
     t0 = time.perf_counter()
     load = asyncio.create_task(fleet.run_load(duration, loc_rate=loc_rate, heartbeat_s=heartbeat_s,
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     p.add_argument("--sos", type=int, default=0, help="SOS alerts to send during the run (distinct twins)")
     p.add_argument("--broker", default="127.0.0.1:1883", help="host:port")
+    p.add_argument("--ca", help="the broker's CA (PEM): TLS, verifying the broker (--broker is then its TLS port)")
     p.add_argument("--credentials", type=Path, help="CSV device_id,secret")
     p.add_argument("--provision", action="store_true",
                    help="first create the devices with `pers device add --count` (PERS_* settings: "
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = asyncio.run(run_fleet(creds, host or "127.0.0.1", int(port), duration=args.duration,
                                 loc_rate=args.rate, heartbeat_s=args.heartbeat, sos=args.sos,
                                 max_rate=args.max_rate, window=args.window,
-                                connect_concurrency=args.connect_concurrency, ack_timeout=args.ack_timeout))
+                                connect_concurrency=args.connect_concurrency, ack_timeout=args.ack_timeout,
+                                ca=args.ca))
     # The per-second series are for a benchmark reading --out; on a terminal they would
     # bury the figures under a line per second of load.
     print(json.dumps({k: v for k, v in rep.items() if k not in ("loc_sent_at", "loc_pubacked_at")}, indent=2))

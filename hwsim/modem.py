@@ -32,6 +32,7 @@ from hwsim.events import Recorder
 from hwsim.modem_at import RATS, REG_NAMES, ATCommands
 from hwsim.modem_call import CallModel
 from hwsim.modem_net import NetCommands
+from hwsim.modem_ssl import SslCommands
 from hwsim.scenario import ModemSpec
 from hwsim.world import World
 
@@ -43,7 +44,7 @@ SMS_SEND_S = 3.0  # the network's answer to an SMS submission (the manual allows
 URC_HOLD_S = 2.0  # with interleaving on, the longest a URC waits for a command's answer to ride in
 
 
-class ModemEmulator(NetCommands, ATCommands, CallModel):
+class ModemEmulator(SslCommands, NetCommands, ATCommands, CallModel):
     def __init__(self, world: World, spec: ModemSpec, rec: Recorder, meter: Meter | None = None):
         self.world, self.spec, self.rec = world, spec, rec
         self.now = rec.now
@@ -58,6 +59,7 @@ class ModemEmulator(NetCommands, ATCommands, CallModel):
         self._rng = random.Random(spec.urc_interleave_seed) if spec.urc_interleave_seed is not None else None
         self._held: list[tuple[float, str]] = []
         self._busy = False  # working on a command: URCs wait to go inside its answer
+        self.certs: dict[str, bytes] = {}  # the modem's file system (AT+CCERTDOWN): kept across power cycles
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -255,7 +257,7 @@ class ModemEmulator(NetCommands, ATCommands, CallModel):
                         buf = await self._send_sms(reader, writer, line, buf)
                         self._busy = False
                         continue
-                    size = self.net_prompt(cmd)
+                    size = self.net_prompt(line.strip())
                     if size is not None:  # AT+CIPSEND: the prompt, then exactly size raw bytes
                         # What came before the prompt (the command's line feed) is not data.
                         lf_due = not buf.startswith(b"\n")
@@ -267,7 +269,7 @@ class ModemEmulator(NetCommands, ATCommands, CallModel):
                             buf += data
                         payload, buf = buf[:size], buf[size:]
                         await asyncio.sleep(self.rec.real(size / UART_BYTES_S))  # the payload's time on the line
-                        out = self._before(self.net_send(cmd, payload))
+                        out = self._before(self.net_send(line.strip(), payload))
                     else:
                         # socket data is never split by a held URC: only AT answers carry them
                         net = self.net_answer(line)

@@ -42,6 +42,7 @@ LINKS = 10               # link numbers 0..9
 NETOPEN_S = 1.0          # PDP context activation
 NETOPEN_FAIL_S = 3.0     # ... refused by a network that carries no data
 BROKER_REFUSED_S = 1.0   # a connect the far end refuses
+TLS_RECORD_OVERHEAD = 29  # per TLS record on the air: header 5, AES-GCM nonce 8 and tag 16
 RX_BUFFER = 64 * 1024    # the modem's receive buffer per link: past it the broker must wait
 
 CIPSEND = re.compile(r"AT\+CIPSEND=(\d),(\d+)")
@@ -60,6 +61,7 @@ class Sock:
     up: asyncio.Queue = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task] = field(default_factory=list)
     gave_up: bool = False  # TCP exhausted its retransmissions: the connection is reset
+    tls: bool = False  # an SSL session (hwsim/modem_ssl.py), not a TCP/IP link
 
 
 class NetCommands:
@@ -82,19 +84,36 @@ class NetCommands:
         self.socks = {}
         self.bearer = False
         self.manual_rx = False
+        self._ssl_reset()
+
+    def _ssl_reset(self) -> None:
+        raise NotImplementedError
 
     # --- commands -----------------------------------------------------------------
-    def net_prompt(self, cmd: str) -> int | None:
-        """The payload length an AT+CIPSEND will take after its prompt, or None
-        when the modem answers at once (ERROR) instead of prompting."""
-        m = CIPSEND.fullmatch(cmd)
+    def net_prompt(self, raw: str) -> int | None:
+        """The payload length an AT+CIPSEND (or an SSL command: hwsim/modem_ssl.py)
+        will take after its prompt, or None when the modem answers at once instead."""
+        if raw[3:6].upper() in ("CCH", "CCE"):
+            return self.ssl_prompt(raw)
+        m = CIPSEND.fullmatch(raw.upper())
         if not m:
             return None
         s, n = self.socks.get(int(m.group(1))), int(m.group(2))
         return n if s is not None and s.connected and 1 <= n <= MAX_SEND else None
 
-    def net_send(self, cmd: str, payload: bytes) -> list[str]:
-        m = CIPSEND.fullmatch(cmd)
+    def ssl_prompt(self, raw: str) -> int | None:
+        raise NotImplementedError
+
+    def ssl_send(self, raw: str, payload: bytes) -> list[str]:
+        raise NotImplementedError
+
+    def ssl_answer(self, raw: str) -> list[str | bytes] | None:
+        raise NotImplementedError
+
+    def net_send(self, raw: str, payload: bytes) -> list[str]:
+        if raw[3:6].upper() in ("CCH", "CCE"):
+            return self.ssl_send(raw, payload)
+        m = CIPSEND.fullmatch(raw.upper())
         assert m is not None
         s = self.socks.get(int(m.group(1)))
         if s is None or not s.connected:
@@ -107,6 +126,8 @@ class NetCommands:
     def net_answer(self, raw: str) -> list[str | bytes] | None:
         """The answer to a TCP/IP command line, or None when it is not one."""
         cmd = raw.strip().upper()
+        if cmd[3:6] in ("CCH", "CCE", "CSS"):
+            return self.ssl_answer(raw)
         if cmd == "AT+NETOPEN":
             return self._netopen()
         if cmd == "AT+NETOPEN?":
@@ -219,7 +240,7 @@ class NetCommands:
             while data := await s.reader.read(4096):
                 if not air.passes():
                     break
-                if not await air.carry(len(data), up=False):
+                if not await air.carry(len(data) + (TLS_RECORD_OVERHEAD if s.tls else 0), up=False):
                     s.gave_up = True
                     break
                 if not air.passes() or not s.connected:
@@ -228,7 +249,9 @@ class NetCommands:
                     await asyncio.sleep(0.05)  # the firmware reads slowly: TCP's window closes
                 announce = not s.rx
                 s.rx += data
-                if announce and self.manual_rx:
+                if announce and s.tls and getattr(self, "cch_manual_rx", False):
+                    self._urc(f"+CCHEVENT: {s.link},RECV EVENT")
+                elif announce and self.manual_rx and not s.tls:
                     self._urc(f"+CIPRXGET: 1,{s.link}")
         except (ConnectionError, OSError):
             pass
@@ -242,7 +265,7 @@ class NetCommands:
                 data = await s.up.get()
                 if not air.passes():
                     break
-                if not await air.carry(len(data), up=True):
+                if not await air.carry(len(data) + (TLS_RECORD_OVERHEAD if s.tls else 0), up=True):
                     s.gave_up = True
                     break
                 if not air.passes() or not s.connected:
@@ -256,8 +279,9 @@ class NetCommands:
     def _drop(self, s: Sock, reason: int | None) -> None:
         """The connection ends: reason None is the firmware's own close (or a
         power cycle), else the +IPCLOSE reason it is told."""
-        if self.socks.get(s.link) is s:
-            del self.socks[s.link]
+        table = getattr(self, "cch", {}) if s.tls else self.socks
+        if table.get(s.link) is s:
+            del table[s.link]
         was = s.connected
         s.connected = False
         if s.writer is not None:
@@ -270,7 +294,7 @@ class NetCommands:
         if was:
             self.rec.record("link", state="down")
             if reason is not None and self.bearer:
-                self._urc(f"+IPCLOSE: {s.link},{reason}")
+                self._urc(f"+CCH_PEER_CLOSED: {s.link}" if s.tls else f"+IPCLOSE: {s.link},{reason}")
 
     def net_watch(self) -> None:
         """From the modem's tick: the bearer goes with the data network."""
@@ -279,6 +303,11 @@ class NetCommands:
             for s in list(self.socks.values()):
                 self._drop(s, None)
             self._urc("+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
+            if getattr(self, "cch_started", False):  # the SSL service goes with the bearer
+                for s in list(self.cch.values()):  # type: ignore[attr-defined]
+                    self._drop(s, None)
+                self.cch_started = False
+                self._urc("+CCH: CCH STOP")
 
     # --- helpers ------------------------------------------------------------------
     def _later(self, scenario_s: float, line: str) -> None:

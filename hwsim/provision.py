@@ -20,7 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 # the caller (a ``cloud.settings.Settings`` or anything with these attributes).
 _SETTINGS_ENV = {"data_dir": "PERS_DATA_DIR", "database_url": "PERS_DATABASE_URL", "broker": "PERS_BROKER",
                  "mqtt_host": "PERS_MQTT_HOST", "mqtt_port": "PERS_MQTT_PORT",
-                 "mqtt_username": "PERS_MQTT_USERNAME", "mqtt_password": "PERS_MQTT_PASSWORD"}
+                 "mqtt_username": "PERS_MQTT_USERNAME", "mqtt_password": "PERS_MQTT_PASSWORD",
+                 # the broker's config is rewritten with the TLS listener: the caller's, not the default
+                 "mqtt_tls_port": "PERS_MQTT_TLS_PORT", "mqtt_tls_host": "PERS_MQTT_TLS_HOST",
+                 "mqtt_tls_names": "PERS_MQTT_TLS_NAMES", "mqtt_tls_certfile": "PERS_MQTT_TLS_CERTFILE",
+                 "mqtt_tls_keyfile": "PERS_MQTT_TLS_KEYFILE", "mqtt_tls_cafile": "PERS_MQTT_TLS_CAFILE"}
 
 
 def cli_env(settings=None) -> dict[str, str]:

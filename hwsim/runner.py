@@ -41,8 +41,12 @@ class Watch:
                  scenario: Scenario | None = None, flash_dir: str | Path | None = None,
                  recorder: Recorder | None = None, firmware_dir: Path = firmware.FIRMWARE_DIR,
                  device_extra: dict | None = None, speed: float | None = None,
-                 firmware_env: dict | None = None, heap: int | str = firmware.APP_HEAP):
+                 firmware_env: dict | None = None, heap: int | str = firmware.APP_HEAP,
+                 ca: str | Path | None = None):
         self.device_id, self.secret, self.broker = device_id, secret, broker
+        # The CA the watch is provisioned with: given, it connects over TLS (the modem's)
+        # and verifies the broker against it, as `pers flash --ca` sets a watch up.
+        self.ca = Path(ca) if ca else None
         self.scenario = scenario or Scenario(name="adhoc")
         self.rec = recorder or Recorder()
         self.rec.speed = speed or self.scenario.speed
@@ -138,6 +142,9 @@ class Watch:
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         device = {"id": self.device_id, "secret": self.secret,
                   "broker_host": self.broker[0], "broker_port": self.broker[1], **self.device_extra}
+        if self.ca is not None:
+            device["tls"] = True
+            (self.flash_dir / "ca.pem").write_bytes(self.ca.read_bytes())
         (self.flash_dir / "device.json").write_text(json.dumps(device))
 
     def _spawn(self, coro) -> None:
@@ -357,11 +364,12 @@ class Watch:
 
 def run_scenario(scenario: Scenario, device_id: str, secret: str, broker: tuple[str, int],
                  flash_dir: str | Path | None = None, recorder: Recorder | None = None,
-                 stay: threading.Event | None = None) -> tuple[bool, str]:
+                 stay: threading.Event | None = None, ca: str | Path | None = None) -> tuple[bool, str]:
     """Play a scenario; (True, summary) when every expectation passes, else (False, reason).
-    With ``stay`` (an Event) the watch keeps running after the expectations until it is set."""
+    With ``stay`` (an Event) the watch keeps running after the expectations until it is set.
+    With ``ca`` the watch is provisioned for TLS (``broker`` is then the TLS listener)."""
     rec = recorder or Recorder()
-    with Watch(device_id, secret, broker, scenario, flash_dir, rec) as watch:
+    with Watch(device_id, secret, broker, scenario, flash_dir, rec, ca=ca) as watch:
         player = threading.Thread(target=_play, args=(watch, scenario.timeline), daemon=True)
         player.start()
         for exp in scenario.expect:

@@ -128,7 +128,7 @@ class Twin:
         client.set_config({"reconnect_retries": fleet.reconnect_retries, "reconnect_delay": 2})
         self.client = client
         t0 = time.perf_counter()
-        await client.connect(host, port, keepalive=keepalive, version=MQTTv311)
+        await client.connect(host, port, ssl=fleet.ssl, keepalive=keepalive, version=MQTTv311)
         fleet.stats.connect_ms.append((time.perf_counter() - t0) * 1000)
         self.connected = True
         client.subscribe(self.topics["cmd"], qos=1)

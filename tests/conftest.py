@@ -100,12 +100,18 @@ def salvaged_examples() -> dict[str, dict]:
 def mosquitto(tmp_path):
     """A factory: ``mosquitto({"dev1": "secret"})`` starts a real Mosquitto with the
     generated password file and ACL (service accounts ``pers-cloud`` and its alert
-    session ``pers-cloud-alerts``, password ``cloudpw``)."""
+    session ``pers-cloud-alerts``, password ``cloudpw``). ``tls=True`` adds the TLS
+    listener the watches use (``broker.tls_port``, CA ``broker.tls.cafile``), with the
+    certificate `pers` makes (cloud/tls.py) for localhost and 127.0.0.1."""
+    from cloud.tls import ensure_certificates
     started: list[MosquittoBroker] = []
 
-    def start(devices: dict[str, str], service_password: str = "cloudpw") -> MosquittoBroker:
+    def start(devices: dict[str, str], service_password: str = "cloudpw", tls: bool = False) -> MosquittoBroker:
         services = Settings().mqtt_service_accounts()
-        broker = MosquittoBroker(tmp_path / f"b{len(started)}", port=free_port(), service_accounts=services)
+        data = tmp_path / f"b{len(started)}"
+        files = ensure_certificates(data, ["localhost", "127.0.0.1"]) if tls else None
+        broker = MosquittoBroker(data, port=free_port(), service_accounts=services, tls=files,
+                                 tls_host="127.0.0.1", tls_port=free_port() if tls else 0)
         creds = [Credential(user, mosquitto_hash(service_password)) for user in services]
         creds += [Credential(d, mosquitto_hash(s)) for d, s in devices.items()]
         broker.write_files(creds)
@@ -157,7 +163,8 @@ def stack_factory(tmp_path, request, database):
             databases.append(name)
             overrides["database_url"] = url
         settings = Settings(data_dir=tmp_path / f"data{len(started) or ''}", http_port=free_port(),
-                            mqtt_port=free_port(), log_json=False, **overrides)
+                            mqtt_port=free_port(), mqtt_tls_port=free_port(), mqtt_tls_host="127.0.0.1",
+                            log_json=False, **overrides)
         prepare(settings)
         engine = make_engine(settings.db_url)
         sm = make_sessionmaker(engine)

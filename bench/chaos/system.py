@@ -27,7 +27,7 @@ class System:
         self.http_port, self.mqtt_port, self.gateway_port = free_port(), free_port(), free_port()
         # The watch gateway too: SeTracker and IW twins alarm beside ours (docs/gateway.md).
         self.env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(self.http_port),
-                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_BROKER": "external",
+                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_MQTT_TLS_PORT": "0", "PERS_BROKER": "external",
                     "PERS_GATEWAY_PORT": str(self.gateway_port), **NO_DEVICE_LIMITS}
         self.broker = self.cloud = None
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -45,7 +45,7 @@ class System:
         from cloud.store.db import make_engine, make_sessionmaker
         from hwsim.provision import provision_fleet
 
-        settings = Settings(data_dir=self.data, mqtt_port=self.mqtt_port, http_port=self.http_port)
+        settings = Settings(data_dir=self.data, mqtt_port=self.mqtt_port, http_port=self.http_port, mqtt_tls_port=0)
         prepare(settings)
         engine = make_engine(settings.db_url)
         seed_demo(make_sessionmaker(engine), SystemClock(), self.data)

@@ -112,6 +112,11 @@ class Modem:
             return
         if not line:
             return
+        if line[:9] == "+CCHRECV:" and line[10:14] == "DATA":
+            # The header of TLS data (app/tlssock.py), which the A76XX sends after
+            # the read's OK: the raw bytes that follow are the socket's, not lines.
+            self._raw(line)
+            return
         lines = self._pending
         # "+CIPRXGET: 1,<link>" (data waiting) is a URC even inside the answer to a read.
         if lines is None or line.startswith("+CIPRXGET: 1") or self._unsolicited(line):
@@ -119,19 +124,23 @@ class Modem:
             return
         lines.append(line)
         if line.startswith("+CIPRXGET: 2,"):
-            try:
-                n = int(line.split(",")[2])
-            except (IndexError, ValueError):
-                n = -1
-            # Never more than a read asks for (app/netsock.py, 1500): a corrupt
-            # length would otherwise swallow every answer and URC that follows.
-            if 0 <= n <= 1500:
-                self._want = n
-            else:
-                self.garbage += 1
+            self._raw(line)
         if _final(line):
             self._pending = None  # what follows the final result is nobody's answer
             self._done.set()
+
+    def _raw(self, line):
+        # "+CIPRXGET: 2,<link>,<n>,<rest>" or "+CCHRECV: DATA,<s>,<n>": n raw bytes follow.
+        try:
+            n = int(line.split(",")[2])
+        except (IndexError, ValueError):
+            n = -1
+        # Never more than a read asks for (app/netsock.py, 1500): a corrupt
+        # length would otherwise swallow every answer and URC that follows.
+        if 0 <= n <= 1500:
+            self._want = n
+        else:
+            self.garbage += 1
 
     def _unsolicited(self, line):
         # A "+XXX:" line that the pending command cannot have produced, or a

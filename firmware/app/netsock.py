@@ -23,6 +23,17 @@
 #   AT+CIPCLOSE=<link>      OK, later "+CIPCLOSE: <link>,<err>"
 #   URCs: "+IPCLOSE: <link>,<reason>" (0 local, 1 remote, 2 send timeout),
 #         "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY" (the bearer is gone), "+CIPERROR: <err>"
+#
+# With TLS (device.json "tls": the broker verified against /data/ca.pem) the modem's
+# SSL stack carries the connection instead: the same stream pair, its session 0
+# opened by app/tlsopen.py, and these commands (A76XX AT Command Manual, SSL):
+#   AT+CCHSEND=0,<len>      ">", len bytes, OK, then "+CCHSEND: 0,<err>" (AT+CCHSET=1,1)
+#   AT+CCHRECV=0,<len>      OK, "+CCHRECV: DATA,0,<n>", n raw bytes, "+CCHRECV: 0,<err>"
+#   AT+CCHCLOSE=0           OK, later "+CCHCLOSE: 0,<err>"
+#   URCs: "+CCHEVENT: 0,RECV EVENT" (data into an empty buffer), "+CCH_PEER_CLOSED: 0",
+#         "+CCH: CCH STOP" (the bearer is gone)
+# Only the opening is a module of its own, loaded for it and let go after: what
+# stays is these few branches, so TLS costs the heap little (docs/firmware.md).
 from app import Wake
 from micropython import const
 
@@ -34,15 +45,29 @@ _SEND_MS = const(20000)  # the "+CIPSEND:" confirmation, behind TCP's own retran
 _IDLE_MS = const(30000)  # a reader with nothing announced looks at the link state this often
 
 
-async def connect(m, host, port):
-    # (reader, writer) of a TCP connection through modem m (the radio's, on now).
+async def connect(m, host, port, ca=None):
+    # (reader, writer) of a TCP connection through modem m (the radio's, on now);
+    # with ca (the CA file's path), TLS by the modem's SSL stack.
     if m is None or not m.ready:
         raise OSError("no modem")
     old = m.net
     if old is not None and not old.closed:
         await old.aclose()
     s = Socket(m)
-    await s.open(host, port)
+    if ca:
+        s.tls = True
+        import sys
+        import app
+        from app import tlsopen
+        try:
+            await tlsopen.start(s, host, port, ca)
+        finally:
+            # the opening's code leaves the heap until the next connect (~1.1 KB)
+            sys.modules.pop(tlsopen.__name__, None)
+            delattr(app, "tlsopen")
+            del tlsopen
+    else:
+        await s.open(host, port)
     return s, s
 
 
@@ -51,6 +76,8 @@ class Socket:
         self.m = modem
         self.closed = False
         self.why = None
+        self.tls = False  # the modem's SSL session 0, not TCP link 0
+        self._end = None  # TLS: "+CCHRECV: 0,<err>", a read's bytes are all in
         self._avail = False  # the modem holds data for us
         self._rx = Wake(modem.clock)  # data announced, or the link closed
         self._res = None  # the last "+NETOPEN:", "+CIPOPEN:", "+CIPSEND:" URC
@@ -59,6 +86,21 @@ class Socket:
 
     # --- what the modem says on its own (Modem._urc gives every URC here first) ---
     def urc(self, line):
+        if line[:4] == "+CCH":
+            # The SSL session's (short keys: a string constant over 10 characters is a heap object)
+            k = line[4:8]
+            if k == "EVEN":  # "+CCHEVENT: 0,RECV EVENT"
+                self._avail = True
+                self._rx.set()
+            elif k == "RECV":  # "+CCHRECV: 0,<err>" (the DATA header is the Modem's: Modem._raw)
+                self._end = line
+                self._rx.set()
+            elif k == "STAR" or k == "OPEN" or k == "SEND":
+                self._res = line
+                self._got.set()
+            elif k == "_PEE" or k == ": CC":  # "+CCH_PEER_CLOSED: 0", "+CCH: CCH STOP"
+                self.lost(line)
+            return True  # "+CCHCLOSE:", "+CCHSTOP:": nothing more to do
         if line.startswith("+CIPRXGET: 1"):
             self._avail = True
             self._rx.set()
@@ -82,8 +124,13 @@ class Socket:
         self._rx.set()
         self._got.set()
 
-    async def _result(self, prefix, ms):
-        # The URC that ends a command's work ("+CIPOPEN: 0,0"), or None.
+    async def _result(self, prefix, ms, lines=()):
+        # The URC that ends a command's work ("+CIPOPEN: 0,0"), or None. Some
+        # results may come before the OK instead (A76XX: "+CCHSTART: 0" then OK):
+        # then they are in the answer's lines.
+        for ln in lines:
+            if ln.startswith(prefix):
+                return ln
         t0 = self.m.clock.ticks_ms()
         while True:
             r = self._res
@@ -131,7 +178,7 @@ class Socket:
         was = self.closed
         self.lost("closed")
         if not was and self.m.alive:
-            await self.m.cmd("AT+CIPCLOSE=%d" % _LINK, 5000)
+            await self.m.cmd(("AT+CCH" if self.tls else "AT+CIP") + "CLOSE=0", 5000)
 
     # --- the stream pair ---------------------------------------------------------------
     async def read(self, n):
@@ -144,7 +191,36 @@ class Socket:
                     await self._rx.wait_ms(_IDLE_MS)
                 continue
             self._avail = False
-            lines = await m.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, min(n, _MAX)), 5000)
+            n = min(n, _MAX)
+            if self.tls:
+                self._end = None
+                lines = await m.cmd("AT+CCH" + "RECV=0,%d" % n, 5000)
+                if not lines or lines[-1] != "OK":
+                    self.lost("no read")
+                else:
+                    # The A76XX answers OK first, then the data and the read's end as URCs
+                    # (the end may come inside the answer instead, before the OK).
+                    for ln in lines:
+                        if ln[:9] == "+CCHRECV:":
+                            self._end = ln
+                    t0 = m.clock.ticks_ms()
+                    while self._end is None and not self.closed:
+                        self._rx.clear()
+                        if m.clock.ticks_diff(m.clock.ticks_ms(), t0) > 5000:
+                            self.lost("no read")
+                        elif self._end is None:
+                            await self._rx.wait_ms(1000)
+                    data, m.payload = m.payload, b""
+                    # No RECV EVENT comes for data into a buffer that was not empty: read
+                    # on while reads come back full. Never cleared here: a RECV EVENT for
+                    # data after this read may already be in.
+                    if len(data) >= n:
+                        self._avail = True
+                    if data:
+                        return data
+                    continue
+            else:
+                lines = await m.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, n), 5000)
             data, m.payload = m.payload, b""
             if lines is None:
                 self.lost("read timed out")
@@ -167,13 +243,15 @@ class Socket:
                 raise OSError("closed: %s" % self.why)
             chunk = self._out if len(self._out) <= _MAX else self._out[:_MAX]
             self._res = None
-            lines = await self.m.prompted("AT+CIPSEND=%d,%d" % (_LINK, len(chunk)), chunk, _SEND_MS)
+            tls = self.tls
+            lines = await self.m.prompted(("AT+CCH" if tls else "AT+CIP") + "SEND=0,%d" % len(chunk), chunk, _SEND_MS)
             if not lines or lines[-1] != "OK":
                 self.lost("send refused")
                 continue
-            r = await self._result("+CIPSEND:", _SEND_MS)
+            r = await self._result("+CCHSEND:" if tls else "+CIPSEND:", _SEND_MS, lines)
             try:
-                sent = int(r.split(",")[2])
+                # TLS: "+CCHSEND: 0,<err>", all or nothing; TCP: "+CIPSEND: <link>,<req>,<cnf>"
+                sent = (len(chunk) if r[-2:] == ",0" else -1) if tls else int(r.split(",")[2])
             except (AttributeError, IndexError, ValueError):
                 sent = -1
             if sent < 0:

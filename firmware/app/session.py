@@ -3,7 +3,7 @@
 # after a jittered back-off, so a cell full of watches does not reconnect in step.
 import json
 import random
-from app import Wake, messages, netsock
+from app import Wake, flash, messages, netsock
 from app.mqtt import Client
 from micropython import const
 
@@ -23,7 +23,7 @@ class Session:
         self.board = board
         self.radio = radio  # the connection goes through its modem (app/netsock.py), on the one UART
         self.clock = board.clock
-        self.device = device  # {"id","secret","broker_host","broker_port"}
+        self.device = device  # {"id","secret","broker_host","broker_port","tls"}
         self.outbox = outbox
         self.network_up = network_up  # an Event set while the modem is registered
         self.on_message = on_message
@@ -71,9 +71,11 @@ class Session:
 
     async def _connect(self):
         dev = self.device
+        # TLS (the modem's): the broker verified against /data/ca.pem, beside device.json.
+        ca = flash.join(self.board.flash_dir, "ca.pem") if dev.get("tls") else None
         try:
             r, w = await self.clock.wait_for_ms(
-                netsock.connect(self.radio.modem, dev["broker_host"], dev["broker_port"]), 30000)
+                netsock.connect(self.radio.modem, dev["broker_host"], dev["broker_port"], ca), 60000 if ca else 30000)
         except Exception:
             if self.on_link:
                 self.on_link(False)

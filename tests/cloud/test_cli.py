@@ -18,6 +18,9 @@ from tests.cloud_helpers import device_session
 
 def cli_env(stack) -> dict:
     env = dict(os.environ)
+    # the broker's config the CLI rewrites keeps the stack's TLS listener
+    env["PERS_MQTT_TLS_PORT"] = str(stack.settings.mqtt_tls_port)
+    env["PERS_MQTT_TLS_HOST"] = stack.settings.mqtt_tls_host
     if stack.settings.database_url:
         env["PERS_DATABASE_URL"] = stack.settings.database_url
     return env

@@ -1,9 +1,12 @@
 """The whole SOS path over the one modem UART: the real firmware's MQTT goes
-out as AT+CIPSEND payloads and comes back in +CIPRXGET reads, interleaved with
+out as AT+CIPSEND payloads and comes back in +CIPRXGET reads (or, over TLS, as
+AT+CCHSEND payloads and +CCHRECV reads: the modem encrypts), interleaved with
 the radio's own AT polls, and the watch has no other wire to the network."""
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from .conftest import DEV
 
@@ -60,8 +63,19 @@ def _packets(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def test_sos_reaches_the_broker_and_its_puback_comes_back_over_the_one_uart(make_watch, cloud):
-    w = make_watch(device_extra={"linger_ms": 3_600_000})
+# what each path's commands look like on the UART (A76XX manual: TCP/IP and SSL chapters)
+PATHS = {
+    "tcp": {"open": (b"AT+NETOPEN\r\n", b'AT+CIPOPEN=0,"TCP","127.0.0.1",'), "send": rb"AT\+CIPSEND=0,(\d+)\r\n",
+            "read": rb"\+CIPRXGET: 2,0,(\d+),\d+\r\n", "ask": b"AT+CIPRXGET=2,0,"},
+    "tls": {"open": (b"AT+CCHSTART\r\n", b'AT+CCHOPEN=0,"127.0.0.1",'), "send": rb"AT\+CCHSEND=0,(\d+)\r\n",
+            "read": rb"\+CCHRECV: DATA,0,(\d+)\r\n", "ask": b"AT+CCHRECV=0,"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_sos_reaches_the_broker_and_its_puback_comes_back_over_the_one_uart(make_watch, cloud, path):
+    cmds = PATHS[path]
+    w = make_watch(device_extra={"linger_ms": 3_600_000}, tls=path == "tls")
     tap = Tap(w.modem.serve)
     w.modem.serve = tap
     with w:
@@ -73,9 +87,9 @@ def test_sos_reaches_the_broker_and_its_puback_comes_back_over_the_one_uart(make
         assert w.wait_display("Help is coming", 60)
         up, down = bytes(tap.to_modem), bytes(tap.from_modem)
     # the bearer and the connection were opened with the manual's commands
-    assert b"AT+NETOPEN\r\n" in up and b'AT+CIPOPEN=0,"TCP","127.0.0.1",' in up
-    # the alert went up as the payload of an AT+CIPSEND
-    sends = _framed(up, rb"AT\+CIPSEND=0,(\d+)\r\n")
+    assert cmds["open"][0] in up and cmds["open"][1] in up
+    # the alert went up as the payload of an AT+CIPSEND (AT+CCHSEND)
+    sends = _framed(up, cmds["send"])
     topic = f"pers/v1/{DEV}/alert".encode()
     alert_pids = set()
     for _, payload in sends:
@@ -84,10 +98,10 @@ def test_sos_reaches_the_broker_and_its_puback_comes_back_over_the_one_uart(make
                 alert_pids.add(body[2 + len(topic):4 + len(topic)])
     assert alert_pids, "no alert PUBLISH in any AT+CIPSEND payload"
     # its PUBACK came back inside a +CIPRXGET: 2 read, and so did the cloud's ack command
-    reads = b"".join(p for _, p in _framed(down, rb"\+CIPRXGET: 2,0,(\d+),\d+\r\n"))
+    reads = b"".join(p for _, p in _framed(down, cmds["read"]))
     got = _packets(reads)
     assert any(kind == 4 and body in alert_pids for kind, body in got), "no PUBACK for the alert"
     assert any(kind == 3 and b"alert_ack" in body for kind, body in got)
     # the radio kept polling on the same UART while the connection was open
-    assert up.count(b"AT+CSQ\r\n", up.index(b"AT+CIPOPEN")) >= 1
-    assert up.count(b"AT+CIPRXGET=2,0,") >= 2
+    assert up.count(b"AT+CSQ\r\n", up.index(cmds["open"][1])) >= 1
+    assert up.count(cmds["ask"]) >= 2

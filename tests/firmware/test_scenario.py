@@ -17,7 +17,7 @@ SPEED = 10  # realistic modem timings (11 s boot) at ten times real speed
 def watch(broker, scenario: Scenario | None = None, **kw) -> Watch:
     scenario = scenario or Scenario(name="test")
     scenario.speed = SPEED
-    return Watch(DEV, SECRET, ("127.0.0.1", broker.port), scenario=scenario, **kw)
+    return Watch(DEV, SECRET, ("127.0.0.1", broker.tls_port), scenario=scenario, ca=broker.tls.cafile, **kw)
 
 
 def valid(kind: str, payload: dict):
@@ -135,7 +135,8 @@ def test_clock_from_the_network_fires_a_reminder_at_local_time(broker, cloud):
     # No time at boot; NITZ gives 13:59 UTC in a UTC-5 zone: the 09:00 reminder
     # fires a minute in (09:00 local), the 14:00 one, in the same minute, does not.
     rec = Recorder()
-    ok, reason = run_scenario(load("reminder_local_time"), DEV, SECRET, ("127.0.0.1", broker.port), recorder=rec)
+    ok, reason = run_scenario(load("reminder_local_time"), DEV, SECRET, ("127.0.0.1", broker.tls_port),
+                              recorder=rec, ca=broker.tls.cafile)
     assert ok, reason
     shown = [e for e in rec.events if e["type"] == "display"]
     pills = [e for e in shown if e["text"] == "Take your pills"]

@@ -52,7 +52,7 @@ def test_sos_after_a_factory_reset_opens_a_new_case_with_new_ids(stack):
             return alerts, set(s.scalars(select(LocationPoint.mid)))
 
     with Watch(device_id, stack.seed.device_secret, scenario=load("sos_demo"),
-               broker=(stack.settings.mqtt_host, stack.settings.mqtt_port)) as watch, \
+               broker=(stack.settings.mqtt_host, stack.settings.mqtt_tls_port), ca=stack.broker.tls.cafile) as watch, \
             httpx.Client(base_url=stack.url) as api:
         csrf = {"X-CSRF-Token": api.post("/api/auth/login", json={
             "username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]}).json()["csrf_token"]}

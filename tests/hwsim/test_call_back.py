@@ -33,7 +33,7 @@ def call_states(api: httpx.Client, case_id: int, until, timeout: float = 60) -> 
 
 def call_back(stack, scenario: str) -> tuple[list[dict], dict, Watch]:
     with Watch(stack.seed.device_id, stack.seed.device_secret, scenario=load(scenario),
-               broker=(stack.settings.mqtt_host, stack.settings.mqtt_port)) as watch, \
+               broker=(stack.settings.mqtt_host, stack.settings.mqtt_tls_port), ca=stack.broker.tls.cafile) as watch, \
             httpx.Client(base_url=stack.url) as api:
         csrf = {"X-CSRF-Token": api.post("/api/auth/login", json={
             "username": DEMO_OPERATOR[0], "password": DEMO_OPERATOR[1]}).json()["csrf_token"]}

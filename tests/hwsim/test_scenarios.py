@@ -28,11 +28,12 @@ class AckingCloud(FakeCloud):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bundled_scenario_passes(name, mosquitto):
-    broker = mosquitto({DEV: SECRET})
+    broker = mosquitto({DEV: SECRET}, tls=True)  # the watch over TLS, the cloud on loopback plaintext
     cloud = AckingCloud(broker.port)
     rec = Recorder()
     try:
-        ok, reason = run_scenario(load(name), DEV, SECRET, ("127.0.0.1", broker.port), recorder=rec)
+        ok, reason = run_scenario(load(name), DEV, SECRET, ("127.0.0.1", broker.tls_port), recorder=rec,
+                                  ca=broker.tls.cafile)
     finally:
         cloud.close()
     tail = "\n".join(f"{e['t']:.1f} {e['type']} {e.get('text') or e.get('line') or e.get('state') or ''}"

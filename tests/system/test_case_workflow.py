@@ -54,7 +54,7 @@ def login(api, user):
 def test_sos_is_routed_escalated_claimed_called_back_and_resolved_with_a_full_audit(stack_factory):
     stack = stack_factory(before_start=centres_for_routing, escalate_unclaimed_s=6, tick_s=0.25)
     with Watch(stack.seed.device_id, stack.seed.device_secret, scenario=load("sos_demo"),
-               broker=(stack.settings.mqtt_host, stack.settings.mqtt_port)) as watch, \
+               broker=(stack.settings.mqtt_host, stack.settings.mqtt_tls_port), ca=stack.broker.tls.cafile) as watch, \
             httpx.Client(base_url=stack.url) as lyon_api, httpx.Client(base_url=stack.url) as paris_api:
         # The Lyon operator is on shift but busy: present, and never claims.
         login(lyon_api, DEMO_OPERATOR)

@@ -26,7 +26,7 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
     if database_url:  # PostgreSQL: the processes are configured as a deployment configures them
         system.env["PERS_DATABASE_URL"] = database_url
     settings = Settings(data_dir=system.data, http_port=system.http_port, mqtt_port=system.mqtt_port,
-                        database_url=database_url)
+                        mqtt_tls_port=0, database_url=database_url)
     prepare(settings)
     seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), system.data)
     mqtt_port = system.mqtt_port

@@ -25,7 +25,8 @@ def test_pers_demo_check_stores_the_alert_once_and_the_watch_shows_the_ack(tmp_p
     data = tmp_path / "var" / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "cloud.cli", "demo", "--check",
-         "--http-port", str(free_port()), "--mqtt-port", str(free_port()), "--timeout", "90"],
+         "--http-port", str(free_port()), "--mqtt-port", str(free_port()),
+         "--mqtt-tls-port", str(free_port()), "--timeout", "90"],
         cwd=tmp_path, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "display: Help is coming" in proc.stdout
@@ -40,11 +41,17 @@ def test_pers_demo_check_stores_the_alert_once_and_the_watch_shows_the_ack(tmp_p
         assert ack.payload["stage"] == "received" and ack.payload["ref"] == alerts[0].mid
     events = [json.loads(line) for line in (data / "watch-events.jsonl").read_text().splitlines()]
     assert any(e.get("text") == "Help is coming" for e in events)
+    # The watch's link was TLS, verified against the CA pers made: in its flash, on its modem.
+    device = json.loads((data / "watch-flash" / "device.json").read_text())
+    assert device["tls"] is True
+    assert (data / "watch-flash" / "ca.pem").read_bytes() == (data / "broker" / "tls" / "ca.crt").read_bytes()
+    ups = [e for e in events if e.get("type") == "link" and e.get("state") == "up"]
+    assert ups and all(e.get("tls") is True for e in ups), ups
 
 
 def test_operator_claims_and_resolves_and_the_watch_follows(stack):
     with Watch(stack.seed.device_id, stack.seed.device_secret, scenario=load("sos_demo"),
-               broker=(stack.settings.mqtt_host, stack.settings.mqtt_port)) as watch:
+               broker=(stack.settings.mqtt_host, stack.settings.mqtt_tls_port), ca=stack.broker.tls.cafile) as watch:
         # Outdoors in Lyon: press once GNSS has had its time to fix, as the demo does.
         assert watch.wait_for(lambda ev: ev.get("type") == "link" and ev.get("state") == "up", timeout=30)
         time.sleep(max(0.0, 3.0 - watch.rec.now()))

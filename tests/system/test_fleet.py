@@ -31,7 +31,9 @@ def test_every_twin_sos_becomes_one_case_and_is_acked(stack, tmp_path):
     assert tenants == {demo_tenant}  # the demo operator's tenant sees the fleet's cases
 
     async def scenario():
-        fleet = Fleet(creds, stack.settings.mqtt_host, stack.settings.mqtt_port, alert_resend_s=5.0)
+        # over TLS, as the watches: the broker's TLS listener, verified against its CA
+        fleet = Fleet(creds, stack.settings.mqtt_host, stack.settings.mqtt_tls_port, alert_resend_s=5.0,
+                      ca=stack.broker.tls.cafile)
         fleet.record = []
         await fleet.connect_all()
         assert len(fleet.connected) == N, fleet.stats.errors
@@ -88,7 +90,8 @@ def test_fleet_cli_reports_json(stack, tmp_path):
     _, creds_file = _provision(stack, tmp_path, n=10, prefix="cli")
     out = tmp_path / "fleet.json"
     rc = main(["--devices", "10", "--rate", "20", "--heartbeat", "2", "--duration", "1.5", "--sos", "3",
-               "--broker", f"{stack.settings.mqtt_host}:{stack.settings.mqtt_port}",
+               "--broker", f"{stack.settings.mqtt_host}:{stack.settings.mqtt_tls_port}",
+               "--ca", str(stack.broker.tls.cafile),
                "--credentials", str(creds_file), "--out", str(out)])
     rep = json.loads(out.read_text())
     assert rc == 0, rep
