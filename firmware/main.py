@@ -1,22 +1,33 @@
-# Boot sequence: watchdog first, then safe mode, reset cause, then the app.
+# Boot sequence: maintenance or safe mode first (no watchdog), then the
+# watchdog, the reset cause, then the app.
 
 # The unix port puts this file's directory on sys.path; the board runs from /.
 import hal
 from app import flash
 
 WDT_MS = 30000
+# `pers flash files` writes this file (in the flash dir) and hard-resets the
+# board before it copies anything: an ESP32 watchdog cannot be stopped once
+# started, and would reset the board in the middle of the copy. It deletes the
+# file when the copy is done (docs/flashing.md).
+MAINTENANCE = "maintenance"
 
 
 def main():
     board = hal.board()
-    wdt = board.watchdog(WDT_MS)
     flash.makedirs(board.flash_dir)
-    if board.button("black"):
-        # Safe mode: nothing of the app runs, so a bad update cannot loop-crash.
-        board.display("Safe mode")
-        wdt.hold()
-        print("safe mode: app skipped")
+    # Checked before the watchdog starts: nothing of the app runs, no watchdog
+    # runs, and the USB REPL stays usable for as long as it takes.
+    if flash.exists(flash.join(board.flash_dir, MAINTENANCE)):
+        board.display("Maintenance")
+        print("maintenance: app and watchdog not started")
         return
+    if board.button("black"):
+        # Safe mode: a bad update cannot loop-crash.
+        board.display("Safe mode")
+        print("safe mode: app and watchdog not started")
+        return
+    wdt = board.watchdog(WDT_MS)
     # Every message id is "<install>.<boot>.<seq>": the installation id is drawn
     # (board.random_bytes) on the first boot of a fresh flash file system, so
     # ids stay unique when an erase restarts the boot counter (app/flash.py).
