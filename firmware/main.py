@@ -1,29 +1,21 @@
-# Boot sequence: maintenance or safe mode first (no watchdog), then the
-# watchdog, the reset cause, then the app.
+# Boot sequence: safe mode first (no watchdog), then the watchdog, the reset
+# cause, then the app.
 
 # The unix port puts this file's directory on sys.path; the board runs from /.
 import hal
 from app import flash
 
 WDT_MS = 30000
-# `pers flash files` writes this file (in the flash dir) and hard-resets the
-# board before it copies anything: an ESP32 watchdog cannot be stopped once
-# started, and would reset the board in the middle of the copy. It deletes the
-# file when the copy is done (docs/flashing.md).
-MAINTENANCE = "maintenance"
 
 
 def main():
     board = hal.board()
     flash.makedirs(board.flash_dir)
-    # Checked before the watchdog starts: nothing of the app runs, no watchdog
-    # runs, and the USB REPL stays usable for as long as it takes.
-    if flash.exists(flash.join(board.flash_dir, MAINTENANCE)):
-        board.display("Maintenance")
-        print("maintenance: app and watchdog not started")
-        return
     if board.button("black"):
-        # Safe mode: a bad update cannot loop-crash.
+        # Safe mode, checked before the watchdog starts (an ESP32's cannot be
+        # stopped): nothing of the app runs, so a bad update cannot loop-crash,
+        # and the USB REPL stays usable for as long as it takes (a copy with
+        # mpremote: docs/flashing.md).
         board.display("Safe mode")
         print("safe mode: app and watchdog not started")
         return
