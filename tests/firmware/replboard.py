@@ -113,6 +113,7 @@ class ReplBoard:
         self.writes_under_watchdog = 0  # files opened for writing while a watchdog ran
         self.scripts_run: list[str] = []  # boot.py / main.py, in order, at each boot
         self.proc: subprocess.Popen | None = None
+        self.mode = "friendly"
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -171,7 +172,7 @@ class ReplBoard:
         self._spawn()
         if self._run_script("boot.py"):
             self._run_script("main.py")
-        v = "MicroPython (unix port behind a raw REPL harness) on 2026-08-29; Generic ESP32 module with SPIRAM with ESP32"
+        v = "MicroPython (unix port, raw REPL harness); Generic ESP32 module with SPIRAM with ESP32"
         self._write(v.encode() + b"\r\nType \"help()\" for more information.\r\n>>> ")
         self.mode = "friendly"
 
