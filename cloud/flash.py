@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cloud.files import write_private
@@ -114,6 +115,7 @@ def stage(out: Path, device: dict, ca: bytes | None = None, firmware_dir: Path =
     /data/device.json and /data/ca.pem."""
     mpy_cross = tool("mpy-cross")
     out.mkdir(parents=True, exist_ok=True)
+    jobs = []
     for src in sorted(firmware_dir.rglob("*.py")):
         rel = src.relative_to(firmware_dir).as_posix()
         if "__pycache__" in rel or rel in NOT_ON_BOARD:
@@ -125,10 +127,12 @@ def stage(out: Path, device: dict, ca: bytes | None = None, firmware_dir: Path =
             continue
         dst = out / LIB_DIR / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross, "-march=xtensawin", "-s", rel, "-o", str(dst.with_suffix(".mpy")),
-                               str(src)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise FlashError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
+        jobs.append((rel, [mpy_cross, "-march=xtensawin", "-s", rel, "-o", str(dst.with_suffix(".mpy")), str(src)]))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # one mpy-cross per core
+        for rel, proc in zip([r for r, _ in jobs],
+                             pool.map(lambda job: subprocess.run(job[1], capture_output=True, text=True), jobs)):
+            if proc.returncode != 0:
+                raise FlashError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
     data = out / DATA_DIR
     data.mkdir(exist_ok=True)
     write_private(data / "device.json", json.dumps(device))  # it holds the device secret: 0600 from the start

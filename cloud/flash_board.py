@@ -8,6 +8,7 @@ whole ``pers flash files`` sequence (the why of each step: cloud/flash.py).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,13 +82,19 @@ def probe(port: str) -> dict:
     raise FlashError(f"the board on {port} did not answer the identity check: {out.strip()[-400:]!r}")
 
 
-def mpy_header(path: Path) -> tuple[int, int]:
-    """(version, sub-version) of a .mpy file, from its header (mpyfiles.html: 'M',
-    version, features: sub-version in bits 0-1 when native code is present)."""
+def mpy_target(path: Path) -> tuple[int, int]:
+    """(version, sub-version) the compiled files target. The version is in each
+    file's header ('M', version, features, small-int bits: mpyfiles.html); the
+    sub-version is written there only with native code, so it comes from the
+    compiler ("mpy-cross emitting mpy v6.3")."""
     head = Path(path).read_bytes()[:4]
     if len(head) < 4 or head[0] != ord("M"):
         raise FlashError(f"{path} is not a .mpy file")
-    return head[1], head[2] & 3
+    out = subprocess.run([tool("mpy-cross"), "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not found or int(found.group(1)) != head[1]:
+        raise FlashError(f"mpy-cross says {out.strip()!r}, its files say mpy v{head[1]}")
+    return head[1], int(found.group(2))
 
 
 def check_board(board: dict, *, needs_packages: bool, mpy: tuple[int, int] | None, size: int) -> None:
@@ -145,7 +152,7 @@ for _p in %r:
 PARK = "import os\nos.rename('main.py', 'main.py.parked')"
 
 
-def _reprobe(port: str) -> dict:
+def wait_for_board(port: str) -> dict:
     last = None
     for _ in range(REBOOT_TRIES):  # the board is booting: its first Ctrl-C may fall in the boot ROM
         try:
@@ -164,17 +171,18 @@ def flash_files(port: str, device: dict, ca: bytes | None, *, packages: bool = T
         log("the app is frozen in this board's image: its packages are not copied (they would not be used; "
             "`pers flash image` updates them)")
     packages = packages and not board["frozen_app"]
+    check_board(board, needs_packages=packages, mpy=None, size=0)  # who it is, before compiling anything
     staged = temp_stage_dir()
     try:
         stage(staged, device, ca, packages=packages)
-        mpy = mpy_header(next((staged / LIB_DIR / "app").glob("*.mpy"))) if packages else None
+        mpy = mpy_target(next((staged / LIB_DIR / "app").glob("*.mpy"))) if packages else None
         check_board(board, needs_packages=packages, mpy=mpy, size=staged_bytes(staged))
         lib = lib_first(board) if packages else None
         if "main.py" in board["present"]:
             # Its watchdog may be running: park main.py, then a hard reset ends it.
             log("parking main.py and resetting the board (its watchdog cannot be stopped otherwise)")
             mpremote(port, "exec", PARK, "+", "reset")
-            board = _reprobe(port)
+            board = wait_for_board(port)
             if "main.py" in board["present"]:
                 raise FlashError("main.py is still on the board after parking it")
         stale = ["app", "hal"] + [f"{LIB_DIR}/{p}" for p in PACKAGES]

@@ -119,6 +119,6 @@ def run(args, device: dict, ca: bytes | None) -> None:
     print(f"board: {who['chip']}, MAC {who['mac']}")
     for cmd in write_commands(args.port, args.baud, image, args.erase):
         esptool(*cmd)
-    from cloud.flash_board import _reprobe, flash_files
-    _reprobe(args.port)  # the new image has booted (esptool reset it) and answers on its REPL
+    from cloud.flash_board import wait_for_board, flash_files
+    wait_for_board(args.port)  # the new image has booted (esptool reset it) and answers on its REPL
     flash_files(args.port, device, ca, packages=False)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloud.flash import FIRMWARE_DIR, main
+import pytest
+
+from cloud.flash import FIRMWARE_DIR, FlashError, main
+from cloud.flash_board import check_board, lib_first
 from cloud.flash_image import build_env
 from hwsim.runner import Watch
 
@@ -124,3 +127,25 @@ def test_files_mode_over_the_raw_repl_then_the_flashed_watch_boots_and_connects(
     with Watch("unused", "unused", ("127.0.0.1", 1), board_fs=root, speed=20) as watch:
         hello = cloud.wait("status", timeout=30)
         assert hello and watch.wait_display("Ready", 10)
+
+
+def test_board_checks_refuse_what_the_files_cannot_run_on():
+    # os.uname() and sys.implementation as a stock ESP32_GENERIC-SPIRAM 1.24.1 answers them
+    # (docs.micropython.org, esp32 quickref; _mpy: version | sub-version << 8 | arch << 10,
+    # arch 10 = xtensawin, "Versioning and compatibility of .mpy files").
+    esp32 = {"impl": "micropython", "sysname": "esp32", "machine": "Generic ESP32 module with SPIRAM with ESP32",
+             "release": "1.24.1", "version": [1, 24, 1], "mpy": 6 | 3 << 8 | 10 << 10,
+             "path": ["", ".frozen", "/lib"], "free": 2_000_000, "heap": 4_000_000}
+    check_board(esp32, needs_packages=True, mpy=(6, 3), size=200_000)
+    cases = [({"sysname": "rp2", "machine": "Raspberry Pi Pico with RP2040"}, "not an ESP32"),
+             ({"release": "1.22.2", "version": [1, 22, 2], "mpy": 6 | 2 << 8 | 10 << 10}, "needs MicroPython 1.23"),
+             ({"release": "1.18", "version": [1, 18, 0], "mpy": 5 | 10 << 10}, "mpy v5"),
+             ({"free": 100_000}, "not enough free flash"),
+             ({"heap": 110 * 1024}, "KiB of heap")]
+    for change, reason in cases:
+        with pytest.raises(FlashError, match=reason):
+            check_board({**esp32, **change}, needs_packages=True, mpy=(6, 3), size=200_000)
+    # A board with the app frozen takes no packages: neither heap nor .mpy version matter then.
+    check_board({**esp32, "heap": 110 * 1024}, needs_packages=False, mpy=None, size=10_000)
+    with pytest.raises(FlashError, match="after .frozen"):
+        lib_first({"path": ["", "/lib", ".frozen"]})
