@@ -91,7 +91,14 @@ def image_chip(image: Path) -> str:
 
 def board_identity(port: str, baud: int) -> dict:
     """Chip and MAC over the ROM bootloader; esptool itself refuses a chip that is not an ESP32."""
-    out = esptool("--chip", CHIP, "--port", port, "--baud", str(baud), "read-mac", timeout=60)
+    try:
+        out = esptool("--chip", CHIP, "--port", port, "--baud", str(baud), "read-mac", timeout=60)
+    except FlashError as exc:
+        wrong = re.search(r"This chip is (\S+), not", str(exc))
+        if wrong:
+            raise FlashError(f"the board on {port} is an {wrong.group(1)}, not an ESP32: this image is for "
+                             "the ESP32 (LILYGO T-A7670E)") from exc
+        raise
     chip = re.search(r"Chip (?:is|type:)\s*([^\s(]+)", out)
     mac = re.search(r"MAC:\s*([0-9a-f:]{17})", out, re.I)
     return {"chip": chip.group(1) if chip else "?", "mac": mac.group(1) if mac else "?"}
@@ -119,6 +126,6 @@ def run(args, device: dict, ca: bytes | None) -> None:
     print(f"board: {who['chip']}, MAC {who['mac']}")
     for cmd in write_commands(args.port, args.baud, image, args.erase):
         esptool(*cmd)
-    from cloud.flash_board import wait_for_board, flash_files
+    from cloud.flash_board import flash_files, wait_for_board
     wait_for_board(args.port)  # the new image has booted (esptool reset it) and answers on its REPL
     flash_files(args.port, device, ca, packages=False)
