@@ -115,6 +115,7 @@ class ReplBoard:
         self.proc: subprocess.Popen | None = None
         self.mode = "friendly"
         self._stop = False
+        self._booted = threading.Condition()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     # --- the board --------------------------------------------------------------------
@@ -142,9 +143,19 @@ class ReplBoard:
     def watchdog_running(self) -> bool:
         return bool(self.wdt_mark.read_text().strip())
 
+    def wait_hard_resets(self, n: int, timeout: float = 20) -> bool:
+        """Until the board has been hard-reset n times and has booted again (mpremote's
+        `reset` does not wait for the board: the harness reboots after it has gone)."""
+        with self._booted:
+            return self._booted.wait_for(lambda: self.hard_resets >= n and self.mode == "friendly", timeout)
+
     def _write(self, data: bytes) -> None:
         self.console += data
-        os.write(self.master, data)
+        try:
+            os.write(self.master, data)
+        except OSError:
+            if not self._stop:
+                raise
 
     def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -165,8 +176,7 @@ class ReplBoard:
         return self._exec((RUN_FILE % (name, name)).encode(), framed=False)
 
     def _hard_boot(self, first: bool = False) -> None:
-        if not first:
-            self.hard_resets += 1
+        self.mode = "booting"
         self.wdt_mark.write_text("")  # a hard reset is the only end of an ESP32 watchdog
         self._write(ROM_BOOT)
         self._spawn()
@@ -174,7 +184,11 @@ class ReplBoard:
             self._run_script("main.py")
         v = "MicroPython (unix port, raw REPL harness); Generic ESP32 module with SPIRAM with ESP32"
         self._write(v.encode() + b"\r\nType \"help()\" for more information.\r\n>>> ")
-        self.mode = "friendly"
+        with self._booted:
+            self.mode = "friendly"
+            if not first:
+                self.hard_resets += 1
+            self._booted.notify_all()
 
     def _soft_reset(self) -> None:
         self._write(b"MPY: soft reboot\r\n")

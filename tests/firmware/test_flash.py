@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud.flash import FIRMWARE_DIR, FlashError, main
-from cloud.flash_board import check_board, lib_first
+from cloud.flash_board import check_board, flash_files, lib_first
 from cloud.flash_image import build_env
 from hwsim.runner import Watch
 
@@ -112,8 +112,8 @@ def test_files_mode_over_the_raw_repl_then_the_flashed_watch_boots_and_connects(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "parking main.py" in proc.stdout
         # Parked and hard-reset (the watchdog gone), copied, reset again into the new main.py.
-        assert board.hard_resets == 2
-        assert board.writes_under_watchdog == 0
+        assert board.wait_hard_resets(2)
+        assert board.hard_resets == 2 and board.writes_under_watchdog == 0
         assert board.scripts_run[-1] == "main.py"
     files = files_on(root)
     assert {"main.py", "boot.py", "lib/app/watch.mpy", "lib/hal/esp32.mpy", "data/device.json"} <= files
@@ -149,3 +149,22 @@ def test_board_checks_refuse_what_the_files_cannot_run_on():
     check_board({**esp32, "heap": 110 * 1024}, needs_packages=False, mpy=None, size=10_000)
     with pytest.raises(FlashError, match="after .frozen"):
         lib_first({"path": ["", "/lib", ".frozen"]})
+
+
+def test_provisioning_after_an_image_writes_the_credentials_and_ca_and_clears_old_copies(tmp_path):
+    # What `pers flash image` does once esptool has written the image: no packages
+    # (they are frozen), the scripts, device.json with TLS and the CA, and no copy
+    # left in /lib or / from a files install before.
+    root = tmp_path / "board"
+    for stale in ("lib/app/watch.mpy", "hal/esp32.mpy"):
+        (root / stale).parent.mkdir(parents=True, exist_ok=True)
+        (root / stale).write_bytes(b"M\x06")
+    device = {"id": DEV, "secret": SECRET, "broker_host": "mqtt.example.org", "broker_port": 8883, "profiles": [],
+              "tls": True}
+    with ReplBoard(root) as board:
+        flash_files(board.port, device, CA, packages=False, log=lambda line: None)
+        assert board.wait_hard_resets(1)  # the final reset only: there was no main.py to park
+        assert board.hard_resets == 1
+    assert files_on(root) == {"main.py", "boot.py", "data/device.json", "data/ca.pem"}
+    assert json.loads((root / "data/device.json").read_text()) == device
+    assert (root / "data/ca.pem").read_bytes() == CA
