@@ -324,7 +324,7 @@ def _add_account_commands(sub) -> None:
 
 def _add_passthrough_commands(sub) -> None:
     """Commands whose arguments belong to another program's parser (``pers sim fleet -- --help``)."""
-    sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
+    sp = sub.add_parser("flash", help="put the firmware on a board (image or files) and provision it (see `pers flash -- --help`)",
                         add_help=False)
     sp.set_defaults(func=cmd_flash, passthrough=True)
 
