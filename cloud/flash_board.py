@@ -164,7 +164,12 @@ def wait_for_board(port: str) -> dict:
 
 def flash_files(port: str, device: dict, ca: bytes | None, *, packages: bool = True, log=print) -> dict:
     """The ``pers flash files`` sequence (and the provisioning after ``pers flash image``)."""
-    board = probe(port)
+    try:
+        board = probe(port)
+    except FlashError as exc:
+        raise FlashError(f"{exc}\nThe board did not answer on its REPL. A running app may not hear mpremote's "
+                         "Ctrl-C while it idles in light sleep: hold the black button while pressing RST (safe "
+                         "mode: no app, no watchdog), then run pers flash again") from exc
     log(f"board: {board['machine']}, MicroPython {board['release']}, {board['heap'] // 1024} KiB heap, "
         f"{board['free'] // 1024} KiB flash free")
     if board["frozen_app"] and packages:
