@@ -15,8 +15,10 @@ with globals kept until the next reset. What the process cannot be, it is told:
 ``os.uname()`` answers as an ESP32 build does, ``machine.reset()`` ends the
 process (the harness boots a new one: a hard reset), ``machine.WDT`` marks a
 watchdog that, as on the ESP32, a soft reset does not stop (only a hard reset).
-At a hard reset the new process runs boot.py then main.py, as the ESP32's
-main.c does; the friendly REPL follows (a main.py that runs forever would hold
+At a hard reset the new process runs boot.py then main.py, as the ports'
+main.c do (boot.py at every reset, soft ones included; main.py only when the
+REPL is the friendly one, ``pyexec_mode_kind == PYEXEC_MODE_FRIENDLY_REPL``);
+the friendly REPL follows (a main.py that runs forever would hold
 the harness: the firmware's fails at once on the unix port, having no board).
 """
 from __future__ import annotations
