@@ -343,8 +343,8 @@ def _add_account_commands(sub) -> None:
 
 def _add_passthrough_commands(sub) -> None:
     """Commands whose arguments belong to another program's parser (``pers sim fleet -- --help``)."""
-    sp = sub.add_parser("flash", help="compile the firmware and flash a board (see `pers flash -- --help`)",
-                        add_help=False)
+    sp = sub.add_parser("flash", add_help=False,
+                        help="put the firmware on a board (image or files) and provision it (`pers flash -- --help`)")
     sp.set_defaults(func=cmd_flash, passthrough=True)
 
     sp = sub.add_parser("sim", help="the simulated watch (hwsim)")

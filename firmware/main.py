@@ -1,4 +1,5 @@
-# Boot sequence: watchdog first, then safe mode, reset cause, then the app.
+# Boot sequence: safe mode first (no watchdog), then the watchdog, the reset
+# cause, then the app.
 
 # The unix port puts this file's directory on sys.path; the board runs from /.
 import hal
@@ -9,14 +10,16 @@ WDT_MS = 30000
 
 def main():
     board = hal.board()
-    wdt = board.watchdog(WDT_MS)
     flash.makedirs(board.flash_dir)
     if board.button("black"):
-        # Safe mode: nothing of the app runs, so a bad update cannot loop-crash.
+        # Safe mode, checked before the watchdog starts (an ESP32's cannot be
+        # stopped): nothing of the app runs, so a bad update cannot loop-crash,
+        # and the USB REPL stays usable for as long as it takes (a copy with
+        # mpremote: docs/flashing.md).
         board.display("Safe mode")
-        wdt.hold()
-        print("safe mode: app skipped")
+        print("safe mode: app and watchdog not started")
         return
+    wdt = board.watchdog(WDT_MS)
     # Every message id is "<install>.<boot>.<seq>": the installation id is drawn
     # (board.random_bytes) on the first boot of a fresh flash file system, so
     # ids stay unique when an erase restarts the boot counter (app/flash.py).

@@ -157,6 +157,24 @@ def compiled(firmware_dir: Path = FIRMWARE_DIR) -> Path:
     return out
 
 
+def board_run_dir(board_fs: Path, firmware_dir: Path = FIRMWARE_DIR) -> Path:
+    """A run directory from a watch's filesystem as `pers flash files` leaves it
+    (main.py, lib/app and lib/hal compiled, data/): its own files, plus the
+    simulator's board (hal/sim.py, compiled here: no watch holds it) packed
+    beside them into the ROMFS image."""
+    board_fs = Path(board_fs)
+    out = Path(tempfile.mkdtemp(prefix="pers-board-run-"))
+    shutil.copy(board_fs / "main.py", out / "main.py")
+    for pkg in ROM_PACKAGES:
+        shutil.copytree(board_fs / "lib" / pkg, out / pkg)
+    made = subprocess.run([find_mpy_cross(), "-s", "hal/sim.py", "-o", str(out / "hal" / "sim.mpy"),
+                           str(Path(firmware_dir) / "hal" / "sim.py")], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"mpy-cross failed on hal/sim.py: {made.stderr.strip()}")
+    (out / ROMFS).write_bytes(romfs_image(out))
+    return out
+
+
 QSTR_PROBE = """
 import sys, vfs, micropython
 import asyncio, json, socket, os, errno, time, random, math, binascii
@@ -198,11 +216,14 @@ def heap_bytes(heap: int | str) -> int:
     return int(float(text.rstrip("km")) * scale)
 
 
-def launch(env: dict[str, str], firmware_dir: Path = FIRMWARE_DIR, heap: int | str = APP_HEAP) -> subprocess.Popen:
-    """Starts the firmware with ``heap`` bytes of app heap (the code image is on top)."""
-    if not (Path(firmware_dir) / "main.py").exists():
-        raise FileNotFoundError(f"no firmware at {Path(firmware_dir) / 'main.py'}")
-    run_dir = compiled(Path(firmware_dir))
+def launch(env: dict[str, str], firmware_dir: Path = FIRMWARE_DIR, heap: int | str = APP_HEAP,
+           run_dir: Path | None = None) -> subprocess.Popen:
+    """Starts the firmware with ``heap`` bytes of app heap (the code image is on top);
+    from ``run_dir`` when given (``board_run_dir``), else compiled from ``firmware_dir``."""
+    if run_dir is None:
+        if not (Path(firmware_dir) / "main.py").exists():
+            raise FileNotFoundError(f"no firmware at {Path(firmware_dir) / 'main.py'}")
+        run_dir = compiled(Path(firmware_dir))
     app = heap_bytes(heap)
     rom = (run_dir / ROMFS).stat().st_size
     credit = qstr_credit(run_dir)

@@ -42,7 +42,7 @@ class Watch:
                  recorder: Recorder | None = None, firmware_dir: Path = firmware.FIRMWARE_DIR,
                  device_extra: dict | None = None, speed: float | None = None,
                  firmware_env: dict | None = None, heap: int | str = firmware.APP_HEAP,
-                 ca: str | Path | None = None):
+                 ca: str | Path | None = None, board_fs: str | Path | None = None):
         self.device_id, self.secret, self.broker = device_id, secret, broker
         # The CA the watch is provisioned with: given, it connects over TLS (the modem's)
         # and verifies the broker against it, as `pers flash --ca` sets a watch up.
@@ -50,6 +50,11 @@ class Watch:
         self.scenario = scenario or Scenario(name="adhoc")
         self.rec = recorder or Recorder()
         self.rec.speed = speed or self.scenario.speed
+        # A watch's filesystem as `pers flash files` left it: its code runs, and its
+        # data/ (device.json and all) is the flash; nothing is provisioned over it.
+        self.board_fs = Path(board_fs) if board_fs else None
+        if self.board_fs:
+            flash_dir = self.board_fs / "data"
         self._own_flash = flash_dir is None
         self.flash_dir = Path(flash_dir) if flash_dir else Path(tempfile.mkdtemp(prefix=f"pers-{device_id}-"))
         self.firmware_dir = firmware_dir
@@ -72,6 +77,7 @@ class Watch:
                             loss=copy.copy(self.scenario.link), edge_loss=self._edge_loss)
         self.modem.air = self.link
         self.proc = None
+        self._run_dir: Path | None = None  # from board_fs; else the compiled firmware_dir
         self.boots = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"hwsim-{device_id}", daemon=True)
@@ -99,6 +105,8 @@ class Watch:
         self._kill()
         if self._own_flash:
             shutil.rmtree(self.flash_dir, ignore_errors=True)
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
 
     def __enter__(self) -> Watch:
         return self.start()
@@ -114,10 +122,14 @@ class Watch:
             server = await asyncio.start_server(handler, "127.0.0.1", 0)
             self._servers.append(server)
             self._ports[name] = server.sockets[0].getsockname()[1]
-        self._provision()
+        if self.board_fs is None:
+            self._provision()
         if self.scenario.config and not (self.flash_dir / "config.json").exists():
             (self.flash_dir / "config.json").write_text(json.dumps({"v": 1, "version": 0, **self.scenario.config}))
-        await asyncio.to_thread(firmware.compiled, self.firmware_dir)  # before t=0: it takes a while once
+        if self.board_fs is not None:
+            self._run_dir = await asyncio.to_thread(firmware.board_run_dir, self.board_fs, self.firmware_dir)
+        else:
+            await asyncio.to_thread(firmware.compiled, self.firmware_dir)  # before t=0: it takes a while once
         self.rec.t0 = time.monotonic()
         self._launch("power_on")
         self._spawn(self._monitor())
@@ -159,7 +171,7 @@ class Watch:
                "PERS_SIM_BUS_PORT": str(self._ports["bus"]), "PERS_SIM_UART_PORT": str(self._ports["uart"]),
                "PERS_SIM_I2C_PORT": str(self._ports["i2c"]), "PERS_SIM_SPEED": repr(self.rec.speed),
                **self.firmware_env}
-        self.proc = firmware.launch(env, self.firmware_dir, self.heap)
+        self.proc = firmware.launch(env, self.firmware_dir, self.heap, self._run_dir)
         self.rec.record("firmware", state="started", pid=self.proc.pid, reset_cause=reset_cause)
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
 
