@@ -67,6 +67,7 @@ class Lis3dh:
         self.count = 0                    # consecutive samples in the interrupt condition
         self.frozen = False               # stream-to-FIFO after its trigger: FIFO mode
         self.now = 0
+        self.sample_at = 0                # board ms of the latest sample
 
     # --- configuration ----------------------------------------------------------------
     def odr(self) -> int:
@@ -98,6 +99,7 @@ class Lis3dh:
         due = (self.now - self.on_at) * hz // 1000
         while self.made < due:
             self.made += 1
+            self.sample_at = self.on_at + self.made * 1000 // hz
             self._sample(self.motion(self.made / hz))
 
     def _digits(self, mg: float) -> int:
@@ -143,7 +145,7 @@ class Lis3dh:
         latched = bool(self.regs[CTRL_REG5] & 0x08)
         if met and self.count >= max(1, self.regs[INT1_DURATION] & 0x7F):
             if not self.src & 0x40:
-                self.int1_edges.append(self.now)
+                self.int1_edges.append(self.sample_at)
                 if self.fifo_mode() == 3:
                     self.frozen = True  # stream-to-FIFO: the trigger (TR = 0: INT1)
             self.src = 0x40 | hits

@@ -1,7 +1,7 @@
 # The watch's message layout on a panel (hal/st7789.py): a title line in small
 # type on a band of the state's colour, then the message in large type,
-# wrapped at word boundaries, as large as lets it fit in three lines (else
-# smaller, as many lines as the panel holds). Colours say the alarm's state
+# wrapped at word boundaries: 32-pixel type when it fits in three lines, else
+# 24-pixel (16 at worst) in as many lines as the panel holds. Colours say the alarm's state
 # at a glance: red while help is being called, green once it is coming,
 # amber for a warning (a cancelled alarm, a low battery).
 from micropython import const
@@ -64,13 +64,14 @@ def wrap(text, width):
 
 
 def fit(text, width_px, height_px):
-    # (scale, lines): the largest type in which text fits in _BODY_LINES lines;
-    # else the smallest, cut to the lines the height holds.
+    # (scale, lines): the largest type in which text fits, in at most
+    # _BODY_LINES lines at the largest scale; else the smallest, cut to the
+    # lines the height holds.
     for scale in _BODY_SCALES:
         lines = wrap(text, width_px // (8 * scale))
-        if len(lines) <= _BODY_LINES:
+        if (len(lines) <= _BODY_LINES or scale < _BODY_SCALES[0]) and len(lines) * 9 * scale <= height_px:
             return scale, lines
-    return scale, lines[:height_px // (10 * scale)]
+    return scale, lines[:height_px // (9 * scale)]
 
 
 def show(panel, text):
@@ -80,7 +81,7 @@ def show(panel, text):
     panel.text(title, (w - 16 * len(title)) // 2, (_TITLE_H - 16) // 2, _TITLE_SCALE, WHITE, band)
     panel.fill_rect(0, _TITLE_H, w, h - _TITLE_H, bg)
     scale, lines = fit(text, w - 2 * _MARGIN, h - _TITLE_H - _MARGIN)
-    step = 10 * scale                          # 8 rows of glyph, 2 of leading
+    step = 9 * scale                           # 8 rows of glyph (its last one blank), 1 of leading
     y = _TITLE_H + (h - _TITLE_H - step * len(lines)) // 2
     for line in lines:
         panel.text(line, (w - 8 * scale * len(line)) // 2, y, scale, fg, bg)
