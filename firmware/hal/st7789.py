@@ -45,6 +45,9 @@ class ST7789:
         self.on = False
         self._slept_at = time.ticks_ms()
         self._buf = bytearray(_CHUNK)
+        self._mv = memoryview(self._buf)
+        self._c = bytearray(1)          # a command byte, and a window's 4 parameters:
+        self._p = bytearray(4)          # reused, so a glyph asks the heap for nothing
         self._glyph = bytearray(_FONT)  # one character, 1 bit a pixel
         self._fb = framebuf.FrameBuffer(self._glyph, _FONT, _FONT, framebuf.MONO_HLSB)
 
@@ -52,7 +55,8 @@ class ST7789:
         if self.cs:
             self.cs(0)
         self.dc(0)
-        self.spi.write(bytes((c,)))
+        self._c[0] = c
+        self.spi.write(self._c)
         if data:
             self.dc(1)
             self.spi.write(data)
@@ -110,9 +114,19 @@ class ST7789:
         # Column then row address, start and end inclusive, each high byte first (9.1.20, 9.1.21).
         x0, y0 = x + self.x_off, y + self.y_off
         x1, y1 = x0 + w - 1, y0 + h - 1
-        self.cmd(CASET, bytes((x0 >> 8, x0 & 0xFF, x1 >> 8, x1 & 0xFF)))
-        self.cmd(RASET, bytes((y0 >> 8, y0 & 0xFF, y1 >> 8, y1 & 0xFF)))
+        self._pair(x0, x1)
+        self.cmd(CASET, self._p)
+        self._pair(y0, y1)
+        self.cmd(RASET, self._p)
         self.cmd(RAMWR)
+
+    def _pair(self, start, end):
+        # One statement a byte: a 4-target assignment would build a tuple in the heap.
+        p = self._p
+        p[0] = start >> 8
+        p[1] = start & 0xFF
+        p[2] = end >> 8
+        p[3] = end & 0xFF
 
     def fill_rect(self, x, y, w, h, colour):
         self.window(x, y, w, h)
@@ -123,7 +137,7 @@ class ST7789:
         left = 2 * w * h
         while left > 0:
             n = min(left, _CHUNK)
-            self._data(buf if n == _CHUNK else memoryview(buf)[:n])
+            self._data(buf if n == _CHUNK else self._mv[:n])
             left -= n
 
     def char(self, ch, x, y, scale, fg, bg):
@@ -134,7 +148,9 @@ class ST7789:
         side = _FONT * scale
         self.window(x, y, side, side)
         row = 2 * side
-        mv = memoryview(self._buf)
+        buf = self._buf
+        first = self._mv[:row]           # two views for the whole glyph, not two a row
+        rows = self._mv[:row * scale]
         for r in range(_FONT):
             bits = self._glyph[r]
             i = 0
@@ -142,11 +158,11 @@ class ST7789:
                 colour = fg if bits & (0x80 >> c) else bg
                 hi, lo = colour >> 8, colour & 0xFF
                 for _ in range(scale):
-                    self._buf[i], self._buf[i + 1] = hi, lo
+                    buf[i], buf[i + 1] = hi, lo
                     i += 2
             for k in range(1, scale):
-                mv[k * row:(k + 1) * row] = mv[0:row]
-            self._data(mv[:row * scale])
+                buf[k * row:(k + 1) * row] = first
+            self._data(rows)
 
     def text(self, s, x, y, scale, fg, bg):
         step = _FONT * scale

@@ -12,7 +12,6 @@ for _p in sys.path:
     if _p.endswith("/mpy"):
         sys.path.insert(0, _p + "/esp32stubs")
         break
-import machine  # noqa: E402
 from hal import esp32 as hal_esp32  # noqa: E402
 
 
