@@ -19,8 +19,9 @@ and ST application note AN3308:
 * 8.18-8.19 FIFO_CTRL FM[7:6] (bypass, FIFO, stream, stream-to-FIFO) and
   FIFO_SRC (WTM, OVRN_FIFO, EMPTY, FSS[4:0]); 32 levels. Reading OUT_X_L..
   OUT_Z_H in one auto-incremented burst with the FIFO on wraps from 0x2D back
-  to 0x28 and takes one sample after the other (AN3308 9.3.1). With 32
-  samples stored FSS reads 0 and OVRN_FIFO 1 (the driver reads 32).
+  to 0x28 and takes one sample after the other (AN3308 9.3.1). FSS is 5
+  bits: with all 32 levels full the model reads 0 there and OVRN_FIFO 1 (an
+  assumption the datasheet leaves open; the driver trusts OVRN_FIFO).
 * 8.20-8.23 INT1_CFG (AOI, 6D, ZHIE, ZLIE, YHIE, YLIE, XHIE, XLIE), INT1_SRC
   (IA, ZH, ZL, YH, YL, XH, XL; reading it clears a latched event and lowers
   the pin), INT1_THS (7 bits; 16/32/62/186 mg a step by FS), INT1_DURATION
