@@ -1,12 +1,17 @@
-# The real board: ESP32 + SIMCom LTE modem (UART) + GNSS in the modem.
+# The real board: ESP32 + SIMCom LTE modem (UART) + GNSS in the modem, an
+# ST7789 panel (SPI), a LIS3DH accelerometer and a MAX30102 pulse sensor (I2C),
+# a vibration motor and a buzzer (PWM), the battery on an ADC pin.
 # Pin numbers are the board's (pin_map); a different PCB changes only pin_map.
 import asyncio
 import sys
 import time
 import hal
 import machine
+from hal import haptics, screen
+from hal.battery import Gauge
+from hal.lis3dh import LIS3DH
 from hal.max30102 import MAX30102
-
+from hal.st7789 import ST7789
 
 
 def pin_map(chip):
@@ -18,18 +23,28 @@ def pin_map(chip):
         # (0, 3, 45, 46), the USB pair (19, 20) or the flash/PSRAM pins (26-37).
         # The battery on ADC1 (GPIO1-10): ADC2 is unusable beside a radio.
         # A proposed PCB's map: check it against the schematic before flashing.
+        # The panel on SPI2's own pins (10-13), so the bus runs at 40 MHz.
         return {"red": 5, "black": 6, "vibration": 15, "modem_tx": 17, "modem_rx": 18,
                 "modem_pwrkey": 16, "batt_adc": 4, "i2c_scl": 9, "i2c_sda": 8, "accel_int": 7,
-                "audio_en": 14, "s3": 1}
-    # The original ESP32 (LILYGO T-A7670E-class reference board).
-    return {"red": 32, "black": 35, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
-            "modem_pwrkey": 4, "batt_adc": 34, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
-            "audio_en": 25, "s3": 0}
+                "audio_en": 14, "tft_sck": 12, "tft_mosi": 11, "tft_cs": 10, "tft_dc": 13,
+                "tft_bl": 21, "buzzer": 38, "s3": 1}
+    # The original ESP32 (LILYGO T-A7670E-class reference board). The battery:
+    # GPIO35 through 100k/100k (BOARD_BAT_ADC_PIN in LILYGO's LilyGO-T-A76XX
+    # utilities.h); the black button on input-only GPIO34 (external pull-up).
+    # The panel on VSPI's own pins (18, 23) with D/C on 19; chip select,
+    # backlight and buzzer take the SD card slot's pins (14, 15, 2; the
+    # vibration motor already has its chip select, 13): the watch has no card.
+    return {"red": 32, "black": 34, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
+            "modem_pwrkey": 4, "batt_adc": 35, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
+            "audio_en": 25, "tft_sck": 18, "tft_mosi": 23, "tft_cs": 14, "tft_dc": 19,
+            "tft_bl": 15, "buzzer": 2, "s3": 0}
 
 
 PINS = pin_map(getattr(sys.implementation, "_machine", ""))
 ACCEL_ADDR = 0x19   # LIS3DH, SA0 high
 HR_ADDR = 0x57      # MAX30102
+PANEL = (240, 240, 0, 0)  # width, height, column and row offset (240x280 panels: 240, 280, 0, 20)
+SPI_HZ = 40000000   # the ST7789V takes 62 MHz (16 ns write cycle); the ESP32 gives 40 on its own pins
 UNIX_OFFSET = 946684800  # MicroPython's epoch on ESP32 is 2000-01-01
 FLASH_DIR = "/data"
 _MIN_SLEEP_MS = 2  # shorter sleeps cost more to enter and leave than they save
@@ -95,17 +110,31 @@ class Board:
         self.flash_dir = FLASH_DIR
         self._red = machine.Pin(PINS["red"], machine.Pin.IN, machine.Pin.PULL_UP)
         self._black = machine.Pin(PINS["black"], machine.Pin.IN)
-        self._vib = machine.Pin(PINS["vibration"], machine.Pin.OUT, value=0)
-        self._vib_until = None
+        out = machine.Pin.OUT
+        self._motor = haptics.Pulser(machine.PWM(machine.Pin(PINS["vibration"], out, value=0), freq=haptics.MOTOR_HZ,
+                                                 duty_u16=0), haptics.MOTOR_HZ, haptics.MOTOR_DUTY)
+        self._buzzer = haptics.Pulser(machine.PWM(machine.Pin(PINS["buzzer"], out, value=0), freq=2000, duty_u16=0),
+                                      2000, haptics.BUZZER_DUTY)
         self._adc = machine.ADC(machine.Pin(PINS["batt_adc"]))
         self._adc.atten(machine.ADC.ATTN_11DB)
+        self._gauge = Gauge(self._adc)
+        spi = machine.SPI(1 if PINS["s3"] else 2, baudrate=SPI_HZ, polarity=0, phase=0,
+                          sck=machine.Pin(PINS["tft_sck"]), mosi=machine.Pin(PINS["tft_mosi"]))
+        self.panel = ST7789(spi, machine.Pin(PINS["tft_dc"], out, value=1), machine.Pin(PINS["tft_cs"], out, value=1),
+                            machine.Pin(PINS["tft_bl"], out, value=0), *PANEL)
+        self.panel.init()
+        self.woke = None  # what ended the last light sleep: "accel", "red" or None (the timer)
         self.uart = machine.UART(1, 115200, tx=PINS["modem_tx"], rx=PINS["modem_rx"],
                                  timeout=0, rxbuf=2048)
         self.text = ""
         self.i2c = machine.I2C(0, scl=machine.Pin(PINS["i2c_scl"]), sda=machine.Pin(PINS["i2c_sda"]), freq=400000)
         self._audio = machine.Pin(PINS["audio_en"], machine.Pin.OUT, value=0)
         self.accel_hz = 50
-        self._accel_ok = self._accel_init()
+        self.accel = LIS3DH(self.i2c, ACCEL_ADDR)
+        self._accel_ok = self.accel.init(self.accel_hz)
+        if not self._accel_ok:
+            print("accelerometer not found")
+        self.free_falls = 0
         self._hr = MAX30102(self.i2c, self.clock, HR_ADDR)
         if not self._hr.init():
             print("heart-rate sensor not found")
@@ -136,28 +165,9 @@ class Board:
             self._levels[name] = down
             self._on_button(name, down)
 
-    def _accel_init(self):
-        try:
-            self.i2c.writeto_mem(ACCEL_ADDR, 0x20, b"\x47")  # CTRL_REG1: 50 Hz, x/y/z on
-            self.i2c.writeto_mem(ACCEL_ADDR, 0x23, b"\x18")  # CTRL_REG4: +-4 g, high resolution
-            self.i2c.writeto_mem(ACCEL_ADDR, 0x24, b"\x40")  # CTRL_REG5: FIFO on
-            self.i2c.writeto_mem(ACCEL_ADDR, 0x2E, b"\x80")  # FIFO_CTRL: stream mode
-            return True
-        except OSError:
-            print("accelerometer not found")
-            return False
-
     def accel_read(self):
         # Drains the LIS3DH FIFO: [[x, y, z] milli-g, ...]
-        if not self._accel_ok:
-            return []
-        n = self.i2c.readfrom_mem(ACCEL_ADDR, 0x2F, 1)[0] & 0x1F  # FIFO_SRC: samples waiting
-        out = []
-        for _ in range(n):
-            raw = self.i2c.readfrom_mem(ACCEL_ADDR, 0x28 | 0x80, 6)
-            out.append([((raw[i + 1] << 8 | raw[i]) - (65536 if raw[i + 1] & 0x80 else 0)) >> 4 << 1
-                        for i in (0, 2, 4)])  # 12-bit left-justified, 2 mg per digit at +-4 g
-        return out
+        return self.accel.read() if self._accel_ok else []
 
     async def heart_rate(self):
         # Beats per minute from the MAX30102 (seconds of sampling), or None:
@@ -166,6 +176,7 @@ class Board:
 
     def display_off(self):
         self.text = ""
+        self.panel.power(False)
 
     def audio(self, state):
         self._audio.value(1 if state == "on" else 0)
@@ -192,6 +203,16 @@ class Board:
             esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
             esp32.wake_on_ext1(pins=(accel,), level=esp32.WAKEUP_ANY_HIGH)
         machine.lightsleep(ms)
+        self.woke = "accel" if accel.value() else "red" if self.button("red") else None
+        if self.woke == "accel" and self._accel_ok:
+            # The free-fall interrupt is latched: reading INT1_SRC lowers the
+            # pin, else every later sleep would end at once. The fall's samples
+            # wait in the FIFO (32: 640 ms at 50 Hz) for the fall detector.
+            try:
+                if self.accel.fell():
+                    self.free_falls += 1
+            except OSError:
+                pass
         # An edge during light sleep raises no pin interrupt (the GPIO matrix
         # is asleep); the level is there after wake: a changed level is the edge.
         self._edge("red")
@@ -208,27 +229,26 @@ class Board:
         machine.deepsleep(ms)
 
     def display(self, text):
-        # The reference board has no screen driver yet: the text goes to the console.
+        # The message in large type on the panel, coloured by the alarm's state
+        # (hal/screen.py); on the console too, for whoever has the USB cable.
         self.text = text
         print("display:", text)
+        self.panel.power(True)
+        screen.show(self.panel, text)
 
     def vibrate(self, ms):
         # A task per buzz, not a poller: a task that wakes every few ms would
         # cut every light sleep that short.
-        self._vib.value(1)
-        self._vib_until = time.ticks_add(time.ticks_ms(), ms)
-        asyncio.create_task(self._vibration_off(ms))
+        self._motor.pulse(ms)
 
-    async def _vibration_off(self, ms):
-        await asyncio.sleep_ms(ms)
-        if self._vib_until is not None and time.ticks_diff(time.ticks_ms(), self._vib_until) >= 0:
-            self._vib.value(0)
-            self._vib_until = None
+    def signal(self, name):
+        # A pattern on the motor and the buzzer at once: "sos", "confirm", "reminder".
+        pattern = haptics.PATTERNS[name]
+        asyncio.create_task(self._motor.play(pattern))
+        asyncio.create_task(self._buzzer.play(pattern, haptics.TONES[name]))
 
     def battery(self):
-        mv = self._adc.read_uv() * 2 // 1000  # 1:2 divider
-        pct = max(0, min(100, (mv - 3300) * 100 // (4150 - 3300)))
-        return {"pct": pct, "mv": mv}
+        return self._gauge.read()
 
     def watchdog(self, timeout_ms):
         return Watchdog(timeout_ms)

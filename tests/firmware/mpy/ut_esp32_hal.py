@@ -39,6 +39,20 @@ def test_pins_come_from_the_pin_map():
     eq(logged("uart")[0][2:], (PINS["modem_tx"], PINS["modem_rx"]))
 
 
+def test_every_signal_has_its_own_pin_and_outputs_are_not_input_only():
+    # ESP32 GPIO34-39 are inputs only (ESP32 datasheet, "Peripheral Pin
+    # Configurations"): the motor, buzzer, panel and modem lines need outputs.
+    outputs = ("vibration", "buzzer", "modem_tx", "modem_pwrkey", "audio_en",
+               "tft_sck", "tft_mosi", "tft_cs", "tft_dc", "tft_bl")
+    for chip in ("Generic ESP32 module with ESP32", "Generic ESP32S3 module with ESP32S3"):
+        pins = hal_esp32.pin_map(chip)
+        used = [v for k, v in pins.items() if k != "s3"]
+        eq(len(used), len(set(used)))
+        if not pins["s3"]:
+            for name in outputs:
+                assert not 34 <= pins[name] <= 39, name
+
+
 def test_light_sleep_wakes_on_the_sos_pin_low_and_the_accelerometer_high():
     b = new_board()
     b.light_sleep(30)

@@ -2,7 +2,11 @@
 # hal/esp32.py itself runs under the unix port (tests/firmware/mpy/ut_esp32_hal.py).
 # It keeps what the HAL asked of the hardware (LOG) and the pin levels the test
 # sets (LEVELS); lightsleep blocks the VM for real, as the chip does.
+# With PERS_HWSIM_WIRES (a loopback port) the pins, SPI, I2C, ADC and PWM go
+# to hwsim's models over the wire instead (hwsim/wires.py: the protocol), and
+# lightsleep ends when a wake pin reaches its level there.
 import io
+import os
 import time
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
@@ -10,6 +14,26 @@ LOG = []
 LEVELS = {}          # pin number -> level; a button at rest reads 1 (pulled up)
 DURING_SLEEP = []    # callables run inside the next lightsleep (a press while asleep)
 _cause = [PWRON_RESET]
+_wire = [None]
+_WIRES_PORT = os.getenv("PERS_HWSIM_WIRES")
+
+
+def wire(line, answer=False):
+    # One line to hwsim with the board's tick; the answer when one is due.
+    if _wire[0] is None:
+        import socket
+        s = socket.socket()
+        s.connect(socket.getaddrinfo("127.0.0.1", int(_WIRES_PORT))[0][-1])
+        _wire[0] = s
+    _wire[0].write(b"%s %d %s\n" % (line[0].encode(), time.ticks_ms(), line[1:].strip().encode()))
+    if answer:
+        return _wire[0].readline().strip().decode()
+
+
+def _read(pin):
+    if _WIRES_PORT and pin not in LEVELS:
+        return int(wire("L %d" % pin, True))
+    return LEVELS.get(pin, 1)
 
 
 class Pin:
@@ -24,8 +48,13 @@ class Pin:
 
     def value(self, v=None):
         if v is None:
-            return LEVELS.get(self.id, 1)
+            return _read(self.id)
         LEVELS[self.id] = v
+        if _WIRES_PORT:
+            wire("G %d %d" % (self.id, v))
+
+    def __call__(self, v=None):
+        return self.value(v)
 
     def irq(self, handler=None, trigger=0):
         LOG.append(("irq", self.id, trigger))
@@ -35,12 +64,15 @@ class ADC:
     ATTN_11DB = 3
 
     def __init__(self, pin):
-        pass
+        self.pin = pin.id
+        self._atten = 0      # the ESP32's ADC starts at 0 dB
 
     def atten(self, a):
-        pass
+        self._atten = a
 
     def read_uv(self):
+        if _WIRES_PORT:
+            return int(wire("A %d %d" % (self.pin, self._atten), True))
         return 1950000
 
     def read_u16(self):
@@ -108,15 +140,54 @@ class UART(io.IOBase):
 
 
 class I2C:
-    # No device answers: the HAL copes with an absent sensor.
+    # Unwired, no device answers: the HAL copes with an absent sensor.
     def __init__(self, *args, **kw):
         pass
 
     def readfrom_mem(self, addr, reg, n):
-        raise OSError(19)
+        answer = wire("R %d %d %d" % (addr, reg, n), True) if _WIRES_PORT else "NACK"
+        if answer == "NACK":
+            raise OSError(19)  # ENODEV, as the ESP32 port raises for a NACK
+        return bytes.fromhex(answer)
 
     def writeto_mem(self, addr, reg, buf):
-        raise OSError(19)
+        answer = wire("W %d %d %s" % (addr, reg, bytes(buf).hex()), True) if _WIRES_PORT else "NACK"
+        if answer == "NACK":
+            raise OSError(19)
+
+
+class SPI:
+    def __init__(self, id, **kw):
+        LOG.append(("spi", id, kw.get("baudrate"), kw.get("polarity"), kw.get("phase")))
+        self.written = 0
+
+    def write(self, buf):
+        self.written += len(buf)
+        if _WIRES_PORT:
+            wire("S " + bytes(buf).hex())
+
+
+class PWM:
+    def __init__(self, pin, freq=0, duty_u16=0):
+        self.pin, self._freq, self._duty = pin.id, freq, duty_u16
+        LOG.append(("pwm", pin.id, freq, duty_u16))
+        self._send()
+
+    def _send(self):
+        if _WIRES_PORT:
+            wire("P %d %d %d" % (self.pin, self._freq, self._duty))
+
+    def freq(self, f=None):
+        if f is None:
+            return self._freq
+        self._freq = f
+        self._send()
+
+    def duty_u16(self, d=None):
+        if d is None:
+            return self._duty
+        self._duty = d
+        self._send()
 
 
 class WDT:
@@ -137,11 +208,28 @@ class Timer:
         pass
 
 
+WAKE = {}  # "ext0" / "ext1": (pins, level), set by the esp32 stand-in
+
+
+def _woken():
+    # ext0: its one pin at the level; ext1: any pin high (WAKEUP_ANY_HIGH, 1)
+    # or all pins low (WAKEUP_ALL_LOW, 0), as the ESP32's RTC controller wakes.
+    for pins, level in WAKE.values():
+        levels = [_read(p) for p in pins]
+        if (level and any(levels)) or (not level and not any(levels)):
+            return True
+    return False
+
+
 def lightsleep(ms):
     LOG.append(("lightsleep", ms))
     t0 = time.ticks_ms()
     while DURING_SLEEP:
         DURING_SLEEP.pop(0)()
+    if _WIRES_PORT:
+        while time.ticks_diff(time.ticks_ms(), t0) < ms and not _woken():
+            time.sleep_ms(2)
+        return
     time.sleep_ms(max(0, ms - time.ticks_diff(time.ticks_ms(), t0)))
 
 
