@@ -154,7 +154,8 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
     charge_until(t1)
     if active_since is not None:
         add("esp32 active (sessions)", _v("esp32_active_ma", over) * (t1 - active_since) / 3600)
-    add("esp32 active (wakes)", counts["tick_wakes"] * _v("esp32_wake_active_s", over) * _v("esp32_active_ma", over) / 3600)
+    add("esp32 active (wakes)",
+        counts["tick_wakes"] * _v("esp32_wake_active_s", over) * _v("esp32_active_ma", over) / 3600)
 
     ats = [t for t, _cmd in at_log if t0 < t <= t1]
     counts["at_exchanges"] = len(ats)

@@ -88,7 +88,8 @@ class Motion:
             r = roll[0] + (roll[1] - roll[0]) * u
             self._push((0.0, 0.0, mag), p, r, jitter_mg)
 
-    def impact(self, peak_mg: float, duration_s: float, direction: Vec = (0.0, 0.0, 1.0), at: float | None = None) -> None:
+    def impact(self, peak_mg: float, duration_s: float, direction: Vec = (0.0, 0.0, 1.0),
+               at: float | None = None) -> None:
         self.pulses.append((self.t if at is None else at, duration_s, peak_mg, direction))
 
     def wave(self, seconds: float, hz: float, amp_mg: float, axis: Vec, pitch: float, roll: float = 0.0,
@@ -150,7 +151,8 @@ def _after_fall(m: Motion, pitch: float, roll: float) -> None:
         m.still(6.0, pitch, roll, jitter_mg=m.rng.uniform(5, 15))
 
 
-def _fall_standing(rng: random.Random, turn: tuple[float, float], hand_p: float, roll_turn: tuple[float, float]) -> Motion:
+def _fall_standing(rng: random.Random, turn: tuple[float, float], hand_p: float,
+                   roll_turn: tuple[float, float]) -> Motion:
     m = Motion(rng)
     p0 = _rad(rng, -10, 20)  # arm hanging, the watch face out
     if rng.random() < 0.5:  # walking, or standing, before the fall
