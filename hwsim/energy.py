@@ -34,6 +34,13 @@ class Meter:
         self.by_part = {part: 0.0 for part in CURRENT_MA}
         self._since = now()
         self._bursts_until = 0.0
+        # Every change of a part's state and every burst on the air, with its time, once
+        # record_timeline() is called: hwsim/power_model.py integrates it from datasheets.
+        self.timeline: list[tuple[float, str, str]] | None = None
+
+    def record_timeline(self) -> None:
+        t = self.now()
+        self.timeline = [(t, part, st) for part, st in self.state.items()]
 
     def _settle(self) -> None:
         t = self.now()
@@ -53,11 +60,15 @@ class Meter:
         if state not in CURRENT_MA[part]:
             raise ValueError(f"{part} has no state {state}")
         self._settle()
+        if self.timeline is not None and self.state[part] != state:
+            self.timeline.append((self.now(), part, state))
         self.state[part] = state
 
     def transmit(self) -> None:
         """One chunk of data on the air: a burst at transmit current."""
         self._settle()
+        if self.timeline is not None:
+            self.timeline.append((self.now(), "air", "burst"))
         self._bursts_until = max(self._bursts_until, self.now()) + TX_BURST_S
 
     def current_ma(self) -> float:

@@ -10,8 +10,9 @@ from tests.conftest import ROOT
 BENCHES = {
     "firmware_bench.py": {"heap_peak_bytes", "sos_to_publish_ms_registered", "sos_to_publish_ms_cold",
                           "mpy_total_bytes"},
-    "fall_detector_bench.py": {"sensitivity", "specificity", "per_label"},
-    "standby_bench.py": {"standby_days", "battery_mah", "heartbeat_s", "checkin_mah", "sleep_ma"},
+    "fall_detector_bench.py": {"sensitivity", "specificity", "false_alarms_per_day", "per_label", "test", "tuning"},
+    "standby_bench.py": {"standby_days", "battery_mah", "heartbeat_s", "checkin_mah", "sleep_ma", "checkin_counts",
+                         "figures"},
 }
 
 
