@@ -4,7 +4,7 @@
 // connection resyncs by reconnecting. Actions go through the REST API and their
 // answer (the updated case) is shown at once.
 
-const state = { cases: new Map(), selected: null, retry: 500, operators: new Map(), map: null, layers: null,
+const state = { cases: new Map(), changes: new Map(), selected: null, retry: 500, operators: new Map(), map: null, layers: null,
                 config: {} };
 const $ = (id) => document.getElementById(id);
 const { el, since } = pers;
@@ -223,11 +223,20 @@ async function select(id) {
   queueView.selected(id);
   renderQueue();
   renderDetail();
+  // A read that was under way while the case changed (an action's answer, a live
+  // event) may hold the case as it was before: applying it would undo what the
+  // operator sees (e.g. an acknowledgement, and with it the action buttons). Such a
+  // read is dropped and the case read again.
+  const seen = state.changes.get(id) || 0;
   try {
-    upsert(await pers.api(`/api/cases/${id}`));
+    const c = await pers.api(`/api/cases/${id}`);
+    if ((state.changes.get(id) || 0) !== seen) { refreshSelected(); return; }
+    upsert(c);
     renderDetail();
   } catch (e) { showError(e); }
 }
+
+function changed(id) { state.changes.set(id, (state.changes.get(id) || 0) + 1); }
 
 function showError(e) {
   const p = $("action-error");
@@ -263,6 +272,7 @@ function connect() {
     } else if (ev.type === "case") {
       const isNew = !state.cases.has(ev.case.id);
       const partial = !ev.case.timeline;  // live events omit the timeline: fetch it for the open case
+      changed(ev.case.id);
       upsert(ev.case);
       if (ev.case.id === state.selected && partial) refreshSelected();
       if (isNew && state.selected == null) { state.selected = ev.case.id; refreshSelected(); }  // its contacts and timeline too
@@ -291,6 +301,7 @@ async function act(path, body) {
   try {
     const c = await pers.api(`/api/cases/${state.selected}/${path}`,
                              {method: "POST", body: body === undefined ? undefined : JSON.stringify(body)});
+    changed(c.id);
     upsert(c);
     renderQueue();
     renderDetail();
