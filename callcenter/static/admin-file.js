@@ -69,15 +69,25 @@
     const wearers = () => options(who, "/api/admin/wearers?limit=500", (w) => w.name).catch(() => {});
     wearers();
     who.addEventListener("focus", wearers);
+    const fields = () => Object.values(inputs);
     who.addEventListener("change", async () => {
       const id = who.value;
       if (!id) return;
-      const f = await pers.api(`/api/admin/wearers/${id}/file`);
-      // Two quick choices send two requests; an answer for a wearer no longer
-      // chosen must not fill the form (it would be saved onto the other one).
-      if (who.value !== id) return;
-      for (const [name] of FILE) inputs[name].value = name === "key_safe_code" ? "" : (f[name] || "");
-      inputs.key_safe_code.placeholder = f.key_safe ? "set (type to change)" : "none";
+      // The fields wait for the wearer's file: typed before it arrives, a value would
+      // be overwritten by the file and lost.
+      for (const input of fields()) input.disabled = true;
+      try {
+        const f = await pers.api(`/api/admin/wearers/${id}/file`);
+        // Two quick choices send two requests; an answer for a wearer no longer
+        // chosen must not fill the form (it would be saved onto the other one).
+        if (who.value !== id) return;
+        for (const [name] of FILE) inputs[name].value = name === "key_safe_code" ? "" : (f[name] || "");
+        inputs.key_safe_code.placeholder = f.key_safe ? "set (type to change)" : "none";
+        for (const input of fields()) input.disabled = false;
+      } catch (err) {
+        if (who.value === id) for (const input of fields()) input.disabled = false;
+        pers.showFieldErrors(form, err);
+      }
     });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
