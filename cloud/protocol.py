@@ -147,6 +147,16 @@ class CallState(_Msg):
     dur: int | None = Field(default=None, ge=0, le=CALL_DUR_MAX)  # seconds connected
 
 
+class ReminderReport(_Msg):
+    """What became of a medication reminder that asked for a confirmation
+    (firmware/app/reminders.py), on a status: the wearer confirmed it (``at``: the
+    press), or its window closed first."""
+    id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_:-]+$")]
+    due: Annotated[int, Field(ge=TS_MIN, le=TS_MAX)]  # the dose's due time, UTC seconds
+    state: Literal["confirmed", "missed"]
+    at: Ts = None
+
+
 class Status(UpMessage):
     batt: Battery | None = None
     vitals: Vitals | None = None
@@ -156,6 +166,7 @@ class Status(UpMessage):
     cfg: int | None = Field(default=None, ge=0, le=INT32_MAX)
     outbox: int | None = Field(default=None, ge=0, le=100_000)
     call: CallState | None = None  # a call's state changed (docs/protocol.md)
+    reminder: ReminderReport | None = None  # a dose confirmed or missed (docs/protocol.md)
 
 
 class CommandAck(UpMessage):
@@ -240,8 +251,15 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 class Reminder(_Msg):
+    """A reminder in the wearer's local time. ``{"at","text"}`` alone (the first form)
+    fires every day and asks for nothing; ``id``, ``days``, ``confirm`` and
+    ``window_min`` were added for medication (docs/protocol.md)."""
     at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     text: str = Field(max_length=160)
+    id: str | None = Field(default=None, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_:-]+$")
+    days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(default=None, min_length=1, max_length=7)
+    confirm: bool | None = None  # the wearer must press to confirm; unconfirmed: a missed dose
+    window_min: int | None = Field(default=None, ge=1, le=720)  # minutes to confirm (30 when absent)
 
 
 class DeviceConfig(_Msg):

@@ -161,8 +161,12 @@ class BoardBus:
                 self.display_on = False
                 self.meter.set("display", "off")
                 self.rec.record("display_off")
-        elif ev == "vibrate":
+        elif ev in ("vibrate", "signal"):
+            # A signal is a pattern on the motor and the buzzer (hal/haptics.py): the
+            # motor draws for the pattern's length, which the board says.
             ms = msg.get("ms") or 0
+            if ev == "signal":
+                self.rec.record("signal", name=msg.get("name"), ms=ms)
             self.rec.record("vibrate", ms=ms)
             self.meter.set("vibration", "on")
             self._vib_until = max(self._vib_until, now + ms / 1000)

@@ -33,6 +33,7 @@ from cloud.api.schemas.admin import (
     ReceiverIn,
     ReceiverPatch,
     ReceiverZone,
+    ReminderSchedule,
     Secret,
     TenantPatch,
     WearerIn,
@@ -40,6 +41,7 @@ from cloud.api.schemas.admin import (
 )
 from cloud.api.schemas.common import Page
 from cloud.domain.escalation import sla_report
+from cloud.domain.reminders import ReminderAdmin
 
 # Every route may answer these; documented so that clients (and schemathesis) know them.
 router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 503))
@@ -148,6 +150,19 @@ def create_geofence(wearer_id: int, body: GeofenceIn, request: Request, op: Admi
 @router.delete("/api/admin/geofences/{geofence_id}", status_code=204, tags=["admin"])
 def delete_geofence(geofence_id: int, request: Request, op: AdminWriter):
     services(request).admin.delete_geofence(op, geofence_id)
+
+
+@router.get("/api/admin/wearers/{wearer_id}/reminders", tags=["admin"])
+def get_reminders(wearer_id: int, request: Request, op: AdminReader):
+    """The wearer's medication reminders, adherence (last 7 and 30 days) and latest doses."""
+    return ReminderAdmin(services(request).admin).schedule(op, wearer_id)
+
+
+@router.put("/api/admin/wearers/{wearer_id}/reminders", tags=["admin"])
+def put_reminders(wearer_id: int, body: ReminderSchedule, request: Request, op: AdminWriter):
+    """Replace the wearer's reminders; each of the wearer's watches gets them in a new config."""
+    return ReminderAdmin(services(request).admin).set_schedule(
+        op, wearer_id, [r.model_dump(exclude_none=True) for r in body.reminders])
 
 
 # --- devices -------------------------------------------------------------------------------------

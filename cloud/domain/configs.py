@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud import protocol
 from cloud.domain.errors import Invalid, NotFound
 from cloud.domain.ports import Clock
+from cloud.domain.reminder_plan import plan_from_config
 from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, CallCentre, Contact, Contract, Device, DeviceConfig
 
@@ -78,6 +79,7 @@ def push_config(sm: sessionmaker[Session], clock: Clock, publisher: ConfigPublis
         s.add(DeviceConfig(device_id=device.id, version=body["version"], body=body, created_at=clock.now(),
                            actor=actor))
         device.heartbeat_s = body["heartbeat_s"]  # presence judges silence by the period the watch was given
+        plan_from_config(s, device, body, clock.now())  # the doses the cloud will judge (reminders.py)
         s.add(AuditEntry(at=clock.now(), actor=actor, action="device.config", tenant_id=device.tenant_id,
                          target=f"device:{device.id}", detail={"version": body["version"], "changes": changes}))
         tx.after_commit(lambda: publisher.publish_config(device_id, body))

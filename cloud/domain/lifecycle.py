@@ -61,5 +61,6 @@ def end_call(s: Session, case: AlertCase, *, actor: str, now: datetime, detail: 
     move(s, case, "claimed", actor=actor, now=now, detail=detail, action="call_ended")
 
 # Priority: lower is more urgent. Fall and SOS first, then geofence, low battery, offline.
-PRIORITY = {"sos": 0, "fall": 0, "geofence": 1, "low_battery": 2, "offline": 3}
+PRIORITY = {"sos": 0, "fall": 0, "geofence": 1, "low_battery": 2, "offline": 3,
+            "missed_dose": 4}
 OPEN_STATUSES = ("new", "routed", "claimed", "in_call")

@@ -146,8 +146,17 @@ class Notifier:
         data = {"case_id": case.id, "kind": case.kind, "wearer": wearer.name if wearer else None,
                 "contact": {"id": contact.id, "name": contact.name, "phone": contact.phone},
                 "location": {"lat": case.lat, "lon": case.lon} if case.lat is not None else None}
-        results: dict[str, Any] = {}
         now = self.clock.now()
+        results = self.deliver(s, tenant, contact, subject=subject, message=message, data=data, case_id=case.id,
+                               now=now)
+        record_outcome(s, case, contact, results, actor, now)
+        return results
+
+    def deliver(self, s: Session, tenant: Tenant, contact: Contact, *, subject: str, message: str,
+                data: dict[str, Any], case_id: int | None, now: datetime) -> dict[str, Any]:
+        """Every channel that applies to ``contact``, each attempt stored (``Notification``,
+        its case when there is one: a missed medication dose has none)."""
+        results: dict[str, Any] = {}
         for ch in self.channels:
             if contact.channels is not None and ch.name not in contact.channels:
                 continue
@@ -158,13 +167,12 @@ class Notifier:
                 detail, ok = ch.send(target, subject=subject, message=message, data=data), True
             except Exception as exc:  # any channel failure is a result to record, not a crash
                 detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
-                log.warning("notification failed", extra={"channel": ch.name, "case_id": case.id,
+                log.warning("notification failed", extra={"channel": ch.name, "case_id": case_id,
                                                           "contact_id": contact.id, "error": detail})
             metrics.NOTIFICATIONS.labels(ch.name, "ok" if ok else "failed").inc()
             results[ch.name] = {"ok": ok, "target": target, "detail": detail}
-            s.add(Notification(case_id=case.id, contact_id=contact.id, channel=ch.name, target=target[:400],
+            s.add(Notification(case_id=case_id, contact_id=contact.id, channel=ch.name, target=target[:400],
                                ok=ok, detail=detail, at=now))
-        record_outcome(s, case, contact, results, actor, now)
         return results
 
     def routes_for(self, s: Session, case: AlertCase, contact: Contact) -> list[str]:

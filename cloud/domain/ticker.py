@@ -18,6 +18,7 @@ from cloud.domain.escalation import EscalationPolicy, Escalator, TickReport
 from cloud.domain.fence_tracking import FenceTracking
 from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
+from cloud.domain.reminders import ReminderSweep
 from cloud.domain.retention import LocationRetention
 from cloud.store.models import AlertCase
 
@@ -47,6 +48,9 @@ class Ticker:
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
         self.presence = PresenceMonitor(sm, clock, events, PresencePolicy.from_settings(settings))
+        self.reminders = ReminderSweep(sm, clock, events, notifier, every_s=settings.reminder_check_s,
+                                       grace_s=settings.reminder_grace_s,
+                                       present_window_s=settings.operator_present_s)
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
@@ -68,6 +72,8 @@ class Ticker:
             pruned = self.retention.run(at) if self.retention.due(at) else 0
             if self.fence_tracking is not None and self.fence_tracking.due(at):
                 self.fence_tracking.run(at)
+            if self.reminders.due(at):  # missed doses: inferred, then told to family or centre
+                self.reminders.run(at)
         return TickResult(cases, devices, expired, pruned)
 
 

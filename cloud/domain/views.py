@@ -168,7 +168,7 @@ def device_view(d: Device) -> dict[str, Any]:
 
 
 def tenant_view(t: Tenant) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "webhook_url": t.webhook_url}
+    return {"id": t.id, "name": t.name, "webhook_url": t.webhook_url, "missed_dose_to": t.missed_dose_to}
 
 
 def centre_view(c: CallCentre, rank: int | None = None) -> dict[str, Any]:

@@ -32,6 +32,9 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     # Where this partner wants case notifications POSTed (its own systems).
     webhook_url: Mapped[str | None] = mapped_column(String(400))
+    # Who hears of a missed dose (cloud/domain/reminders.py): "family" (the first
+    # contact, notified) or "centre" (a low-priority case in the operators' queue).
+    missed_dose_to: Mapped[str] = mapped_column(String(8), default="family", server_default="family")
 
 
 class CallCentre(Base):
@@ -454,3 +457,43 @@ class ForwardOutbox(Base):
 
     __table_args__ = (Index("ix_forward_outbox_due", "status", "next_at"),
                       Index("ix_forward_outbox_heads", "status", "receiver_id", "id"))
+
+
+class ReminderPlan(Base):
+    """A device's medication reminders as its latest config set them, kept beside the
+    config so that the cloud can tell a dose due from a dose missed without reading
+    every config: ``next_check_at`` is the next time a dose's window closes."""
+    __tablename__ = "reminder_plans"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    reminders: Mapped[list] = mapped_column(JSON)
+    since: Mapped[datetime] = mapped_column(DateTime)  # doses due before the plan was set are not judged
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+
+class ReminderDose(Base):
+    """One dose of one reminder on one local day: confirmed (the wearer pressed in time,
+    on the watch's word) or missed (the watch said so, or the cloud inferred it when no
+    word came by the window's end). One row per dose, so adherence counts each once."""
+    __tablename__ = "reminder_doses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    wearer_id: Mapped[int | None] = mapped_column(ForeignKey("wearers.id"))
+    reminder_id: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)  # the dose's local day
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(9))  # confirmed | missed
+    source: Mapped[str] = mapped_column(String(5))  # watch | cloud: who said so first
+    text: Mapped[str | None] = mapped_column(String(160))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)  # the press, on the watch's clock
+    mid: Mapped[str | None] = mapped_column(String(64))  # the status that reported it
+    late_report: Mapped[bool] = mapped_column(Boolean, default=False)  # confirmed after the cloud said missed
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime)  # a missed dose told to family or centre
+    notified_to: Mapped[str | None] = mapped_column(String(8))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("alert_cases.id"))
+
+    __table_args__ = (UniqueConstraint("device_id", "reminder_id", "day", name="uq_reminder_dose"),
+                      Index("ix_reminder_doses_wearer_day", "wearer_id", "day"),
+                      Index("ix_reminder_doses_pending", "status", "notified_at"))

@@ -2,9 +2,9 @@
 # outbox, take queued commands, sleep) and the periodic checks (accelerometer,
 # tracking, pulse, reminders, battery). A mixin of app.watch.Watch: its state
 # is the watch's tracking window (track_until, track_s, _track_next, set by a
-# `track` command), _fired and _low_path.
+# `track` command) and _low_path.
 import asyncio
-from app import flash, messages, netclock
+from app import flash, messages
 from micropython import const
 
 _CHECKIN_TIMEOUT_MS = const(180000)
@@ -56,7 +56,8 @@ class Routine:
     async def periodic(self):
         # The periodic checks share one task (a sleeping task is a frame and a
         # Task in the heap for good): every tick the accelerometer, every second
-        # tracking and an alarm's location reports, every 5 s the pulse, every 20 s the reminders, every minute
+        # tracking and an alarm's location reports, every 5 s the pulse, every 20 s the reminders
+        # (app/reminders.py), every minute
         # the battery, that one at once too. A check that fails is logged and
         # the task goes on.
         n = 0
@@ -101,21 +102,6 @@ class Routine:
             import os
             os.remove(self._low_path)
         return False
-
-    def _reminder_check(self):
-        # Reminders are set in the wearer's local time (the network's zone).
-        wall = netclock.local(self.clock)
-        if wall is None:
-            return
-        day, rem = divmod(wall, 86400)
-        now = "%02d:%02d" % (rem // 3600, rem % 3600 // 60)
-        for r in self.cfg.get("reminders") or []:
-            at = r.get("at") if isinstance(r, dict) else None
-            if at == now and self._fired.get(at) != day:
-                self._fired[at] = day
-                print("reminder:", r.get("text"))
-                self.ui.show(r.get("text") or "Reminder", pin=True)
-                self.ui.vibrate(600)
 
     def _track_check(self):
         # A report every track_s while tracking; the first at once.

@@ -234,6 +234,12 @@ class Board:
     def vibrate(self, ms):
         self._send({"ev": "vibrate", "ms": ms})
 
+    def signal(self, name):
+        # A pattern on the motor and the buzzer (hal/haptics.py, as on the board):
+        # hwsim is told its name and its length.
+        from hal.haptics import PATTERNS
+        self._send({"ev": "signal", "name": name, "ms": sum(on + off for on, off in PATTERNS[name])})
+
     def audio(self, state):
         # The call's audio path (speaker and microphone) on or off.
         self._send({"ev": "audio", "state": state})

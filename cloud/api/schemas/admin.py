@@ -35,6 +35,8 @@ class Area(BaseModel):
 class TenantPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     webhook_url: str | None = Field(default=None, max_length=400, pattern=r"^https?://")
+    missed_dose_to: Literal["family", "centre"] | None = Field(
+        default=None, description="who hears of a missed medication dose: the first contact, or the centre")
 
 
 class CentreIn(BaseModel):
@@ -137,6 +139,21 @@ class ConfigIn(BaseModel):
     callcenter_number: str | None = Field(default=None, pattern=PHONE)
     kids_mode: bool | None = None
     reminders: list[dict] | None = None
+
+
+class ReminderIn(BaseModel):
+    id: str | None = Field(default=None, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
+                           description="kept across edits so that adherence follows the same reminder")
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time, HH:MM")
+    days: list[int] | None = Field(default=None, min_length=1, max_length=7,
+                                   description="0 Monday .. 6 Sunday; absent: every day")
+    text: str = Field(min_length=1, max_length=60, description="what the watch shows")
+    confirm: bool = Field(default=True, description="the wearer presses to confirm; unconfirmed: a missed dose")
+    window_min: int = Field(default=30, ge=1, le=720, description="minutes to confirm")
+
+
+class ReminderSchedule(BaseModel):
+    reminders: list[ReminderIn] = Field(max_length=10)
 
 
 class OperatorIn(BaseModel):

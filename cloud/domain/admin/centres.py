@@ -30,8 +30,8 @@ class CentresAdmin(AdminBase):
                 # The same answer for every new name: "taken" would reveal other tenants' names,
                 # and a rename to a look-alike would confuse the platform's lookups by name.
                 raise Forbidden("the tenant's name is set by the platform operator")
-            for k in ("name", "webhook_url"):
-                if k in changes:
+            for k in ("name", "webhook_url", "missed_dose_to"):
+                if k in changes and (k != "missed_dose_to" or changes[k]):
                     setattr(t, k, changes[k])
             self._audit(tx.session, op, "tenant.updated", f"tenant:{t.id}", changes)
             return tenant_view(t)

@@ -18,6 +18,7 @@ from cloud.domain import geofence, presence, vsim_pool
 from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
+from cloud.domain import reminders
 from cloud.domain.ingest import callstate
 from cloud.domain.ingest.outcome import Outcome
 from cloud.domain.ingest.outgoing import publish_case
@@ -169,6 +170,8 @@ def _apply(ing: Ingestor, tx: Tx, group: list[Parsed], devices: dict[str, Device
                     case = callstate.record(tx, device, msg, now)
                     if case is not None:
                         b.touched[case.id] = case
+                if msg.reminder is not None:  # a dose confirmed or missed (reminders.py)
+                    reminders.record_report(tx.session, device, msg, now)
             else:
                 assert isinstance(msg, protocol.Presence)  # the third of BATCH_KINDS
                 out[p.i] = _presence(ing, tx, device, msg, now)
@@ -220,7 +223,7 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
         if case is not None:  # vitals update live during a case
             case.heart_rate, case.heart_rate_at = st.vitals.hr, now
             publish_case(tx, ing.events, case, now)
-    device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call"})  # calls: callstate.py
+    device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call", "reminder"})  # callstate.py, reminders.py
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)
 

@@ -23,6 +23,9 @@ class FakeClock:
     def wall(self):
         return self.wall_s
 
+    def set_wall(self, t):
+        self.wall_s = t
+
 
 class FakeModem:
     cell = {"mcc": 208, "mnc": 1, "lac": 12345, "cid": 67890, "rssi": -85, "rat": "LTE", "op": "20801"}
@@ -40,6 +43,7 @@ class FakeBoard:
         self.clock = FakeClock()
         self.shown = []
         self.buzz = []
+        self.signals = []
         flash.makedirs(flash_dir)
         flash.write_json(flash_dir + "/device.json", {"id": device_id, "secret": "s",
                                                       "broker_host": "127.0.0.1", "broker_port": 1})
@@ -49,6 +53,9 @@ class FakeBoard:
 
     def vibrate(self, ms):
         self.buzz.append(ms)
+
+    def signal(self, name):
+        self.signals.append(name)
 
     def battery(self):
         return {"pct": 64, "mv": 3850}
