@@ -109,3 +109,13 @@ def test_cell_identity_bounds_are_the_published_ones(field, top):
     assert protocol.Cell.model_validate({**cell, field: top})
     with pytest.raises(ValidationError):
         protocol.Cell.model_validate({**cell, field: top + 1})
+
+
+def test_medication_reminders_add_to_the_config_and_the_first_form_is_unchanged():
+    first = {"at": "08:00", "text": "Take your pills"}
+    assert protocol.Reminder.model_validate(first).model_dump(exclude_none=True) == first
+    pills = {**first, "id": "am", "days": [0, 2, 4], "confirm": True, "window_min": 30}
+    assert protocol.Reminder.model_validate(pills).model_dump(exclude_none=True) == pills
+    for bad in ({**pills, "days": [7]}, {**pills, "window_min": 0}, {**pills, "id": "a b"}):
+        with pytest.raises(ValueError):
+            protocol.Reminder.model_validate(bad)

@@ -43,9 +43,10 @@ def test_one_dose_confirmed_one_missed_reaches_family_or_centre(stack_factory, r
     # The watch's world starts at the next minute boundary; it runs at the scenario's speed,
     # so its clock is ahead of the cloud's: the cloud's own inference (due + window + grace,
     # on its clock) does not come into this test, the watch's word does.
-    start = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    local = start.astimezone(ZoneInfo(TZ))
-    morning, evening = (local + timedelta(minutes=2)).strftime("%H:%M"), (local + timedelta(minutes=4)).strftime("%H:%M")
+    minute = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    start, local = minute - timedelta(seconds=30), minute.astimezone(ZoneInfo(TZ))
+    # The morning pills at scenario second 90 (pressed for at 140), the evening ones at 210.
+    morning, evening = (local + timedelta(minutes=1)).strftime("%H:%M"), (local + timedelta(minutes=3)).strftime("%H:%M")
     wid = stack.seed.wearer_id
     with httpx.Client(base_url=stack.url) as admin:
         h = {"X-CSRF-Token": admin.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
@@ -54,7 +55,7 @@ def test_one_dose_confirmed_one_missed_reaches_family_or_centre(stack_factory, r
             r = admin.patch("/api/admin/tenant", headers=h, json={"missed_dose_to": "centre"})
             assert r.status_code == 200 and r.json()["missed_dose_to"] == "centre", r.text
         r = admin.put(f"/api/admin/wearers/{wid}/reminders", headers=h, json={"reminders": [
-            {"id": "am", "at": morning, "text": "Morning pills", "window_min": 1},
+            {"id": "am", "at": morning, "text": "Morning pills", "window_min": 2},
             {"id": "pm", "at": evening, "text": "Evening pills", "window_min": 1}]})
         assert r.status_code == 200, r.text
         assert r.json()["devices"][0]["device_id"] == stack.seed.device_id
