@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +60,7 @@ def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
 
 
-def _tz_of(s: Session, wearer_id: int | None):  # noqa: ANN202 (a ZoneInfo)
+def _tz_of(s: Session, wearer_id: int | None) -> ZoneInfo:
     w = s.get(Wearer, wearer_id) if wearer_id is not None else None
     return zone(w.timezone if w else None)
 
@@ -68,7 +69,8 @@ def _text_of(s: Session, device_id: str, rid: str) -> str | None:
     plan = s.get(ReminderPlan, device_id)
     for r in plan.reminders if plan else []:
         if reminder_id(r) == rid:
-            return r.get("text")
+            text = r.get("text")
+            return str(text) if text is not None else None
     return None
 
 

@@ -46,7 +46,8 @@ def test_one_dose_confirmed_one_missed_reaches_family_or_centre(stack_factory, r
     minute = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
     start, local = minute - timedelta(seconds=30), minute.astimezone(ZoneInfo(TZ))
     # The morning pills at scenario second 90 (pressed for at 140), the evening ones at 210.
-    morning, evening = (local + timedelta(minutes=1)).strftime("%H:%M"), (local + timedelta(minutes=3)).strftime("%H:%M")
+    morning = (local + timedelta(minutes=1)).strftime("%H:%M")
+    evening = (local + timedelta(minutes=3)).strftime("%H:%M")
     wid = stack.seed.wearer_id
     with httpx.Client(base_url=stack.url) as admin:
         h = {"X-CSRF-Token": admin.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})

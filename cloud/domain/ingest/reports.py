@@ -14,11 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud import protocol
-from cloud.domain import geofence, presence, vsim_pool
+from cloud.domain import geofence, presence, reminders, vsim_pool
 from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
-from cloud.domain import reminders
 from cloud.domain.ingest import callstate
 from cloud.domain.ingest.outcome import Outcome
 from cloud.domain.ingest.outgoing import publish_case
@@ -223,7 +222,8 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
         if case is not None:  # vitals update live during a case
             case.heart_rate, case.heart_rate_at = st.vitals.hr, now
             publish_case(tx, ing.events, case, now)
-    device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call", "reminder"})  # callstate.py, reminders.py
+    # A call's state and a dose are events, not device state: callstate.py, reminders.py.
+    device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call", "reminder"})
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)
 
