@@ -39,7 +39,7 @@ async function submit(form, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------------
-const TABS = ["devices", "wearers", "zones", "operators", "centres", "tenant", "security"];
+const TABS = ["devices", "wearers", "zones", "reminders", "operators", "centres", "tenant", "security"];
 function showTab(name, focus) {
   for (const t of TABS) {
     const on = t === name;
@@ -195,6 +195,7 @@ async function loadWearers() {
   for (const w of page.items) { const o = el("option", null, w.name); o.value = w.id; sel.append(o); }
   sel.value = keep;
   zones.refreshWearers();
+  reminders.refreshWearers();
 }
 
 async function addWearer(ev) {
@@ -304,13 +305,14 @@ async function loadTenant() {
   const t = await pers.api("/api/admin/tenant");
   $("t-name").value = t.name || "";
   $("t-webhook").value = t.webhook_url || "";
+  $("t-missed").value = t.missed_dose_to || "family";
 }
 
 async function saveTenant(ev) {
   ev.preventDefault();
   const form = $("tenant-form");
   $("tenant-saved").hidden = true;
-  const body = {name: val("t-name"), webhook_url: val("t-webhook") || null};
+  const body = {name: val("t-name"), webhook_url: val("t-webhook") || null, missed_dose_to: $("t-missed").value};
   if (await submit(form, () => pers.api("/api/admin/tenant", {method: "PATCH", body: JSON.stringify(body)}))) {
     $("tenant-saved").hidden = false;
   }
@@ -391,6 +393,7 @@ async function main() {
   $("receiver-form").addEventListener("submit", addReceiver);
   bindSecurity();
   zones.bind(await pers.api("/api/console/config").catch(() => null));
+  reminders.bind();
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("secret-value").textContent); $("copy-secret").textContent = "Copied"; }
@@ -400,7 +403,7 @@ async function main() {
   showTab(TABS.includes(first) ? first : "devices");
   try {
     await Promise.all([loadCentres(), loadWearers(), loadTenant(), loadReceivers()]);
-    await zones.load();
+    await Promise.all([zones.load(), reminders.load()]);
     await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }

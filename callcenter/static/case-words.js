@@ -8,7 +8,8 @@
 
 const words = (() => {
   const KIND = { sos: "SOS", fall: "Fall", low_battery: "Low battery", geofence: "Left a safe zone",
-                 offline: "Watch offline", not_worn: "Watch not worn", cancel: "Cancelled" };
+                 offline: "Watch offline", not_worn: "Watch not worn", cancel: "Cancelled",
+                 missed_dose: "Missed medication dose" };
   const STATUS = { new: "new", routed: "waiting for an operator", claimed: "acknowledged",
                    in_call: "call-back requested", resolved: "closed" };
   const OUTCOME = { false_alarm: "false alarm", wearer_ok: "wearer OK", contact_came: "a contact came",
@@ -52,7 +53,7 @@ const words = (() => {
 
   // Event kind -> the operator's words. A kind missing here is shown as "other event".
   const EVENT = {
-    opened: (d) => `Alarm received: ${KIND[d.kind] || d.kind || "alarm"}${d.trigger ? ` (${d.trigger.replace(/_/g, " ")})` : ""}`,
+    opened: (d) => d.kind === "missed_dose" ? `Missed dose: "${d.text || d.reminder}" due at ${clock(d.due)} not confirmed` : `Alarm received: ${KIND[d.kind] || d.kind || "alarm"}${d.trigger ? ` (${d.trigger.replace(/_/g, " ")})` : ""}`,
     routed: (d, c) => `Passed to ${c.centre && c.centre.id === d.centre_id ? c.centre.name : "a call centre"}`,
     unrouted: () => "No call centre could be found for this alarm",
     alert_joined: (d) => `Button pressed again (press ${d.press_count || "?"})`,
@@ -86,6 +87,10 @@ const words = (() => {
     geofence_joined: (d) => `${d.event === "enter" ? "Entered" : "Left"} ${d.geofence || "a safe zone"} during this alarm`,
     back_inside: (d) => `Back inside ${d.geofence} at ${d.at_local}`,
     offline_joined: () => "The watch went offline during this alarm",
+    // Medication (cloud/domain/reminders.py): the dose's text and due time, in UTC from the server.
+    missed_dose: (d) => `Missed dose: "${d.text || d.reminder}" due at ${clock(d.due)} not confirmed`,
+    missed_dose_joined: (d) => `Missed dose: "${d.text || d.reminder}" due at ${clock(d.due)} not confirmed`,
+    dose_confirmed_late: (d) => `The watch has since reported the dose due at ${clock(d.due)} confirmed in time`,
     // Forwarding to an alarm centre's own receiver (SIA DC-09, docs/forwarding.md).
     forward_sent: (d) => `${forwardWhat(d)} sent to the alarm receiver ${d.receiver}${d.via === "backup" ? " (backup)" : ""}`,
     forward_acked: (d) => `The alarm receiver ${d.receiver} acknowledged the ${forwardWhat(d).toLowerCase()}` +

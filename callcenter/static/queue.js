@@ -18,8 +18,9 @@ const queueView = (() => {
     low_battery: { icon: "⚡", label: "Low battery", group: "technical" },
     offline: { icon: "✕", label: "Watch offline", group: "technical" },
     not_worn: { icon: "○", label: "Watch not worn", group: "technical" },
+    missed_dose: { icon: "℞", label: "Missed dose", group: "care" },
   };
-  const RANK = { alarm: 0, geofence: 1, technical: 2 };
+  const RANK = { alarm: 0, geofence: 1, technical: 2, care: 3 };
   const TARGETS = [10, 40];  // seconds: the answer targets of the telecare standards
   const listeners = { rendered: [], selected: [] };
 
