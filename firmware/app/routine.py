@@ -103,6 +103,12 @@ class Routine:
             os.remove(self._low_path)
         return False
 
+    def _reminder_check(self):
+        # app/reminders.py, loaded only by a watch that has reminders or a dose pending.
+        if self.cfg.get("reminders") or self._dose is not None:
+            from app.reminders import check
+            check(self)
+
     def _track_check(self):
         # A report every track_s while tracking; the first at once.
         if self.track_until is None:

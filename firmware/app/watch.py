@@ -4,8 +4,8 @@
 # The rooms of the watch are mixins, one module each, working on this one
 # object's state (all set here, in __init__): app/orders.py what the cloud
 # asks, app/sos.py raising an alarm (button, fall), app/vitals.py the pulse,
-# app/routine.py check-ins and periodic checks, app/reminders.py medication
-# reminders. Mixins, not objects of their
+# app/routine.py check-ins and periodic checks (and, loaded when needed,
+# app/reminders.py medication reminders). Mixins, not objects of their
 # own: every helper object would stay in the heap for good beside this one.
 import asyncio
 import gc
@@ -16,7 +16,6 @@ from app.commands import Deduper, config_defaults
 from app.orders import Orders
 from app.outbox import Outbox
 from app.radio import NoProfiles, Radio, STALL_MS as _RADIO_STALL_MS
-from app.reminders import Reminders
 from app.routine import Routine
 from app.session import Session
 from app.sos import Emergency
@@ -31,7 +30,7 @@ _DEEP_SLEEP_MIN_MS = const(60000)  # shorter: a reboot costs more than light sle
 _TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
-class Watch(Orders, Emergency, Vitals, Routine, Reminders):
+class Watch(Orders, Emergency, Vitals, Routine):
     def __init__(self, board, install, boot, wdt=None):
         self.board = board
         self.clock = board.clock
@@ -73,7 +72,6 @@ class Watch(Orders, Emergency, Vitals, Routine, Reminders):
         self._track_next = None    # ticks of the next tracking report
         self._alarm_track = None   # [ticks of the alarm, fix sent, ticks of the last report]
         self._fired = None         # reminder id -> local day it fired, read from flash (app/reminders.py)
-        self._fired_path = flash.join(fdir, "reminders.json")
         self._dose = None          # [id, due, deadline]: a dose waiting for the wearer's press
         self._low_path = flash.join(fdir, "lowbatt")
         self._emergency_dialled = False
@@ -137,7 +135,8 @@ class Watch(Orders, Emergency, Vitals, Routine, Reminders):
             self.radio.want("ack")
             asyncio.create_task(self._release_when_sent("ack"))
         elif self._dose is not None:
-            self._dose_confirm()
+            from app.reminders import confirm
+            confirm(self)
         elif self.calls is not None and self.calls.ringing():
             asyncio.create_task(self.calls.answer())
         else:
