@@ -255,7 +255,7 @@ class Reminder(_Msg):
     fires every day and asks for nothing; ``id``, ``days``, ``confirm`` and
     ``window_min`` were added for medication (docs/protocol.md)."""
     at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-    text: str = Field(max_length=160)
+    text: Annotated[str, Field(max_length=160), _STORABLE]  # stored with each dose too
     id: str | None = Field(default=None, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_:-]+$")
     days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(default=None, min_length=1, max_length=7)
     confirm: bool | None = None  # the wearer must press to confirm; unconfirmed: a missed dose

@@ -116,6 +116,7 @@ def test_medication_reminders_add_to_the_config_and_the_first_form_is_unchanged(
     assert protocol.Reminder.model_validate(first).model_dump(exclude_none=True) == first
     pills = {**first, "id": "am", "days": [0, 2, 4], "confirm": True, "window_min": 30}
     assert protocol.Reminder.model_validate(pills).model_dump(exclude_none=True) == pills
-    for bad in ({**pills, "days": [7]}, {**pills, "window_min": 0}, {**pills, "id": "a b"}):
+    for bad in ({**pills, "days": [7]}, {**pills, "window_min": 0}, {**pills, "id": "a b"},
+                {**pills, "text": "pills\x00"}):
         with pytest.raises(ValueError):
             protocol.Reminder.model_validate(bad)

@@ -3,7 +3,7 @@ contacts, devices and their configs, operators, geofences."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
@@ -145,9 +145,9 @@ class ReminderIn(BaseModel):
     id: str | None = Field(default=None, min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
                            description="kept across edits so that adherence follows the same reminder")
     at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time, HH:MM")
-    days: list[int] | None = Field(default=None, min_length=1, max_length=7,
+    days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(default=None, min_length=1, max_length=7,
                                    description="0 Monday .. 6 Sunday; absent: every day")
-    text: str = Field(min_length=1, max_length=60, description="what the watch shows")
+    text: str = Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f]+$", description="what the watch shows")
     confirm: bool = Field(default=True, description="the wearer presses to confirm; unconfirmed: a missed dose")
     window_min: int = Field(default=30, ge=1, le=720, description="minutes to confirm")
 
