@@ -55,6 +55,9 @@ def test_one_dose_confirmed_one_missed_reaches_family_or_centre(stack_factory, r
         if to_centre:
             r = admin.patch("/api/admin/tenant", headers=h, json={"missed_dose_to": "centre"})
             assert r.status_code == 200 and r.json()["missed_dose_to"] == "centre", r.text
+        bad = admin.put(f"/api/admin/wearers/{wid}/reminders", headers=h, json={"reminders": [
+            {"at": "08:00", "text": "Pills", "days": [7]}]})
+        assert bad.status_code == 422, bad.text  # 0 Monday .. 6 Sunday
         r = admin.put(f"/api/admin/wearers/{wid}/reminders", headers=h, json={"reminders": [
             {"id": "am", "at": morning, "text": "Morning pills", "window_min": 2},
             {"id": "pm", "at": evening, "text": "Evening pills", "window_min": 1}]})
