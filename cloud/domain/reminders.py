@@ -139,6 +139,8 @@ class ReminderSweep:
                 judged += 1
             except IntegrityError:  # a watch's report took the dose meanwhile: judged again next time
                 log.info("dose reported while judged; next sweep", extra={"device_id": device_id})
+            except Exception:  # one bad plan must not stop the others
+                log.exception("plan not judged; next sweep", extra={"device_id": device_id})
         with self.sm() as s:
             pending = list(s.scalars(select(ReminderDose.id).where(ReminderDose.status == "missed",
                                                                    ReminderDose.notified_at.is_(None))))
