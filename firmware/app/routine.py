@@ -20,6 +20,11 @@ _EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
 class Routine:
     async def checkins(self):
         # Wake the radio, say hello, drain the outbox, take queued commands, sleep.
+        wait = self._checkin_wait_ms()
+        if wait:
+            # Woken from deep sleep by motion: the check-in keeps the hour it had.
+            self.next_checkin = self.clock.ticks_add(self.clock.ticks_ms(), wait)
+            await self.clock.sleep_ms(wait)
         while True:
             self.radio.want("checkin", gnss=self.radio.last.get("fix") is None)
             if await self._synced(_CHECKIN_TIMEOUT_MS):
@@ -34,6 +39,20 @@ class Routine:
             if c is not None and c.connected:
                 # Still online (an alarm, a call): no new connection will say hello.
                 self.outbox.put("status", self.status_msg())
+
+    def _checkin_wait_ms(self):
+        # After a motion wake, the ms left to the check-in deep_sleep stored in RTC
+        # memory (hal: rtc_memory, rtc_s); 0 (check in now) after any other start.
+        if self.woke != "accel":
+            return 0
+        mem = self.board.rtc_memory() or b""
+        if not mem.startswith(b"checkin "):
+            return 0
+        try:
+            left = int(mem[8:]) - self.board.rtc_s()
+        except ValueError:
+            return 0
+        return max(0, min(left, self.cfg.get("heartbeat_s", 3600))) * 1000
 
     async def _release_when_sent(self, reason):
         await self.clock.sleep_ms(1000)

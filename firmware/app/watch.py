@@ -80,6 +80,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
+        # What ended a deep sleep (the board's wake_reason: "red", "accel",
+        # "timer"), None after any other reset: a motion wake checks for a
+        # fall and sleeps again, the check-in still waits for its hour.
+        wake = getattr(board, "wake_reason", None)
+        self.woke = wake() if wake else None
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -229,12 +234,17 @@ class Watch(Orders, Emergency, Vitals, Routine):
 
     def _deep_sleep(self, now):
         # Idle for deep_sleep_after_s (a device option, off by default): sleep
-        # until the next check-in; the SOS button or the timer wakes the watch
-        # with a reboot. Nothing runs meanwhile: no fall detection, no
-        # reminders, so only with nothing on flash left to send or to remember.
+        # until the next check-in; the SOS button, the accelerometer's own
+        # free-fall interrupt or the timer wakes the watch with a reboot. The
+        # CPU runs nothing meanwhile (no reminders), so only with nothing on
+        # flash left to send, no alarm, and no fall candidate being judged.
         if self.next_checkin is None or self.outbox.count() or self.alarm.active():
+            return
+        if self.fall is not None and getattr(self.fall, "stage", "idle") != "idle":
             return
         ms = self.clock.ticks_diff(self.next_checkin, now)
         if ms > _DEEP_SLEEP_MIN_MS:
             print("watch: deep sleep for", ms // 1000, "s")
+            # RAM is lost: the check-in's hour goes into RTC memory, on the RTC's clock.
+            self.board.rtc_memory(b"checkin %d" % (self.board.rtc_s() + ms // 1000))
             self.board.deep_sleep(ms)

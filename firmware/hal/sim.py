@@ -135,10 +135,20 @@ class Board:
         state = json.loads(self._sock.readline())
         self._apply(state)
         self._reset_cause = state.get("reset_cause", "power_on")
+        # machine.wake_reason() after a deep sleep; the RTC domain's clock and
+        # memory (machine.RTC().memory()), which survive it; RAM does not.
+        self._wake = state.get("wake")
+        self._rtc_s0 = state.get("rtc_s", 0)
+        self._rtc_mem = binascii.unhexlify(state.get("rtc_mem") or "")
         self._sock.setblocking(False)
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
+        # The LIS3DH at register level, by the board's own driver: while the CPU
+        # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
+        from hal.lis3dh import LIS3DH
+        self._lis = LIS3DH(self.i2c)
+        self._fifo_due = self._lis.init(50) and self._reset_cause == "deepsleep"
 
     def _apply(self, msg):
         if "buttons" in msg:
@@ -214,6 +224,16 @@ class Board:
 
     def accel_read(self):
         # Drains the accelerometer FIFO: [[x, y, z] milli-g, ...] at accel_hz.
+        # After a deep sleep, first what the LIS3DH's own FIFO kept (the 32
+        # samples up to the first read: the history of what woke the board).
+        # The samples the bus carried since come with the next read.
+        if self._fifo_due:
+            self._fifo_due = False
+            try:
+                self._lis.fell()  # the latched INT1 down
+                return self._lis.read()
+            except OSError:
+                pass
         out, self._accel = self._accel, []
         return out
 
@@ -258,9 +278,31 @@ class Board:
 
     def deep_sleep(self, ms):
         # As machine.deepsleep(): the program ends; hwsim starts it again
-        # (reset cause "deepsleep") when the SOS button goes down or ms pass.
-        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red"]})
+        # (reset cause "deepsleep", wake_reason) when the SOS button goes down
+        # (ext0), the LIS3DH raises INT1 (ext1) or ms pass (the RTC timer).
+        # The sensor is armed first: its latch cleared, its FIFO emptied.
+        try:
+            self._lis.fell()
+            self._lis.read()
+        except OSError:
+            pass
+        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red", "accel"]})
         raise SystemExit(0)
+
+    def wake_reason(self):
+        # What ended the deep sleep: "red", "accel", "timer"; None after any other reset.
+        return self._wake
+
+    def rtc_s(self):
+        # The RTC's seconds: they run through deep sleep (ticks_ms starts again at 0).
+        return int(self._rtc_s0) + self.clock.ticks_ms() // 1000
+
+    def rtc_memory(self, data=None):
+        # machine.RTC().memory(): kept through deep sleep, lost at power-on.
+        if data is None:
+            return self._rtc_mem
+        self._rtc_mem = bytes(data)
+        self._send({"ev": "rtc_mem", "hex": binascii.hexlify(self._rtc_mem).decode()})
 
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)
