@@ -69,18 +69,43 @@ def record_run(port: int, measure_heartbeat_s: int, speed: float) -> dict:
     return {"timeline": list(w.meter.timeline), "at_log": at_log, "marks": marks}
 
 
-SETTLE_S = 10.0  # after the modem is off, the firmware finishes the check-in before its steady sleep
+SETTLE_S = 10.0  # no deep sleep: after the modem is off, the firmware finishes the check-in before its steady sleep
 TICK_S = 0.5     # firmware/app/routine.py _TICK_MS
 
 
+def windows(run: dict) -> tuple[tuple[float, float], list[tuple[float, float]]]:
+    """The check-in measured and the idle spans around it. With deep sleep: from the
+    wake (the reboot) before the 2nd power-on to the deep sleep after the 2nd power-off,
+    so the boot and the awake minutes around the check-in count once per heartbeat;
+    the idle spans are the deep sleeps. Without: power-on to SETTLE_S after power-off."""
+    m, tl = run["marks"], run["timeline"]
+    edges, prev = [], None
+    for t, part, st in sorted(tl, key=lambda e: e[0]):
+        if part != "mcu":
+            continue
+        if st == "deep_sleep" and prev != "deep_sleep":
+            edges.append((t, "sleep"))
+        elif prev == "deep_sleep" and st != "deep_sleep":
+            edges.append((t, "wake"))
+        prev = st
+
+    def sleep_after(t: float) -> float:
+        return next((e for e, k in edges if k == "sleep" and e > t), t + SETTLE_S)
+
+    def wake_before(t: float) -> float:
+        return max((e - 1e-3 for e, k in edges if k == "wake" and e <= t), default=t)
+
+    cycle = (wake_before(m["on2"]), sleep_after(m["off2"]))
+    return cycle, [(sleep_after(m["off1"]), wake_before(m["on2"])), (cycle[1], wake_before(m["on3"]))]
+
+
 def project(run: dict, battery_mah: float, heartbeat_s: int, over: dict | None = None) -> dict:
-    """Days on the battery: one check-in (power-on to SETTLE_S after power-off) plus
-    the steady idle rate for the rest of the heartbeat, both from the recorded run."""
-    m = run["marks"]
+    """Days on the battery: one check-in (windows()) plus the steady idle rate for
+    the rest of the heartbeat, both from the recorded run."""
     tl, ats = run["timeline"], run["at_log"]
-    cycle = power_model.integrate(tl, ats, m["on2"], m["off2"] + SETTLE_S, battery_mah, over)
-    idles = [power_model.integrate(tl, ats, a + SETTLE_S, b, battery_mah, over)
-             for a, b in ((m["off1"], m["on2"]), (m["off2"], m["on3"]))]
+    (c0, c1), idle_spans = windows(run)
+    cycle = power_model.integrate(tl, ats, c0, c1, battery_mah, over)
+    idles = [power_model.integrate(tl, ats, a, b, battery_mah, over) for a, b in idle_spans]
     span = sum(i["span_s"] for i in idles)
     idle_mah = sum(i["mah"] for i in idles)
     ticks = sum(i["counts"]["tick_wakes"] for i in idles)
@@ -109,7 +134,9 @@ WHAT_IFS = {
     "registration 20 s (poor coverage)": {"modem_registration_s": 20.0},
     "RRC tail 20 s": {"rrc_tail_s": 20.0},
     "low-Iq LDO (1 uA) and no divider leak": {"ldo_quiescent_ma": 0.001, "battery_divider_ma": 0.0},
-    "boot from deep sleep 3 s instead of 1 s": {"esp32_boot_s": 3.0},
+    "boot from deep sleep 2 s instead of 0.5 s": {"esp32_boot_s": 2.0},
+    # BOARD_POWERON (GPIO12) low while the modem is off: its supply cut, no off-leakage
+    "modem supply cut while off": {"modem_off_ma": 0.0},
 }
 # Motion wakes: nobody moves in this bench. A wake by the LIS3DH's free-fall
 # interrupt (the watch dropped on a table, taken off and tossed) costs a boot,
@@ -142,9 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     what_ifs = {}
     for name, over in WHAT_IFS.items():
         if "tls" in over:
-            m = run["marks"]
-            cyc = power_model.integrate(run["timeline"], run["at_log"], m["on2"], m["off2"] + SETTLE_S,
-                                        args.battery_mah, tls=False)
+            (c0, c1), _ = windows(run)
+            cyc = power_model.integrate(run["timeline"], run["at_log"], c0, c1, args.battery_mah, tls=False)
             idle = {"average_ma": base["idle_ma"]}
             what_ifs[name] = round(power_model.standby_days(args.battery_mah, cyc, idle, args.heartbeat_s), 1)
         else:

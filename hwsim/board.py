@@ -19,9 +19,11 @@ from hwsim.world import World
 ACCEL_CHUNK = 25  # samples per FIFO read (half a second at 50 Hz)
 BATTERY_EVERY_S = 60.0
 # From a deep-sleep wake to the app's first FIFO read on the board: the ROM and
-# second-stage bootloader, MicroPython's start, main.py and the app's imports.
-# ASSUMPTION (not measured on an ESP32; docs/figures.md): 0.5 s. The LIS3DH's
-# stream FIFO runs on meanwhile, so the board reads the 32 samples up to then;
+# second-stage bootloader, MicroPython's start, main.py and the app's imports
+# (the app reads the FIFO first thing after a motion wake, app/watch.py).
+# ASSUMPTION (not measured on an ESP32; docs/figures.md): 0.5 s. It decides
+# whether a fall's impact is still in the FIFO (32 samples, 640 ms at 50 Hz).
+# The LIS3DH's stream FIFO runs on meanwhile, so the board reads the 32 samples up to then;
 # hwsim's unix-port boot is slower still, and what the sensor took after that
 # is lost here (no kinder than the board).
 DEEP_WAKE_TO_READ_S = 0.5

@@ -39,8 +39,9 @@ FIGURES: dict[str, Figure] = {
     # a deep-sleep wake is a reboot: ROM and second-stage bootloader, MicroPython's
     # start, main.py, the app's imports, before the app runs. hwsim's meter has the
     # chip in deep sleep until the unix port says hello: the boot is charged here.
-    "esp32_boot_s": Figure(1.0, "s", "ASSUMPTION: deep-sleep wake to the app running, at active current "
-                           "(bootloader ~0.3 s + MicroPython and the app's imports; not measured)"),
+    "esp32_boot_s": Figure(0.5, "s", "ASSUMPTION: deep-sleep wake to main.py at active current (ROM, "
+                           "second-stage bootloader, MicroPython's start; not measured). The app's own start "
+                           "after that is in hwsim's record"),
     # A7670E
     "modem_off_ma": Figure(0.020, "mA", A7670_HD + ": power-off leakage (tens of uA)"),
     "modem_booting_ma": Figure(60.0, "mA", "ASSUMPTION: boot average, no radio"),

@@ -28,8 +28,8 @@ from hwsim.board import BoardBus
 from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.i2c import MAX30102_ADDR, I2CBus, Max30102
-from hwsim.lis3dh import LIS3DH_ADDR, Lis3dh, OnTheBus
 from hwsim.link import BASE_LATENCY_S, AirLink
+from hwsim.lis3dh import LIS3DH_ADDR, Lis3dh, OnTheBus
 from hwsim.modem import ModemEmulator
 from hwsim.scenario import Action, Scenario
 from hwsim.world import World

@@ -196,6 +196,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self.ui.show("Ready")
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        if self.woke == "accel":
+            # The LIS3DH's free-fall interrupt woke the watch: its FIFO holds the
+            # last 640 ms (32 samples at 50 Hz), the fall's history only until the
+            # stream overwrites it. Read at once, before anything else runs.
+            self._fall_check()
         if self.board.reset_cause() == "deepsleep" and self.board.button("red"):
             # The SOS button woke the watch from deep sleep (a reboot) and is
             # still held: the press began before the app could time it.

@@ -25,7 +25,8 @@ def pin_map(chip):
         # A proposed PCB's map: check it against the schematic before flashing.
         # The panel on SPI2's own pins (10-13), so the bus runs at 40 MHz.
         return {"red": 5, "black": 6, "vibration": 15, "modem_tx": 17, "modem_rx": 18,
-                "modem_pwrkey": 16, "modem_power": None, "modem_dtr": None, "batt_adc": 4, "i2c_scl": 9, "i2c_sda": 8, "accel_int": 7,
+                "modem_pwrkey": 16, "modem_power": None, "modem_dtr": None, "batt_adc": 4, "i2c_scl": 9,
+                "i2c_sda": 8, "accel_int": 7,
                 "audio_en": 14, "tft_sck": 12, "tft_mosi": 11, "tft_cs": 10, "tft_dc": 13,
                 "tft_bl": 21, "buzzer": 38, "s3": 1}
     # The original ESP32: LILYGO T-A7670E. The board's own wiring, from
