@@ -20,9 +20,14 @@ _EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
 class Routine:
     async def checkins(self):
         # Wake the radio, say hello, drain the outbox, take queued commands, sleep.
-        wait = self._checkin_wait_ms()
-        if wait:
-            # Woken from deep sleep by motion: the check-in keeps the hour it had.
+        why, now_s, mem = self.board.rtc()
+        if why == "accel" and mem.startswith(b"checkin "):
+            # Woken from deep sleep by motion: the check-in keeps the hour it had
+            # (app/watch.py _deep_sleep wrote it to RTC memory, on the RTC's clock).
+            try:
+                wait = max(0, min(int(mem[8:]) - now_s, self.cfg.get("heartbeat_s", 3600))) * 1000
+            except ValueError:
+                wait = 0
             self.next_checkin = self.clock.ticks_add(self.clock.ticks_ms(), wait)
             await self.clock.sleep_ms(wait)
         while True:
@@ -39,20 +44,6 @@ class Routine:
             if c is not None and c.connected:
                 # Still online (an alarm, a call): no new connection will say hello.
                 self.outbox.put("status", self.status_msg())
-
-    def _checkin_wait_ms(self):
-        # After a motion wake, the ms left to the check-in deep_sleep stored in RTC
-        # memory (hal: rtc_memory, rtc_s); 0 (check in now) after any other start.
-        if self.woke != "accel":
-            return 0
-        mem = self.board.rtc_memory() or b""
-        if not mem.startswith(b"checkin "):
-            return 0
-        try:
-            left = int(mem[8:]) - self.board.rtc_s()
-        except ValueError:
-            return 0
-        return max(0, min(left, self.cfg.get("heartbeat_s", 3600))) * 1000
 
     async def _release_when_sent(self, reason):
         await self.clock.sleep_ms(1000)

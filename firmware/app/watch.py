@@ -80,11 +80,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
-        # What ended a deep sleep (the board's wake_reason: "red", "accel",
-        # "timer"), None after any other reset: a motion wake checks for a
-        # fall and sleeps again, the check-in still waits for its hour.
-        wake = getattr(board, "wake_reason", None)
-        self.woke = wake() if wake else None
+
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -196,8 +192,10 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self.ui.show("Ready")
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
-        if self.woke == "accel":
-            # The LIS3DH's free-fall interrupt woke the watch: its FIFO holds the
+        if self.board.rtc()[0] == "accel":
+            # The LIS3DH's free-fall interrupt woke the watch (board.rtc(): the
+            # wake reason after a deep sleep, the RTC's clock and memory, which
+            # deep sleep keeps): its FIFO holds the
             # last 640 ms (32 samples at 50 Hz), the fall's history only until the
             # stream overwrites it. Read at once, before anything else runs.
             self._fall_check()
@@ -251,5 +249,5 @@ class Watch(Orders, Emergency, Vitals, Routine):
         if ms > _DEEP_SLEEP_MIN_MS:
             print("watch: deep sleep for", ms // 1000, "s")
             # RAM is lost: the check-in's hour goes into RTC memory, on the RTC's clock.
-            self.board.rtc_memory(b"checkin %d" % (self.board.rtc_s() + ms // 1000))
+            self.board.rtc(b"checkin %d" % (self.board.rtc()[1] + ms // 1000))
             self.board.deep_sleep(ms)

@@ -243,8 +243,8 @@ class Board:
     def deep_sleep(self, ms):
         # A wake is a reboot (machine.reset_cause() DEEPSLEEP_RESET): the SOS
         # button, the LIS3DH's free-fall interrupt or the RTC timer, told
-        # apart by wake_reason(). main.py and the app run again from the top;
-        # RAM is gone, RTC memory (rtc_memory) and the RTC clock are not. The
+        # apart by rtc()[0]. main.py and the app run again from the top;
+        # RAM is gone, RTC memory and the RTC clock (rtc()) are not. The
         # sensor runs on alone: its latch is cleared and its FIFO emptied
         # first, so INT1 is low going in and the FIFO holds only what comes.
         self._wake_sources()
@@ -256,27 +256,25 @@ class Board:
                 pass
         machine.deepsleep(ms)
 
-    def wake_reason(self):
-        # After a deep sleep: "red", "accel" or "timer"; None after any other reset.
-        if machine.reset_cause() != machine.DEEPSLEEP_RESET:
+    def rtc(self, memory=None):
+        # The RTC domain, which deep sleep keeps and RAM does not: (what ended
+        # the deep sleep: "red", "accel", "timer", None after any other reset;
+        # the RTC's seconds, which run through it while ticks_ms starts again
+        # at 0; RTC slow memory, lost at power-on). With memory: writes it.
+        if memory is not None:
+            machine.RTC().memory(memory)
             return None
-        why = machine.wake_reason()
-        if why == machine.TIMER_WAKE:
-            return "timer"
-        accel_ext = machine.EXT0_WAKE if PINS["s3"] else machine.EXT1_WAKE
-        if why == accel_ext:
-            return "accel"
-        return "red" if why in (machine.EXT0_WAKE, machine.EXT1_WAKE) else None
-
-    def rtc_s(self):
-        # The RTC runs through deep sleep (ticks_ms starts again at 0).
-        return time.time()
-
-    def rtc_memory(self, data=None):
-        # RTC slow memory: kept through deep sleep, lost at power-on.
-        if data is None:
-            return machine.RTC().memory()
-        machine.RTC().memory(data)
+        why = None
+        if machine.reset_cause() == machine.DEEPSLEEP_RESET:
+            w = machine.wake_reason()
+            accel_ext = machine.EXT0_WAKE if PINS["s3"] else machine.EXT1_WAKE
+            if w == machine.TIMER_WAKE:
+                why = "timer"
+            elif w == accel_ext:
+                why = "accel"
+            elif w in (machine.EXT0_WAKE, machine.EXT1_WAKE):
+                why = "red"
+        return why, time.time(), machine.RTC().memory()
 
     def display(self, text):
         # The message in large type on the panel, coloured by the alarm's state

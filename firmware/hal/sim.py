@@ -137,18 +137,17 @@ class Board:
         self._reset_cause = state.get("reset_cause", "power_on")
         # machine.wake_reason() after a deep sleep; the RTC domain's clock and
         # memory (machine.RTC().memory()), which survive it; RAM does not.
-        self._wake = state.get("wake")
-        self._rtc_s0 = state.get("rtc_s", 0)
-        self._rtc_mem = binascii.unhexlify(state.get("rtc_mem") or "")
+        # One list, not four attributes: every attribute is heap for good.
+        self._rtc = [state.get("wake"), int(state.get("rtc_s", 0)), binascii.unhexlify(state.get("rtc_mem") or ""),
+                     self._reset_cause == "deepsleep"]  # wake reason, RTC s at hello, RTC memory, FIFO to read
         self._sock.setblocking(False)
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
         # The LIS3DH at register level, by the board's own driver: while the CPU
         # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
-        from hal.lis3dh import LIS3DH
-        self._lis = LIS3DH(self.i2c)
-        self._fifo_due = self._lis.init(50) and self._reset_cause == "deepsleep"
+        # Loaded only around a deep sleep: awake, the bus carries the motion.
+        self._lis = None
 
     def _apply(self, msg):
         if "buttons" in msg:
@@ -227,11 +226,12 @@ class Board:
         # After a deep sleep, first what the LIS3DH's own FIFO kept (the 32
         # samples up to the first read: the history of what woke the board).
         # The samples the bus carried since come with the next read.
-        if self._fifo_due:
-            self._fifo_due = False
+        if self._rtc[3]:
+            self._rtc[3] = False
             try:
-                self._lis.fell()  # the latched INT1 down
-                return self._lis.read()
+                lis = self._sensor()
+                lis.fell()  # the latched INT1 down
+                return lis.read()
             except OSError:
                 pass
         out, self._accel = self._accel, []
@@ -282,27 +282,36 @@ class Board:
         # (ext0), the LIS3DH raises INT1 (ext1) or ms pass (the RTC timer).
         # The sensor is armed first: its latch cleared, its FIFO emptied.
         try:
-            self._lis.fell()
-            self._lis.read()
+            lis = self._sensor()
+            lis.fell()
+            lis.read()
         except OSError:
             pass
         self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red", "accel"]})
         raise SystemExit(0)
 
-    def wake_reason(self):
-        # What ended the deep sleep: "red", "accel", "timer"; None after any other reset.
-        return self._wake
+    def _sensor(self):
+        # The driver programs the part (free-fall on INT1, latched, stream FIFO:
+        # hal/lis3dh.py); OSError when it does not answer.
+        if self._lis is None:
+            from hal.lis3dh import LIS3DH
+            lis = LIS3DH(self.i2c)
+            if not lis.init(50):
+                raise OSError(errno.ENODEV)
+            self._lis = lis
+        return self._lis
 
-    def rtc_s(self):
-        # The RTC's seconds: they run through deep sleep (ticks_ms starts again at 0).
-        return int(self._rtc_s0) + self.clock.ticks_ms() // 1000
-
-    def rtc_memory(self, data=None):
-        # machine.RTC().memory(): kept through deep sleep, lost at power-on.
-        if data is None:
-            return self._rtc_mem
-        self._rtc_mem = bytes(data)
-        self._send({"ev": "rtc_mem", "hex": binascii.hexlify(self._rtc_mem).decode()})
+    def rtc(self, memory=None):
+        # The RTC domain, which deep sleep keeps and RAM does not: (what ended
+        # the deep sleep, machine.wake_reason(): "red", "accel", "timer", None
+        # after any other reset; the RTC's seconds, which run through it while
+        # ticks_ms starts again at 0; machine.RTC().memory(), lost at power-on).
+        # With memory: writes it. One method for the three: each is heap for good.
+        r = self._rtc
+        if memory is None:
+            return r[0], r[1] + self.clock.ticks_ms() // 1000, r[2]
+        r[2] = bytes(memory)
+        self._send({"ev": "rtc_mem", "hex": binascii.hexlify(r[2]).decode()})
 
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)

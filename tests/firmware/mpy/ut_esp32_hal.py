@@ -93,7 +93,7 @@ def test_on_an_s3_ext1_wakes_on_either_button_low_and_ext0_on_the_accelerometer(
 
 def test_deep_sleep_wakes_on_the_sos_pin_the_accelerometer_and_the_timer():
     b = new_board()
-    b.rtc_memory(b"1234")
+    b.rtc(b"1234")
     try:
         b.deep_sleep(60000)
     except SystemExit:           # the stand-in ends the program, as the chip does
@@ -108,10 +108,10 @@ def test_deep_sleep_wakes_on_the_sos_pin_the_accelerometer_and_the_timer():
         for why, name in ((machine.EXT0_WAKE, "red"), (machine.EXT1_WAKE, "accel"), (machine.TIMER_WAKE, "timer")):
             machine._wake[0] = why
             b = new_board()
-            eq((b.reset_cause(), b.wake_reason()), ("deepsleep", name))
-        eq(b.rtc_memory(), b"1234")
+            eq((b.reset_cause(), b.rtc()[0]), ("deepsleep", name))
+        eq(b.rtc()[2], b"1234")
         machine._cause[0] = machine.PWRON_RESET
-        eq(new_board().wake_reason(), None)
+        eq(new_board().rtc()[0], None)
     finally:
         machine._cause[0] = machine.PWRON_RESET
 
