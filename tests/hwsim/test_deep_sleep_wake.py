@@ -6,8 +6,9 @@ three low events; 350 mg; latched with LIR_INT1), here at 50 Hz, +-4 g (32 mg a
 threshold step: 11 = 352 mg) and 3 samples, as firmware/hal/lis3dh.py writes
 them (an independent driver says the same: the AND of the low events, 350 mg
 for over 30 ms, git.scientificdatasystems.co.uk/william/lis3dh example/README.md);
-tests/firmware/test_board_drivers.py runs that driver itself against the same model. With AOI cleared (0x15, OR of the lows) a worn watch at rest is
-already "low" on two axes: the wrong register wakes the board all the time."""
+tests/firmware/test_board_drivers.py runs that driver itself against the same model.
+With AOI cleared (0x15, OR of the lows) a worn watch at rest is already "low"
+on two axes: the wrong register wakes the board all the time."""
 from __future__ import annotations
 
 import pytest
