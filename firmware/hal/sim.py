@@ -139,7 +139,7 @@ class Board:
         # memory (machine.RTC().memory()), which survive it; RAM does not.
         # One list, not four attributes: every attribute is heap for good.
         self._rtc = [state.get("wake"), int(state.get("rtc_s", 0)), binascii.unhexlify(state.get("rtc_mem") or ""),
-                     self._reset_cause == "deepsleep"]  # wake reason, RTC s at hello, RTC memory, FIFO to read
+                     state.get("wake") == "accel"]  # wake reason, RTC s at hello, RTC memory, FIFO to read
         self._sock.setblocking(False)
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
