@@ -13,10 +13,20 @@ import json
 
 from hwsim.energy import Meter
 from hwsim.events import Recorder
+from hwsim.lis3dh import Lis3dh
 from hwsim.world import World
 
 ACCEL_CHUNK = 25  # samples per FIFO read (half a second at 50 Hz)
 BATTERY_EVERY_S = 60.0
+# From a deep-sleep wake to the app's first FIFO read on the board: the ROM and
+# second-stage bootloader, MicroPython's start, main.py and the app's imports
+# (the app reads the FIFO first thing after a motion wake, app/watch.py).
+# ASSUMPTION (not measured on an ESP32; docs/figures.md): 0.5 s. It decides
+# whether a fall's impact is still in the FIFO (32 samples, 640 ms at 50 Hz).
+# The LIS3DH's stream FIFO runs on meanwhile, so the board reads the 32 samples up to then;
+# hwsim's unix-port boot is slower still, and what the sensor took after that
+# is lost here (no kinder than the board).
+DEEP_WAKE_TO_READ_S = 0.5
 
 
 class BoardBus:
@@ -47,14 +57,26 @@ class BoardBus:
         self.deep_sleep_until: float | None = None
         self.deep_wake: set[str] = set()
         self.deep_woken = False
+        self.deep_wake_source: str | None = None  # what ended the last deep sleep (machine.wake_reason())
+        # The LIS3DH at register level (hwsim/lis3dh.py, on the I2C bus, the firmware's
+        # own driver programs it): while the ESP32 deep-sleeps, the motion goes into it
+        # and only its INT1, raised from its registers, wakes the board.
+        self.accel_part: Lis3dh | None = None
+        self._fifo_feed_left: int | None = None  # samples still for the part (None: awake)
+        # Samples after the board's first FIFO read: on the board the app is up by
+        # then and reads them live; the unix port boots slower, so they wait for it.
+        self._after_boot: list[dict] = []
+        # The RTC domain: its slow memory (machine.RTC().memory()) and clock survive
+        # deep sleep and every reset but a power-on (ESP32 TRM, "RTC memory").
+        self.rtc_memory = b""
+        self.powered_at = rec.now()
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
         self.rec.record("button", name=name, down=down)
         if self.deep_sleep_until is not None:
             if name in self.deep_wake and down and not self.deep_woken:
-                self.deep_woken = True  # ext0: the RTC wakes the chip on the level
-                self.rec.record("wake", source=name, deep=True)
+                self._deep_wake(name)  # ext0: the RTC wakes the chip on the level
         elif self.asleep_wake is None:
             self._send({"ev": "button", "name": name, "down": down})
         elif name in self.asleep_wake and down:
@@ -62,7 +84,34 @@ class BoardBus:
             # raises no interrupt in sleep: the firmware reads levels on wake.
             self._wake(name)
 
+    def _deep_wake(self, source: str) -> None:
+        self.deep_woken, self.deep_wake_source = True, source
+        self._fifo_feed_left = int(DEEP_WAKE_TO_READ_S * 50)
+        self.rec.record("wake", source=source, deep=True)
+
+    def _into_sensor(self, samples: list[list[int]]) -> None:
+        """Deep sleep and the boot after it: the samples go into the LIS3DH's FIFO and
+        interrupt generator; its INT1 (ext1) wakes the chip."""
+        part = self.accel_part
+        for s in samples:
+            if part is None or self._fifo_feed_left == 0:
+                return
+            part.push((s[0], s[1], s[2]))
+            if self._fifo_feed_left is not None and self._fifo_feed_left > 0:
+                self._fifo_feed_left -= 1
+            elif (self.deep_sleep_until is not None and not self.deep_woken and "accel" in self.deep_wake
+                  and part.int1()):
+                self._deep_wake("accel")
+
     def _send(self, msg: dict) -> None:
+        if self._fifo_feed_left is not None:
+            if msg.get("ev") == "accel":
+                into = self._fifo_feed_left if self._fifo_feed_left >= 0 else len(msg["s"])
+                self._into_sensor(msg["s"][:into])
+                if self.deep_woken and len(msg["s"]) > into:
+                    self._after_boot.append({**msg, "s": msg["s"][into:]})
+                    self._fifo_feed_left = 0
+            return
         if self.asleep_wake is not None:
             self._held.append(msg)
             if msg.get("ev") == "accel" and "accel" in self.asleep_wake:
@@ -97,6 +146,13 @@ class BoardBus:
 
     def send_battery(self) -> None:
         self._send({"ev": "state", "batt": self.meter.battery()})
+
+    async def _replay(self, chunks: list[dict]) -> None:
+        """What the board would have read live while the unix port still booted: at
+        the sensor's own pace, as the board's 500 ms ticks read it, not in one lump."""
+        for msg in chunks:
+            self._send(msg)
+            await asyncio.sleep(self.rec.real(len(msg["s"]) / (msg.get("hz") or 50)))
 
     async def play_accel(self, samples: list[list[int]], hz: int, label: str) -> None:
         """Streams a trace to the firmware in FIFO-sized batches, at the trace's own pace."""
@@ -145,11 +201,21 @@ class BoardBus:
         now = self.rec.now()
         if ev == "hello":
             self.meter.set("mcu", "active")
-            self.deep_sleep_until, self.deep_woken = None, False
+            if self.reset_cause == "power_on":
+                self.rtc_memory, self.powered_at = b"", now
+            wake = self.deep_wake_source if self.reset_cause == "deepsleep" else None
+            self.deep_sleep_until, self.deep_woken, self.deep_wake_source = None, False, None
+            self._fifo_feed_left = None
             self.asleep_wake, self._held = None, []
             self._write({"ev": "state", "buttons": self.buttons, "t": now,
                         "speed": self.rec.speed, "batt": self.meter.battery(),
-                        "reset_cause": self.reset_cause})
+                        "reset_cause": self.reset_cause, "wake": wake,
+                        "rtc_s": round(now - self.powered_at, 3), "rtc_mem": self.rtc_memory.hex()})
+            after, self._after_boot = self._after_boot, []
+            if after:
+                asyncio.get_running_loop().create_task(self._replay(after))
+        elif ev == "rtc_mem":
+            self.rtc_memory = bytes.fromhex(msg.get("hex", ""))[:2048]  # MicroPython's RTC.memory() limit
         elif ev == "display":
             self.display = msg.get("text", "")
             if not self.display_on:
@@ -186,6 +252,8 @@ class BoardBus:
         elif ev == "deep_sleep":
             self.deep_sleep_until = now + (msg.get("ms") or 0) / 1000
             self.deep_wake, self.deep_woken = set(msg.get("wake") or []), False
+            self.deep_wake_source = None
+            self._fifo_feed_left = -1  # the sensor alone watches until the chip is back
             self.wdt_timeout_ms = None  # the chip is off but its RTC: no watchdog runs
             self.rec.record("board", state="deep_sleep", ms=msg.get("ms"))
         elif ev in ("reboot", "power_off"):
@@ -205,7 +273,11 @@ class BoardBus:
         self.last_feed, self.last_feed_real = now, time.monotonic()
 
     def deep_wake_due(self) -> bool:
-        return self.deep_sleep_until is not None and (self.deep_woken or self.rec.now() >= self.deep_sleep_until)
+        if self.deep_sleep_until is None:
+            return False
+        if not self.deep_woken and self.rec.now() >= self.deep_sleep_until:
+            self._deep_wake("timer")
+        return self.deep_woken
 
     def watchdog_expired(self) -> bool:
         if self.wdt_timeout_ms is None or self.wdt_held:

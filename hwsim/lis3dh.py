@@ -103,6 +103,12 @@ class Lis3dh:
             self.sample_at = self.on_at + self.made * 1000 // hz
             self._sample(self.motion(self.made / hz))
 
+    def push(self, mg: tuple[float, float, float]) -> None:
+        """One sample of a trace the scenario plays at its own pace (hwsim/board.py
+        in deep sleep): into the FIFO and the interrupt generator, as one at the ODR."""
+        if self.odr():
+            self._sample(mg)
+
     def _digits(self, mg: float) -> int:
         mode = self.mode()
         bits = BITS[mode]
@@ -212,3 +218,18 @@ class Lis3dh:
             self.fifo, self.ovrn, self.frozen = [], False, False  # bypass empties the FIFO (8.18)
         elif reg == CTRL_REG5 and value & 0x80:
             self.unmodelled.append("BOOT")
+
+
+class OnTheBus:
+    """The part on hwsim's I2C bus (hwsim/i2c.py I2CBus: register transfers without
+    the board's tick). Its samples come only from ``push`` there, never from the
+    clock, so the bus's time stays 0."""
+
+    def __init__(self, part: Lis3dh):
+        self.part = part
+
+    def read(self, reg: int, n: int) -> bytes:
+        return self.part.read(reg, n, 0)
+
+    def write(self, reg: int, data: bytes) -> None:
+        self.part.write(reg, data, 0)

@@ -36,6 +36,12 @@ FIGURES: dict[str, Figure] = {
     # one 500 ms tick on the board: wake, drain 25 FIFO samples over I2C (6 bytes each at
     # 400 kHz ~0.2 ms), run the fall detector on them, asyncio's own work, back to sleep
     "esp32_wake_active_s": Figure(0.010, "s", "ASSUMPTION: 10 ms per tick (not measured on an ESP32)"),
+    # a deep-sleep wake is a reboot: ROM and second-stage bootloader, MicroPython's
+    # start, main.py, the app's imports, before the app runs. hwsim's meter has the
+    # chip in deep sleep until the unix port says hello: the boot is charged here.
+    "esp32_boot_s": Figure(0.5, "s", "ASSUMPTION: deep-sleep wake to main.py at active current (ROM, "
+                           "second-stage bootloader, MicroPython's start; not measured). The app's own start "
+                           "after that is in hwsim's record"),
     # A7670E
     "modem_off_ma": Figure(0.020, "mA", A7670_HD + ": power-off leakage (tens of uA)"),
     "modem_booting_ma": Figure(60.0, "mA", "ASSUMPTION: boot average, no radio"),
@@ -86,7 +92,8 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
     state: dict[str, str] = {}
     mah: dict[str, float] = {}
     counts = {"at_exchanges": 0, "light_sleeps": 0, "tick_wakes": 0, "modem_power_ons": 0, "air_bursts": 0,
-              "connections": 0}
+              "connections": 0, "deep_sleep_wakes": 0}
+    not_deep_s = 0.0  # with the modem off and the chip not in deep sleep: the 500 ms tick runs
     hwsim_tick_active_s = 0.0
     events = sorted(timeline, key=lambda e: e[0])
     for t, part, st in events:  # the state at t0
@@ -104,8 +111,11 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
         mah[item] = mah.get(item, 0.0) + q
 
     def charge_until(t: float) -> None:
+        nonlocal not_deep_s
         dt_h = (t - last) / 3600
         mcu = state.get("mcu")
+        if mcu != "deep_sleep" and state.get("modem", "off") == "off":
+            not_deep_s += t - last
         if mcu == "light_sleep":
             add("esp32 light sleep", _v("esp32_light_sleep_ma", over) * dt_h)
         elif mcu == "deep_sleep":
@@ -136,6 +146,8 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
             elif st == "off" and prev not in (None, "off") and sessions:
                 sessions[-1][1] = t
         if part == "mcu":
+            if st == "active" and prev == "deep_sleep":
+                counts["deep_sleep_wakes"] += 1
             if st == "active":
                 active_since = t
                 modem_used = state.get("modem", "off") != "off"
@@ -156,6 +168,9 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
         add("esp32 active (sessions)", _v("esp32_active_ma", over) * (t1 - active_since) / 3600)
     add("esp32 active (wakes)",
         counts["tick_wakes"] * _v("esp32_wake_active_s", over) * _v("esp32_active_ma", over) / 3600)
+
+    add("esp32 boot from deep sleep",
+        counts["deep_sleep_wakes"] * _v("esp32_boot_s", over) * _v("esp32_active_ma", over) / 3600)
 
     ats = [t for t, _cmd in at_log if t0 < t <= t1]
     counts["at_exchanges"] = len(ats)
@@ -194,6 +209,7 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
     return {"mah": round(total, 5), "span_s": round(t1 - t0, 1), "by_item_mah": {k: round(v, 5) for k, v in
                                                                                  sorted(mah.items())},
             "counts": counts, "hwsim_tick_active_s": round(hwsim_tick_active_s, 3),
+            "not_deep_s": round(not_deep_s, 3),
             "average_ma": round(total / hours, 4) if hours else 0.0}
 
 

@@ -29,6 +29,7 @@ from hwsim.energy import Meter
 from hwsim.events import Recorder
 from hwsim.i2c import MAX30102_ADDR, I2CBus, Max30102
 from hwsim.link import BASE_LATENCY_S, AirLink
+from hwsim.lis3dh import LIS3DH_ADDR, Lis3dh, OnTheBus
 from hwsim.modem import ModemEmulator
 from hwsim.scenario import Action, Scenario
 from hwsim.world import World
@@ -69,7 +70,11 @@ class Watch:
         self.bus = BoardBus(self.world, self.rec, self.scenario.held_at_boot, self.meter)
         self.bus.on_pwrkey = self.modem.pwrkey_off
         self.hr_sensor = Max30102(self.world, self.rec.now, meter=self.meter)
-        self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor})
+        # The LIS3DH: the firmware's driver programs it over I2C; the motion reaches it
+        # only while the ESP32 deep-sleeps (hwsim/board.py), awake the bus carries it.
+        self.accel_part = Lis3dh(lambda t: (0.0, 0.0, 1000.0))
+        self.bus.accel_part = self.accel_part
+        self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor, LIS3DH_ADDR: OnTheBus(self.accel_part)})
         # The air behind the modem: the firmware reaches the broker only through the
         # modem's TCP commands on the UART (hwsim/modem_net.py), never beside it.
         self.link = AirLink(self.rec, self.modem.data_ready, self.meter,

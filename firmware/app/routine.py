@@ -20,6 +20,16 @@ _EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
 class Routine:
     async def checkins(self):
         # Wake the radio, say hello, drain the outbox, take queued commands, sleep.
+        why, now_s, mem = self.board.rtc()
+        if why == "accel" and mem.startswith(b"checkin "):
+            # Woken from deep sleep by motion: the check-in keeps the hour it had
+            # (app/watch.py _deep_sleep wrote it to RTC memory, on the RTC's clock).
+            try:
+                wait = max(0, min(int(mem[8:]) - now_s, self.cfg.get("heartbeat_s", 3600))) * 1000
+            except ValueError:
+                wait = 0
+            self.next_checkin = self.clock.ticks_add(self.clock.ticks_ms(), wait)
+            await self.clock.sleep_ms(wait)
         while True:
             self.radio.want("checkin", gnss=self.radio.last.get("fix") is None)
             if await self._synced(_CHECKIN_TIMEOUT_MS):

@@ -82,6 +82,7 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
+
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -196,6 +197,13 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self.ui.show("Ready")
         self.alarm.restore()
         Buttons(self.board, lambda: self.cfg.get("sos_hold_ms", 1000), self.on_sos, self.on_click)
+        if self.board.rtc()[0] == "accel":
+            # The LIS3DH's free-fall interrupt woke the watch (board.rtc(): the
+            # wake reason after a deep sleep, the RTC's clock and memory, which
+            # deep sleep keeps): its FIFO holds the
+            # last 640 ms (32 samples at 50 Hz), the fall's history only until the
+            # stream overwrites it. Read at once, before anything else runs.
+            self._fall_check()
         if self.board.reset_cause() == "deepsleep" and self.board.button("red"):
             # The SOS button woke the watch from deep sleep (a reboot) and is
             # still held: the press began before the app could time it.
@@ -234,12 +242,17 @@ class Watch(Orders, Emergency, Vitals, Routine):
 
     def _deep_sleep(self, now):
         # Idle for deep_sleep_after_s (a device option, off by default): sleep
-        # until the next check-in; the SOS button or the timer wakes the watch
-        # with a reboot. Nothing runs meanwhile: no fall detection, no
-        # reminders, so only with nothing on flash left to send or to remember.
+        # until the next check-in; the SOS button, the accelerometer's own
+        # free-fall interrupt or the timer wakes the watch with a reboot. The
+        # CPU runs nothing meanwhile (no reminders), so only with nothing on
+        # flash left to send, no alarm, and no fall candidate being judged.
         if self.next_checkin is None or self.outbox.count() or self.alarm.active():
+            return
+        if self.fall is not None and getattr(self.fall, "stage", "idle") != "idle":
             return
         ms = self.clock.ticks_diff(self.next_checkin, now)
         if ms > _DEEP_SLEEP_MIN_MS:
             print("watch: deep sleep for", ms // 1000, "s")
+            # RAM is lost: the check-in's hour goes into RTC memory, on the RTC's clock.
+            self.board.rtc(b"checkin %d" % (self.board.rtc()[1] + ms // 1000))
             self.board.deep_sleep(ms)

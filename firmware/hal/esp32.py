@@ -25,19 +25,29 @@ def pin_map(chip):
         # A proposed PCB's map: check it against the schematic before flashing.
         # The panel on SPI2's own pins (10-13), so the bus runs at 40 MHz.
         return {"red": 5, "black": 6, "vibration": 15, "modem_tx": 17, "modem_rx": 18,
-                "modem_pwrkey": 16, "batt_adc": 4, "i2c_scl": 9, "i2c_sda": 8, "accel_int": 7,
+                "modem_pwrkey": 16, "modem_power": None, "modem_dtr": None, "batt_adc": 4, "i2c_scl": 9,
+                "i2c_sda": 8, "accel_int": 7,
                 "audio_en": 14, "tft_sck": 12, "tft_mosi": 11, "tft_cs": 10, "tft_dc": 13,
                 "tft_bl": 21, "buzzer": 38, "s3": 1}
-    # The original ESP32 (LILYGO T-A7670E-class reference board). The battery:
-    # GPIO35 through 100k/100k (BOARD_BAT_ADC_PIN in LILYGO's LilyGO-T-A76XX
-    # utilities.h); the black button on input-only GPIO34 (external pull-up).
-    # The panel on VSPI's own pins (18, 23) with D/C on 19; chip select,
-    # backlight and buzzer take the SD card slot's pins (14, 15, 2; the
-    # vibration motor already has its chip select, 13): the watch has no card.
-    return {"red": 32, "black": 34, "vibration": 13, "modem_tx": 27, "modem_rx": 26,
-            "modem_pwrkey": 4, "batt_adc": 35, "i2c_scl": 22, "i2c_sda": 21, "accel_int": 39,
-            "audio_en": 25, "tft_sck": 18, "tft_mosi": 23, "tft_cs": 14, "tft_dc": 19,
-            "tft_bl": 15, "buzzer": 2, "s3": 0}
+    # The original ESP32: LILYGO T-A7670E. The board's own wiring, from
+    # LILYGO's LilyGO-T-A76XX examples/*/utilities.h (LILYGO_T_A7670):
+    # MODEM_TX_PIN 26 (the ESP32's TX, the modem's RXD), MODEM_RX_PIN 27,
+    # BOARD_PWRKEY_PIN 4, BOARD_POWERON_PIN 12 (high: the modem's supply on;
+    # left low the modem never starts), MODEM_DTR_PIN 25 (held low: the
+    # modem's UART stays awake), MODEM_RING_PIN 33 and MODEM_RESET_PIN 5
+    # (left alone), BOARD_BAT_ADC_PIN 35 (100k/100k). No watch signal goes
+    # on those. The SD slot (MISO 2, MOSI 15, SCK 14, CS 13) stays empty:
+    # its lines are the only free outputs left. The panel's chip select
+    # takes the card's chip select (13: a select line idles high, as both
+    # want), the motor the clock (14), backlight and buzzer 15 and 2. The
+    # panel on VSPI's own pins (18, 23) with D/C on 19. utilities.h names no
+    # audio pin: the modem drives its speaker itself (audio_en None).
+    # The buttons on RTC GPIOs (ext0/ext1 wake): red 32, black on input-only
+    # 34 (external pull-up), the LIS3DH's INT1 on input-only 39.
+    return {"red": 32, "black": 34, "vibration": 14, "modem_tx": 26, "modem_rx": 27,
+            "modem_pwrkey": 4, "modem_power": 12, "modem_dtr": 25, "batt_adc": 35, "i2c_scl": 22,
+            "i2c_sda": 21, "accel_int": 39, "audio_en": None, "tft_sck": 18, "tft_mosi": 23, "tft_cs": 13,
+            "tft_dc": 19, "tft_bl": 15, "buzzer": 2, "s3": 0}
 
 
 PINS = pin_map(getattr(sys.implementation, "_machine", ""))
@@ -128,7 +138,13 @@ class Board:
                                  timeout=0, rxbuf=2048)
         self.text = ""
         self.i2c = machine.I2C(0, scl=machine.Pin(PINS["i2c_scl"]), sda=machine.Pin(PINS["i2c_sda"]), freq=400000)
-        self._audio = machine.Pin(PINS["audio_en"], machine.Pin.OUT, value=0)
+        self._audio = None if PINS["audio_en"] is None else machine.Pin(PINS["audio_en"], machine.Pin.OUT, value=0)
+        # The modem's supply off and DTR low (awake) until the radio wants it
+        # (modem_uart): a pin left floating is neither.
+        self._modem_power = None if PINS["modem_power"] is None else machine.Pin(PINS["modem_power"],
+                                                                                   machine.Pin.OUT, value=0)
+        if PINS["modem_dtr"] is not None:
+            machine.Pin(PINS["modem_dtr"], machine.Pin.OUT, value=0)
         self.accel_hz = 50
         self.accel = LIS3DH(self.i2c, ACCEL_ADDR)
         self._accel_ok = self.accel.init(self.accel_hz)
@@ -179,7 +195,8 @@ class Board:
         self.panel.power(False)
 
     def audio(self, state):
-        self._audio.value(1 if state == "on" else 0)
+        if self._audio is not None:
+            self._audio.value(1 if state == "on" else 0)
 
     def light_sleep(self, ms):
         # machine.lightsleep stops the whole VM: no task runs until it returns.
@@ -191,17 +208,7 @@ class Board:
         ms = hal.sleep_budget(ms)
         if ms < _MIN_SLEEP_MS:
             return
-        import esp32
-        accel = machine.Pin(PINS["accel_int"])
-        if PINS["s3"]:
-            # The S3's ext1 wakes on any pin low (ESP-IDF's ESP_EXT1_WAKEUP_ANY_LOW,
-            # the value MicroPython names WAKEUP_ALL_LOW): both buttons; ext0
-            # takes the accelerometer's active-high interrupt.
-            esp32.wake_on_ext1(pins=(self._red, self._black), level=esp32.WAKEUP_ALL_LOW)
-            esp32.wake_on_ext0(pin=accel, level=esp32.WAKEUP_ANY_HIGH)
-        else:
-            esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
-            esp32.wake_on_ext1(pins=(accel,), level=esp32.WAKEUP_ANY_HIGH)
+        accel = self._wake_sources()
         machine.lightsleep(ms)
         self.woke = "accel" if accel.value() else "red" if self.button("red") else None
         if self.woke == "accel" and self._accel_ok:
@@ -218,15 +225,56 @@ class Board:
         self._edge("red")
         self._edge("black")
 
-    def deep_sleep(self, ms):
-        # A wake is a reboot (reset cause "deepsleep"): the SOS button (RTC
-        # GPIO, low) or the timer. main.py and the app run again from the top.
+    def _wake_sources(self):
+        # The SOS button (low) and the LIS3DH's INT1 (active high, latched): the
+        # original ESP32's ext1 wakes only on "all low" or "any high", so there
+        # the button takes ext0; the S3's ext1 takes both buttons (any low).
         import esp32
+        accel = machine.Pin(PINS["accel_int"])
         if PINS["s3"]:
-            esp32.wake_on_ext1(pins=(self._red,), level=esp32.WAKEUP_ALL_LOW)
+            # ESP-IDF's ESP_EXT1_WAKEUP_ANY_LOW, the value MicroPython names WAKEUP_ALL_LOW
+            esp32.wake_on_ext1(pins=(self._red, self._black), level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext0(pin=accel, level=esp32.WAKEUP_ANY_HIGH)
         else:
             esp32.wake_on_ext0(pin=self._red, level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext1(pins=(accel,), level=esp32.WAKEUP_ANY_HIGH)
+        return accel
+
+    def deep_sleep(self, ms):
+        # A wake is a reboot (machine.reset_cause() DEEPSLEEP_RESET): the SOS
+        # button, the LIS3DH's free-fall interrupt or the RTC timer, told
+        # apart by rtc()[0]. main.py and the app run again from the top;
+        # RAM is gone, RTC memory and the RTC clock (rtc()) are not. The
+        # sensor runs on alone: its latch is cleared and its FIFO emptied
+        # first, so INT1 is low going in and the FIFO holds only what comes.
+        self._wake_sources()
+        if self._accel_ok:
+            try:
+                self.accel.fell()
+                self.accel.read()
+            except OSError:
+                pass
         machine.deepsleep(ms)
+
+    def rtc(self, memory=None):
+        # The RTC domain, which deep sleep keeps and RAM does not: (what ended
+        # the deep sleep: "red", "accel", "timer", None after any other reset;
+        # the RTC's seconds, which run through it while ticks_ms starts again
+        # at 0; RTC slow memory, lost at power-on). With memory: writes it.
+        if memory is not None:
+            machine.RTC().memory(memory)
+            return None
+        why = None
+        if machine.reset_cause() == machine.DEEPSLEEP_RESET:
+            w = machine.wake_reason()
+            accel_ext = machine.EXT0_WAKE if PINS["s3"] else machine.EXT1_WAKE
+            if w == machine.TIMER_WAKE:
+                why = "timer"
+            elif w == accel_ext:
+                why = "accel"
+            elif w in (machine.EXT0_WAKE, machine.EXT1_WAKE):
+                why = "red"
+        return why, time.time(), machine.RTC().memory()
 
     def display(self, text):
         # The message in large type on the panel, coloured by the alarm's state
@@ -283,6 +331,11 @@ class Board:
         if off is not None:
             # the power-off pulse (2.6 s) must end, and the modem settle, before a power-on pulse
             await asyncio.sleep_ms(max(0, 4600 - time.ticks_diff(time.ticks_ms(), off)))
+        if self._modem_power is not None and not self._modem_power.value():
+            # BOARD_POWERON first: PWRKEY does nothing to a modem without supply
+            # (LILYGO's examples raise it, then pulse PWRKEY). Its supply settles first.
+            self._modem_power.value(1)
+            await asyncio.sleep_ms(100)
         pwr = machine.Pin(PINS["modem_pwrkey"], machine.Pin.OUT, value=0)
         pwr.value(1)
         await asyncio.sleep_ms(600)  # PWRKEY pulse that switches the modem on

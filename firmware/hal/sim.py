@@ -135,10 +135,19 @@ class Board:
         state = json.loads(self._sock.readline())
         self._apply(state)
         self._reset_cause = state.get("reset_cause", "power_on")
+        # machine.wake_reason() after a deep sleep; the RTC domain's clock and
+        # memory (machine.RTC().memory()), which survive it; RAM does not.
+        # One list, not four attributes: every attribute is heap for good.
+        self._rtc = [state.get("wake"), int(state.get("rtc_s", 0)), binascii.unhexlify(state.get("rtc_mem") or ""),
+                     state.get("wake") == "accel"]  # wake reason, RTC s at hello, RTC memory, FIFO to read
         self._sock.setblocking(False)
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
+        # The LIS3DH at register level, by the board's own driver: while the CPU
+        # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
+        # Loaded only around a deep sleep: awake, the bus carries the motion.
+        self._lis = None
 
     def _apply(self, msg):
         if "buttons" in msg:
@@ -214,6 +223,17 @@ class Board:
 
     def accel_read(self):
         # Drains the accelerometer FIFO: [[x, y, z] milli-g, ...] at accel_hz.
+        # After a deep sleep, first what the LIS3DH's own FIFO kept (the 32
+        # samples up to the first read: the history of what woke the board).
+        # The samples the bus carried since come with the next read.
+        if self._rtc[3]:
+            self._rtc[3] = False
+            try:
+                lis = self._sensor()
+                lis.fell()  # the latched INT1 down
+                return lis.read()
+            except OSError:
+                pass
         out, self._accel = self._accel, []
         return out
 
@@ -264,9 +284,40 @@ class Board:
 
     def deep_sleep(self, ms):
         # As machine.deepsleep(): the program ends; hwsim starts it again
-        # (reset cause "deepsleep") when the SOS button goes down or ms pass.
-        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red"]})
+        # (reset cause "deepsleep", wake_reason) when the SOS button goes down
+        # (ext0), the LIS3DH raises INT1 (ext1) or ms pass (the RTC timer).
+        # The sensor is armed first: its latch cleared, its FIFO emptied.
+        try:
+            lis = self._sensor()
+            lis.fell()
+            lis.read()
+        except OSError:
+            pass
+        self._send({"ev": "deep_sleep", "ms": ms, "wake": ["red", "accel"]})
         raise SystemExit(0)
+
+    def _sensor(self):
+        # The driver programs the part (free-fall on INT1, latched, stream FIFO:
+        # hal/lis3dh.py); OSError when it does not answer.
+        if self._lis is None:
+            from hal.lis3dh import LIS3DH
+            lis = LIS3DH(self.i2c)
+            if not lis.init(50):
+                raise OSError(errno.ENODEV)
+            self._lis = lis
+        return self._lis
+
+    def rtc(self, memory=None):
+        # The RTC domain, which deep sleep keeps and RAM does not: (what ended
+        # the deep sleep, machine.wake_reason(): "red", "accel", "timer", None
+        # after any other reset; the RTC's seconds, which run through it while
+        # ticks_ms starts again at 0; machine.RTC().memory(), lost at power-on).
+        # With memory: writes it. One method for the three: each is heap for good.
+        r = self._rtc
+        if memory is None:
+            return r[0], r[1] + self.clock.ticks_ms() // 1000, r[2]
+        r[2] = bytes(memory)
+        self._send({"ev": "rtc_mem", "hex": binascii.hexlify(r[2]).decode()})
 
     def watchdog(self, timeout_ms):
         return Watchdog(self, timeout_ms)

@@ -28,6 +28,19 @@ def test_ticks_with_the_modem_off_are_counted_and_charged_at_the_board_s_time():
                                      + 5.0 * F["modem_off_ma"] / 3600 + _floor_mah(5.0), abs=1e-4)
 
 
+def test_a_deep_sleep_is_charged_at_its_current_and_each_wake_a_board_s_boot():
+    # an hour in deep sleep, the timer's reboot, 0.1 s of the app before it light-sleeps
+    tl = [(0.0, "mcu", "deep_sleep"), (0.0, "modem", "off"), (0.0, "gnss", "off"), (0.0, "display", "off"),
+          (0.0, "vibration", "off"), (3600.0, "mcu", "active"), (3600.1, "mcu", "light_sleep")]
+    r = power_model.integrate(tl, [], 0.0, 3600.5, tls=False)
+    assert r["counts"]["deep_sleep_wakes"] == 1 and r["counts"]["tick_wakes"] == 1
+    items = r["by_item_mah"]
+    assert items["esp32 deep sleep"] == pytest.approx(F["esp32_deep_sleep_ma"], abs=1e-5)
+    assert items["esp32 boot from deep sleep"] == pytest.approx(F["esp32_boot_s"] * F["esp32_active_ma"] / 3600,
+                                                               abs=1e-5)
+    assert r["not_deep_s"] == pytest.approx(0.5)   # the 500 ms tick runs only out of deep sleep
+
+
 def test_a_check_in_counts_its_at_exchanges_bursts_tail_and_tls_handshake():
     tl = [(0.0, "mcu", "active"), (0.0, "modem", "off"), (0.0, "gnss", "off"), (0.0, "display", "off"),
           (0.0, "vibration", "off"),

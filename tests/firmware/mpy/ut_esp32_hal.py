@@ -42,15 +42,29 @@ def test_pins_come_from_the_pin_map():
 def test_every_signal_has_its_own_pin_and_outputs_are_not_input_only():
     # ESP32 GPIO34-39 are inputs only (ESP32 datasheet, "Peripheral Pin
     # Configurations"): the motor, buzzer, panel and modem lines need outputs.
-    outputs = ("vibration", "buzzer", "modem_tx", "modem_pwrkey", "audio_en",
+    outputs = ("vibration", "buzzer", "modem_tx", "modem_pwrkey", "modem_power", "modem_dtr", "audio_en",
                "tft_sck", "tft_mosi", "tft_cs", "tft_dc", "tft_bl")
     for chip in ("Generic ESP32 module with ESP32", "Generic ESP32S3 module with ESP32S3"):
         pins = hal_esp32.pin_map(chip)
-        used = [v for k, v in pins.items() if k != "s3"]
+        used = [v for k, v in pins.items() if k != "s3" and v is not None]
         eq(len(used), len(set(used)))
         if not pins["s3"]:
             for name in outputs:
-                assert not 34 <= pins[name] <= 39, name
+                assert pins[name] is None or not 34 <= pins[name] <= 39, name
+
+
+def test_the_modem_gets_its_supply_before_the_pwrkey_pulse():
+    # LILYGO T-A7670E: BOARD_POWERON_PIN (12) high switches the modem's supply
+    # on; a PWRKEY pulse (BOARD_PWRKEY_PIN 4) on an unpowered modem does nothing.
+    b = new_board()
+    eq(machine.LEVELS.get(PINS["modem_power"]), 0)   # off from boot, not floating
+    eq(machine.LEVELS.get(PINS["modem_dtr"]), 0)     # DTR low: the modem's UART awake
+    del machine.LOG[:]
+    asyncio.run(b.modem_uart())
+    levels = [(e[1], e[2]) for e in logged("level") if e[1] in (PINS["modem_power"], PINS["modem_pwrkey"])]
+    first_key = levels.index((PINS["modem_pwrkey"], 1))
+    assert (PINS["modem_power"], 1) in levels[:first_key], levels
+    eq(levels[first_key:], [(PINS["modem_pwrkey"], 1), (PINS["modem_pwrkey"], 0)])
 
 
 def test_light_sleep_wakes_on_the_sos_pin_low_and_the_accelerometer_high():
@@ -77,14 +91,29 @@ def test_on_an_s3_ext1_wakes_on_either_button_low_and_ext0_on_the_accelerometer(
     eq(logged("ext0"), [("ext0", s3["accel_int"], esp32.WAKEUP_ANY_HIGH)])
 
 
-def test_deep_sleep_wakes_on_the_sos_pin_and_the_timer():
+def test_deep_sleep_wakes_on_the_sos_pin_the_accelerometer_and_the_timer():
     b = new_board()
+    b.rtc(b"1234")
     try:
         b.deep_sleep(60000)
     except SystemExit:           # the stand-in ends the program, as the chip does
         pass
     eq(logged("ext0"), [("ext0", PINS["red"], esp32.WAKEUP_ALL_LOW)])
+    eq(logged("ext1"), [("ext1", (PINS["accel_int"],), esp32.WAKEUP_ANY_HIGH)])
     eq(logged("deepsleep"), [("deepsleep", 60000)])
+    # The next boot: reset cause DEEPSLEEP_RESET, the source from machine.wake_reason()
+    # (ext0 the button, ext1 the LIS3DH on the original ESP32), RTC memory kept.
+    machine._cause[0] = machine.DEEPSLEEP_RESET
+    try:
+        for why, name in ((machine.EXT0_WAKE, "red"), (machine.EXT1_WAKE, "accel"), (machine.TIMER_WAKE, "timer")):
+            machine._wake[0] = why
+            b = new_board()
+            eq((b.reset_cause(), b.rtc()[0]), ("deepsleep", name))
+        eq(b.rtc()[2], b"1234")
+        machine._cause[0] = machine.PWRON_RESET
+        eq(new_board().rtc()[0], None)
+    finally:
+        machine._cause[0] = machine.PWRON_RESET
 
 
 def test_a_press_during_sleep_is_an_edge_after_wake_reported_once():

@@ -10,6 +10,10 @@ import os
 import time
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
+# machine.wake_reason(): ESP-IDF's esp_sleep_wakeup_cause_t, as MicroPython's esp32 port names them
+EXT0_WAKE, EXT1_WAKE, TIMER_WAKE = 2, 3, 4
+_wake = [0]
+_rtc_mem = [b""]
 LOG = []
 LEVELS = {}          # pin number -> level; a button at rest reads 1 (pulled up)
 DURING_SLEEP = []    # callables run inside the next lightsleep (a press while asleep)
@@ -45,6 +49,8 @@ class Pin:
         LOG.append(("pin", id, mode, pull))
         if value is not None:
             LEVELS[id] = value
+            if not _WIRES_PORT:  # wired, the panel's D/C and CS would fill the heap
+                LOG.append(("level", id, value))
 
     def value(self, v=None):
         if v is None:
@@ -52,6 +58,8 @@ class Pin:
         LEVELS[self.id] = v
         if _WIRES_PORT:
             wire("G %d %d" % (self.id, v))
+        else:
+            LOG.append(("level", self.id, v))
 
     def __call__(self, v=None):
         return self.value(v)
@@ -234,12 +242,18 @@ def lightsleep(ms):
 
 
 def deepsleep(ms=0):
+    # The chip is off but its RTC domain; the wake is a reset with cause
+    # DEEPSLEEP_RESET (the test runs the "next boot" itself).
     LOG.append(("deepsleep", ms))
     raise SystemExit(0)
 
 
 def reset_cause():
     return _cause[0]
+
+
+def wake_reason():
+    return _wake[0]
 
 
 def unique_id():
@@ -253,3 +267,8 @@ def reset():
 class RTC:
     def datetime(self, t=None):
         LOG.append(("rtc", t))
+
+    def memory(self, data=None):
+        if data is None:
+            return _rtc_mem[0]
+        _rtc_mem[0] = bytes(data)
