@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weda", type=Path, help="a local copy of WEDA-FALL's dataset/50Hz folder")
     ap.add_argument("--out", type=Path, default=RESULTS / "fall_recorded.json")
+    ap.add_argument("--note", default="", help="where the local copy came from, kept in the result")
     args = ap.parse_args(argv)
     if args.weda is None or not args.weda.is_dir():
         print(json.dumps({"skipped": "no WEDA-FALL folder given (--weda DIR): nothing replayed"}))
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     if not result["files"]:
         print(json.dumps({"skipped": f"no U*_R*_accel.csv under {args.weda}/<code>/"}))
         return 0
+    if args.note:
+        result["note"] = args.note
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result["defaults"][k] for k in ("falls", "falls_detected", "adls", "adls_alarmed")}))

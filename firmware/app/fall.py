@@ -16,8 +16,8 @@
 # at 50 Hz and keeps a dozen numbers, no sample buffer.
 import math
 
-DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 2000, "impact_ms": 1000,
-            "energy_mgs": 100, "post_ms": 3000, "settle_ms": 1000, "still_mg": 150, "turn_deg": 45}
+DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "impact_ms": 1000,
+            "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45}
 REST_MG = 150    # |a| within 1 g +- this: the wrist is at rest and shows gravity's direction
 REST_SHIFT = 4   # the resting direction follows rest samples with a weight of 1/16
 REST_AGE_MS = 500

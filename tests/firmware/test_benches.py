@@ -47,10 +47,13 @@ def _weda_csv(path, rows_ms2):
 def test_recorded_fall_bench_replays_a_folder_in_the_datasets_layout(tmp_path):
     g = 9.8
     rest, side = [(0.0, 0.0, g)] * 100, [(g, 0.0, 0.0)] * 200
-    landing = [(0.0, 0.0, 39.2), (0.0, 0.0, 5.9), (14.7, 0.0, 24.5), (8.8, 0.0, 2.9), (21.6, 0.0, 18.6),
-               (3.9, 2.9, 7.8), (17.6, 2.0, 11.8), (11.8, 0.0, 4.9), (15.7, 0.0, 2.9), (10.8, 0.0, 1.0)]
+    # a landing of several strikes over 400 ms, each held two rows (the resampling to
+    # the firmware's 50 Hz grid interpolates between rows)
+    landing = [r for r in [(0.0, 0.0, 39.2), (0.0, 0.0, 5.9), (14.7, 0.0, 24.5), (8.8, 0.0, 2.9), (21.6, 0.0, 18.6),
+                           (3.9, 2.9, 7.8), (17.6, 2.0, 11.8), (11.8, 0.0, 4.9), (15.7, 0.0, 2.9), (10.8, 0.0, 1.0)]
+               for _ in range(2)]
     _weda_csv(tmp_path / "F01" / "U01_R01_accel.csv", rest + [(0.0, 0.0, 4.4)] * 10 + landing + side)
-    _weda_csv(tmp_path / "D09" / "U21_R01_accel.csv", rest + [(0.0, 0.0, 2.9)] * 15 + [(0.0, 0.0, 39.2)] + side)
+    _weda_csv(tmp_path / "D09" / "U21_R01_accel.csv", rest + [(0.0, 0.0, 2.9)] * 15 + [(0.0, 0.0, 39.2)] * 2 + side)
     _weda_csv(tmp_path / "D04" / "U02_R01_accel.csv", rest + [(0.0, 0.0, 4.4)] * 10 + landing[:3])  # cut short
     out = tmp_path / "recorded.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fall_recorded_bench.py"), "--weda", str(tmp_path),
