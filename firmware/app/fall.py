@@ -21,6 +21,7 @@ DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "i
 REST_MG = 150    # |a| within 1 g +- this: the wrist is at rest and shows gravity's direction
 REST_SHIFT = 4   # the resting direction follows rest samples with a weight of 1/16
 REST_AGE_MS = 500
+NEVER_MS = 1 << 20  # "no loss of support seen lately": kept a small int (a big one costs heap)
 
 
 class FallDetector:
@@ -36,7 +37,7 @@ class FallDetector:
         self._rest_mid = self._rest_old = None
         self._age = 0
         self._low = 0         # ms of the current run below ff_mg
-        self._since_low = 1 << 30  # ms since a run of at least ff_ms below ff_mg ended
+        self._since_low = NEVER_MS  # ms since a run of at least ff_ms below ff_mg ended
         self._reset()
 
     def _reset(self):
@@ -94,7 +95,7 @@ class FallDetector:
                  (self.candidates, spread, turn, "FALL" if verdict else "rejected"))
         self._reset()
         self._rest = self._rest_mid = self._rest_old = None  # judged afresh after an event
-        self._since_low = 1 << 30
+        self._since_low = NEVER_MS
         return verdict
 
     def _idle(self, s, mag, t):
@@ -104,7 +105,8 @@ class FallDetector:
             if self._low >= t["ff_ms"]:
                 self._since_low = 0
             self._low = 0
-            self._since_low += self.dt
+            if self._since_low < NEVER_MS:
+                self._since_low += self.dt
         if abs(mag - 1000) < REST_MG:
             r = self._rest
             if r is None:
