@@ -98,7 +98,7 @@ def test_fall_starts_a_countdown_then_a_fall_alert_with_a_raised_heart_rate(make
         alert = valid("alert", cloud.wait("alert", timeout=20)[0])
         assert (alert.kind, alert.trigger) == ("fall", "fall_detector")
         assert alert.vitals.hr > 72
-        assert logs(w, "fall: candidate 1 free fall") and logs(w, "-> FALL")
+        assert logs(w, "fall: candidate 1 impact") and logs(w, "fall: candidate 1 landing") and logs(w, "-> FALL")
         buzzes = [e for e in w.events if e["type"] == "vibrate"]
         assert len(buzzes) >= 10  # the countdown is felt every second
 
