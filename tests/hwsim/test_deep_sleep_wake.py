@@ -3,7 +3,8 @@ the firmware's driver writes, wakes it (ext1), and the sensor's 32-deep FIFO
 keeps what came before the board reads it. The register values are the free-fall
 set-up of ST's AN3308 (6.3, "Free-fall detection": INT1_CFG 0x95, AND of the
 three low events; 350 mg; latched with LIR_INT1), here at 50 Hz, +-4 g (32 mg a
-threshold step: 11 = 352 mg) and 3 samples, as firmware/hal/lis3dh.py writes
+threshold step: 11 = 352 mg) and 2 samples (40 ms: recorded wrist falls stay
+low for only 2 to 6 samples, docs/figures.md), as firmware/hal/lis3dh.py writes
 them (an independent driver says the same: the AND of the low events, 350 mg
 for over 30 ms, git.scientificdatasystems.co.uk/william/lis3dh example/README.md);
 tests/firmware/test_board_drivers.py runs that driver itself against the same model.
@@ -21,7 +22,7 @@ from hwsim.scenario import WorldSpec
 from hwsim.world import World
 
 DRIVER_WRITES = [(0x20, 0x47), (0x21, 0x00), (0x22, 0x40), (0x23, 0x18), (0x24, 0x48), (0x25, 0x00),
-                 (FIFO_CTRL, 0x80), (INT1_THS, 11), (INT1_DURATION, 3), (INT1_CFG, 0x95)]
+                 (FIFO_CTRL, 0x80), (INT1_THS, 11), (INT1_DURATION, 2), (INT1_CFG, 0x95)]
 
 
 def sleeping_board(int1_cfg: int = 0x95) -> tuple[BoardBus, Lis3dh]:
