@@ -163,7 +163,8 @@ class BoardBus:
                 self.rec.record("display_off")
         elif ev == "vibrate":
             ms = msg.get("ms") or 0
-            self.rec.record("vibrate", ms=ms)
+            # A pattern (Board.signal: "reminder", "confirm"...) is recorded by name.
+            self.rec.record("vibrate", ms=ms, **({"pattern": msg["pattern"]} if msg.get("pattern") else {}))
             self.meter.set("vibration", "on")
             self._vib_until = max(self._vib_until, now + ms / 1000)
             asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)

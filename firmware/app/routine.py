@@ -14,6 +14,7 @@ _TICK_MS = const(500)  # the periodic checks: the accelerometer FIFO read every 
 _BATTERY_CHECK_MS = const(60000)
 _REMINDER_CHECK_MS = const(20000)
 _VITALS_CHECK_MS = const(5000)  # app/vitals.py counts on this period
+_WELFARE_CHECK_MS = const(5000)  # app/welfare.py: movement, the check-in, the PPG's look for skin
 _EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
 
 
@@ -70,6 +71,8 @@ class Routine:
                             self._alarm_track_check()
                     if n % (_VITALS_CHECK_MS // _TICK_MS) == 0:
                         self._vitals_check()
+                    if n % (_WELFARE_CHECK_MS // _TICK_MS) == 0:
+                        self._welfare_check()
                     if n % (_REMINDER_CHECK_MS // _TICK_MS) == 0:
                         self._reminder_check()
                 if n % (_BATTERY_CHECK_MS // _TICK_MS) == 0 and self._battery_check():

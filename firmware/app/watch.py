@@ -20,6 +20,7 @@ from app.session import Session
 from app.sos import Emergency
 from app.ui import UI
 from app.vitals import Vitals
+from app.welfare import Welfare
 from micropython import const
 
 _FIX_FRESH_MS = const(30000)
@@ -29,7 +30,7 @@ _DEEP_SLEEP_MIN_MS = const(60000)  # shorter: a reboot costs more than light sle
 _TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
-class Watch(Orders, Emergency, Vitals, Routine):
+class Watch(Orders, Emergency, Vitals, Routine, Welfare):
     def __init__(self, board, install, boot, wdt=None):
         self.board = board
         self.clock = board.clock
@@ -80,6 +81,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
+        self.moved_at = self.boot_ticks  # ticks of the last movement felt (app/welfare.py)
+        self.worn = None           # [on skin, ticks since] from the PPG's last look (app/welfare.py)
+        self._worn_at = None       # ticks of that look
+        self.asking = None         # ["HH:MM", ticks asked, ticks buzzed]: "Are you OK?" (app/welfare.py)
+        self._asked_day = None
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -102,9 +108,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
     def status_msg(self):
         s = self.snapshot()
         up = self.clock.ticks_diff(self.clock.ticks_ms(), self.boot_ticks) // 1000
-        return messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
-                               uptime=up, cfg=self.cfg.get("version", 0),
-                               outbox=self.outbox.count())
+        m = messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
+                            uptime=up, cfg=self.cfg.get("version", 0),
+                            outbox=self.outbox.count())
+        m.update(self.welfare_part())
+        return m
 
     def put_loc(self, reason, ref=None):
         s = self.snapshot()
@@ -125,6 +133,8 @@ class Watch(Orders, Emergency, Vitals, Routine):
             self.ui.show("Fall alarm cancelled")
         elif self.alarm.in_cancel_window(self.cfg.get("cancel_window_s", 10)):
             self.alarm.cancel()
+        elif self.asking is not None:
+            self.checkin_ok()
         elif self.awaiting_ack is not None:
             cid, self.awaiting_ack = self.awaiting_ack, None
             self.dedup.put(cid, (True, None))

@@ -27,6 +27,7 @@ _ENV_FLASH = const("PERS_SIM_FLASH")
 _ENV_SPEED = const("PERS_SIM_SPEED")
 _ENV_MEM = const("PERS_SIM_MEM_REPORT")  # ms between heap reports (benchmarks); unset: none
 TICKS_MAX = time.ticks_add(0, -1)
+_ACTIVITY_MG = const(96)  # hal/lis3dh.py ACTIVITY_MG: 3 steps of INT2_THS at +-4 g
 
 
 def _addr(host, port):
@@ -116,6 +117,20 @@ class I2C:
         self._ask("W %d %d %s\n" % (addr, reg, binascii.hexlify(buf).decode()))
 
 
+def _active(samples):
+    # Any axis away from the batch's mean (the slow part: gravity) by more than
+    # the activity threshold: what the LIS3DH's high-pass filtered interrupt sees.
+    n = len(samples)
+    if not n:
+        return False
+    for i in range(3):
+        mean = sum(s[i] for s in samples) // n
+        for s in samples:
+            if abs(s[i] - mean) > _ACTIVITY_MG:
+                return True
+    return False
+
+
 class Board:
     name = "sim"
 
@@ -126,6 +141,7 @@ class Board:
         self._buttons = {}
         self._batt = {"pct": 100, "mv": 4150}
         self._accel = []
+        self._moved = False  # the activity interrupt's latch (moved())
         self.accel_hz = 50
         self._on_button = None
         self._sock = socket.socket()
@@ -175,6 +191,7 @@ class Board:
             elif ev == "accel":
                 self.accel_hz = msg.get("hz", 50)
                 self._accel.extend(msg["s"])
+                self._moved = self._moved or _active(msg["s"])
                 if len(self._accel) > 512:  # the sensor FIFO overflows: oldest lost
                     self._accel = self._accel[-512:]
             else:
@@ -221,6 +238,17 @@ class Board:
         # Beats per minute from the PPG sensor (seconds of sampling), or None.
         return await self._hr.heart_rate()
 
+    async def worn(self):
+        # The PPG sensor sees skin (hal/max30102.py, on hwsim's register model).
+        return await self._hr.on_skin()
+
+    def moved(self):
+        # True once after movement: the LIS3DH's activity interrupt as
+        # hal/lis3dh.py sets it up (high-pass filtered, any axis past ACTIVITY_MG),
+        # judged here on the FIFO batches hwsim sends (it sends none at rest).
+        m, self._moved = self._moved, False
+        return m
+
     def battery(self):
         return dict(self._batt)
 
@@ -233,6 +261,11 @@ class Board:
 
     def vibrate(self, ms):
         self._send({"ev": "vibrate", "ms": ms})
+
+    def signal(self, name):
+        # A pattern on the motor (hal/haptics.py on the board): its length, and its name.
+        from hal.haptics import PATTERNS
+        self._send({"ev": "vibrate", "ms": sum(on for on, _ in PATTERNS[name]), "pattern": name})
 
     def audio(self, state):
         # The call's audio path (speaker and microphone) on or off.
