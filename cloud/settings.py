@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     offline_opens_case: bool = True  # an offline device opens a low-priority "offline" case
     command_ttl_s: int = 600  # a command not acked within this is marked expired
     geofence_track_s: int = Field(default=60, ge=5, le=3600)  # position period asked while a zone's schedule runs
+    welfare_check_s: float = 10.0  # how often the cloud looks for missed check-ins, inactivity, watches not worn
     geofence_track_check_s: float = 30.0  # how often the cloud checks which watches it must ask for positions
     callcenter_number: str | None = None  # default call-centre number in device configs
     # How a phone number written without its country code is read (ISO 3166 code, e.g. "FR");

@@ -8,7 +8,8 @@
 
 const words = (() => {
   const KIND = { sos: "SOS", fall: "Fall", low_battery: "Low battery", geofence: "Left a safe zone",
-                 offline: "Watch offline", not_worn: "Watch not worn", cancel: "Cancelled" };
+                 offline: "Watch offline", not_worn: "Watch not worn", cancel: "Cancelled",
+                 checkin: "No answer to check-in", inactivity: "No movement" };
   const STATUS = { new: "new", routed: "waiting for an operator", claimed: "acknowledged",
                    in_call: "call-back requested", resolved: "closed" };
   const OUTCOME = { false_alarm: "false alarm", wearer_ok: "wearer OK", contact_came: "a contact came",
@@ -86,6 +87,14 @@ const words = (() => {
     geofence_joined: (d) => `${d.event === "enter" ? "Entered" : "Left"} ${d.geofence || "a safe zone"} during this alarm`,
     back_inside: (d) => `Back inside ${d.geofence} at ${d.at_local}`,
     offline_joined: () => "The watch went offline during this alarm",
+    // Welfare (cloud/domain/welfare.py): what the watch said of its wearer.
+    checkin_answered: (d) => `The wearer answered “I'm OK” on the watch at ${clock(d.at)}`,
+    moving_again: (d) => `The wearer moves again (at ${clock(d.at)})`,
+    worn_again: (d) => `The watch is worn again (at ${clock(d.at)})`,
+    battery_low: (d) => `Battery ${d.pct} %: the first contact is told to charge it today`,
+    checkin_joined: (d) => `No answer to the ${d.checkin_at} check-in during this alarm`,
+    inactivity_joined: (d) => `No movement since ${d.since_local} during this alarm`,
+    not_worn_joined: (d) => `Watch not worn since ${d.since_local} during this alarm`,
     // Forwarding to an alarm centre's own receiver (SIA DC-09, docs/forwarding.md).
     forward_sent: (d) => `${forwardWhat(d)} sent to the alarm receiver ${d.receiver}${d.via === "backup" ? " (backup)" : ""}`,
     forward_acked: (d) => `The alarm receiver ${d.receiver} acknowledged the ${forwardWhat(d).toLowerCase()}` +

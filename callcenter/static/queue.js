@@ -15,11 +15,13 @@ const queueView = (() => {
     sos: { icon: "⚠", label: "SOS", group: "alarm" },
     fall: { icon: "↓", label: "Fall", group: "alarm" },
     geofence: { icon: "⚑", label: "Left safe zone", group: "geofence" },
+    inactivity: { icon: "⌛", label: "No movement", group: "geofence" },
+    checkin: { icon: "?", label: "No answer to check-in", group: "welfare" },
     low_battery: { icon: "⚡", label: "Low battery", group: "technical" },
     offline: { icon: "✕", label: "Watch offline", group: "technical" },
     not_worn: { icon: "○", label: "Watch not worn", group: "technical" },
   };
-  const RANK = { alarm: 0, geofence: 1, technical: 2 };
+  const RANK = { alarm: 0, geofence: 1, welfare: 2, technical: 3 };
   const TARGETS = [10, 40];  // seconds: the answer targets of the telecare standards
   const listeners = { rendered: [], selected: [] };
 

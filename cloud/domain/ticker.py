@@ -1,5 +1,5 @@
 """The periodic work of the domain in one ``tick(now)``: escalation timers,
-device presence, command expiry, and (hourly) the location history's retention.
+device presence, command expiry, welfare alarms, and (hourly) the location history's retention.
 The app runs it on a background thread every ``tick_s``; tests call ``tick`` directly with a FakeClock (no sleeping)."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from cloud.domain.fence_tracking import FenceTracking
 from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.retention import LocationRetention
+from cloud.domain.welfare import WelfareMonitor
 from cloud.store.models import AlertCase
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class Ticker:
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
         self.presence = PresenceMonitor(sm, clock, events, PresencePolicy.from_settings(settings))
+        self.welfare = WelfareMonitor(sm, clock, events, sender=sender, notifier=notifier,
+                                      default_heartbeat_s=settings.heartbeat_s,
+                                      present_window_s=settings.operator_present_s, every_s=settings.welfare_check_s)
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
@@ -68,6 +72,8 @@ class Ticker:
             pruned = self.retention.run(at) if self.retention.due(at) else 0
             if self.fence_tracking is not None and self.fence_tracking.due(at):
                 self.fence_tracking.run(at)
+            if self.welfare.due(at):
+                self.welfare.tick(now)
         return TickResult(cases, devices, expired, pruned)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud import protocol
-from cloud.domain import geofence, presence, vsim_pool
+from cloud.domain import geofence, presence, vsim_pool, welfare
 from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
@@ -221,6 +221,7 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
             case.heart_rate, case.heart_rate_at = st.vitals.hr, now
             publish_case(tx, ing.events, case, now)
     device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call"})  # calls: callstate.py
+    welfare.on_status(tx, device, st, now, ing.events)  # movement, wear, the check-in's answer
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)
 
