@@ -278,7 +278,8 @@ class WelfareMonitor:
         set_at = _parse((wearer.welfare or {}).get("set_at"))
         if cfg.checkin_at:
             due = due_checkin(cfg.checkin_at, cfg.checkin_window_min, tz, now)
-            answered = _parse(state.get("checkin_ok_at"))
+            # An answer counts for the check-in of its own time: one to 10:00 says nothing of 16:00.
+            answered = _parse(state.get("checkin_ok_at")) if state.get("checkin_ok_for") == cfg.checkin_at else None
             if ((set_at is None or due >= set_at) and state.get("checkin_for") != _iso(due)
                     and not (answered and answered >= due - timedelta(seconds=ANSWER_EARLY_S))):
                 plan.append(("checkin", _iso(due) or "", {

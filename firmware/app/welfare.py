@@ -52,8 +52,9 @@ class Welfare:
         if wall is None:
             return  # no check-in set, or no time yet: the cloud still expects the answer
         day, rem = divmod(wall, 86400)
-        if "%02d:%02d" % (rem // 3600, rem % 3600 // 60) == at and self._asked_day != day:
-            self._asked_day = day
+        # Once a day per time: a time the carer changes to later today is asked too.
+        if "%02d:%02d" % (rem // 3600, rem % 3600 // 60) == at and self._asked_day != (day, at):
+            self._asked_day = (day, at)
             now = self.clock.ticks_ms()
             self.asking = [at, now, now]
             print("welfare: check-in", at)
