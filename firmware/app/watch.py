@@ -81,11 +81,11 @@ class Watch(Orders, Emergency, Vitals, Routine, Welfare):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
-        self.moved_at = self.boot_ticks  # ticks of the last movement felt (app/welfare.py)
-        self.worn = None           # [on skin, ticks since] from the PPG's last look (app/welfare.py)
-        self._worn_at = None       # ticks of that look
-        self.asking = None         # ["HH:MM", ticks asked, ticks buzzed]: "Are you OK?" (app/welfare.py)
-        self._asked_day = None
+        # app/welfare.py's state, one list (each attribute here is a slot in this
+        # object's dict, for good): [ticks of the last movement, [on skin, ticks since]
+        # or None, ticks of the PPG's last look, the check-in being asked or None,
+        # (day, "HH:MM") of the last one asked].
+        self.welfare = [self.boot_ticks, None, self.boot_ticks, None, None]
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -133,7 +133,7 @@ class Watch(Orders, Emergency, Vitals, Routine, Welfare):
             self.ui.show("Fall alarm cancelled")
         elif self.alarm.in_cancel_window(self.cfg.get("cancel_window_s", 10)):
             self.alarm.cancel()
-        elif self.asking is not None:
+        elif self.welfare[3] is not None:  # "Are you OK?" on the screen (app/welfare.py)
             self.checkin_ok()
         elif self.awaiting_ack is not None:
             cid, self.awaiting_ack = self.awaiting_ack, None

@@ -47,6 +47,7 @@ INT2_CFG = const(0x34)
 INT2_SRC = const(0x35)
 INT2_THS = const(0x36)
 INT2_DURATION = const(0x37)
+_REFERENCE = const(0x26)
 _HPIS2 = const(0x02)        # CTRL_REG2: the high-pass filter on interrupt generator 2 (8.9)
 _LIR_INT2 = const(0x02)     # CTRL_REG5: INT2 latched until INT2_SRC is read (8.12)
 ACTIVITY_CFG = const(0x2A)
@@ -93,6 +94,7 @@ class LIS3DH:
         self._w(INT2_THS, (ACTIVITY_MG + _THS_MG_PER_LSB - 1) // _THS_MG_PER_LSB)
         self._w(INT2_DURATION, 0)   # one sample past the threshold is movement
         self._w(INT2_CFG, ACTIVITY_CFG)
+        self._r(_REFERENCE)         # sets the filter to the present field: no 1 g step at start (AN3308 6.2.2)
         self._r(INT2_SRC)
 
     def moved(self):
