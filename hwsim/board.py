@@ -13,6 +13,7 @@ import json
 
 from hwsim.energy import Meter
 from hwsim.events import Recorder
+from hwsim.lis3dh import ActivityFilter
 from hwsim.world import World
 
 ACCEL_CHUNK = 25  # samples per FIFO read (half a second at 50 Hz)
@@ -47,6 +48,9 @@ class BoardBus:
         self.deep_sleep_until: float | None = None
         self.deep_wake: set[str] = set()
         self.deep_woken = False
+        # The LIS3DH's activity interrupt as the firmware sets it up (hal/lis3dh.py):
+        # generator 2 through the high-pass filter; the sim board reads it as moved().
+        self.activity = ActivityFilter()
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
@@ -105,6 +109,8 @@ class BoardBus:
             chunk = samples[i:i + ACCEL_CHUNK]
             await asyncio.sleep(self.rec.real(len(chunk) / hz))
             self._send({"ev": "accel", "hz": hz, "s": chunk})
+            if self.activity.feed(chunk, hz):
+                self._send({"ev": "state", "activity": True})
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer

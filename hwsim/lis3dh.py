@@ -269,3 +269,28 @@ class Lis3dh:
             self.fifo, self.ovrn, self.frozen = [], False, False  # bypass empties the FIFO (8.18)
         elif reg == CTRL_REG5 and value & 0x80:
             self.unmodelled.append("BOOT")
+
+
+class ActivityFilter:
+    """Interrupt generator 2 as ``hal/lis3dh.py`` sets it up, for the simulated board
+    (which gets the FIFO's samples on the board bus, not over I2C): the same
+    high-pass filter as ``Lis3dh._high_pass`` (HPCF 00: ODR/50), started on the
+    field (the driver reads REFERENCE), and any axis past the threshold (INT2_THS
+    3 at +-4 g: 96 mg; INT2_CFG 0x2A, OR of the high events)."""
+
+    def __init__(self, threshold_mg: float = 96.0):
+        self.threshold_mg = threshold_mg
+        self.x_prev: tuple[float, ...] | None = None
+        self.y = (0.0, 0.0, 0.0)
+
+    def feed(self, samples: list[list[int]], hz: int) -> bool:
+        a = 1 / (1 + 2 * math.pi * (hz / 50) / hz)
+        fired = False
+        for s in samples:
+            x = tuple(float(v) for v in s)
+            if self.x_prev is None:
+                self.x_prev = x
+            self.y = tuple(a * (y + xi - xp) for y, xi, xp in zip(self.y, x, self.x_prev))
+            self.x_prev = x
+            fired = fired or any(abs(v) > self.threshold_mg for v in self.y)
+        return fired

@@ -4,7 +4,7 @@
 # The rooms of the watch are mixins, one module each, working on this one
 # object's state (all set here, in __init__): app/orders.py what the cloud
 # asks, app/sos.py raising an alarm (button, fall), app/vitals.py the pulse,
-# app/routine.py check-ins and periodic checks. Mixins, not objects of their
+# app/routine.py check-ins and periodic checks (app/welfare.py, loaded when it has work). Mixins, not objects of their
 # own: every helper object would stay in the heap for good beside this one.
 import asyncio
 import gc
@@ -20,7 +20,6 @@ from app.session import Session
 from app.sos import Emergency
 from app.ui import UI
 from app.vitals import Vitals
-from app.welfare import Welfare
 from micropython import const
 
 _FIX_FRESH_MS = const(30000)
@@ -30,7 +29,7 @@ _DEEP_SLEEP_MIN_MS = const(60000)  # shorter: a reboot costs more than light sle
 _TICK_STALL_MS = const(20000)  # the periodic checks tick every 500 ms; margin for a slow host
 
 
-class Watch(Orders, Emergency, Vitals, Routine, Welfare):
+class Watch(Orders, Emergency, Vitals, Routine):
     def __init__(self, board, install, boot, wdt=None):
         self.board = board
         self.clock = board.clock
@@ -111,7 +110,13 @@ class Watch(Orders, Emergency, Vitals, Routine, Welfare):
         m = messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
                             uptime=up, cfg=self.cfg.get("version", 0),
                             outbox=self.outbox.count())
-        m.update(self.welfare_part())
+        # The wearer (app/welfare.py, docs/protocol.md): seconds since the last movement
+        # felt (since boot at most), and whether the PPG saw skin, since when.
+        wf, now = self.welfare, self.clock.ticks_ms()
+        m["still_s"] = self.clock.ticks_diff(now, wf[0]) // 1000
+        if wf[1] is not None:
+            m["worn"] = wf[1][0]
+            m["worn_s"] = self.clock.ticks_diff(now, wf[1][1]) // 1000
         return m
 
     def put_loc(self, reason, ref=None):
@@ -134,7 +139,8 @@ class Watch(Orders, Emergency, Vitals, Routine, Welfare):
         elif self.alarm.in_cancel_window(self.cfg.get("cancel_window_s", 10)):
             self.alarm.cancel()
         elif self.welfare[3] is not None:  # "Are you OK?" on the screen (app/welfare.py)
-            self.checkin_ok()
+            from app.welfare import checkin_ok
+            checkin_ok(self)
         elif self.awaiting_ack is not None:
             cid, self.awaiting_ack = self.awaiting_ack, None
             self.dedup.put(cid, (True, None))

@@ -27,7 +27,6 @@ _ENV_FLASH = const("PERS_SIM_FLASH")
 _ENV_SPEED = const("PERS_SIM_SPEED")
 _ENV_MEM = const("PERS_SIM_MEM_REPORT")  # ms between heap reports (benchmarks); unset: none
 TICKS_MAX = time.ticks_add(0, -1)
-_ACTIVITY_MG = const(96)  # hal/lis3dh.py ACTIVITY_MG: 3 steps of INT2_THS at +-4 g
 
 
 def _addr(host, port):
@@ -117,22 +116,9 @@ class I2C:
         self._ask("W %d %d %s\n" % (addr, reg, binascii.hexlify(buf).decode()))
 
 
-def _active(samples):
-    # Any axis away from the batch's mean (the slow part: gravity) by more than
-    # the activity threshold: what the LIS3DH's high-pass filtered interrupt sees.
-    n = len(samples)
-    if not n:
-        return False
-    for i in range(3):
-        mean = sum(s[i] for s in samples) // n
-        for s in samples:
-            if abs(s[i] - mean) > _ACTIVITY_MG:
-                return True
-    return False
-
-
 class Board:
     name = "sim"
+    _moved = False  # the accelerometer's activity latch (moved()); a class default: no slot until it fires
 
     def __init__(self):
         self.host = os.getenv(_ENV_HOST) or "127.0.0.1"
@@ -141,7 +127,6 @@ class Board:
         self._buttons = {}
         self._batt = {"pct": 100, "mv": 4150}
         self._accel = []
-        self._moved = False  # the activity interrupt's latch (moved())
         self.accel_hz = 50
         self._on_button = None
         self._sock = socket.socket()
@@ -162,6 +147,8 @@ class Board:
                 self._level(name, bool(down))
         if "batt" in msg:
             self._batt = msg["batt"]
+        if msg.get("activity"):
+            self._moved = True
 
     def _send(self, obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -191,7 +178,6 @@ class Board:
             elif ev == "accel":
                 self.accel_hz = msg.get("hz", 50)
                 self._accel.extend(msg["s"])
-                self._moved = self._moved or _active(msg["s"])
                 if len(self._accel) > 512:  # the sensor FIFO overflows: oldest lost
                     self._accel = self._accel[-512:]
             else:
@@ -244,8 +230,7 @@ class Board:
 
     def moved(self):
         # True once after movement: the LIS3DH's activity interrupt as
-        # hal/lis3dh.py sets it up (high-pass filtered, any axis past ACTIVITY_MG),
-        # judged here on the FIFO batches hwsim sends (it sends none at rest).
+        # hal/lis3dh.py sets it up, raised by hwsim's model of it (hwsim/board.py).
         m, self._moved = self._moved, False
         return m
 
