@@ -39,7 +39,7 @@ async function submit(form, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------------
-const TABS = ["devices", "wearers", "zones", "operators", "centres", "tenant", "security"];
+const TABS = ["devices", "wearers", "zones", "welfare", "operators", "centres", "tenant", "security"];
 function showTab(name, focus) {
   for (const t of TABS) {
     const on = t === name;
@@ -195,6 +195,7 @@ async function loadWearers() {
   for (const w of page.items) { const o = el("option", null, w.name); o.value = w.id; sel.append(o); }
   sel.value = keep;
   zones.refreshWearers();
+  welfareForm.refreshWearers();
 }
 
 async function addWearer(ev) {
@@ -391,6 +392,7 @@ async function main() {
   $("receiver-form").addEventListener("submit", addReceiver);
   bindSecurity();
   zones.bind(await pers.api("/api/console/config").catch(() => null));
+  welfareForm.bind();
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("secret-value").textContent); $("copy-secret").textContent = "Copied"; }
@@ -401,6 +403,7 @@ async function main() {
   try {
     await Promise.all([loadCentres(), loadWearers(), loadTenant(), loadReceivers()]);
     await zones.load();
+    await welfareForm.load();
     await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }
