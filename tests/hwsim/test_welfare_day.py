@@ -99,8 +99,6 @@ def test_a_welfare_day_reaches_the_watch_the_console_and_the_family(stack_factor
             return dict(s.get_one(Device, dev).welfare_state or {})
 
     rec = Recorder()
-    at1, due1 = minute_ahead(now.timestamp(), 3)
-    settings(at1, 5)
     try:
         with Watch(dev, stack.seed.device_secret, (stack.settings.mqtt_host, stack.settings.mqtt_port),
                    scenario, recorder=rec) as w:
@@ -118,8 +116,12 @@ def test_a_welfare_day_reaches_the_watch_the_console_and_the_family(stack_factor
             close(battery.id)
 
             # --- the check-in, answered ---------------------------------------------------------
+            # Set once the watch is online (it is, since its alert came): the config reaches it
+            # at once, minutes before the time on its own clock.
+            at1, due1 = minute_ahead(w.world.utc(), 3)
+            settings(at1, 5)
             asked = w.wait_for(lambda e: e["type"] == "display" and e["text"] == ASK, 600)
-            assert asked, w.displays
+            assert asked, [e["line"] for e in rec.of("log") if "welfare" in e["line"] or "config" in e["line"]]
             buzz = w.wait_for(lambda e: e["type"] == "vibrate" and e.get("pattern") == "reminder", 30)
             assert buzz and abs(buzz["t"] - asked["t"]) < 1
             w.press("black", 0.3)
