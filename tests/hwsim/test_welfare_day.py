@@ -181,7 +181,7 @@ def test_a_welfare_day_reaches_the_watch_the_console_and_the_family(stack_factor
             # Put back on: the case says so.
             w.set_skin_contact(True)
             back = wait_until(lambda: [e for e in ops.get(f"/api/cases/{gone.id}").json()["timeline"]
-                                       if e["action"] == "worn_again"], 30)
+                                       if e["action"] == "worn_again"], 60)  # a modem slow to come back
             assert back, rec.events[-10:]
     finally:
         admin.close()
