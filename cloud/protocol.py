@@ -157,6 +157,12 @@ class ReminderReport(_Msg):
     at: Ts = None
 
 
+class CheckinAnswer(_Msg):
+    """The wearer answered the watch's "Are you OK?" of ``at`` (config ``checkin_at``)."""
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    ok: bool
+
+
 class Status(UpMessage):
     batt: Battery | None = None
     vitals: Vitals | None = None
@@ -167,6 +173,12 @@ class Status(UpMessage):
     outbox: int | None = Field(default=None, ge=0, le=100_000)
     call: CallState | None = None  # a call's state changed (docs/protocol.md)
     reminder: ReminderReport | None = None  # a dose confirmed or missed (docs/protocol.md)
+    # Welfare (docs/protocol.md, "Welfare in the status"): seconds since the watch last
+    # felt the wearer move, whether its PPG saw skin at its last look and since when.
+    still_s: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    worn: bool | None = None
+    worn_s: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    checkin: CheckinAnswer | None = None
 
 
 class CommandAck(UpMessage):
@@ -273,6 +285,9 @@ class DeviceConfig(_Msg):
     whitelist: list[str] = Field(default_factory=list)
     kids_mode: bool = False
     reminders: list[Reminder] = Field(default_factory=list)
+    # The daily "Are you OK?" (local time) and how long the watch asks it.
+    checkin_at: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    checkin_window_s: int | None = Field(default=None, ge=60, le=86400)
 
 
 # --- topics and parsing ---------------------------------------------------------

@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     geofence_track_s: int = Field(default=60, ge=5, le=3600)  # position period asked while a zone's schedule runs
     reminder_check_s: float = 30.0  # how often the cloud looks for missed medication doses
     reminder_grace_s: int = 120  # after a dose's window, for the watch's word in flight
+    welfare_check_s: float = 10.0  # how often the cloud looks for missed check-ins, inactivity, watches not worn
     geofence_track_check_s: float = 30.0  # how often the cloud checks which watches it must ask for positions
     callcenter_number: str | None = None  # default call-centre number in device configs
     # How a phone number written without its country code is read (ISO 3166 code, e.g. "FR");

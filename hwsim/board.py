@@ -13,7 +13,7 @@ import json
 
 from hwsim.energy import Meter
 from hwsim.events import Recorder
-from hwsim.lis3dh import Lis3dh
+from hwsim.lis3dh import ActivityFilter, Lis3dh
 from hwsim.world import World
 
 ACCEL_CHUNK = 25  # samples per FIFO read (half a second at 50 Hz)
@@ -70,6 +70,9 @@ class BoardBus:
         # deep sleep and every reset but a power-on (ESP32 TRM, "RTC memory").
         self.rtc_memory = b""
         self.powered_at = rec.now()
+        # The LIS3DH's activity interrupt as the firmware sets it up (hal/lis3dh.py):
+        # generator 2 through the high-pass filter; the sim board reads it as moved().
+        self.activity = ActivityFilter()
 
     def set_button(self, name: str, down: bool) -> None:
         self.buttons[name] = down
@@ -161,6 +164,8 @@ class BoardBus:
             chunk = samples[i:i + ACCEL_CHUNK]
             await asyncio.sleep(self.rec.real(len(chunk) / hz))
             self._send({"ev": "accel", "hz": hz, "s": chunk})
+            if self.activity.feed(chunk, hz):
+                self._send({"ev": "state", "activity": True})
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
@@ -231,9 +236,11 @@ class BoardBus:
             # A signal is a pattern on the motor and the buzzer (hal/haptics.py): the
             # motor draws for the pattern's length, which the board says.
             ms = msg.get("ms") or 0
-            if ev == "signal":
+            if ev == "signal":  # a pattern (Board.signal: "reminder", "confirm"...), by name
                 self.rec.record("signal", name=msg.get("name"), ms=ms)
-            self.rec.record("vibrate", ms=ms)
+                self.rec.record("vibrate", ms=ms, pattern=msg.get("name"))
+            else:
+                self.rec.record("vibrate", ms=ms)
             self.meter.set("vibration", "on")
             self._vib_until = max(self._vib_until, now + ms / 1000)
             asyncio.get_running_loop().call_later(self.rec.real(ms / 1000) + 0.001, self._vibration_off)

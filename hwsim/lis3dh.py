@@ -30,9 +30,19 @@ and ST application note AN3308:
   free-fall zone is all three axes near 0 g, AND of the low events). The 6D
   modes are not modelled: INT1_CFG with 6D set raises nothing and is counted
   in ``unmodelled``.
+* Interrupt generator 2 (INT2_CFG/SRC/THS/DURATION, 0x34-0x37) works as the first,
+  polled through INT2_SRC (its pin, CTRL_REG6 I2_IA2, is not modelled), latched by
+  CTRL_REG5 LIR_INT2 (bit 1). With CTRL_REG2 HPIS2 (bit 1) it sees the samples
+  through the high-pass filter (AN3308 6.2.2, the inertial wake-up that ignores
+  gravity): modelled as a first-order high-pass, y = a (y' + x - x'), cut-off
+  ODR/50 halved per HPCF step (1 Hz at 50 Hz with HPCF 00, as ST's support
+  states); only HPM 00 (normal mode). Its state starts at zero at power-up, so the
+  first samples are a step of 1 g (a transient) unless the REFERENCE register
+  (0x26) was read: in normal mode that read sets the filter to the current field.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 LIS3DH_ADDR = 0x19
@@ -44,6 +54,8 @@ FIFO_DEPTH = 32
 WHO_AM_I, CTRL_REG1, CTRL_REG3, CTRL_REG4, CTRL_REG5, CTRL_REG6 = 0x0F, 0x20, 0x22, 0x23, 0x24, 0x25
 OUT_X_L, OUT_Z_H, FIFO_CTRL, FIFO_SRC = 0x28, 0x2D, 0x2E, 0x2F
 INT1_CFG, INT1_SRC, INT1_THS, INT1_DURATION = 0x30, 0x31, 0x32, 0x33
+CTRL_REG2, REFERENCE = 0x21, 0x26
+INT2_CFG, INT2_SRC, INT2_THS, INT2_DURATION = 0x34, 0x35, 0x36, 0x37
 READ_ONLY = {0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, WHO_AM_I, 0x27, 0x28, 0x29, 0x2A, 0x2B,
              0x2C, 0x2D, FIFO_SRC, INT1_SRC, 0x35, 0x39}
 
@@ -69,6 +81,10 @@ class Lis3dh:
         self.frozen = False               # stream-to-FIFO after its trigger: FIFO mode
         self.now = 0
         self.sample_at = 0                # board ms of the latest sample
+        self.src2, self.count2 = 0, 0       # INT2_SRC; samples in its condition
+        self.int2_edges: list[int] = []     # board ms at which generator 2 became active
+        self.hp_in: tuple[float, float, float] | None = (0.0, 0.0, 0.0)  # None: set by the next sample
+        self.hp_out = (0.0, 0.0, 0.0)
 
     # --- configuration ----------------------------------------------------------------
     def odr(self) -> int:
@@ -131,6 +147,39 @@ class Lis3dh:
             if len(self.fifo) >= FIFO_DEPTH:
                 self.ovrn = True
         self._interrupt(mg)
+        self._interrupt2(self._high_pass(mg))
+
+    def _high_pass(self, mg: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not self.regs[CTRL_REG2] & 0x02:      # HPIS2 clear: generator 2 sees the raw data
+            return mg
+        if self.hp_in is None:                   # REFERENCE read: the filter starts at this field
+            self.hp_in, self.hp_out = mg, (0.0, 0.0, 0.0)
+        fc = self.odr() / 50 / (1 << ((self.regs[CTRL_REG2] >> 4) & 3))
+        a = 1 / (1 + 2 * math.pi * fc / self.odr())
+        out = tuple(a * (y + x - xp) for x, xp, y in zip(mg, self.hp_in, self.hp_out))
+        self.hp_in, self.hp_out = mg, out  # type: ignore[assignment]
+        return out  # type: ignore[return-value]
+
+    def _interrupt2(self, mg: tuple[float, float, float]) -> None:
+        cfg = self.regs[INT2_CFG]
+        if cfg & 0x40:
+            if "6D" not in self.unmodelled:
+                self.unmodelled.append("6D")
+            return
+        ths = (self.regs[INT2_THS] & 0x7F) * THS_MG[self.fs()]
+        flags = 0
+        for axis, a in enumerate(mg):
+            flags |= (2 << (2 * axis)) if abs(a) > ths else (1 << (2 * axis))
+        enabled = cfg & 0x3F
+        hits = flags & enabled
+        met = bool(enabled) and (hits == enabled if cfg & 0x80 else bool(hits))
+        self.count2 = self.count2 + 1 if met else 0
+        if met and self.count2 >= max(1, self.regs[INT2_DURATION] & 0x7F):
+            if not self.src2 & 0x40:
+                self.int2_edges.append(self.sample_at)
+            self.src2 = 0x40 | hits
+        elif not self.regs[CTRL_REG5] & 0x02:
+            self.src2 = 0
 
     def _interrupt(self, mg: tuple[float, float, float]) -> None:
         cfg = self.regs[INT1_CFG]
@@ -187,6 +236,14 @@ class Lis3dh:
             n = len(self.fifo)
             wtm = n > (self.regs[FIFO_CTRL] & 0x1F)
             return wtm << 7 | (self.ovrn or n >= FIFO_DEPTH) << 6 | (n == 0) << 5 | (n & 0x1F)
+        if reg == INT2_SRC:
+            value = self.src2
+            if self.regs[CTRL_REG5] & 0x02:
+                self.src2, self.count2 = 0, 0  # latched: cleared by this read
+            return value
+        if reg == REFERENCE and not self.regs[CTRL_REG2] >> 6:
+            self.hp_in = None                  # normal mode: the filter takes the current field
+            return self.regs[reg]
         if reg == INT1_SRC:
             value = self.src
             if self.regs[CTRL_REG5] & 0x08:
@@ -233,3 +290,28 @@ class OnTheBus:
 
     def write(self, reg: int, data: bytes) -> None:
         self.part.write(reg, data, 0)
+
+
+class ActivityFilter:
+    """Interrupt generator 2 as ``hal/lis3dh.py`` sets it up, for the simulated board
+    (which gets the FIFO's samples on the board bus, not over I2C): the same
+    high-pass filter as ``Lis3dh._high_pass`` (HPCF 00: ODR/50), started on the
+    field (the driver reads REFERENCE), and any axis past the threshold (INT2_THS
+    3 at +-4 g: 96 mg; INT2_CFG 0x2A, OR of the high events)."""
+
+    def __init__(self, threshold_mg: float = 96.0):
+        self.threshold_mg = threshold_mg
+        self.x_prev: tuple[float, ...] | None = None
+        self.y = (0.0, 0.0, 0.0)
+
+    def feed(self, samples: list[list[int]], hz: int) -> bool:
+        a = 1 / (1 + 2 * math.pi * (hz / 50) / hz)
+        fired = False
+        for s in samples:
+            x = tuple(float(v) for v in s)
+            if self.x_prev is None:
+                self.x_prev = x
+            self.y = tuple(a * (y + xi - xp) for y, xi, xp in zip(self.y, x, self.x_prev))
+            self.x_prev = x
+            fired = fired or any(abs(v) > self.threshold_mg for v in self.y)
+        return fired

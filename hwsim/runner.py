@@ -301,6 +301,8 @@ class Watch:
             self.set_loss(action.loss)
         if action.factory_reset:
             self.factory_reset()
+        if action.skin is not None:
+            self.set_skin_contact(action.skin)
         if action.answer_after is not None:
             self.modem.far_end = replace(self.modem.far_end, answer_after_s=action.answer_after)
 

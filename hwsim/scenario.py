@@ -161,11 +161,12 @@ class Action:
     hangup: bool = False          # the far end hangs up the call in progress
     loss: float | None = None     # packet loss on the data link from now (burst from [link])
     factory_reset: bool = False   # power off, erase the flash (device.json written again), power on
+    skin: bool | None = None      # the watch put on (True) or taken off the wrist (False): what its PPG sees
 
     def does_something(self) -> bool:
         return bool(self.press or self.fall or self.activity or self.incoming_call or self.sms_from
                     or self.modem_reboot or self.hangup or self.factory_reset) or any(
-            v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss))
+            v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss, self.skin))
 
 
 @dataclass
@@ -260,8 +261,8 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         act = _build(Action, a, f"[[timeline]] #{i + 1}")
         if not act.does_something():
             raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors, move, "
-                                "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup, loss "
-                                "or factory_reset)")
+                                "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup, loss, "
+                                "factory_reset or skin)")
         actions.append(act)
     expects = [_build(Expectation, e, f"[[expect]] #{i + 1}") for i, e in enumerate(doc.get("expect", []))]
     for i, e in enumerate(expects):

@@ -39,7 +39,7 @@ async function submit(form, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------------
-const TABS = ["devices", "wearers", "zones", "reminders", "operators", "centres", "tenant", "security"];
+const TABS = ["devices", "wearers", "zones", "reminders", "welfare", "operators", "centres", "tenant", "security"];
 function showTab(name, focus) {
   for (const t of TABS) {
     const on = t === name;
@@ -196,6 +196,7 @@ async function loadWearers() {
   sel.value = keep;
   zones.refreshWearers();
   reminders.refreshWearers();
+  welfareForm.refreshWearers();
 }
 
 async function addWearer(ev) {
@@ -394,6 +395,7 @@ async function main() {
   bindSecurity();
   zones.bind(await pers.api("/api/console/config").catch(() => null));
   reminders.bind();
+  welfareForm.bind();
   $("hide-secret").addEventListener("click", () => { $("secret-value").textContent = ""; $("secret-box").hidden = true; });
   $("copy-secret").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("secret-value").textContent); $("copy-secret").textContent = "Copied"; }
@@ -403,7 +405,7 @@ async function main() {
   showTab(TABS.includes(first) ? first : "devices");
   try {
     await Promise.all([loadCentres(), loadWearers(), loadTenant(), loadReceivers()]);
-    await Promise.all([zones.load(), reminders.load()]);
+    await Promise.all([zones.load(), reminders.load(), welfareForm.load()]);
     await Promise.all([loadDevices(), loadOperators(), loadThrottles(), loadAudit()]);
     document.body.dataset.ready = "true";
   } catch (e) { pageError(e); }

@@ -9,7 +9,8 @@
 const words = (() => {
   const KIND = { sos: "SOS", fall: "Fall", low_battery: "Low battery", geofence: "Left a safe zone",
                  offline: "Watch offline", not_worn: "Watch not worn", cancel: "Cancelled",
-                 missed_dose: "Missed medication dose" };
+                 missed_dose: "Missed medication dose",
+                 checkin: "No answer to check-in", inactivity: "No movement" };
   const STATUS = { new: "new", routed: "waiting for an operator", claimed: "acknowledged",
                    in_call: "call-back requested", resolved: "closed" };
   const OUTCOME = { false_alarm: "false alarm", wearer_ok: "wearer OK", contact_came: "a contact came",
@@ -91,6 +92,14 @@ const words = (() => {
     missed_dose: (d) => `Missed dose: "${d.text || d.reminder}" due at ${clock(d.due)} not confirmed`,
     missed_dose_joined: (d) => `Missed dose: "${d.text || d.reminder}" due at ${clock(d.due)} not confirmed`,
     dose_confirmed_late: (d) => `The watch has since reported the dose due at ${clock(d.due)} confirmed in time`,
+    // Welfare (cloud/domain/welfare.py): what the watch said of its wearer.
+    checkin_answered: (d) => `The wearer answered “I'm OK” on the watch at ${clock(d.at)}`,
+    moving_again: (d) => `The wearer moves again (at ${clock(d.at)})`,
+    worn_again: (d) => `The watch is worn again (at ${clock(d.at)})`,
+    battery_low: (d) => `Battery ${d.pct} %: the first contact is told to charge it today`,
+    checkin_joined: (d) => `No answer to the ${d.checkin_at} check-in during this alarm`,
+    inactivity_joined: (d) => `No movement since ${d.since_local} during this alarm`,
+    not_worn_joined: (d) => `Watch not worn since ${d.since_local} during this alarm`,
     // Forwarding to an alarm centre's own receiver (SIA DC-09, docs/forwarding.md).
     forward_sent: (d) => `${forwardWhat(d)} sent to the alarm receiver ${d.receiver}${d.via === "backup" ? " (backup)" : ""}`,
     forward_acked: (d) => `The alarm receiver ${d.receiver} acknowledged the ${forwardWhat(d).toLowerCase()}` +

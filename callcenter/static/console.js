@@ -49,7 +49,7 @@ function card(c) {
   for (const w of (c.warnings || [])) flags.push(w);
   li.firstChild.children[1].textContent = c.wearer ? c.wearer.name : c.device_id;
   queueView.decorate(li, c);  // kind (icon and words), waiting time against the targets
-  const zone = words.zone(c);
+  const zone = words.zone(c) || c.reason;  // a safe zone left, or a welfare alarm's reason
   li.children[1].textContent = zone ? `${zone} · ${where(c)}` : where(c);
   li.children[2].textContent = flags.join(" · ");
   return li;
@@ -122,6 +122,7 @@ function renderDetail() {
   fact(facts, "Home", w.home_address);
   fact(facts, "Medical notes", w.medical_notes, "medical");
   fact(facts, "Safe zone", words.zone(c));
+  fact(facts, "Why", c.reason);
   fact(facts, "Position", where(c));
   if (c.location && c.location.ts) fact(facts, "Fix age", since(new Date(c.location.ts * 1000).toISOString()));
   fact(facts, "Where", c.location_label && c.location_label.address ? c.location_label.text : null);

@@ -17,7 +17,8 @@ const WORDS = {
   keysafe_viewed: "key-safe code viewed", unrouted: "no call centre available",
 };
 const KINDS = { sos: "SOS", fall: "Fall", geofence: "Left safe zone", low_battery: "Low battery",
-                offline: "Watch offline", not_worn: "Watch not worn", missed_dose: "Missed dose" };
+                offline: "Watch offline", not_worn: "Watch not worn", missed_dose: "Missed dose",
+                checkin: "No answer to check-in", inactivity: "No movement" };
 
 function when(iso) { return iso ? new Date(iso).toLocaleString() : "–"; }
 function secs(s) { return s == null ? "–" : (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`); }

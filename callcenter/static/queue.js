@@ -15,12 +15,14 @@ const queueView = (() => {
     sos: { icon: "⚠", label: "SOS", group: "alarm" },
     fall: { icon: "↓", label: "Fall", group: "alarm" },
     geofence: { icon: "⚑", label: "Left safe zone", group: "geofence" },
+    inactivity: { icon: "⌛", label: "No movement", group: "geofence" },
+    checkin: { icon: "?", label: "No answer to check-in", group: "welfare" },
     low_battery: { icon: "⚡", label: "Low battery", group: "technical" },
     offline: { icon: "✕", label: "Watch offline", group: "technical" },
     not_worn: { icon: "○", label: "Watch not worn", group: "technical" },
     missed_dose: { icon: "℞", label: "Missed dose", group: "care" },
   };
-  const RANK = { alarm: 0, geofence: 1, technical: 2, care: 3 };
+  const RANK = { alarm: 0, geofence: 1, welfare: 2, technical: 3, care: 4 };
   const TARGETS = [10, 40];  // seconds: the answer targets of the telecare standards
   const listeners = { rendered: [], selected: [] };
 

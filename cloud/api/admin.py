@@ -42,6 +42,7 @@ from cloud.api.schemas.admin import (
 from cloud.api.schemas.common import Page
 from cloud.domain.escalation import sla_report
 from cloud.domain.reminders import ReminderAdmin
+from cloud.domain.welfare import WelfareSettings
 
 # Every route may answer these; documented so that clients (and schemathesis) know them.
 router = APIRouter(responses=error_responses(400, 401, 403, 404, 409, 503))
@@ -135,6 +136,18 @@ def get_wearer(wearer_id: int, request: Request, op: AdminReader):
 @router.patch("/api/admin/wearers/{wearer_id}", tags=["admin"])
 def patch_wearer(wearer_id: int, body: WearerPatch, request: Request, op: AdminWriter):
     return services(request).admin.update_wearer(op, wearer_id, body.dump(partial=True))
+
+
+@router.get("/api/admin/wearers/{wearer_id}/welfare", tags=["admin"])
+def get_welfare(wearer_id: int, request: Request, op: AdminReader):
+    """The wearer's welfare settings (check-in, night hours, inactivity, not worn), or null."""
+    return services(request).admin.get_welfare(op, wearer_id)
+
+
+@router.put("/api/admin/wearers/{wearer_id}/welfare", tags=["admin"])
+def put_welfare(wearer_id: int, body: WelfareSettings | None, request: Request, op: AdminWriter):
+    """Set the wearer's welfare settings (null: all off); the check-in time goes to the watch's config."""
+    return services(request).admin.set_welfare(op, wearer_id, body.model_dump() if body is not None else None)
 
 
 @router.get("/api/admin/wearers/{wearer_id}/geofences", tags=["admin"])

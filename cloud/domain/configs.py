@@ -19,7 +19,7 @@ from cloud.domain.uow import transaction
 from cloud.store.models import AuditEntry, CallCentre, Contact, Contract, Device, DeviceConfig
 
 EDITABLE = ("heartbeat_s", "sos_hold_ms", "cancel_window_s", "fall_detection", "callcenter_number", "kids_mode",
-            "reminders")
+            "reminders", "checkin_at", "checkin_window_s")
 
 
 class ConfigPublisher(Protocol):

@@ -7,8 +7,9 @@ background thread calls it every ``tick_s``; tests call it with a FakeClock.
   are alerted again at doubling intervals.
 - Claimed (or in a call) with no operator action for ``remind_idle_s``: the
   operator is reminded, then again every ``remind_idle_s``.
-- Alarms (SOS, fall, geofence) still open and idle for ``cascade_after_s``:
-  the next contact in cascade order is notified, one per ``cascade_after_s``.
+- Alarms (SOS, fall, geofence) and welfare alarms (missed check-in, inactivity)
+  still open and idle for ``cascade_after_s``: the next contact in cascade order
+  is notified, one per ``cascade_after_s``.
 Every step is a CaseEvent (the audit trail of the case) and an AuditEntry.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import metrics
 from cloud.domain.casefile import publish_case, route_case
-from cloud.domain.lifecycle import ALARM_KINDS, move
+from cloud.domain.lifecycle import ALARM_KINDS, WELFARE_KINDS, move
 from cloud.domain.ports import Clock, EventSink
 from cloud.domain.routing import contracted_centres, decide_for_case
 from cloud.domain.uow import Tx, transaction
@@ -215,7 +216,7 @@ class Escalator:
                 "supervisors": [o.id for o in sups]}
 
     def _cascade_due(self, s: Session, case: AlertCase, now: datetime) -> int | None:
-        if case.kind not in ALARM_KINDS or case.wearer_id is None:
+        if (case.kind not in ALARM_KINDS and case.kind not in WELFARE_KINDS) or case.wearer_id is None:
             return None
         p = self.policy
         last = _last_operator_action(s, case) or case.opened_at
@@ -232,7 +233,8 @@ class Escalator:
         wearer = s.get_one(Wearer, case.wearer_id)
         centre = s.get(CallCentre, case.centre_id) if case.centre_id else None
         what = {"sos": "pressed the alarm button", "fall": "may have fallen",
-                "geofence": "left a safe zone"}.get(case.kind, f"raised an alert ({case.kind})")
+                "geofence": "left a safe zone", "checkin": "did not answer the daily \"Are you OK?\" on the watch",
+                "inactivity": "has not moved for hours"}.get(case.kind, f"raised an alert ({case.kind})")
         where = f" near {case.lat:.5f},{case.lon:.5f}" if case.lat is not None else ""
         call = f" Please call {centre.name} on {centre.phone}." if centre and centre.phone else ""
         return f"{wearer.name} {what}{where}. The alarm is still open (case {case.id}).{call}"

@@ -60,7 +60,12 @@ def enter_in_call(s: Session, case: AlertCase, *, actor: str, now: datetime,
 def end_call(s: Session, case: AlertCase, *, actor: str, now: datetime, detail: dict[str, Any] | None = None) -> None:
     move(s, case, "claimed", actor=actor, now=now, detail=detail, action="call_ended")
 
-# Priority: lower is more urgent. Fall and SOS first, then geofence, low battery, offline.
-PRIORITY = {"sos": 0, "fall": 0, "geofence": 1, "low_battery": 2, "offline": 3,
-            "missed_dose": 4}
+# Priority: lower is more urgent. Fall and SOS first, then geofence and inactivity (someone
+# who has not moved for hours may be on the floor), a missed check-in and low battery, then
+# the watch offline or not worn, then a missed medication dose.
+PRIORITY = {"sos": 0, "fall": 0, "geofence": 1, "inactivity": 1, "checkin": 2, "low_battery": 2, "offline": 3,
+            "not_worn": 3, "missed_dose": 4}
+# Welfare alarms: no alarm standard counts them in the SLA, but the contacts' cascade
+# runs for them as for an alarm (cloud/domain/escalation.py).
+WELFARE_KINDS = ("checkin", "inactivity")
 OPEN_STATUSES = ("new", "routed", "claimed", "in_call")

@@ -1,5 +1,5 @@
 """The periodic work of the domain in one ``tick(now)``: escalation timers,
-device presence, command expiry, and (hourly) the location history's retention.
+device presence, command expiry, welfare alarms, and (hourly) the location history's retention.
 The app runs it on a background thread every ``tick_s``; tests call ``tick`` directly with a FakeClock (no sleeping)."""
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.reminders import ReminderSweep
 from cloud.domain.retention import LocationRetention
+from cloud.domain.welfare import WelfareMonitor
 from cloud.store.models import AlertCase
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class Ticker:
         self.reminders = ReminderSweep(sm, clock, events, notifier, every_s=settings.reminder_check_s,
                                        grace_s=settings.reminder_grace_s,
                                        present_window_s=settings.operator_present_s)
+        self.welfare = WelfareMonitor(sm, clock, events, sender=sender, notifier=notifier,
+                                      default_heartbeat_s=settings.heartbeat_s,
+                                      present_window_s=settings.operator_present_s, every_s=settings.welfare_check_s)
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
@@ -74,6 +78,8 @@ class Ticker:
                 self.fence_tracking.run(at)
             if self.reminders.due(at):  # missed doses: inferred, then told to family or centre
                 self.reminders.run(at)
+            if self.welfare.due(at):
+                self.welfare.tick(now)
         return TickResult(cases, devices, expired, pruned)
 
 

@@ -109,6 +109,28 @@ def battery_view(device: Device | None, case: AlertCase) -> dict[str, Any] | Non
     return None
 
 
+WELFARE_REASON_KINDS = ("low_battery", "not_worn", "checkin", "inactivity")
+
+
+def reason_view(session: Session, case: AlertCase) -> str | None:
+    """A welfare or technical alarm in the operator's words ("Watch not worn since
+    10:40", "Battery 12 %: charge today"), from what opened it (cloud/domain/welfare.py)."""
+    if case.kind not in WELFARE_REASON_KINDS:
+        return None
+    if case.kind == "low_battery":
+        return f"Battery {case.batt_pct} %: charge today" if case.batt_pct is not None else "Battery low: charge today"
+    key = "checkin_at" if case.kind == "checkin" else "since"
+    details = session.scalars(select(CaseEvent.detail).where(CaseEvent.case_id == case.id,
+                                                             CaseEvent.action.in_(("opened", f"{case.kind}_joined")))
+                              .order_by(CaseEvent.id.desc()))
+    d = next((x for x in details if x and key in x), None) or {}
+    if case.kind == "not_worn":
+        return f"Watch not worn since {d.get('since_local', '?')}"
+    if case.kind == "checkin":
+        return f"No answer to the {d.get('checkin_at', '?')} \"Are you OK?\" within {d.get('window_min', '?')} min"
+    return f"No movement since {d.get('since_local', '?')} ({d.get('daytime_h', '?')} daytime hours)"
+
+
 def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool = False) -> dict[str, Any]:
     wearer = session.get(Wearer, case.wearer_id) if case.wearer_id else None
     view = {
@@ -133,6 +155,8 @@ def case_view(session: Session, case: AlertCase, *, today: date, timeline: bool 
     }
     if case.kind == "geofence":
         view["zone"] = zone_view(session, case)
+    if case.kind in WELFARE_REASON_KINDS:
+        view["reason"] = reason_view(session, case)
     if case.centre_id is not None:
         centre = session.get(CallCentre, case.centre_id)
         view["centre"] = {"id": centre.id, "name": centre.name, "phone": centre.phone} if centre else None

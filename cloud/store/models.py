@@ -129,6 +129,9 @@ class Wearer(Base):
     mobility: Mapped[str | None] = mapped_column(String(400))
     key_safe_code: Mapped[str | None] = mapped_column(String(64))
     key_holders: Mapped[str | None] = mapped_column(Text)
+    # Welfare settings (cloud/domain/welfare.py): check-in time and window, night hours,
+    # inactivity and not-worn limits.
+    welfare: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Contact(Base):
@@ -179,6 +182,9 @@ class Device(Base):
     protocol: Mapped[str] = mapped_column(String(16), default="openpers", server_default="openpers")
     # The zone (1-999) an alarm centre's receiver knows this watch by (docs/forwarding.md).
     receiver_zone: Mapped[int | None] = mapped_column(Integer)
+    # What the watch said of its wearer (cloud/domain/welfare.py): last movement, worn or
+    # not since when, the last check-in answer, which alarms were raised and the battery latch.
+    welfare_state: Mapped[dict | None] = mapped_column(JSON)
 
 
 class AlertCase(Base):

@@ -10,7 +10,8 @@ def config_defaults():
             "cancel_window_s": 10, "fall_detection": True,
             "callcenter_number": None, "whitelist": [], "kids_mode": False,
             "reminders": [], "track_s": 30, "fall_countdown_s": 15, "fall": {},
-            "low_battery_pct": 15, "emergency_number": "112"}
+            "low_battery_pct": 15, "emergency_number": "112",
+            "checkin_at": "", "checkin_window_s": 1800}
 
 
 class BadCommand(ValueError):

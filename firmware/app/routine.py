@@ -14,6 +14,9 @@ _TICK_MS = const(500)  # the periodic checks: the accelerometer FIFO read every 
 _BATTERY_CHECK_MS = const(60000)
 _REMINDER_CHECK_MS = const(20000)
 _VITALS_CHECK_MS = const(5000)  # app/vitals.py counts on this period
+_WELFARE_CHECK_MS = const(5000)  # movement stamped; app/welfare.py: the check-in, the PPG's look for skin
+_STILL_REPORT_MS = const(900000)  # app/welfare.py STILL_REPORT_MS
+_WORN_CHECK_S = const(600)        # app/welfare.py WORN_CHECK_MS, in seconds
 _EMPTY_PCT = const(1)  # below this the cell is protected: shut down cleanly
 
 
@@ -81,6 +84,8 @@ class Routine:
                             self._alarm_track_check()
                     if n % (_VITALS_CHECK_MS // _TICK_MS) == 0:
                         self._vitals_check()
+                    if n % (_WELFARE_CHECK_MS // _TICK_MS) == 0:
+                        self._welfare_check()
                     if n % (_REMINDER_CHECK_MS // _TICK_MS) == 0:
                         self._reminder_check()
                 if n % (_BATTERY_CHECK_MS // _TICK_MS) == 0 and self._battery_check():
@@ -112,6 +117,21 @@ class Routine:
             import os
             os.remove(self._low_path)
         return False
+
+    def _welfare_check(self):
+        # The wearer's movement, stamped (the accelerometer's activity interrupt);
+        # app/welfare.py only when it has work: a check-in set or being asked, a
+        # look for skin due, the wearer moving after long stillness.
+        now = self.clock.ticks_ms()
+        wf = self.welfare
+        still = 0
+        if self.board.moved():
+            still = self.clock.ticks_diff(now, wf[0])
+            wf[0] = now
+        if (still >= _STILL_REPORT_MS or wf[3] is not None or self.cfg.get("checkin_at")
+                or self.clock.ticks_diff(now, wf[2]) >= self.device.get("worn_check_s", _WORN_CHECK_S) * 1000):
+            from app import welfare
+            welfare.check(self, now, still)
 
     def _reminder_check(self):
         # app/reminders.py, loaded only by a watch that has reminders or a dose pending.

@@ -5,7 +5,7 @@
 # object's state (all set here, in __init__): app/orders.py what the cloud
 # asks, app/sos.py raising an alarm (button, fall), app/vitals.py the pulse,
 # app/routine.py check-ins and periodic checks (and, loaded when needed,
-# app/reminders.py medication reminders). Mixins, not objects of their
+# app/reminders.py medication reminders and app/welfare.py). Mixins, not objects of their
 # own: every helper object would stay in the heap for good beside this one.
 import asyncio
 import gc
@@ -82,7 +82,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
         self._hr_for = []          # alert mids waiting for the reading in progress
         self.ticked = self.boot_ticks  # ticks of the periodic checks' latest turn (app/routine.py)
         self.next_checkin = None   # ticks of the next check-in (app/routine.py)
-
+        # app/welfare.py's state, one list (each attribute here is a slot in this
+        # object's dict, for good): [ticks of the last movement, [on skin, ticks since]
+        # or None, ticks of the PPG's last look, the check-in being asked or None,
+        # (day, "HH:MM") of the last one asked].
+        self.welfare = [self.boot_ticks, None, self.boot_ticks, None, None]
         self.modem = None  # kept for tests that plant a modem; the radio owns the real one
 
     # --- what the watch knows about itself --------------------------------------
@@ -105,9 +109,17 @@ class Watch(Orders, Emergency, Vitals, Routine):
     def status_msg(self):
         s = self.snapshot()
         up = self.clock.ticks_diff(self.clock.ticks_ms(), self.boot_ticks) // 1000
-        return messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
-                               uptime=up, cfg=self.cfg.get("version", 0),
-                               outbox=self.outbox.count())
+        m = messages.status(self.outbox.new_mid(), s["ts"], batt=s["batt"], net=s["net"],
+                            uptime=up, cfg=self.cfg.get("version", 0),
+                            outbox=self.outbox.count())
+        # The wearer (app/welfare.py, docs/protocol.md): seconds since the last movement
+        # felt (since boot at most), and whether the PPG saw skin, since when.
+        wf, now = self.welfare, self.clock.ticks_ms()
+        m["still_s"] = self.clock.ticks_diff(now, wf[0]) // 1000
+        if wf[1] is not None:
+            m["worn"] = wf[1][0]
+            m["worn_s"] = self.clock.ticks_diff(now, wf[1][1]) // 1000
+        return m
 
     def put_loc(self, reason, ref=None):
         s = self.snapshot()
@@ -128,6 +140,9 @@ class Watch(Orders, Emergency, Vitals, Routine):
             self.ui.show("Fall alarm cancelled")
         elif self.alarm.in_cancel_window(self.cfg.get("cancel_window_s", 10)):
             self.alarm.cancel()
+        elif self.welfare[3] is not None:  # "Are you OK?" on the screen (app/welfare.py)
+            from app.welfare import checkin_ok
+            checkin_ok(self)
         elif self.awaiting_ack is not None:
             cid, self.awaiting_ack = self.awaiting_ack, None
             self.dedup.put(cid, (True, None))

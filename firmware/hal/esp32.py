@@ -190,6 +190,17 @@ class Board:
         # no sensor, nothing on the skin, no clear beat. Never a guess.
         return await self._hr.heart_rate()
 
+    async def worn(self):
+        # The MAX30102 sees skin (True), not (False), or there is no sensor (None).
+        return await self._hr.on_skin()
+
+    def moved(self):
+        # The LIS3DH's activity interrupt fired since the last call (hal/lis3dh.py).
+        try:
+            return self._accel_ok and self.accel.moved()
+        except OSError:
+            return False
+
     def display_off(self):
         self.text = ""
         self.panel.power(False)

@@ -42,6 +42,20 @@ FREE_FALL_MG = const(350)   # AN3308 6.3: 350 mg
 # 50 Hz: 3 samples missed two of five, 2 samples (40 ms, also the detector's
 # own loss-of-support length, app/fall.py) woke on all five.
 FREE_FALL_MS = const(40)
+# Activity (the wearer moves) on interrupt generator 2, polled, on no pin: the
+# inertial wake-up of AN3308 6.2.2, high-pass filtered (CTRL_REG2 HPIS2, so
+# gravity is taken out whatever the wrist's angle), OR of the high events
+# (INT2_CFG 0x2A: XHIE, YHIE, ZHIE), latched (CTRL_REG5 LIR_INT2) until
+# INT2_SRC is read. INT1 stays the free-fall generator.
+INT2_CFG = const(0x34)
+INT2_SRC = const(0x35)
+INT2_THS = const(0x36)
+INT2_DURATION = const(0x37)
+_REFERENCE = const(0x26)
+_HPIS2 = const(0x02)        # CTRL_REG2: the high-pass filter on interrupt generator 2 (8.9)
+_LIR_INT2 = const(0x02)     # CTRL_REG5: INT2 latched until INT2_SRC is read (8.12)
+ACTIVITY_CFG = const(0x2A)
+ACTIVITY_MG = const(96)     # a wrist at rest moves less; a step, a gesture more
 
 
 class LIS3DH:
@@ -71,10 +85,25 @@ class LIS3DH:
             self._w(INT1_DURATION, max(1, FREE_FALL_MS * hz // 1000))  # in 1/ODR steps (8.22)
             self._w(INT1_CFG, FREE_FALL_CFG)
             self._r(INT1_SRC)              # a latched event from before: cleared
+            self._activity()
         except OSError:
             return False
         self.ok = True
         return True
+
+    def _activity(self):
+        # Read-modify-write: the bits of interrupt 1 stay as they were set.
+        self._w(CTRL_REG2, self._r(CTRL_REG2)[0] | _HPIS2)
+        self._w(CTRL_REG5, self._r(CTRL_REG5)[0] | _LIR_INT2)
+        self._w(INT2_THS, (ACTIVITY_MG + _THS_MG_PER_LSB - 1) // _THS_MG_PER_LSB)
+        self._w(INT2_DURATION, 0)   # one sample past the threshold is movement
+        self._w(INT2_CFG, ACTIVITY_CFG)
+        self._r(_REFERENCE)         # sets the filter to the present field: no 1 g step at start (AN3308 6.2.2)
+        self._r(INT2_SRC)
+
+    def moved(self):
+        # True once after movement since the last call (reading INT2_SRC clears the latch).
+        return bool(self._r(INT2_SRC)[0] & 0x40)
 
     def fell(self):
         # True once after a free fall raised INT1: reading INT1_SRC clears the

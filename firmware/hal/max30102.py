@@ -34,6 +34,7 @@ _SPO2_4096NA_100SPS_411US = const(0x27)
 _LED_7MA = const(0x24)
 _RATE_HZ = const(25)  # 100 sps / 4
 _MEASURE_MS = const(6000)
+_SKIN_MS = const(800)  # a look for skin: 20 samples, the LEDs on under a second
 _POLL_MS = const(400)  # the FIFO holds 32 samples: 1.28 s at 25 Hz
 _CONTACT_MIN = const(30000)  # mean IR counts (of 262143) with skin on the sensor
 _REFRACTORY_S = const(0.3)  # beats closer than this are one beat (200 bpm)
@@ -112,6 +113,35 @@ class MAX30102:
             except OSError:
                 pass
         return bpm(buf, n, _RATE_HZ, self)
+
+
+    async def on_skin(self):
+        # True when the infrared that comes back is skin's (the mean IR at or above
+        # _CONTACT_MIN, as for a heart rate), False when it is not, None without a
+        # sensor. Its limits: a loose strap or a dark, tattooed or very hairy wrist
+        # sends back less light; the watch face down on a pale surface sends back more.
+        if not self.ok and not self.init():
+            return None
+        buf = array("i", bytes(4 * 32))
+        n = 0
+        try:
+            self._start()
+            await self.clock.sleep_ms(_SKIN_MS)
+            n = self.read_fifo(buf, n)
+        except OSError:
+            return None
+        finally:
+            try:
+                self._w(_REG_MODE, _MODE_SHDN)
+            except OSError:
+                pass
+        if not n:
+            return None
+        total = 0
+        for i in range(n):
+            total += buf[i]
+        self.last_ir = total // n
+        return self.last_ir >= _CONTACT_MIN
 
 
 def bpm(ir, n, rate, stats=None):

@@ -118,6 +118,7 @@ class I2C:
 
 class Board:
     name = "sim"
+    _moved = False  # the accelerometer's activity latch (moved()); a class default: no slot until it fires
 
     def __init__(self):
         self.host = os.getenv(_ENV_HOST) or "127.0.0.1"
@@ -155,6 +156,8 @@ class Board:
                 self._level(name, bool(down))
         if "batt" in msg:
             self._batt = msg["batt"]
+        if msg.get("activity"):
+            self._moved = True
 
     def _send(self, obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -240,6 +243,16 @@ class Board:
     async def heart_rate(self):
         # Beats per minute from the PPG sensor (seconds of sampling), or None.
         return await self._hr.heart_rate()
+
+    async def worn(self):
+        # The PPG sensor sees skin (hal/max30102.py, on hwsim's register model).
+        return await self._hr.on_skin()
+
+    def moved(self):
+        # True once after movement: the LIS3DH's activity interrupt as
+        # hal/lis3dh.py sets it up, raised by hwsim's model of it (hwsim/board.py).
+        m, self._moved = self._moved, False
+        return m
 
     def battery(self):
         return dict(self._batt)

@@ -173,12 +173,27 @@ def test_an_adc_left_at_0_db_saturates_and_the_gauge_would_read_empty():
 HIGH_FIRST = "p[0] = start >> 8\n        p[1] = start & 0xFF\n        p[2] = end >> 8\n        p[3] = end & 0xFF"
 
 
+def test_the_activity_interrupt_sees_the_jolt_not_gravity():
+    # AN3308 6.2.2: high-pass filtered, OR of the high events past the threshold.
+    # Still on the wrist (1 g on z, a constant the filter takes out), the fall and its
+    # impact, then lying on the side (gravity moved to x: a step the filter forgets).
+    seen, _, accel, _ = run_board("activity")
+    assert seen["at_rest"] is False and seen["after_fall"] is True and seen["lying_still"] is False, seen
+    assert accel.regs[0x34] == 0x2A and accel.regs[0x21] & 0x02 and accel.regs[0x24] & 0x02
+    edges = [t - accel.on_at for t in accel.int2_edges]
+    # First in the fall; again only while the filter forgets the impact (it was read at 1.6 s).
+    assert edges and 1000 <= edges[0] <= 1450 and all(1000 <= t <= 2200 for t in edges), edges
+    assert accel.int1_edges, "the free-fall interrupt is unchanged beside it"
+
+
 @pytest.mark.parametrize("path,right,wrong,step", [
     # CASET's start and end each high byte first (ST7789V 9.1.20): low byte first moves the window off the memory
     ("hal/st7789.py", HIGH_FIRST, HIGH_FIRST.replace(">> 8", "@").replace("& 0xFF", ">> 8").replace("@", "& 0xFF"),
      "display"),
     # INT1_CFG with AOI clear ORs the low events: x and y are "low" at rest (AN3308 6.3)
     ("hal/lis3dh.py", "FREE_FALL_CFG = const(0x95)", "FREE_FALL_CFG = const(0x15)", "fall"),
+    # Activity on the low events (OR): a wrist at rest is "moving" all the time.
+    ("hal/lis3dh.py", "ACTIVITY_CFG = const(0x2A)", "ACTIVITY_CFG = const(0x15)", "activity"),
 ])
 def test_a_driver_with_a_wrong_register_fails_these_tests(tmp_path, path, right, wrong, step):
     firmware = tmp_path / "firmware"
@@ -190,6 +205,9 @@ def test_a_driver_with_a_wrong_register_fails_these_tests(tmp_path, path, right,
     if step == "display":
         _, panel, _, _ = run_board("display", "Calling for help", firmware=firmware)
         assert panel.refused_pixels > 0 and panel.pixel(2, 2) != rgb565(200, 0, 0)
+    elif step == "activity":
+        seen, _, accel, _ = run_board("activity", firmware=firmware)
+        assert seen["at_rest"] is True
     else:
         seen, _, accel, _ = run_board("fall", firmware=firmware)
         assert accel.int1_edges[0] - accel.on_at < 1000 and seen["slept_ms"] < 900  # raised at rest

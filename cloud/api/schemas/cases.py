@@ -153,6 +153,7 @@ class CaseOut(BaseModel):
     escalation_level: int = 0
     location_label: LocationLabel | None = None
     zone: Zone | None = None  # geofence cases only
+    reason: str | None = None  # welfare and technical alarms: "Watch not worn since 10:40"
     # What the watch got wrong in its alarms (dropped fields, a wrong clock), and in words.
     flags: list[dict] = []
     warnings: list[str] = []

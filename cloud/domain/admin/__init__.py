@@ -15,9 +15,11 @@ from cloud.domain.admin.operators import OperatorsAdmin
 from cloud.domain.admin.receivers import ReceiversAdmin
 from cloud.domain.admin.reports import ReportsAdmin
 from cloud.domain.admin.wearers import WearersAdmin
+from cloud.domain.admin.welfare import WelfareAdmin
 
 
-class AdminService(CentresAdmin, WearersAdmin, DevicesAdmin, OperatorsAdmin, ReportsAdmin, ReceiversAdmin):
+class AdminService(CentresAdmin, WearersAdmin, DevicesAdmin, OperatorsAdmin, ReportsAdmin, ReceiversAdmin,
+                   WelfareAdmin):
     pass
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud import metrics, protocol
-from cloud.domain import casefile
+from cloud.domain import casefile, welfare
 from cloud.domain.dedupe import classify, digest_of
 from cloud.domain.geo import country_of_mcc, distance_m
 from cloud.domain.ingest.outcome import Outcome
@@ -71,6 +71,8 @@ def store_alert(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert) ->
     if alert.batt and alert.batt.pct is not None:  # the device's figure too: one truth for every view
         device.batt_pct, device.batt_at = alert.batt.pct, now
     side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net)
+    if alert.kind == "low_battery":  # the family is told, once per discharge
+        welfare.on_low_battery(tx, device, alert.batt.pct if alert.batt else None, case, now, ing.notifier)
     if case is not None:
         publish_case(tx, ing.events, case, now)
     return Outcome(True, case_id=case.id if case else None)

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud import protocol
-from cloud.domain import geofence, presence, reminders, vsim_pool
+from cloud.domain import geofence, presence, reminders, vsim_pool, welfare
 from cloud.domain.casefile import open_case_of, open_cases_of
 from cloud.domain.cells import CellFix
 from cloud.domain.geo import country_of_mcc, mcc_of_operator
@@ -224,6 +224,7 @@ def _status(ing: Ingestor, tx: Tx, device: Device, st: protocol.Status, now: dat
             publish_case(tx, ing.events, case, now)
     # A call's state and a dose are events, not device state: callstate.py, reminders.py.
     device.last_status = st.model_dump(mode="json", exclude_none=True, exclude={"call", "reminder"})
+    welfare.on_status(tx, device, st, now, ing.events)  # movement, wear, the check-in's answer
     side_effects(ing, tx, device, st.mid, None, None, st.net, now=now)
     return Outcome(True)
 

@@ -57,6 +57,21 @@ def step_fall():
     out("second_woke", board.woke)
 
 
+def step_activity():
+    # The activity interrupt (generator 2, polled): still, then the fall's jolt, then
+    # lying still on the floor; board.moved() is what app/welfare.py reads.
+    board = hal_esp32.Board()
+    t0 = time.ticks_ms()
+    time.sleep_ms(900)
+    out("at_rest", board.moved())
+    time.sleep_ms(max(0, 1600 - time.ticks_diff(time.ticks_ms(), t0)))
+    out("after_fall", board.moved())
+    time.sleep_ms(800)      # the filter forgets the impact's 2.6 g in about half a second
+    out("settling", board.moved())
+    time.sleep_ms(1000)
+    out("lying_still", board.moved())
+
+
 def step_haptics():
     board = hal_esp32.Board()
 
