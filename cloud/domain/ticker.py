@@ -19,6 +19,7 @@ from cloud.domain.fence_tracking import FenceTracking
 from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.retention import LocationRetention
+from cloud.domain.vsim_stock import StockWatch
 from cloud.store.models import AlertCase
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Ticker:
         self.command_ttl_s = settings.command_ttl_s
         self.escalator = Escalator(sm, clock, events, EscalationPolicy.from_settings(settings), notifier)
         self.presence = PresenceMonitor(sm, clock, events, PresencePolicy.from_settings(settings))
+        self.vsim = StockWatch(sm, clock, events)
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
@@ -68,6 +70,8 @@ class Ticker:
             pruned = self.retention.run(at) if self.retention.due(at) else 0
             if self.fence_tracking is not None and self.fence_tracking.due(at):
                 self.fence_tracking.run(at)
+            if self.vsim.due(at):
+                self.vsim.run(at)
         return TickResult(cases, devices, expired, pruned)
 
 

@@ -70,7 +70,7 @@ def store_alert(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert) ->
     ack_alert(tx, ing.sender, ing.clock, device.id, alert, case)
     if alert.batt and alert.batt.pct is not None:  # the device's figure too: one truth for every view
         device.batt_pct, device.batt_at = alert.batt.pct, now
-    side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net)
+    side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net, alarm=True)
     if case is not None:
         publish_case(tx, ing.events, case, now)
     return Outcome(True, case_id=case.id if case else None)
