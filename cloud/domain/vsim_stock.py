@@ -233,6 +233,8 @@ class StockWatch:
                         raised.append((tenant_id, row["country"]))
                     elif not row["low"] and w is not None:
                         s.delete(w)
+                    elif w is not None and w.free != row["free"]:
+                        w.free = row["free"]  # still low: the page shows what is left, nobody is warned again
         return raised
 
 

@@ -54,10 +54,13 @@ def test_a_traveller_gets_a_local_profile_and_an_sos_goes_over_it(stack_factory)
                 return s.scalar(select(AlertCase).where(AlertCase.kind == "sos"))
 
         case = wait_until(sos_case, 60)
-        tail = [e.get("line") for e in rec.events if e["type"] == "log"][-30:]
+        tail = [f"{e['t']:.0f} {e.get('line')}" for e in rec.events if e["type"] == "log"][-40:]
         assert case is not None, f"no SOS case; watch: {tail}"
         # The alarm went over the local profile the cloud handed out, and says so.
-        assert case.net_profile == LIVE, tail
+        with stack.services.sm() as s:
+            d = s.get_one(Device, dev)
+            seen = (d.home_country, d.country, d.last_status, s.scalars(select(Command.payload)).all())
+        assert case.net_profile == LIVE, "\n".join(tail) + f"\ncloud: {seen}"
         with stack.services.sm() as s:
             d = s.get_one(Device, dev)
             assert (d.home_country, d.country, d.vsim_profile) == ("FR", "CH", LIVE)

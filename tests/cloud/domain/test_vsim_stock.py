@@ -8,6 +8,7 @@ import json
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from cloud.cli_device import provision_devices
@@ -81,7 +82,10 @@ def test_two_watches_never_get_the_same_profile(world):
         assert allocate(tx, tx.session.get_one(Device, lucky), "CH", world.clock.now()) is None
 
 
-def test_allocated_abroad_kept_on_a_border_cell_released_at_home(world):
+# The rules, not the database: the allocation's database part is above, and the whole
+# path runs on both in tests/hwsim/test_traveller_border.py.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_kept_on_a_border_cell_released_at_home_away_or_decommissioned_and_low_stock_warned_once(world):
     stock_ch(world, 2)
     dev = world.seed.device_id
     status(world, "1.1", "20801")  # at home in France: its own SIM, nothing to allocate
@@ -110,30 +114,26 @@ def test_allocated_abroad_kept_on_a_border_cell_released_at_home(world):
     status(world, "1.7", "20801", profile="ch-0")
     assert holder(world, "ch-0") is None
     assert vsim_cmds(world)[-1]["profiles"] == []
-    assert audit(world, "vsim.allocated") == [(f"device:{dev}", "ch-0", None)]
-    assert audit(world, "vsim.released") == [(f"device:{dev}", "ch-0", "home")]
-
-
-def test_away_long_enough_or_decommissioned_gives_the_profile_back(world):
-    stock_ch(world, 1)
-    dev = world.seed.device_id
-    status(world, "1.1", "20801")
-    status(world, "1.2", "22801")
-    status(world, "1.3", "26201", profile="ch-0")  # on to Germany, then silent
+    # Abroad again, then on to Germany and silent: the ticker gives it back after RELEASE_AWAY_S.
+    status(world, "1.8", "22801")
+    assert holder(world, "ch-0") == dev
+    status(world, "1.9", "26201", profile="ch-0")
     world.clock.advance(RELEASE_AWAY_S + 1)
     world.svc.ticker.tick()
     assert holder(world, "ch-0") is None
-    status(world, "1.4", "22801")  # back in Switzerland: allocated again
-    assert holder(world, "ch-0") == dev
+    # Decommissioned while holding one (pers vsim release).
+    status(world, "1.10", "22801")
     with transaction(world.svc.sm) as tx:
         assert release_device(tx, dev, world.clock.now(), actor="cli:ops") == "ch-0"
     assert holder(world, "ch-0") is None
-    assert [r for _, _, r in audit(world, "vsim.released")] == ["left", "decommissioned"]
+    assert audit(world, "vsim.allocated") == [(f"device:{dev}", "ch-0", None)] * 3
+    assert audit(world, "vsim.released") == [(f"device:{dev}", "ch-0", r) for r in ("home", "left", "decommissioned")]
 
-
-def test_running_low_is_warned_once_until_the_stock_recovers(world):
-    stock_ch(world, 3)
-    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, None, 2)  # the tenant's default
+    # Running low: warned once, until the stock recovers. Five free now, the tenant warns at 3.
+    for i in range(3):
+        add_profile(world.svc.sm, world.clock, tenant_id=world.seed.tenant_id, country="CH", name=f"ch-more-{i}",
+                    iccid=f"89410112345678{90 + i:05d}", mccmnc=["22801"], apn="iot.ch", priority=9)
+    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, None, 3)  # the tenant's default
     events = world.events.events
     ticker = world.svc.ticker
 
@@ -142,22 +142,31 @@ def test_running_low_is_warned_once_until_the_stock_recovers(world):
         ticker.tick()
 
     def warned():
-        return [e for _, e in events if e.get("type") == "vsim_low"]
+        return [e for _, e in events[since:] if e.get("type") == "vsim_low"]
 
+    # (The ticker warned of CH above, at 1 free of 2 against the default of 1.)
+    since = len(events)
     tick()
-    assert warned() == []  # 3 free, threshold 2
-    status(world, "1.1", "20801")
-    status(world, "1.2", "22801")  # 2 free
+    with world.svc.sm() as s:
+        assert s.scalars(select(VsimLowWarning)).all() == []  # 5 free: recovered
+    assert warned() == []
+    status(world, "2.1", "22801")  # one held: 4 free
+    tick()
+    assert warned() == []
+    provision_devices(world.svc.sm, world.clock, world.seed.tenant_id, ["other-1"], actor="test")
+    with transaction(world.svc.sm) as tx:
+        assert allocate(tx, tx.session.get_one(Device, "other-1"), "CH", world.clock.now()) is not None  # 3 free
     tick()
     tick()
     tick()
-    assert [(e["country"], e["free"], e["low_at"]) for e in warned()] == [("CH", 2, 2)]
-    assert len(audit(world, "vsim.stock_low")) == 1
-    # A country's own threshold beats the tenant's: at 1, two free are not low; the warning clears.
-    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, "CH", 1)
+    assert [(e["country"], e["free"], e["low_at"]) for e in warned()] == [("CH", 3, 3)]
+    assert len(audit(world, "vsim.stock_low")) == 2  # the one above, and this one
+    # A country's own threshold beats the tenant's: at 2, three free are not low; the warning clears.
+    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, "CH", 2)
     tick()
     with world.svc.sm() as s:
         assert s.scalars(select(VsimLowWarning)).all() == []
-    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, "CH", 2)
+    set_threshold(world.svc.sm, world.clock, world.seed.tenant_id, "CH", 3)
+    tick()
     tick()
     assert len(warned()) == 2  # low again: warned again, once
