@@ -20,7 +20,7 @@ def _tenant(args):
 
 
 def _expiry(text: str | None) -> datetime | None:
-    # A date (the end of that day's UTC validity starts the next day) or an ISO time, UTC.
+    # An ISO date (its 00:00 UTC) or time, UTC: from then on the profile is never handed out.
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "")).replace(tzinfo=None)
@@ -33,7 +33,7 @@ def cmd_vsim_add(args) -> int:
     if tenant is None:
         return 2
     rows = ([{"country": args.country, "name": args.name, "iccid": args.iccid, "mccmnc": args.mccmnc,
-              "apn": args.apn, "expires": args.expires}] if args.csv is None
+              "apn": args.apn, "expires": args.expires, "priority": args.priority}] if args.csv is None
             else list(csv.DictReader(open(args.csv, newline="", encoding="utf-8"))))
     try:
         for r in rows:
@@ -42,7 +42,8 @@ def cmd_vsim_add(args) -> int:
             mccmnc = r["mccmnc"] if isinstance(r["mccmnc"], list) else r["mccmnc"].replace(";", " ").split()
             view = add_profile(sm, SystemClock(), tenant_id=tenant.id, country=r["country"], name=r["name"],
                                iccid=r["iccid"], mccmnc=mccmnc, apn=r.get("apn") or None,
-                               expires_at=_expiry(r.get("expires")), actor=f"cli:{getpass.getuser()}")
+                               expires_at=_expiry(r.get("expires")), priority=int(r.get("priority") or 0),
+                               actor=f"cli:{getpass.getuser()}")
             print(json.dumps(view))
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
@@ -89,13 +90,14 @@ def add_vsim_commands(sub, common) -> None:
     add = vs.add_parser("add", help="load profiles into a tenant's stock (one, or a CSV file)")
     common(add)
     add.add_argument("--tenant", required=True, help="tenant name or id")
-    add.add_argument("--csv", help="columns country,name,iccid,mccmnc (space- or ;-separated),apn,expires")
+    add.add_argument("--csv", help="columns country,name,iccid,mccmnc (space- or ;-separated),apn,expires,priority")
     add.add_argument("--country", help="ISO 3166 alpha-2, e.g. CH")
     add.add_argument("--name", help="the profile id, unique in the pool")
     add.add_argument("--iccid")
     add.add_argument("--mccmnc", nargs="+", help="the networks it registers on, e.g. 22801")
     add.add_argument("--apn")
     add.add_argument("--expires", help="UTC date or time past which it is never handed out")
+    add.add_argument("--priority", type=int, default=0, help="lower is handed out first")
     add.set_defaults(func=cmd_vsim_add)
     ls = vs.add_parser("list", help="the stock per country and which watch holds which profile (JSON)")
     common(ls)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cloud import protocol
@@ -73,10 +74,10 @@ def allocate(tx: Tx, device: Device, country: str, now: datetime) -> VsimProfile
                     .order_by(P.priority, P.cost, P.expires_at.is_(None), P.expires_at, P.id)
                     .limit(CANDIDATES)).all()
     for pid in ids:
-        taken = s.execute(
+        taken = cast("CursorResult[Any]", s.execute(
             update(P).where(P.id == pid, P.device_id.is_(None), ~exists().where(mine.device_id == device.id))
             .values(device_id=device.id, allocated_at=now, away_since=None)
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False))).rowcount
         if taken == 1:
             p = s.get_one(P, pid)
             s.refresh(p)
@@ -180,7 +181,6 @@ def stock(s: Session, tenant_id: int, now: datetime) -> list[dict[str, Any]]:
 
 
 def _case(cond: Any) -> Any:
-    from sqlalchemy import case
     return case((cond, 1), else_=0)
 
 
@@ -213,8 +213,7 @@ class StockWatch:
             for p in s.scalars(select(VsimProfilePool).where(VsimProfilePool.away_since <= gone)):
                 release(tx, p, now, "left")
             s.flush()
-            tenants = s.scalars(select(VsimProfilePool.tenant_id).where(VsimProfilePool.tenant_id.is_not(None))
-                                .distinct()).all()
+            tenants = [t for t in s.scalars(select(VsimProfilePool.tenant_id).distinct()) if t is not None]
             for tenant_id in tenants:
                 warned = {w.country: w for w in s.scalars(select(VsimLowWarning)
                                                           .where(VsimLowWarning.tenant_id == tenant_id))}
@@ -228,7 +227,7 @@ class StockWatch:
                                          detail={"free": row["free"], "low_at": row["low_at"]}))
                         ev = {"type": "vsim_low", "country": row["country"], "free": row["free"],
                               "low_at": row["low_at"]}
-                        tx.after_commit(lambda t=tenant_id, e=ev: self.events.publish(t, e))
+                        tx.after_commit(partial(self.events.publish, tenant_id, ev))
                         log.warning("vSIM stock running low", extra={"tenant_id": tenant_id, **ev})
                         raised.append((tenant_id, row["country"]))
                     elif not row["low"] and w is not None:

@@ -12,13 +12,12 @@ who holds what."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
 
-from cloud.domain.clock import SystemClock
-from cloud.domain.vsim_stock import add_profile
+from cloud.cli import main
 from cloud.seed import DEMO_SUPERVISOR
 from cloud.store.models import AlertCase, AuditEntry, Command, Device, VsimProfilePool
 from hwsim.events import Recorder
@@ -30,14 +29,20 @@ from tests.hwsim.test_child_leaves_school import wait_until
 LIVE, EXPIRED = "ch-swisscom-0002", "ch-swisscom-0001"
 
 
-def test_a_traveller_gets_a_local_profile_and_an_sos_goes_over_it(stack_factory):
+def test_a_traveller_gets_a_local_profile_and_an_sos_goes_over_it(stack_factory, monkeypatch, tmp_path):
+    # The SIM provider's list, as the platform operator loads it (`pers vsim add --csv`). The
+    # expired profile is the better of the two (priority): handing it out would be the mistake.
+    today = datetime.now(UTC).date()
+    (tmp_path / "stock.csv").write_text(
+        "country,name,iccid,mccmnc,apn,expires,priority\n"
+        f"CH,{EXPIRED},8941011234567800012,22801,iot.ch,{today - timedelta(days=1)},0\n"
+        f"CH,{LIVE},8941011234567800020,22801,iot.ch,{today + timedelta(days=30)},1\n")
+
     def stock(sm, seed):
-        clock = SystemClock()
-        # The expired one is the better of the two (priority): handing it out would be the mistake.
-        add_profile(sm, clock, tenant_id=seed.tenant_id, country="CH", name=EXPIRED, iccid="8941011234567800012",
-                    mccmnc=["22801"], apn="iot.ch", expires_at=clock.now() - timedelta(days=1), priority=0)
-        add_profile(sm, clock, tenant_id=seed.tenant_id, country="CH", name=LIVE, iccid="8941011234567800020",
-                    mccmnc=["22801"], apn="iot.ch", expires_at=clock.now() + timedelta(days=30), priority=1)
+        # The CLI on the stack's own database (SQLite file or PostgreSQL), before the cloud starts.
+        monkeypatch.setenv("PERS_DATABASE_URL", sm.kw["bind"].url.render_as_string(hide_password=False))
+        assert main(["vsim", "add", "--data-dir", str(tmp_path / "cli"), "--tenant", str(seed.tenant_id),
+                     "--csv", str(tmp_path / "stock.csv")]) == 0
 
     stack = stack_factory(before_start=stock)
     stack.services.accounts.create_operator(stack.seed.tenant_id, ADMIN[0], ADMIN[1], role="admin")
