@@ -81,6 +81,7 @@ def test_a_traveller_gets_a_local_profile_and_an_sos_goes_over_it(stack_factory,
         home = next(i for i, x in enumerate(lines) if "registered with the home profile" in x)
         local = next(i for i, x in enumerate(lines) if f"registered with profile {LIVE}" in x)
         assert home < local
+        assert not [x for x in lines if "networks in range" in x]  # by its own network: no scan of minutes
 
         with httpx.Client(base_url=stack.url) as admin:
             admin.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
