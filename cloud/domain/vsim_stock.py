@@ -120,8 +120,8 @@ def on_country(tx: Tx, device: Device, country: str | None, now: datetime, sende
     stock there (the platform's shared list is then not sent). In an alarm
     nothing is allocated or sent: the watch is not asked to switch networks
     while it raises one (the next report does it)."""
-    if country is None:
-        return False
+    if country is None or (device.protocol or "openpers") != "openpers":
+        return False  # a gateway watch (docs/gateway.md) has no vsim command
     s = tx.session
     if device.home_country is None:
         device.home_country = country  # the first country seen is where its own SIM is at home
