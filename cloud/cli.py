@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cloud.cli_device import add_device_commands
+from cloud.cli_vsim import add_vsim_commands
 from cloud.logs import setup_logging
 from cloud.settings import Settings
 
@@ -363,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_maintenance_commands(sub)
     add_device_commands(sub, _common)
+    add_vsim_commands(sub, _common)
     _add_account_commands(sub)
     _add_passthrough_commands(sub)
     return p

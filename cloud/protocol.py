@@ -248,6 +248,7 @@ class VsimProfile(_Msg):
     apn: str | None = None
     priority: int = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
     cost: float = Field(default=0, ge=0, le=1e6)
+    iccid: str | None = Field(default=None, pattern=r"^[0-9]{18,20}F?$")  # a profile of the cloud's stock
 
 
 class VsimCmd(_Command):

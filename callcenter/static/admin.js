@@ -72,6 +72,7 @@ async function loadDevices() {
     cell(tr, d.wearer_id == null ? "unassigned" : (names.get(d.wearer_id) || `wearer #${d.wearer_id}`));
     cell(tr, d.presence, d.presence === "offline" || d.presence === "suspect" ? "bad" : (d.presence === "online" ? "ok" : null));
     cell(tr, d.batt_pct == null ? "–" : `${d.batt_pct}%`, d.batt_pct != null && d.batt_pct <= 20 ? "bad" : null);
+    cell(tr, d.vsim_profile ? `${d.vsim_profile}${d.country ? ` (${d.country})` : ""}` : (d.country ? `own SIM (${d.country})` : "–"));
     cell(tr, d.fw || "–");
     cell(tr, d.cfg_version == null ? "–" : `v${d.cfg_version}`);
     cell(tr, d.last_seen ? `${since(d.last_seen)} ago` : "never");
@@ -84,6 +85,7 @@ async function loadDevices() {
     tbody.append(tr);
   }
   $("devices-total").textContent = page.total;
+  if (window.loadVsimStock) window.loadVsimStock();  // admin-vsim.js
 }
 
 async function rotate(id) {

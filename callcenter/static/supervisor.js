@@ -252,6 +252,9 @@ function connect() {
     } else if (ev.type === "forward_failed") {
       forwardLine(ev, new Date().toLocaleTimeString());
       return;
+    } else if (ev.type === "vsim_low") {
+      if (window.vsimLow) window.vsimLow(ev);  // supervisor-vsim.js
+      return;
     } else if (ev.type === "device") {
       soon("devices", loadDevices);
       return;

@@ -240,6 +240,19 @@ def list_vsim(request: Request, op: AdminReader,
     return services(request).admin.list_vsim(country)
 
 
+@router.get("/api/admin/vsim-stock", tags=["admin"])
+def vsim_stock(request: Request, op: AdminReader):
+    """The tenant's local vSIM profiles: free, held and expired per country with the
+    low threshold, which watch holds which profile, and the low-stock warnings."""
+    return services(request).admin.vsim_stock(op)
+
+
+@router.get("/api/supervisor/vsim-stock", tags=["supervisor"])
+def supervisor_vsim_stock(request: Request, op: SupervisorReader):
+    """As /api/admin/vsim-stock: the supervisor page lists its warnings."""
+    return services(request).admin.vsim_stock(op)
+
+
 # --- the security audit log and login throttles (admins and supervisors) ---------------------------
 AuditUser = Annotated[str | None, Query(max_length=64, description="a user name of your tenant")]
 AuditAction = Annotated[str | None, Query(max_length=64, description="an action or its prefix: login, password.")]

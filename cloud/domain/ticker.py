@@ -21,6 +21,7 @@ from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceRepor
 from cloud.domain.reminders import ReminderSweep
 from cloud.domain.retention import LocationRetention
 from cloud.domain.welfare import WelfareMonitor
+from cloud.domain.vsim_stock import StockWatch
 from cloud.store.models import AlertCase
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class Ticker:
         self.welfare = WelfareMonitor(sm, clock, events, sender=sender, notifier=notifier,
                                       default_heartbeat_s=settings.heartbeat_s,
                                       present_window_s=settings.operator_present_s, every_s=settings.welfare_check_s)
+        self.vsim = StockWatch(sm, clock, events)
         self.retention = LocationRetention(sm, clock, settings.location_retention_days,
                                            every_s=settings.location_retention_every_s)
 
@@ -80,6 +82,8 @@ class Ticker:
                 self.reminders.run(at)
             if self.welfare.due(at):
                 self.welfare.tick(now)
+            if self.vsim.due(at):
+                self.vsim.run(at)
         return TickResult(cases, devices, expired, pruned)
 
 

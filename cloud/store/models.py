@@ -171,6 +171,7 @@ class Device(Base):
     suspect_since: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_s: Mapped[int | None] = mapped_column(Integer)  # from its latest config
     country: Mapped[str | None] = mapped_column(String(2))  # from the MCC it last reported
+    home_country: Mapped[str | None] = mapped_column(String(2))  # its own SIM's (the first country seen)
     vsim_profile: Mapped[str | None] = mapped_column(String(64))
     last_cell: Mapped[dict | None] = mapped_column(JSON)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -374,6 +375,37 @@ class VsimProfilePool(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)  # lower is better
     cost: Mapped[float] = mapped_column(Float, default=0)  # per MB, tie-break
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A tenant's stock (cloud/domain/vsim_stock.py): one row one profile, held by one
+    # watch at a time. Null tenant: the platform's shared list, sent as a list.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
+    iccid: Mapped[str | None] = mapped_column(String(22), index=True, unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)  # past it: never handed out
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True, unique=True)
+    allocated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    away_since: Mapped[datetime | None] = mapped_column(DateTime)  # its holder reports another country since
+
+
+class VsimThreshold(Base):
+    """Stock at or below ``low_at`` free profiles is "running low": per country, or
+    for every country of the tenant (``country`` "*")."""
+    __tablename__ = "vsim_thresholds"
+    __table_args__ = (UniqueConstraint("tenant_id", "country", name="uq_vsim_thresholds_tenant_country"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    country: Mapped[str] = mapped_column(String(2))
+    low_at: Mapped[int] = mapped_column(Integer)
+
+
+class VsimLowWarning(Base):
+    """A low stock, warned once; deleted when the stock is above the threshold again."""
+    __tablename__ = "vsim_low_warnings"
+    __table_args__ = (UniqueConstraint("tenant_id", "country", name="uq_vsim_low_warnings_tenant_country"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    country: Mapped[str] = mapped_column(String(2))
+    free: Mapped[int] = mapped_column(Integer)
+    low_at: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Notification(Base):

@@ -73,6 +73,7 @@ class Orders:
                 from app.vsim import Profiles
                 self.profiles = self.radio.profiles = Profiles(None, flash.join(self.board.flash_dir, "vsim.json"))
             self.profiles.replace(cmd["profiles"])
+            self.radio.switch()
             print("vsim: %d profiles" % len(self.profiles.profiles))
         else:
             return (False, "unsupported")

@@ -36,7 +36,7 @@ class Radio:
         self.profiles = profiles
         self.on_urc = on_urc
         self.linger_ms = linger_ms
-        self.apn = apn            # for a device with no profile list
+        self.apn = apn            # the watch's own (home) SIM: automatic selection with this APN
         self.needs = {}           # reason -> True
         self.gnss_needs = {}
         self.up = Flag()  # registered: the session may open the data link
@@ -45,6 +45,7 @@ class Radio:
         self.on_no_network = None  # () -> None: every profile failed
         self.on_down = None        # () -> None: about to power off
         self.link_failures = 0
+        self.reselect = False     # the cloud sent new profiles: switch once no alarm runs
         self.powered = False
         self.power_ons = 0
         self.failed_ups = 0  # bring-ups in a row that failed (back-off)
@@ -112,6 +113,12 @@ class Radio:
 
     def link_ok(self):
         self.link_failures = 0
+
+    def switch(self):
+        # New profiles from the cloud (a vsim command): registered again on the
+        # best of them at the next poll, never in the middle of an alarm.
+        self.reselect = True
+        self._wake.set()
 
     # --- the modem's life ---------------------------------------------------------------
     async def run(self):
@@ -196,6 +203,11 @@ class Radio:
                     return
                 await self._attach(m)
                 continue
+            if self.reselect and not self.alarm:
+                self.reselect = False
+                self.up.clear()
+                await self._switch(m)
+                next_attach = self.clock.ticks_add(self.clock.ticks_ms(), _RETRY_ATTACH_MS)
             await m.poll()
             now = self.clock.ticks_ms()
             if m.registered.is_set():
@@ -243,14 +255,30 @@ class Radio:
         await m.gnss(False)
         return await m.power_off()
 
+    async def _home(self, m):
+        # The watch's own SIM, any network that takes it (roaming if need be).
+        ok = await m.select(self.apn, None)
+        if ok:
+            if hasattr(self.profiles, "replace"):  # NoProfiles has no current to clear
+                self.profiles.current = None
+            self.up.set()
+            print("radio: registered with the home profile")
+        return ok
+
+    async def _switch(self, m):
+        # The cloud's profiles, each on its own networks with no scan (minutes,
+        # and an alarm may come any second); none registers: the home profile.
+        for p in self.profiles.profiles:
+            for plmn in p.get("mccmnc", ()):
+                if await self._try(m, p, plmn):
+                    return True
+        return await self._home(m)
+
     async def _attach(self, m, avoid=None):
-        # Registers with the best profile; True when registered.
+        # Registers with the best profile, else the home one; True when registered.
         profiles = self.profiles
         if not profiles.profiles:
-            ok = await m.select(self.apn, None)
-            if ok:
-                self.up.set()
-            return ok
+            return await self._home(m)
         from app.vsim import choose_country
         cell = self.cell
         cell_mcc = cell.get("mcc") if cell else None
@@ -275,6 +303,8 @@ class Radio:
                 return True
             tried.append((p.get("name"), plmn))
         print("radio: no profile registers")
+        if self.apn and await self._home(m):
+            return True
         if self.on_no_network:
             self.on_no_network()
         return False

@@ -82,6 +82,12 @@ class DevicesAdmin(AdminBase):
                 stmt = stmt.where(VsimProfilePool.country == country.upper())
             return [vsim_view(p) for p in s.scalars(stmt)]
 
+    def vsim_stock(self, op: Operator) -> dict[str, Any]:
+        """The tenant's own stock per country, who holds which profile, low-stock warnings."""
+        from cloud.domain.vsim_stock import tenant_view
+        with self.sm() as s:
+            return tenant_view(s, op.tenant_id, self.clock.now())
+
 def add_vsim_profile(sm: sessionmaker[Session], clock: Clock, *, country: str, name: str, mccmnc: list[str],
                      apn: str | None = None, priority: int = 0, cost: float = 0,
                      actor: str = "platform") -> dict[str, Any]:

@@ -70,7 +70,7 @@ def store_alert(ing: Ingestor, tx: Tx, device: Device, alert: protocol.Alert) ->
     ack_alert(tx, ing.sender, ing.clock, device.id, alert, case)
     if alert.batt and alert.batt.pct is not None:  # the device's figure too: one truth for every view
         device.batt_pct, device.batt_at = alert.batt.pct, now
-    side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net)
+    side_effects(ing, tx, device, alert.mid, alert.loc, alert.cell, alert.net, alarm=True)
     if alert.kind == "low_battery":  # the family is told, once per discharge
         welfare.on_low_battery(tx, device, alert.batt.pct if alert.batt else None, case, now, ing.notifier)
     if case is not None:

@@ -277,7 +277,7 @@ def cell_fix(ing: Ingestor, cell: protocol.Cell | None) -> CellFix | None:
 
 def side_effects(ing: Ingestor, tx: Tx, device: Device | DeviceRow, mid: str, loc: protocol.Location | None,
                  cell: protocol.Cell | None, net: protocol.Net | None, *,
-                 geofenced: bool = True, now: datetime | None = None) -> list[dict[str, Any]]:
+                 geofenced: bool = True, now: datetime | None = None, alarm: bool = False) -> list[dict[str, Any]]:
     """What any up message with a position or a network can trigger: the device's
     last cell, a new country's vSIM profiles, geofence crossings (``geofenced``
     False: the batch already knows the wearer has no active geofence)."""
@@ -291,7 +291,8 @@ def side_effects(ing: Ingestor, tx: Tx, device: Device | DeviceRow, mid: str, lo
         # has no geofence; neither the vSIM pool nor the geofences have anything to do.
         return []
     mcc = cell.mcc if cell is not None else mcc_of_operator(net.op if net else None)
-    vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, ing.sender, ing.clock)
+    vsim_pool.on_country_seen(tx, device, mcc, net.profile if net else None, now, ing.sender, ing.clock,
+                              reported=net is not None, alarm=alarm)
     if geofenced and loc is not None and loc.src != "last":
         return geofence.check(tx, device, loc.lat, loc.lon, loc.acc, now, mid, ing.events,
                               present_window_s=ing.present_window_s, notifier=ing.notifier)

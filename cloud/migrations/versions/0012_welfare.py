@@ -5,15 +5,15 @@
 - ``devices.welfare_state``: what the watch reported (last movement, worn or
   not), the last check-in answer, the alarms raised and the low-battery latch.
 
-Revision ID: 0011_welfare
-Revises: 0010_sia
+Revision ID: 0012_welfare
+Revises: 0011_reminders
 Create Date: 2026-12-05 08:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_welfare'
-down_revision = '0010_sia'
+revision = '0012_welfare'
+down_revision = '0011_reminders'
 branch_labels = None
 depends_on = None
 
