@@ -79,9 +79,17 @@ def check_profiles(profiles) -> list[dict]:
     return profiles
 
 
+# What a flashed watch gets: idle 10 s, it deep-sleeps until its next check-in
+# (what the standby figure of docs/figures.md is measured with). A watch with
+# reminders or a check-in time stays in light sleep anyway (app/watch.py).
+DEEP_SLEEP_AFTER_S = 10
+
+
 def device_config(device_id: str, secret: str, broker_host: str, broker_port: int | None, profiles=None,
-                  tls: bool = False) -> dict:
-    """/data/device.json. With a CA the watch speaks TLS, to port 8883 unless told otherwise."""
+                  tls: bool = False, deep_sleep_after_s: int = 0) -> dict:
+    """/data/device.json. With a CA the watch speaks TLS, to port 8883 unless told otherwise.
+    ``deep_sleep_after_s``: idle that long, the watch deep-sleeps until its next
+    check-in (docs/figures.md, "Standby"); 0 keeps it in light sleep."""
     if not DEVICE_ID.match(device_id or ""):
         raise FlashError(f"device id must match {DEVICE_ID.pattern}")
     if not secret:
@@ -93,6 +101,10 @@ def device_config(device_id: str, secret: str, broker_host: str, broker_port: in
               "profiles": check_profiles(profiles)}
     if tls:
         device["tls"] = True
+    if deep_sleep_after_s < 0:
+        raise FlashError("--deep-sleep-after is a number of seconds, 0 for never")
+    if deep_sleep_after_s:
+        device["deep_sleep_after_s"] = deep_sleep_after_s
     return device
 
 
@@ -171,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
                         "default: <data>/broker/tls/ca.crt when it exists")
         sp.add_argument("--no-tls", action="store_true", help="no CA, plain MQTT (a broker on a private network)")
         sp.add_argument("--profiles", type=Path, help="a JSON file with the virtual-SIM profile list")
+        sp.add_argument("--deep-sleep-after", type=int, default=DEEP_SLEEP_AFTER_S, metavar="S",
+                        help="idle S seconds, the watch deep-sleeps until its next check-in (the standby of "
+                             "docs/figures.md); 0: light sleep only (default: %(default)s)")
         sp.add_argument("--dry-run", type=Path, metavar="DIR", help="only stage the board's files in DIR")
         sp.add_argument("--data-dir", type=Path, help="where the cloud keeps its data (default: $PERS_DATA_DIR)")
     image.add_argument("--image", type=Path, help="a prebuilt firmware.bin (else built with the ESP-IDF)")
@@ -197,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         ca = read_ca(ca_path) if ca_path else None
         profiles = json.loads(args.profiles.read_text()) if args.profiles else None
         device = device_config(args.device_id, args.secret, args.broker[0], args.broker[1], profiles,
-                               tls=ca is not None)
+                               tls=ca is not None, deep_sleep_after_s=args.deep_sleep_after)
         from cloud import flash_board
         if args.mode == "image":
             from cloud import flash_image

@@ -265,6 +265,11 @@ class Watch(Orders, Emergency, Vitals, Routine):
             return
         if self.fall is not None and getattr(self.fall, "stage", "idle") != "idle":
             return
+        if self.cfg.get("reminders") or self.cfg.get("checkin_at"):
+            # Fired by the running app at a local minute (app/reminders.py,
+            # app/welfare.py), and a press awaited lives in RAM: a watch with any
+            # stays in light sleep (docs/figures.md gives that standby too).
+            return
         ms = self.clock.ticks_diff(self.next_checkin, now)
         if ms > _DEEP_SLEEP_MIN_MS:
             print("watch: deep sleep for", ms // 1000, "s")

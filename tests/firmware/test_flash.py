@@ -36,10 +36,11 @@ def test_dry_run_stages_packages_in_lib_and_the_credentials_with_the_ca(tmp_path
     files = files_on(out)
     assert {"main.py", "boot.py", "lib/app/watch.mpy", "lib/hal/esp32.mpy", "data/device.json", "data/ca.pem"} <= files
     assert "lib/hal/sim.mpy" not in files and not any(f.startswith(("app/", "hal/")) for f in files)
-    # A CA means TLS, to 8883 when no port is given (the contract with the firmware's TLS).
+    # A CA means TLS, to 8883 when no port is given (the contract with the firmware's TLS);
+    # a flashed watch deep-sleeps when idle (the standby figure's design).
     assert json.loads((out / "data/device.json").read_text()) == {
         "id": "watch-42", "secret": "s3cret", "broker_host": "mqtt.example.org", "broker_port": 8883,
-        "profiles": PROFILES, "tls": True}
+        "profiles": PROFILES, "tls": True, "deep_sleep_after_s": 10}
     assert (out / "data/ca.pem").read_bytes() == CA
     assert (out / "data/device.json").stat().st_mode & 0o077 == 0
     # The default CA is the broker's, under the data dir; --no-tls goes without.
@@ -48,6 +49,9 @@ def test_dry_run_stages_packages_in_lib_and_the_credentials_with_the_ca(tmp_path
     assert main(["files", "--device-id", "w1", "--secret", "s", "--broker", "h", "--data-dir", str(tmp_path / "var"),
                  "--dry-run", str(tmp_path / "d2")]) == 0
     assert json.loads((tmp_path / "d2/data/device.json").read_text())["tls"] is True
+    assert main(["files", "--device-id", "w1", "--secret", "s", "--broker", "h", "--no-tls", "--deep-sleep-after", "0",
+                 "--dry-run", str(tmp_path / "d3")]) == 0
+    assert "deep_sleep_after_s" not in json.loads((tmp_path / "d3/data/device.json").read_text())
 
 
 def test_bad_input_is_refused_with_a_reason(tmp_path, capsys):
