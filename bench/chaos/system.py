@@ -50,7 +50,7 @@ class System:
 
         settings = self.settings()
         prepare(settings)
-        self.tls  # the CA and the broker's certificate, before anyone needs them
+        _ = self.tls  # the CA and the broker's certificate, made before anyone needs them
         engine = make_engine(settings.db_url)
         seed_demo(make_sessionmaker(engine), SystemClock(), self.data)
         engine.dispose()

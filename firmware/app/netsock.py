@@ -98,8 +98,8 @@ class Socket:
             elif k == "STAR" or k == "OPEN" or k == "SEND":
                 self._res = line
                 self._got.set()
-            elif k == "_PEE" or k == ": CC" or k == "_REC":
-                # "+CCH_PEER_CLOSED: 0", "+CCH: CCH STOP", "+CCH_RECV_CLOSED: 0,<err>"
+            elif k[0] == "_" or k == ": CC":
+                # "+CCH_PEER_CLOSED: 0", "+CCH_RECV_CLOSED: 0,<err>", "+CCH: CCH STOP"
                 self.lost(line)
             return True  # "+CCHCLOSE:", "+CCHSTOP:": nothing more to do
         if line.startswith("+CIPRXGET: 1"):
