@@ -42,7 +42,7 @@ def step(devices: int, hold_s: float, with_cloud: bool, heartbeat_s: float) -> d
         cloud_rss0 = rss_mb(cloud.pid) if cloud else None
 
         async def main():
-            fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, connect_concurrency=200)
+            fleet = Fleet(env.creds, **env.device_link, connect_concurrency=200)
             sampler = Sampler(pids)
             sampler.start()
             await fleet.connect_all()

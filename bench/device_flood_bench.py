@@ -136,14 +136,13 @@ class FloodRun:
             t = time.monotonic()
             self.cloud = env.start_cloud()
             self.timings["cloud_start_s"] = round(time.monotonic() - t, 2)
-            host, port = env.settings.mqtt_host, env.settings.mqtt_port
+            link = env.device_link
             flooder = ctx.Process(target=flooder_main, name="flooder", daemon=True,
-                                  args=(child_conn, flooder_cred, host, port, p["presses"], p["drain_timeout_s"],
-                                        CHUNK))
+                                  args=(child_conn, flooder_cred, link, p["presses"], p["drain_timeout_s"], CHUNK))
             flooder.start()
             self.sampler = Sampler({"cloud": self.cloud.pid, "broker": env.broker_pid})
             self.poller = MetricsPoller(self.cloud)
-            out = asyncio.run(self._drive(other_creds, env.creds[1 + p["others"]:], host, port))
+            out = asyncio.run(self._drive(other_creds, env.creds[1 + p["others"]:], link))
             usage, inbox_max = self.sampler.stop(), self.poller.stop()
             flooder.join(timeout=10)
             ingested, cases = self.cloud.ingested(), cases_in_store(env)
@@ -158,9 +157,9 @@ class FloodRun:
                 "callers": {k: out["callers"][k] for k in ("devices", "connected", "errors")},
                 "timings": self.timings, "seconds": round(time.monotonic() - t_start, 1)}
 
-    async def _drive(self, other_creds, quiet_creds, host: str, port: int) -> dict:
-        callers = Fleet(other_creds, host, port, alert_resend_s=10.0)
-        quiets = Fleet(quiet_creds, host, port, alert_resend_s=10.0)
+    async def _drive(self, other_creds, quiet_creds, link: dict) -> dict:
+        callers = Fleet(other_creds, **link, alert_resend_s=10.0)
+        quiets = Fleet(quiet_creds, **link, alert_resend_s=10.0)
         sos = self._timed(callers)
         await self._connect(callers, quiets)
         # 1. the reference: one SOS per quiet twin, nothing else going on

@@ -10,20 +10,21 @@ import time
 from hwsim.fleet import Fleet
 
 
-def flooder_main(conn, cred: tuple[str, str], host: str, port: int, presses: int, drain_timeout: float,
+def flooder_main(conn, cred: tuple[str, str], link: dict, presses: int, drain_timeout: float,
                  chunk: int) -> None:
     """Connect one twin, say ``ready``, wait for ``go``, publish ``presses`` SOS alerts
     back to back, then wait (up to ``drain_timeout`` s) for every ``alert_ack`` and
-    send the report. Times are ``time.monotonic()``: one clock for both processes."""
+    send the report. ``link``: Fleet's host, port and (TLS) ca (bench.harness.Env.device_link).
+    Times are ``time.monotonic()``: one clock for both processes."""
     try:
-        conn.send(("report", asyncio.run(_flood(conn, cred, host, port, presses, drain_timeout, chunk))))
+        conn.send(("report", asyncio.run(_flood(conn, cred, link, presses, drain_timeout, chunk))))
     except Exception as exc:  # noqa: BLE001 - the parent reports it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-async def _flood(conn, cred, host, port, presses, drain_timeout, chunk) -> dict:
+async def _flood(conn, cred, link, presses, drain_timeout, chunk) -> dict:
     loop = asyncio.get_running_loop()
-    fleet = Fleet([cred], host, port, alert_resend_s=None, reconnect_retries=0, window=presses + 100)
+    fleet = Fleet([cred], **link, alert_resend_s=None, reconnect_retries=0, window=presses + 100)
     acked_at: list[float] = []
     ack_ms: list[float] = []
     fleet.on_alert_acked = lambda twin, mid, ms: (acked_at.append(time.monotonic()), ack_ms.append(ms))

@@ -44,7 +44,7 @@ def step(devices: int, window_s: float, drain_max_s: float) -> dict:
         cloud_rss_idle = rss_mb(cloud.pid)
 
         async def main():
-            fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port)
+            fleet = Fleet(env.creds, **env.device_link)
             await fleet.connect_all()
             # let the cloud work off the connect burst (bounded), so the window measures the steady state
             t0 = time.monotonic()

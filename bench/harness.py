@@ -47,6 +47,13 @@ def _mosquitto_version() -> str | None:
         return None
 
 
+def devices_tls() -> bool:
+    """The devices' path is TLS (the broker's TLS listener, verified against its CA) as in
+    a deployment, unless ``PERS_BENCH_PLAINTEXT=1`` asks for the same run on 1883: the
+    figure without TLS, side by side. The cloud's own clients stay on loopback 1883."""
+    return os.environ.get("PERS_BENCH_PLAINTEXT", "") in ("", "0")
+
+
 def results_dir(quick: bool = False) -> Path:
     """bench/results/ (full runs, committed) or bench/results/quick/ (smoke runs);
     ``PERS_BENCH_RESULTS`` overrides the base (the smoke test writes to a temp dir)."""
@@ -57,8 +64,10 @@ def results_dir(quick: bool = False) -> Path:
 def write_result(name: str, data: dict) -> Path:
     out_dir = results_dir(bool(data.get("quick")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {"bench": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **data}
-    path = out_dir / f"{name}.json"
+    data = {"bench": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+            "devices_transport": "tls" if devices_tls() else "plaintext", **data}
+    # A plaintext run is the comparison figure: it does not replace the TLS one.
+    path = out_dir / (f"{name}.json" if devices_tls() else f"{name}_plaintext.json")
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
 
@@ -66,12 +75,15 @@ def write_result(name: str, data: dict) -> Path:
 class Env:
     """Data dir + seed + fleet credentials + the embedded Mosquitto (run by us)."""
 
-    def __init__(self, devices: int, *, database_url: str | None = None, keep: bool = False, workers: int = 1):
+    def __init__(self, devices: int, *, database_url: str | None = None, keep: bool = False, workers: int = 1,
+                 tls: bool | None = None):
         from cloud.settings import Settings
         self.tmp = Path(tempfile.mkdtemp(prefix="pers-bench-"))
         self.keep = keep
+        self.tls = devices_tls() if tls is None else tls
         self.settings = Settings(data_dir=self.tmp / "data", http_port=free_port(), mqtt_port=free_port(),
-                                 mqtt_tls_port=0, log_json=False, database_url=database_url, broker="external")
+                                 mqtt_tls_port=free_port() if self.tls else 0, mqtt_tls_host="127.0.0.1",
+                                 log_json=False, database_url=database_url, broker="external")
         self.devices = devices
         self.broker = None
         self.cloud: CloudProcess | None = None
@@ -110,6 +122,18 @@ class Env:
         self.broker.start()
         return self
 
+    @property
+    def device_link(self) -> dict:
+        """Fleet(...) keywords for the devices' path: the TLS listener and the CA the
+        twins verify it against, or plaintext 1883."""
+        from cloud.tls import tls_files
+        s = self.settings
+        if not self.tls:
+            return {"host": s.mqtt_host, "port": s.mqtt_port}
+        files = tls_files(s)
+        assert files is not None
+        return {"host": "127.0.0.1", "port": s.mqtt_tls_port, "ca": str(files.cafile)}
+
     def _workers_broker(self):
         """The embedded broker with one service account per ingest worker: Mosquitto's
         use_username_as_clientid would otherwise make two workers take each other's
@@ -118,11 +142,14 @@ class Env:
         from cloud.domain.security import mosquitto_hash
         from cloud.platform import sync_broker_auth
         from cloud.settings import alert_username
+        from cloud.tls import tls_files
         self.service_users = [self.settings.mqtt_username] + [
             f"{self.settings.mqtt_username}-{i}" for i in range(2, self.workers + 1)]
         accounts = [a for u in self.service_users for a in (u, alert_username(u))]
         broker = MosquittoBroker(self.settings.data_dir, host=self.settings.mqtt_host,
-                                 port=self.settings.mqtt_port, service_accounts=tuple(accounts))
+                                 port=self.settings.mqtt_port, service_accounts=tuple(accounts),
+                                 tls=tls_files(self.settings), tls_host=self.settings.mqtt_tls_host,
+                                 tls_port=self.settings.mqtt_tls_port)
         sync_broker_auth(self.settings, broker)
         creds = [Credential(u, mosquitto_hash(self.service_password)) for u in accounts]
         broker.write_files(creds + self.device_broker_credentials(broker))

@@ -111,7 +111,7 @@ def _run(quick, devices, seconds, database_url, profile, name, workers) -> dict:
     env = Env(devices, database_url=database_url, workers=workers).setup()
     try:
         async def main():
-            fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=1000)
+            fleet = Fleet(env.creds, **env.device_link, window=1000)
             await fleet.connect_all()
             base = await _baseline(env, fleet, seconds, quick)
             # 2. the cloud, as a separate process

@@ -151,7 +151,7 @@ def run(minutes: float, devices: int, loc_rate: float, sos_every_s: float, warmu
 
 async def _drive(env: Env, cloud, seconds: float, loc_rate: float, sos_every_s: float):
     """The fleet's load for ``seconds``, with an SOS from the next twin every ``sos_every_s``."""
-    fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, alert_resend_s=5.0)
+    fleet = Fleet(env.creds, **env.device_link, alert_resend_s=5.0)
     await fleet.connect_all()
     sampler = Sampler({"cloud": cloud.pid, "broker": env.broker_pid}, interval=5.0)
     sampler.start()

@@ -35,9 +35,8 @@ def trial(alert_session: bool, devices: int, seconds: float, alerts: int) -> dic
         cloud = env.start_cloud(PERS_MQTT_ALERT_CONNECTION="true" if alert_session else "false")
 
         async def main():
-            flooders = Fleet(env.creds[:devices], env.settings.mqtt_host, env.settings.mqtt_port)
-            callers = Fleet(env.creds[devices:], env.settings.mqtt_host, env.settings.mqtt_port,
-                            alert_resend_s=10.0)
+            flooders = Fleet(env.creds[:devices], **env.device_link)
+            callers = Fleet(env.creds[devices:], **env.device_link, alert_resend_s=10.0)
             await flooders.connect_all()
             await callers.connect_all()
             flood = asyncio.create_task(flooders.run_load(seconds, max_rate=True))

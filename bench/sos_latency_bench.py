@@ -119,7 +119,7 @@ async def _drive(env: Env, cloud, console: ConsoleClient, *, quick: bool, alerts
                  heartbeat_s: float, load_s: float, spy_out: Path | None, gateway=(), gateway_port: int = 0) -> dict:
     """The fleet under load; ``alerts`` of its twins press SOS one after the other, each
     timed to its alert_ack and to its case on the console."""
-    fleet = Fleet(env.creds, env.settings.mqtt_host, env.settings.mqtt_port, window=5000, alert_resend_s=10.0)
+    fleet = Fleet(env.creds, **env.device_link, window=5000, alert_resend_s=10.0)
     published: dict[str, float] = {}
     fleet.on_alert_published = lambda twin, mid, t: published.setdefault(twin.device_id, t)
     acked_at: list[tuple[float, float]] = []   # (publish time, ms) to see when the tail happens

@@ -57,7 +57,7 @@ class ModemEmulator(SslCommands, NetCommands, ATCommands, CallModel):
         self.left_on = False  # the UART closed with no AT+CPOF nor PWRKEY pulse: still on, still drawing
         # seeded: URCs land between the lines of a command's answer (see serve)
         self._rng = random.Random(spec.urc_interleave_seed) if spec.urc_interleave_seed is not None else None
-        self._held: list[tuple[float, str]] = []
+        self._held: list[tuple[float, str | bytes]] = []
         self._busy = False  # working on a command: URCs wait to go inside its answer
         self.certs: dict[str, bytes] = {}  # the modem's file system (AT+CCERTDOWN): kept across power cycles
         self._reset_state()
@@ -174,7 +174,7 @@ class ModemEmulator(SslCommands, NetCommands, ATCommands, CallModel):
         self.rec.record("modem", state="rebooting")
 
     # --- the UART -----------------------------------------------------------------
-    def _urc(self, line: str) -> None:
+    def _urc(self, line: str | bytes) -> None:
         # An event while the modem works on a command lands inside that command's
         # answer, as on the real modem; with urc_interleave_seed, others are held
         # (up to URC_HOLD_S) to ride inside the next answer too.
@@ -183,10 +183,11 @@ class ModemEmulator(SslCommands, NetCommands, ATCommands, CallModel):
             return
         self._write_urc(line)
 
-    def _write_urc(self, line: str) -> None:
+    def _write_urc(self, line: str | bytes) -> None:
+        # bytes: a URC that carries data ("+CCHRECV: DATA,..." and its raw bytes), framed already
         w = self._writer
         if w is not None and not w.is_closing():
-            w.write(b"\r\n" + line.encode() + b"\r\n")
+            w.write(line if isinstance(line, bytes) else b"\r\n" + line.encode() + b"\r\n")
 
     def _with_held(self, out: list[str]) -> list[str]:
         """The answer with the URCs held meanwhile between its lines, before the final one."""

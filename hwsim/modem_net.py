@@ -74,7 +74,7 @@ class NetCommands:
     def data_ready(self) -> bool:
         raise NotImplementedError
 
-    def _urc(self, line: str) -> None:
+    def _urc(self, line: str | bytes) -> None:
         raise NotImplementedError
 
     def _net_reset(self) -> None:
@@ -87,6 +87,9 @@ class NetCommands:
         self._ssl_reset()
 
     def _ssl_reset(self) -> None:
+        raise NotImplementedError
+
+    def _ssl_push(self, s: Sock, data: bytes) -> None:
         raise NotImplementedError
 
     # --- commands -----------------------------------------------------------------
@@ -247,9 +250,12 @@ class NetCommands:
                     break
                 while len(s.rx) > RX_BUFFER and s.connected:
                     await asyncio.sleep(0.05)  # the firmware reads slowly: TCP's window closes
+                if s.tls and not getattr(self, "cch_manual_rx", False):
+                    self._ssl_push(s, data)  # AT+CCHSET's recv_mode 0: the data comes as it is
+                    continue
                 announce = not s.rx
                 s.rx += data
-                if announce and s.tls and getattr(self, "cch_manual_rx", False):
+                if announce and s.tls:
                     self._urc(f"+CCHEVENT: {s.link},RECV EVENT")
                 elif announce and self.manual_rx and not s.tls:
                     self._urc(f"+CIPRXGET: 1,{s.link}")

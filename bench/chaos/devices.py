@@ -54,17 +54,18 @@ async def factory_reset(twin) -> bool:
     return True
 
 
-def firmware_watch(device_id: str, secret: str, port: int, press_at: float, seed: int) -> dict:
+def firmware_watch(device_id: str, secret: str, port: int, press_at: float, seed: int, ca=None) -> dict:
     """One real watch through the faulty link: the wearer presses SOS, the power is cut
     while the alarm is stored and sent, power returns and the wearer presses again.
-    Done when the flash outbox is empty: every alert left it only on the cloud's ack."""
+    Done when the flash outbox is empty: every alert left it only on the cloud's ack.
+    With ``ca`` the watch is provisioned for TLS and its modem verifies the broker against it."""
     from hwsim.runner import Watch
     from hwsim.scenario import load
 
     rng = random.Random(seed)
     link_up = lambda ev: ev.get("type") == "link" and ev.get("state") == "up"  # noqa: E731
     result = {"device": device_id, "acked": False, "delay_s": None, "outbox_left": None, "power_cuts": 0}
-    with Watch(device_id, secret, broker=("127.0.0.1", port), scenario=load("sos_demo")) as w:
+    with Watch(device_id, secret, broker=("127.0.0.1", port), scenario=load("sos_demo"), ca=ca) as w:
         w.wait_for(link_up, timeout=120)
         time.sleep(max(0.0, press_at - time.monotonic()))
         t0 = time.monotonic()

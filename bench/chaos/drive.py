@@ -33,7 +33,11 @@ class ChaosDrive:
         from bench.chaos.mqtt_fault_proxy import FaultProxy
         self.system, self.seed, self.outage_s = system, seed, outage_s
         self.rng = random.Random(seed)
-        self.proxy = FaultProxy(("127.0.0.1", system.mqtt_port), seed=seed).start()
+        # The devices' path is TLS (the broker's TLS listener, through the proxy) when the
+        # system has it: the cloud's own clients stay on loopback 1883.
+        self.tls = system.tls
+        upstream = system.tls_port if self.tls is not None else system.mqtt_port
+        self.proxy = FaultProxy(("127.0.0.1", upstream), seed=seed, tls=self.tls).start()
         self.faults: Counter = Counter()
         # (device, mid, generation) -> monotonic first send; the generation counts the
         # device's factory resets, since a wiped device sends its old ids again.
@@ -56,7 +60,8 @@ class ChaosDrive:
             t.start()
         self.gateway_at = {int(alerts * (i + 0.5) / (len(gateway) * gateway_alarms)): i % max(1, len(gateway))
                            for i in range(len(gateway) * gateway_alarms)} if gateway else {}
-        fleet = Fleet(creds, port=self.proxy.port, alert_resend_s=2.0, reconnect_retries=10**6)
+        ca = self.tls.cafile if self.tls is not None else None
+        fleet = Fleet(creds, port=self.proxy.port, alert_resend_s=2.0, reconnect_retries=10**6, ca=ca)
         await fleet.connect_all()
         fleet.on_alert_acked = lambda twin, mid, ms: self.acked_at.append(
             (twin.device_id, time.perf_counter() - ms / 1000, ms))
@@ -64,7 +69,7 @@ class ChaosDrive:
         # The firmware watches press at random moments too, so the faults find them mid-alarm.
         started = time.monotonic()
         watch_runs = [self.loop.run_in_executor(None, firmware_watch, dev, secret, self.proxy.port,
-                                                started + self.rng.uniform(0.1, 0.8) * spread_s, self.seed + i)
+                                                started + self.rng.uniform(0.1, 0.8) * spread_s, self.seed + i, ca)
                       for i, (dev, secret) in enumerate(watch_creds)]
         faults_task = asyncio.create_task(self._run_faults(schedule))
         # The flood comes first, before the scheduled faults (from 10 % of the spread), so the

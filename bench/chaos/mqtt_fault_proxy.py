@@ -3,6 +3,13 @@
 It frames MQTT packets (fixed header + remaining length) so that it can drop or
 duplicate whole PUBLISH packets in either direction, and cut every connection
 for a while (a network outage). Everything else passes through untouched.
+
+With ``tls`` (the broker's TlsFiles, cloud/tls.py) it stands where the broker's TLS
+listener stands: the devices' TLS ends here, with the broker's own certificate, so
+they verify it against the CA they were given as they would the broker, and the
+proxy's own connection to the broker's TLS listener verifies the broker in turn.
+Only that way can it see the MQTT packets inside; the devices' path stays TLS end
+to end of each hop.
 Used by the chaos run (bench/chaos/run.py) and its CI form (tests/system/test_chaos.py).
 """
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import threading
 import time
 from collections import Counter
@@ -42,8 +50,15 @@ async def read_packet(reader: asyncio.StreamReader) -> bytes:
 
 
 class FaultProxy:
-    def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0), seed: int = 1):
+    def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0), seed: int = 1,
+                 tls=None):
         self.upstream, self.listen = upstream, listen
+        self.server_ssl: ssl.SSLContext | None = None
+        self.upstream_ssl: ssl.SSLContext | None = None
+        if tls is not None:
+            self.server_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.server_ssl.load_cert_chain(tls.certfile, tls.keyfile)
+            self.upstream_ssl = ssl.create_default_context(cafile=str(tls.cafile))
         self.policy = Policy()
         self.rng = random.Random(seed)
         self.stats: Counter = Counter()
@@ -78,7 +93,7 @@ class FaultProxy:
 
     # --- proxying -----------------------------------------------------------------------
     async def _serve(self) -> int:
-        self._server = await asyncio.start_server(self._client, *self.listen)
+        self._server = await asyncio.start_server(self._client, *self.listen, ssl=self.server_ssl)
         return self._server.sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
@@ -100,8 +115,9 @@ class FaultProxy:
             writer.close()
             return
         try:
-            up_r, up_w = await asyncio.open_connection(*self.upstream)
-        except OSError:
+            up_r, up_w = await asyncio.open_connection(*self.upstream, ssl=self.upstream_ssl,
+                                                       server_hostname=self.upstream[0] if self.upstream_ssl else None)
+        except (OSError, ssl.SSLError):
             writer.close()
             return
         self._writers.update((writer, up_w))

@@ -5,7 +5,10 @@ or duplicated.
 Real processes: `pers broker` (Mosquitto, supervised) and `pers serve`
 (PERS_BROKER=external) on a fresh SQLite database; the twins (hwsim.fleet,
 gmqtt) and the firmware watches (the real firmware under `micropython`, in
-hwsim) reach the broker through an MQTT-aware fault proxy (their radio link).
+hwsim) reach the broker through an MQTT-aware fault proxy (their radio link),
+over TLS as deployed watches do: the proxy holds the broker's certificate and
+dials the broker's TLS listener (bench/chaos/mqtt_fault_proxy.py); ``--plaintext``
+runs the same on 1883, for the figure without TLS.
 
 Faults (each at least once, at random moments):
 - cloud_kill9       kill -9 the cloud process, restart it after a pause
@@ -55,9 +58,9 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, out: Path | None,
-        watches: int = 2, flood: int = 3000, gateway_twins: int = 4) -> dict:
+        watches: int = 2, flood: int = 3000, gateway_twins: int = 4, tls: bool = True) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pers-chaos-"))
-    system = System(data)
+    system = System(data, tls=tls)
     creds, watch_creds, gateway = system.prepare(twins, watches, gateway_twins)
     system.start()
     t0 = time.monotonic()
@@ -72,7 +75,7 @@ def run(alerts: int, twins: int, spread_s: float, outage_s: float, seed: int, ou
     watch_delays = [w["delay_s"] for w in driven["watches"] if w["delay_s"] is not None]
     worst = max([(ack_ms["max"] or 0) / 1000, *watch_delays])
     result = {
-        "alerts": len(driven["sent"]), "twins": twins, "watches": watches,
+        "alerts": len(driven["sent"]), "twins": twins, "watches": watches, "tls": tls,
         "firmware_alerts": sum(1 for d, _, _ in driven["sent"] if d.startswith("chaos-fw-")),
         "lost": checked["lost"], "duplicated": checked["duplicated"],
         "faults": driven["faults"], "worst_delay_s": round(worst, 3),
@@ -107,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gateway-twins", type=int, default=4, help="SeTracker and IW twins on the watch gateway")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--quick", action="store_true", help="the CI form: 200 alerts, short outages")
+    p.add_argument("--plaintext", action="store_true", help="the devices on 1883, not TLS (a comparison figure)")
     p.add_argument("--out", type=Path, default=RESULTS / "chaos.json")
     a = p.parse_args(argv)
     if a.quick:
         a.alerts, a.twins, a.spread, a.outage = max(200, min(a.alerts, 200)), min(a.twins, 40), 30.0, 5.0
         a.watches = min(a.watches, 2)
         a.flood = min(a.flood, 300)
-    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches, a.flood, a.gateway_twins)
+    result = run(a.alerts, a.twins, a.spread, a.outage, a.seed, a.out, a.watches, a.flood, a.gateway_twins,
+                 tls=not a.plaintext)
     print(json.dumps({k: v for k, v in result.items() if k not in ("unacked", "lost_mids")}, indent=2))
     ok = (result["lost"] == 0 and result["duplicated"] == 0 and result["all_acked"] and not result["audit_out_of_order"]
           and result["unreadable_alarms_stored"] == result["unreadable_sent"] == result["quarantined_with_case"]

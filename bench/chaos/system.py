@@ -22,12 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 class System:
     """The service under test, as separate real processes."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, tls: bool = True):
         self.data = data
         self.http_port, self.mqtt_port, self.gateway_port = free_port(), free_port(), free_port()
+        # The watches' door is the TLS listener, as in a deployment (the cloud's own
+        # clients stay on loopback 1883); tls=False leaves it shut, for a plaintext figure.
+        self.tls_port = free_port() if tls else 0
         # The watch gateway too: SeTracker and IW twins alarm beside ours (docs/gateway.md).
         self.env = {**os.environ, "PERS_DATA_DIR": str(data), "PERS_HTTP_PORT": str(self.http_port),
-                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_MQTT_TLS_PORT": "0", "PERS_BROKER": "external",
+                    "PERS_MQTT_PORT": str(self.mqtt_port), "PERS_MQTT_TLS_PORT": str(self.tls_port),
+                    "PERS_MQTT_TLS_HOST": "127.0.0.1", "PERS_BROKER": "external",
                     "PERS_GATEWAY_PORT": str(self.gateway_port), **NO_DEVICE_LIMITS}
         self.broker = self.cloud = None
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -41,12 +45,12 @@ class System:
         from cloud.domain.clock import SystemClock
         from cloud.platform import prepare
         from cloud.seed import seed_demo
-        from cloud.settings import Settings
         from cloud.store.db import make_engine, make_sessionmaker
         from hwsim.provision import provision_fleet
 
-        settings = Settings(data_dir=self.data, mqtt_port=self.mqtt_port, http_port=self.http_port, mqtt_tls_port=0)
+        settings = self.settings()
         prepare(settings)
+        _ = self.tls  # the CA and the broker's certificate, made before anyone needs them
         engine = make_engine(settings.db_url)
         seed_demo(make_sessionmaker(engine), SystemClock(), self.data)
         engine.dispose()
@@ -62,6 +66,19 @@ class System:
                 gateway += [(imei, proto) for imei, _ in provision_fleet(settings, n, prefix=prefix, sync_broker=False,
                                                                         protocol=proto)]
         return creds, watch_creds, gateway
+
+    def settings(self, **overrides):
+        """The Settings the processes read from ``env``, for work done in this process."""
+        from cloud.settings import Settings
+        return Settings(data_dir=self.data, mqtt_port=self.mqtt_port, http_port=self.http_port,
+                        mqtt_tls_port=self.tls_port, mqtt_tls_host="127.0.0.1", **overrides)
+
+    @property
+    def tls(self):
+        """The broker's TLS files (cloud/tls.py: made by `pers broker` under <data>/broker/tls/),
+        or None without the TLS listener."""
+        from cloud.tls import tls_files
+        return tls_files(self.settings()) if self.tls_port else None
 
     def start(self):
         self.broker = self._spawn("broker")

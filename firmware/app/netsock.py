@@ -26,12 +26,12 @@
 #
 # With TLS (device.json "tls": the broker verified against /data/ca.pem) the modem's
 # SSL stack carries the connection instead: the same stream pair, its session 0
-# opened by app/tlsopen.py, and these commands (A76XX AT Command Manual, SSL):
+# opened by app/tlsopen.py, and these commands (A7600 SSL Application Note, TinyGSM):
 #   AT+CCHSEND=0,<len>      ">", len bytes, OK, then "+CCHSEND: 0,<err>" (AT+CCHSET=1,1)
 #   AT+CCHRECV=0,<len>      OK, "+CCHRECV: DATA,0,<n>", n raw bytes, "+CCHRECV: 0,<err>"
 #   AT+CCHCLOSE=0           OK, later "+CCHCLOSE: 0,<err>"
 #   URCs: "+CCHEVENT: 0,RECV EVENT" (data into an empty buffer), "+CCH_PEER_CLOSED: 0",
-#         "+CCH: CCH STOP" (the bearer is gone)
+#         "+CCH_RECV_CLOSED: 0,<err>" (receiving failed), "+CCH: CCH STOP" (the bearer is gone)
 # Only the opening is a module of its own, loaded for it and let go after: what
 # stays is these few branches, so TLS costs the heap little (docs/firmware.md).
 from app import Wake
@@ -98,7 +98,8 @@ class Socket:
             elif k == "STAR" or k == "OPEN" or k == "SEND":
                 self._res = line
                 self._got.set()
-            elif k == "_PEE" or k == ": CC":  # "+CCH_PEER_CLOSED: 0", "+CCH: CCH STOP"
+            elif k[0] == "_" or k == ": CC":
+                # "+CCH_PEER_CLOSED: 0", "+CCH_RECV_CLOSED: 0,<err>", "+CCH: CCH STOP"
                 self.lost(line)
             return True  # "+CCHCLOSE:", "+CCHSTOP:": nothing more to do
         if line.startswith("+CIPRXGET: 1"):

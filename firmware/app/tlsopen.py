@@ -4,8 +4,8 @@
 # (/data/ca.pem) and has it verify the broker's certificate and name against it.
 # Loaded for an opening and let go after it (app/netsock.py).
 #
-# The commands and answers, from the SIMCom A76XX Series AT Command Manual (SSL
-# commands; the A76XX SSL application note takes the same steps):
+# The commands and answers, from SIMCom's A7600 Series SSL Application Note V1.00
+# (its examples and result codes) and TinyGSM's A76xx SSL driver (docs/hwsim.md):
 #   AT+CCERTLIST            '+CCERTLIST: "<file>"' per certificate file, OK
 #   AT+CCERTDOWN="<file>",<len>   ">", exactly len bytes of PEM, OK
 #   AT+CCERTDELE="<file>"   OK
@@ -17,8 +17,9 @@
 #   AT+CCHSTART             OK and "+CCHSTART: 0" (either order); ERROR if started already
 #   AT+CCHSSLCFG=<s>,<ctx>  session s uses that SSL context
 #   AT+CCHOPEN=<s>,"<host>",<port>,2     OK, later "+CCHOPEN: <s>,<err>" (2: SSL/TLS client)
-#   <err>: 0 success, 9 network error, 14 connect socket error, 15 handshake error
-#   (the broker's certificate or name did not verify), 17 no network ...
+#   <err>: 0 success, 5 timeout, 9 network error, 13 DNS error, 14 connect socket
+#   error, 15 handshake error (the broker's certificate or name did not verify: the
+#   note has no code of its own for it), 17 no network, 19 no certificate set
 import binascii
 
 _START_MS = 30000

@@ -43,7 +43,8 @@ class DeviceSide:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.id, clean_session=False)
         self.client.username_pw_set(self.id, stack.seed.device_secret)
         self.client.on_message = lambda cl, u, m: self.inbox.put(json.loads(m.payload))
-        self.client.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+        self.client.tls_set(ca_certs=str(stack.broker.tls.cafile))  # a watch's path: TLS, as deployed
+        self.client.connect(stack.settings.mqtt_host, stack.settings.mqtt_tls_port)
         self.client.loop_start()
         self.client.subscribe(f"pers/v1/{self.id}/cmd", qos=1)
         self.seq = 0

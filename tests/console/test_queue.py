@@ -29,7 +29,8 @@ class Watch:
         self.id = device_id
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False)
         self.client.username_pw_set(device_id, secret)
-        self.client.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+        self.client.tls_set(ca_certs=str(stack.broker.tls.cafile))  # a watch's path: TLS, as deployed
+        self.client.connect(stack.settings.mqtt_host, stack.settings.mqtt_tls_port)
         self.client.loop_start()
         self.seq = 0
 

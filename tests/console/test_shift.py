@@ -40,11 +40,11 @@ GROUP = {"sos": 0, "fall": 0, "low_battery": 2}  # the queue's order: alarms, th
 class FleetThread:
     """The twins on their own event loop, so the browser tests drive them from this thread."""
 
-    def __init__(self, creds, host, port):
+    def __init__(self, creds, host, port, ca):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.fleet = Fleet(creds, host, port, alert_resend_s=5.0)
+        self.fleet = Fleet(creds, host, port, alert_resend_s=5.0, ca=ca)
         self.run(self.fleet.connect_all())
         assert len(self.fleet.connected) == len(creds), self.fleet.stats.errors
 
@@ -113,7 +113,7 @@ def test_a_shift_of_fifty_alarms_on_two_operators(stack_factory, browser, databa
     pages = [log_in(browser, stack.url, who) for who in (DEMO_OPERATOR, DEMO_SECOND_OPERATOR)]
     for p in pages:
         watch_errors(p, errors)
-    fleet = FleetThread(creds, stack.settings.mqtt_host, stack.settings.mqtt_port)
+    fleet = FleetThread(creds, stack.settings.mqtt_host, stack.settings.mqtt_tls_port, stack.broker.tls.cafile)
     twins = iter(fleet.fleet.twins)
     kind_of: dict[str, str] = {}
     picks = 0

@@ -34,7 +34,8 @@ def device_client(stack, device_id, secret, will=False):
         c.will_set(f"pers/v1/{device_id}/presence", json.dumps({"online": False}), qos=1, retain=True)
     connected = []
     c.on_connect = lambda cl, u, f, rc, p=None: connected.append(rc)
-    c.connect(stack.settings.mqtt_host, stack.settings.mqtt_port)
+    c.tls_set(ca_certs=str(stack.broker.tls.cafile))  # a watch's path: TLS, as deployed
+    c.connect(stack.settings.mqtt_host, stack.settings.mqtt_tls_port)
     c.loop_start()
     deadline = time.monotonic() + 10
     while not connected and time.monotonic() < deadline:

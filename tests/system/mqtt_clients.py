@@ -17,22 +17,25 @@ import paho.mqtt.client as mqtt
 ROOT = "pers/v1"
 
 
-def _client(client_id: str, username: str, password: str, clean: bool = False) -> mqtt.Client:
+def _client(client_id: str, username: str, password: str, clean: bool = False, ca=None) -> mqtt.Client:
+    """``ca``: over TLS, the broker verified against it (a watch's path as deployed)."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
                     protocol=mqtt.MQTTv311)
     c.username_pw_set(username, password)
+    if ca is not None:
+        c.tls_set(ca_certs=str(ca))
     c.reconnect_delay_set(60, 60)  # a reconnect would re-send: not in these tests
     return c
 
 
 class Watch:
-    def __init__(self, host: str, port: int, device_id: str, secret: str):
+    def __init__(self, host: str, port: int, device_id: str, secret: str, ca=None):
         self.id = device_id
         self.acked: set[str] = set()
         self.alert_acks = 0  # every alert_ack "received", repeats included
         self._lock = threading.Condition()
         self._seq = itertools.count(1)
-        self.c = _client(device_id, device_id, secret)
+        self.c = _client(device_id, device_id, secret, ca=ca)
         self.c.on_message = self._on_message
         subscribed = threading.Event()
         self.c.on_subscribe = lambda *a: subscribed.set()
@@ -86,12 +89,12 @@ ATTACK_FILTERS = ([f"$share/{g}/{ROOT}/+/{kind}" for g in GUESSED_GROUPS
 class Intruder:
     """A watch (its own valid credentials) that subscribes to ``filters``."""
 
-    def __init__(self, host: str, port: int, device_id: str, secret: str, filters: list[str]):
+    def __init__(self, host: str, port: int, device_id: str, secret: str, filters: list[str], ca=None):
         self.id = device_id
         self.received: queue.Queue = queue.Queue()
         self.subacks: dict[str, int] = {}
         self.first_message: tuple[str, bytes] | None = None
-        self.c = _client(device_id, device_id, secret, clean=True)
+        self.c = _client(device_id, device_id, secret, clean=True, ca=ca)
         self.c.on_message = lambda client, userdata, msg: self.received.put((msg.topic, msg.payload))
         wanted = list(dict.fromkeys([*filters, f"{ROOT}/{device_id}/cmd"]))
         granted = threading.Condition()

@@ -1,6 +1,7 @@
 """The CI form of the chaos run (bench/chaos/run.py --quick): 200 alerts from
 device twins and two real firmware watches with every fault kind injected at least once, against real
-processes (a factory reset, poison and a flooding device among them). Nothing lost,
+processes (a factory reset, poison and a flooding device among them), the devices over TLS as
+deployed (the fault proxy holds the broker's certificate and dials its TLS listener). Nothing lost,
 nothing duplicated, every alert acked, audit in order, the unreadable quarantined; the
 same for the SeTracker and IW twins on the watch gateway."""
 import json
@@ -18,6 +19,7 @@ def test_chaos_quick(tmp_path):
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["alerts"] >= 200
+    assert result["tls"]
     assert set(result["faults"]) == set(FAULTS) and all(n >= 1 for n in result["faults"].values())
     assert result["lost"] == 0, result["lost_mids"]
     assert result["duplicated"] == 0

@@ -2,7 +2,8 @@
 
 Real processes: `pers broker` (the embedded Mosquitto, supervised) and
 `pers serve` with PERS_BROKER=external, exactly as a deployment runs them, on
-SQLite and on PostgreSQL (PERS_DATABASE_URL)."""
+SQLite and on PostgreSQL (PERS_DATABASE_URL). The watch speaks TLS to the broker's
+TLS listener, as deployed watches do; the cloud's own clients stay on loopback 1883."""
 import json
 import queue
 import threading
@@ -15,7 +16,6 @@ from bench.chaos.system import System
 from cloud.domain.clock import SystemClock
 from cloud.platform import prepare
 from cloud.seed import seed_demo
-from cloud.settings import Settings
 from cloud.store.db import make_engine, make_sessionmaker
 from cloud.store.models import Alert, AlertCase
 
@@ -25,16 +25,16 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
     system.data.mkdir()
     if database_url:  # PostgreSQL: the processes are configured as a deployment configures them
         system.env["PERS_DATABASE_URL"] = database_url
-    settings = Settings(data_dir=system.data, http_port=system.http_port, mqtt_port=system.mqtt_port,
-                        mqtt_tls_port=0, database_url=database_url)
+    settings = system.settings(database_url=database_url)
     prepare(settings)
     seed = seed_demo(make_sessionmaker(make_engine(settings.db_url)), SystemClock(), system.data)
-    mqtt_port = system.mqtt_port
+    tls = system.tls
+    assert tls is not None
     try:
         system.start()
         acks: dict[str, float] = {}
         inbox: queue.Queue = queue.Queue()
-        dev = device_client(seed, mqtt_port, inbox)
+        dev = device_client(seed, system.tls_port, tls.cafile, inbox)
         mids = [f"3.{i}" for i in range(1, 41)]
         sender = threading.Thread(target=send_until_acked, args=(dev, seed.device_id, mids, inbox, acks))
         sender.start()
@@ -56,10 +56,12 @@ def test_kill_9_the_cloud_mid_stream(tmp_path, database_url):
         system.stop()
 
 
-def device_client(seed, port: int, inbox: queue.Queue) -> mqtt.Client:
-    """The seed's watch on a persistent session, its commands into ``inbox``."""
+def device_client(seed, port: int, cafile, inbox: queue.Queue) -> mqtt.Client:
+    """The seed's watch on a persistent session over TLS (the broker verified against
+    ``cafile``, as `pers flash --ca` sets a watch up), its commands into ``inbox``."""
     dev = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=seed.device_id, clean_session=False)
     dev.username_pw_set(seed.device_id, seed.device_secret)
+    dev.tls_set(ca_certs=str(cafile))
     dev.on_connect = lambda c, u, f, rc, p: c.subscribe(f"pers/v1/{seed.device_id}/cmd", qos=1)
     dev.on_message = lambda c, u, m: inbox.put(json.loads(m.payload))
     dev.connect("127.0.0.1", port)

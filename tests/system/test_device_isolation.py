@@ -38,19 +38,22 @@ def pg():
     cluster.stop()
 
 
-def embedded() -> tuple[Env, tuple[str, int]]:
+def embedded() -> tuple[Env, tuple[str, int, str | None]]:
+    """The watches on the broker's TLS listener, as deployed (bench.harness.Env.device_link)."""
     env = Env(2).setup()
     env.start_cloud()
-    return env, (env.settings.mqtt_host, env.settings.mqtt_port)
+    link = env.device_link
+    return env, (link["host"], link["port"], link.get("ca"))
 
 
-def workers(pg_url: str) -> tuple[Env, tuple[str, int]]:
+def workers(pg_url: str) -> tuple[Env, tuple[str, int, str | None]]:
     env = Env(2, database_url=pg_url, workers=2).setup()
     env.start_workers()
-    return env, (env.settings.mqtt_host, env.settings.mqtt_port)
+    link = env.device_link
+    return env, (link["host"], link["port"], link.get("ca"))
 
 
-def edge(pg_url: str) -> tuple[Env, tuple[str, int]]:
+def edge(pg_url: str) -> tuple[Env, tuple[str, int, str | None]]:
     """The core keeps the cloud's accounts and gets the bridge's; the watches' entries
     go to the edge (as a deployment copies them there): no watch can log in at the core."""
     from bench.connections_50k_bench import edge_broker
@@ -65,7 +68,7 @@ def edge(pg_url: str) -> tuple[Env, tuple[str, int]]:
     core.reload()
     env.edge = edge_broker(env, 0, env.settings.mqtt_port, EDGE_PASSWORD, device_creds)
     env.start_workers()
-    return env, (env.edge.host, env.edge.port)
+    return env, (env.edge.host, env.edge.port, None)  # the edge brokers here have no TLS listener
 
 
 @pytest.fixture(params=["embedded", "workers", "edge"])
@@ -106,10 +109,10 @@ def command_from_the_cloud(env: Env, device_id: str) -> str:
 
 
 def test_every_alert_of_a_watch_reaches_the_cloud_at_its_first_send_whatever_another_watch_subscribes(deployment):
-    env, (host, port) = deployment
+    env, (host, port, ca) = deployment
     (a_id, a_secret), (b_id, b_secret) = env.creds[:2]
-    intruder = Intruder(host, port, b_id, b_secret, ATTACK_FILTERS)
-    a = Watch(host, port, a_id, a_secret)
+    intruder = Intruder(host, port, b_id, b_secret, ATTACK_FILTERS, ca=ca)
+    a = Watch(host, port, a_id, a_secret, ca=ca)
     try:
         a.publish("presence", {"online": True}, retain=True)
         assert wait_for(lambda: ingested(env, "presence") >= 1, 30), "A's presence never reached the cloud"

@@ -69,7 +69,7 @@ def test_a_worker_killed_under_load_loses_and_duplicates_nothing_and_the_other_t
     first, survivor = env.clouds
 
     async def scenario():
-        fleet = Fleet(env.creds, port=env.settings.mqtt_port, alert_resend_s=1.0)
+        fleet = Fleet(env.creds, **env.device_link, alert_resend_s=1.0)
         await fleet.connect_all()
         load = asyncio.create_task(fleet.run_load(10, loc_rate=200))
         before_kill = await fleet.sos(40, interval_s=0.05)
@@ -133,7 +133,7 @@ def check_consoles_see_every_case(env, consoles) -> None:
     ingested_before = [c.ingested().get("alert", 0) for c in env.clouds]
 
     async def alerts():
-        fleet = Fleet(env.creds[:10], port=env.settings.mqtt_port, alert_resend_s=2.0)
+        fleet = Fleet(env.creds[:10], **env.device_link, alert_resend_s=2.0)
         await fleet.connect_all()
         await fleet.sos(10, interval_s=0.1)
         acked = await fleet.wait_alerts_acked(timeout=30)

@@ -183,6 +183,24 @@ async def socket_scenario():
     server.close()
 
 
+class SslModem:
+    clock = Clock()
+
+
+def test_the_ssl_sessions_urcs_as_the_application_note_lists_them():
+    # SIMCom A7600 Series SSL Application Note V1.00, 4.1.2 (unsolicited result codes),
+    # verbatim but for <session_id> 0 and <err> 5 filled in; "+CCH: CCH STOP" from the
+    # A76XX AT Command Manual V1.09, 19.4, as drivers written against it quote it.
+    for urc, lost, data in (("+CCHEVENT: 0,RECV EVENT", False, True),
+                            ("+CCH_RECV_CLOSED: 0,5", True, False),
+                            ("+CCH_PEER_CLOSED: 0", True, False),
+                            ("+CCH: CCH STOP", True, False)):
+        s = Socket(SslModem())
+        s.tls = True
+        eq(s.urc(urc), True)  # the socket's news, not the Modem's
+        eq((s.closed, s._avail), (lost, data))
+
+
 def test_reader_prompt_binary_payload_and_urcs_inside_answers():
     asyncio.run(reader_scenario())
 
