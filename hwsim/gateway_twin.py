@@ -31,6 +31,7 @@ SOS_BIT, FALL_BIT = 1 << 16, 1 << 21
 class GatewayStats:
     alarms_sent: Counter = field(default_factory=Counter)  # device -> distinct alarms
     replied: Counter = field(default_factory=Counter)      # device -> alarms answered
+    stray_replies: int = 0  # alarm replies with no alarm in flight (a re-sent copy's, late)
     reply_ms: list = field(default_factory=list)           # first send -> reply
     resent: int = 0
     reconnects: int = 0
@@ -53,6 +54,7 @@ class GatewayTwin:
         rnd = random.Random(imei)
         self.lat, self.lon = 45.70 + rnd.random() * 0.15, 4.78 + rnd.random() * 0.15
         self.queue: deque[tuple[bytes, float]] = deque()  # alarms not yet answered, oldest first
+        self._in_flight = False  # the head alarm written since the last reply
         self.seq = 0
         self._writer: asyncio.StreamWriter | None = None
         self._wake = asyncio.Event()
@@ -161,6 +163,7 @@ class GatewayTwin:
                 continue
             frame, _ = self.queue[0]
             writer.write(frame)
+            self._in_flight = True
             await writer.drain()
             head = self.queue[0]
             try:
@@ -199,7 +202,15 @@ class GatewayTwin:
                 writer.write(self.position())
 
     def _reply_to_alarm(self) -> None:
+        # These protocols' alarm reply names no alarm: the reply to a re-sent copy of
+        # the alarm just answered would, taken for the next one, drop that one unsent
+        # (a twin's loss, not the cloud's). A reply with no alarm frame written since
+        # the last one answered is that stray copy's.
+        if not self._in_flight:
+            self.stats.stray_replies += 1
+            return
         if self.queue:
+            self._in_flight = False
             _, first_sent = self.queue.popleft()
             self.stats.replied[self.imei] += 1
             self.stats.reply_ms.append((time.perf_counter() - first_sent) * 1000)

@@ -211,7 +211,8 @@ class ChaosDrive:
         gw = self.gateway_stats
         return {"gateway": {"twins": len(self.gateway_twins), "alarms_sent": dict(gw.alarms_sent),
                             "answered": dict(gw.replied), "all_answered": self.gateway_answered,
-                            "reply_ms": percentiles(gw.reply_ms), "resent": gw.resent, "reconnects": gw.reconnects},
+                            "reply_ms": percentiles(gw.reply_ms), "resent": gw.resent,
+                            "stray_replies": gw.stray_replies, "reconnects": gw.reconnects},
                 "sent": self.sent, "faults": dict(self.faults),
                 "all_acked": acked and all(w["acked"] for w in watches),
                 "unacked": unacked, "fleet": report, "watches": watches, "proxy": dict(self.proxy.stats),

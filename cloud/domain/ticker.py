@@ -20,8 +20,8 @@ from cloud.domain.ports import Clock, CommandSender, EventSink
 from cloud.domain.presence import PresenceMonitor, PresencePolicy, PresenceReport
 from cloud.domain.reminders import ReminderSweep
 from cloud.domain.retention import LocationRetention
-from cloud.domain.welfare import WelfareMonitor
 from cloud.domain.vsim_stock import StockWatch
+from cloud.domain.welfare import WelfareMonitor
 from cloud.store.models import AlertCase
 
 if TYPE_CHECKING:
