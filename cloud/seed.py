@@ -4,6 +4,7 @@ A second tenant with its own operator shows tenant isolation: its operator
 never sees the first tenant's cases."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cloud.domain.accounts import AccountService, provision_device
+from cloud.domain.security import hash_secret
 from cloud.domain.uow import transaction
 from cloud.files import open_private
 from cloud.store.models import CallCentre, Contact, Contract, Operator, Tenant, Wearer
@@ -23,6 +25,14 @@ DEMO_SECOND_OPERATOR = ("nina", "nina-demo")
 DEMO_SUPERVISOR = ("supervisor", "supervisor-demo")
 DEMO_ADMIN = ("manager", "manager-demo")  # the care home's manager: the admin pages
 DEMO_DEVICE_ID = "demo-watch-1"
+
+
+@functools.cache
+def demo_password_hash(password: str) -> str:
+    """One argon2 hash per demo password and process, not one per seeding: the passwords
+    are public (README), so two demo databases sharing a salt tell nobody anything, and
+    the tests seed hundreds of databases (five hashes, a second or more, each time)."""
+    return hash_secret(password)
 
 
 @dataclass
@@ -67,18 +77,19 @@ def seed_demo(sm, clock, data_dir: Path) -> DemoSeed:
     tenant_id, other_id, wearer_id, lyon_id, north_id = ids
 
     accounts = AccountService(sm, clock)
+    create_operator = functools.partial(accounts.create_operator, hasher=demo_password_hash)
     with sm() as s:
         if s.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])) is None:
-            accounts.create_operator(tenant_id, DEMO_OPERATOR[0], DEMO_OPERATOR[1], display_name="Claire (night shift)",
-                                     centre_id=lyon_id)
-            accounts.create_operator(tenant_id, DEMO_SECOND_OPERATOR[0], DEMO_SECOND_OPERATOR[1],
-                                     display_name="Nina (night shift)", centre_id=lyon_id)
-            accounts.create_operator(tenant_id, DEMO_SUPERVISOR[0], DEMO_SUPERVISOR[1],
-                                     display_name="Hugo (supervisor)", role="supervisor", centre_id=lyon_id)
-            accounts.create_operator(tenant_id, DEMO_ADMIN[0], DEMO_ADMIN[1],
-                                     display_name="Martine (care-home manager)", role="admin")
-            accounts.create_operator(other_id, DEMO_OTHER_OPERATOR[0], DEMO_OTHER_OPERATOR[1],
-                                     display_name="Sam (Northwind)", centre_id=north_id)
+            create_operator(tenant_id, DEMO_OPERATOR[0], DEMO_OPERATOR[1], display_name="Claire (night shift)",
+                            centre_id=lyon_id)
+            create_operator(tenant_id, DEMO_SECOND_OPERATOR[0], DEMO_SECOND_OPERATOR[1],
+                            display_name="Nina (night shift)", centre_id=lyon_id)
+            create_operator(tenant_id, DEMO_SUPERVISOR[0], DEMO_SUPERVISOR[1],
+                            display_name="Hugo (supervisor)", role="supervisor", centre_id=lyon_id)
+            create_operator(tenant_id, DEMO_ADMIN[0], DEMO_ADMIN[1],
+                            display_name="Martine (care-home manager)", role="admin")
+            create_operator(other_id, DEMO_OTHER_OPERATOR[0], DEMO_OTHER_OPERATOR[1],
+                            display_name="Sam (Northwind)", centre_id=north_id)
     dev = provision_device(sm, clock, tenant_id, device_id=DEMO_DEVICE_ID, wearer_id=wearer_id, actor="seed")
     data_dir.mkdir(parents=True, exist_ok=True)
     with os.fdopen(open_private(creds_file), "w") as fh:

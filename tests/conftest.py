@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,15 @@ def new_database_url(request, database: str) -> str | None:
     url, name = cluster.create_database()
     request.addfinalizer(lambda: cluster.drop_database(name))
     return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A SQLite database migrated once through Alembic; tests start from copies of it."""
+    from cloud.store.migrate import upgrade
+    path = tmp_path_factory.mktemp("sqlite-template") / "pers.db"
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture(params=DATABASES)
@@ -149,12 +159,14 @@ def stack_factory(tmp_path, request, database):
     several replicas. ``before_start(sessionmaker, seed)`` may add data before the
     cloud starts."""
     from cloud.domain.clock import SystemClock
+    from cloud.files import private_dir
     from cloud.runtime import Stack, prepare
     from cloud.seed import seed_demo
     from cloud.settings import Settings
     from cloud.store.db import make_engine, make_sessionmaker
 
     cluster = request.getfixturevalue("pg_cluster") if database == "postgresql" else None
+    sqlite_template = request.getfixturevalue("sqlite_template") if database == "sqlite" else None
     started, databases = [], []
 
     def start(before_start=None, **overrides):
@@ -165,6 +177,11 @@ def stack_factory(tmp_path, request, database):
         settings = Settings(data_dir=tmp_path / f"data{len(started) or ''}", http_port=free_port(),
                             mqtt_port=free_port(), mqtt_tls_port=free_port(), mqtt_tls_host="127.0.0.1",
                             log_json=False, **overrides)
+        if sqlite_template is not None and "database_url" not in overrides:
+            # The data directory's pers.db starts as a copy of a database migrated once (the
+            # migrations of a fresh file are `pers`'s own tests'); prepare() finds it current.
+            private_dir(settings.data_dir)
+            shutil.copy(sqlite_template, settings.data_dir / "pers.db")
         prepare(settings)
         engine = make_engine(settings.db_url)
         sm = make_sessionmaker(engine)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -197,10 +198,13 @@ class AccountService:
             s.delete(row)
 
     def create_operator(self, tenant_id: int, username: str, password: str, *, display_name: str | None = None,
-                        role: str = "operator", centre_id: int | None = None) -> Operator:
+                        role: str = "operator", centre_id: int | None = None,
+                        hasher: Callable[[str], str] = hash_secret) -> Operator:
+        """``hasher``: the demo seed hashes its public passwords once a process (cloud/seed.py)."""
+        password_hash = hasher(password)  # argon2 is slow by design: not inside the transaction
         with transaction(self.sm) as tx:
             op = Operator(tenant_id=tenant_id, username=username, display_name=display_name or username,
-                          password_hash=hash_secret(password), role=role, centre_id=centre_id)
+                          password_hash=password_hash, role=role, centre_id=centre_id)
             tx.session.add(op)
         return op
 

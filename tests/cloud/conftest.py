@@ -15,14 +15,6 @@ import pytest
 from tests.conftest import new_database_url
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory):
-    from cloud.store.migrate import upgrade
-    path = tmp_path_factory.mktemp("sqlite-template") / "pers.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
 def db_url(request, database, tmp_path):
     """A migrated, empty database: SQLite in the test's temp dir (a copy of a database

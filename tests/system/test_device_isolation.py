@@ -21,21 +21,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from bench.harness import Env
-from bench.pg import TempPostgres
+from tests.conftest import new_database_url
 from tests.system.mqtt_clients import ATTACK_FILTERS, Intruder, Watch
 
 SOS, LOCS, STATUSES = 6, 20, 5
 EDGE_PASSWORD = "edge-test-secret"
-
-
-@pytest.fixture
-def pg():
-    try:
-        cluster = TempPostgres().start()
-    except FileNotFoundError:
-        pytest.fail("PostgreSQL is not installed: scripts/install-system-deps.sh postgresql")
-    yield cluster
-    cluster.stop()
 
 
 def embedded() -> tuple[Env, tuple[str, int, str | None]]:
@@ -76,7 +66,9 @@ def deployment(request):
     if request.param == "embedded":
         env, device_port = embedded()
     else:
-        url = request.getfixturevalue("pg").url
+        # A fresh database of the session's PostgreSQL cluster (tests/pg.py), copied from
+        # its migrated template: no initdb and no migration per deployment.
+        url = new_database_url(request, "postgresql")
         env, device_port = workers(url) if request.param == "workers" else edge(url)
     yield env, device_port
     if getattr(env, "edge", None):
