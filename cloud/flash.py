@@ -81,7 +81,7 @@ def check_profiles(profiles) -> list[dict]:
 
 # What a flashed watch gets: idle 10 s, it deep-sleeps until its next check-in
 # (what the standby figure of docs/figures.md is measured with). A watch with
-# reminders or a check-in time stays in light sleep anyway (app/watch.py).
+# reminders or a check-in time also wakes for each (app/reminders.py).
 DEEP_SLEEP_AFTER_S = 10
 
 

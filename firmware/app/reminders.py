@@ -94,3 +94,24 @@ def _done(w, state, at):
     w.radio.want("reminder")
     import asyncio
     asyncio.create_task(w._release_when_sent("reminder"))
+
+
+def to_next_local_s(w):
+    # Reminders and the "Are you OK?" check-in (app/welfare.py) fire from the
+    # running app at a local minute: a deep sleep (app/watch.py) ends at the next
+    # one, and the timer wake checks in, which sets the time and the zone again.
+    # Seconds to it; None to stay awake: the time is unknown, one fired within the
+    # last minute, or a press is awaited (that lives in RAM).
+    mins = []
+    for at in [r.get("at") for r in w.cfg.get("reminders") or [] if isinstance(r, dict)] + [w.cfg.get("checkin_at")]:
+        try:
+            mins.append(int(at[:2]) * 60 + int(at[3:5]))
+        except (TypeError, ValueError):
+            pass
+    local = netclock.local(w.clock)
+    if not mins or local is None or w._dose is not None or w.welfare[3] is not None:
+        return None
+    now_s = local % 86400
+    if any((now_s - m * 60) % 86400 < 60 for m in mins):
+        return None
+    return min((m * 60 - now_s) % 86400 for m in mins)

@@ -257,20 +257,21 @@ class Watch(Orders, Emergency, Vitals, Routine):
 
     def _deep_sleep(self, now):
         # Idle for deep_sleep_after_s (a device option, off by default): sleep
-        # until the next check-in; the SOS button, the accelerometer's own
-        # free-fall interrupt or the timer wakes the watch with a reboot. The
-        # CPU runs nothing meanwhile (no reminders), so only with nothing on
-        # flash left to send, no alarm, and no fall candidate being judged.
+        # until the next check-in, or the next reminder or check-in time; the SOS
+        # button, the accelerometer's own free-fall interrupt or the timer wakes the
+        # watch with a reboot. The CPU runs nothing meanwhile, so only with nothing
+        # on flash left to send, no alarm, and no fall candidate being judged.
         if self.next_checkin is None or self.outbox.count() or self.alarm.active():
             return
         if self.fall is not None and getattr(self.fall, "stage", "idle") != "idle":
             return
-        if self.cfg.get("reminders") or self.cfg.get("checkin_at"):
-            # Fired by the running app at a local minute (app/reminders.py,
-            # app/welfare.py), and a press awaited lives in RAM: a watch with any
-            # stays in light sleep (docs/figures.md gives that standby too).
-            return
         ms = self.clock.ticks_diff(self.next_checkin, now)
+        if self.cfg.get("reminders") or self.cfg.get("checkin_at"):
+            from app import reminders  # loaded only by a watch that has either
+            local = reminders.to_next_local_s(self)
+            if local is None:
+                return
+            ms = min(ms, local * 1000)
         if ms > _DEEP_SLEEP_MIN_MS:
             print("watch: deep sleep for", ms // 1000, "s")
             # RAM is lost: the check-in's hour goes into RTC memory, on the RTC's clock.
