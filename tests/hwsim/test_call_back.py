@@ -20,7 +20,7 @@ CENTRE = "+33400000000"  # the demo seed's Lyon centre
 def call_states(api: httpx.Client, case_id: int, until, timeout: float = 180) -> tuple[list[dict], dict]:
     """The case's call_state events once ``until(events)`` holds (the cloud's own record).
     The call lasts 13.4 s here (134 s at speed 10); the wait is long because a CI run once
-    saw the end not arrive within 60 s, cause not found (docs: the closing note)."""
+    saw the end not arrive within 60 s, cause not yet found."""
     deadline = time.monotonic() + timeout
     while True:
         case = api.get(f"/api/cases/{case_id}").json()
