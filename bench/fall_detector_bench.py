@@ -9,6 +9,10 @@ through the LIS3DH as the firmware configures it), in two sets kept apart:
 Reports sensitivity, specificity, and false alarms per wearer-day
 (hwsim/wearer_day.py's diary), with a 95 % upper bound. For comparison it also
 scores the old hwsim/traces.py set (drawn after the detector's own model).
+The same traces are scored again for a watch that carries a barometer
+(`barometer` in the JSON): the same accelerometer samples, plus the pressures at
+the wrist's height (hwsim/baro_readout.py), fed FIFO by FIFO as the watch drains
+both parts, with a tuning grid of its own.
 Writes bench/results/fall_detector.json. docs/figures.md explains the traces.
 
     python bench/fall_detector_bench.py [--quick] [--per-label N] [--minutes M]
@@ -36,31 +40,57 @@ GOAL = {"false_alarms_per_day": 0.1, "sensitivity": 0.9}
 # No published share of false countdowns that older wearers cancel was found:
 # ASSUMPTION, shown over a range so a partner can read off their own.
 CANCEL_SHARES = (0.5, 0.8, 0.95)
-# Each line of the traces file: {"label", "seed", "hz", "s"}; argv[2]: a JSON list of
-# threshold settings. Prints one line per trace: the verdict under each setting.
+# Each line of the traces file: {"label", "seed", "hz", "s"} and, with a barometer,
+# "p" (dPa) and "phz"; argv[2]: a JSON list of threshold settings. The samples go in
+# 32 at a time (the LIS3DH's FIFO), each batch with the pressures of its span, as
+# app/sos.py drains both parts. Prints one line per trace: the verdict under each setting.
 RUNNER = """
 import json, sys
 from app.fall import FallDetector
+FIFO = 32
 settings = json.loads(open(sys.argv[2]).read())
+def run(t, d):
+    s, p, hz, phz = t["s"], t.get("p"), t["hz"], t.get("phz")
+    k = 0
+    fell = False
+    for c in range(0, len(s), FIFO):
+        end = c + FIFO
+        ps = None
+        if p is not None:
+            ps = []
+            while k < len(p) and (k + 1) * hz <= end * phz:
+                ps.append(p[k])
+                k += 1
+        if d.feed(s[c:end], ps):
+            fell = True
+    return fell
 with open(sys.argv[1]) as f:
     for line in f:
         t = json.loads(line)
         out = []
         for th in settings:
-            d = FallDetector(t["hz"], th, log=lambda m: None)
-            out.append(1 if d.feed(t["s"]) else 0)
+            d = FallDetector(t["hz"], th, log=lambda m: None, baro_hz=t.get("phz"))
+            out.append(1 if run(t, d) else 0)
         print(json.dumps({"label": t["label"], "seed": t["seed"], "fall": out}))
 """
 GRID = {"impact_mg": (2000, 2500, 3000), "energy_mgs": (80, 100, 130, 160), "turn_deg": (45, 70),
         "still_mg": (100, 150)}
+GRID_BARO = {"impact_mg": (1600, 2000, 2500), "energy_mgs": (0, 80), "drop_cm": (30, 35, 40),
+             "slump_cm": (35, 45), "slump_turn_deg": (20, 30)}
 
 
-def _run_detector(samples: list[tuple[str, int, list[list[int]]]], hz: int, settings: list[dict]) -> list[dict]:
+Trace = tuple  # (label, seed, accelerometer samples[, pressures])
+
+
+def _run_detector(samples: list[Trace], hz: int, settings: list[dict], baro_hz: float | None = None) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="pers-fall-"))
     data = tmp / "traces.jsonl"
     with data.open("w") as f:
-        for label, seed, s in samples:
-            f.write(json.dumps({"label": label, "seed": seed, "hz": hz, "s": s}) + "\n")
+        for label, seed, s, *p in samples:
+            t = {"label": label, "seed": seed, "hz": hz, "s": s}
+            if baro_hz and p:
+                t.update(p=p[0], phz=baro_hz)
+            f.write(json.dumps(t) + "\n")
     (tmp / "settings.json").write_text(json.dumps(settings))
     script = tmp / "run_detector.py"
     script.write_text(RUNNER)
@@ -107,11 +137,42 @@ def _pick(scored: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     return min(scored, key=lambda x: x[1]["false_alarms_per_day"] / max(0.01, x[1]["sensitivity"]))
 
 
-def trace_set(name: str, per_label: int, minutes: int) -> list[tuple[str, int, list[list[int]]]]:
-    out = []
+def trace_set(name: str, per_label: int, minutes: int) -> list[Trace]:
+    """Each trace with its pressures: the accelerometer-only runs ignore them."""
+    out: list[Trace] = []
     for label in wrist_motion.FALLS + wrist_motion.ACTIVITIES:
         n = minutes if label in wrist_motion.CONTINUOUS else per_label
-        out += [(label, i, wrist_motion.generate(label, name, i)) for i in range(n)]
+        out += [(label, i, *wrist_motion.generate_with_pressure(label, name, i)) for i in range(n)]
+    return out
+
+
+def _barometer(tuning: list[Trace], test: list[Trace], sweep: bool) -> dict:
+    """The same traces for a watch with a barometer: its defaults (BARO_DEFAULTS) and a
+    grid of its own, picked on tuning, scored once on ``test``: the "holdout" set, as
+    the barometer's stages were designed while the test set's counts were seen."""
+    phz = wrist_motion.BARO_CONFIG.odr_hz
+    keys = sorted(GRID_BARO)
+    grid = [dict(zip(keys, v)) for v in itertools.product(*(GRID_BARO[k] for k in keys))] if sweep else []
+    rows = _run_detector(tuning, wrist_motion.HZ, [{}] + grid, phz)
+    scored = [(th, _score(rows, k + 1, wrist_motion.FALLS)) for k, th in enumerate(grid)]
+    chosen = _pick(scored) if scored else ({}, _score(rows, 0, wrist_motion.FALLS))
+    trows = _run_detector(test, wrist_motion.HZ, [{}] + ([chosen[0]] if chosen[0] else []), phz)
+    d = _score(trows, 0, wrist_motion.FALLS)
+    out: dict = {
+        "part": "BMP390 as firmware/hal/bmp390.py configures it",
+        "readout": {"odr_hz": phz, "noise_pa": wrist_motion.BARO_CONFIG.noise_pa,
+                    "iir_coeff": wrist_motion.BARO_CONFIG.iir_coeff},
+        "thresholds": "firmware/app/fall.py DEFAULTS updated by BARO_DEFAULTS",
+        "test": {"defaults": d}, "tuning": {"defaults": _score(rows, 0, wrist_motion.FALLS)},
+        "sensitivity": d["sensitivity"], "specificity": d["specificity"],
+        "false_alarms_per_day": d["false_alarms_per_day"],
+        "goal_met": d["sensitivity"] >= GOAL["sensitivity"]
+        and d["false_alarms_per_day"] < GOAL["false_alarms_per_day"],
+    }
+    if chosen[0]:
+        out["tuning"]["best"] = {"thresholds": chosen[0], **chosen[1]}
+        out["tuning"]["settings_tried"] = len(grid)
+        out["test"]["best_from_tuning"] = {"thresholds": chosen[0], **_score(trows, 1, wrist_motion.FALLS)}
     return out
 
 
@@ -128,6 +189,8 @@ def run(per_label: int, minutes: int, sweep: bool) -> dict:
     trows = _run_detector(test, wrist_motion.HZ, settings)
     own = _run_detector([(label, seed, s) for label, seed, s in traces.labelled_set(max(5, per_label // 2))],
                         traces.HZ, [{}])
+    holdout = trace_set("holdout", per_label + per_label // 2, minutes + minutes // 2)
+    barometer = _barometer(tuning, holdout, sweep)
     own_score = _score(own, 0, traces.FALLS)
     result = {
         "test": {"defaults": _score(trows, 0, wrist_motion.FALLS)},
@@ -157,6 +220,7 @@ def run(per_label: int, minutes: int, sweep: bool) -> dict:
                                         for c in CANCEL_SHARES},
         "centre_false_alarms_per_day_95_upper": {str(c): round(d["false_alarms_per_day_95_upper"] * (1 - c), 3)
                                                  for c in CANCEL_SHARES}}
+    result["barometer"] = barometer
     result["wall_s"] = round(time.monotonic() - t0, 1)
     return result
 
@@ -174,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     result["quick"] = args.quick
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("sensitivity", "specificity", "false_alarms_per_day", "goal_met",
-                                              "own_model_traces", "wall_s")}))
+    summary = {k: result[k] for k in ("sensitivity", "specificity", "false_alarms_per_day", "goal_met",
+                                      "own_model_traces", "wall_s")}
+    summary["barometer"] = {k: result["barometer"][k] for k in ("sensitivity", "specificity",
+                                                                "false_alarms_per_day", "goal_met")}
+    print(json.dumps(summary))
     return 0
 
 

@@ -11,13 +11,31 @@
 #      (little spread of |a|) or a change of orientation held (the gravity vector
 #      turned by more than turn_deg from the wrist's resting direction before the
 #      event).
+# With a barometer (a watch that carries one: board.baro_read()), the height the
+# wrist lost decides too, because it is what tells a fall from sitting down: the
+# wrist ends 0.4-0.85 m lower on the floor, 0.05-0.4 m lower on a chair or a sofa.
+#   4. a candidate is a fall only if the wrist, over the aftermath, is at least
+#      drop_cm below where it was 0.5-1 s before the impact, and stays at one
+#      height (the two halves of the aftermath within level_cm): a bus going
+#      downhill, a lift or a staircase keeps changing;
+#   5. a second trigger needs no impact: the wrist sinking slump_cm below the slow
+#      average (a faint, a slide down a wall) starts a candidate judged on its
+#      aftermath: the forearm must lie turned by slump_turn_deg, at one height.
 # Every stage a candidate reaches is reported to `log`, so the thresholds can be
 # tuned from what real wearers do. Streaming, integer maths: it runs per sample
 # at 50 Hz and keeps a dozen numbers, no sample buffer.
 import math
 
 DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "impact_ms": 1000,
-            "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45}
+            "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45,
+            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30}
+# With a barometer, the height settles what the accelerometer alone had to guess
+# from the landing, so the impact and landing thresholds can be lower (more
+# falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
+BARO_DEFAULTS = {"impact_mg": 2000, "energy_mgs": 80}
+FAST_S10 = 3     # the pressure's fast average: tenths of a second
+SLOW_S10 = 50    # its slow average, the "before" a drop is measured from
+HS_CM_DPA = 843400  # cm per (dPa / dPa): the air's scale height, 8.434 km at 15 degC
 REST_MG = 150    # |a| within 1 g +- this: the wrist is at rest and shows gravity's direction
 REST_SHIFT = 4   # the resting direction follows rest samples with a weight of 1/16
 REST_AGE_MS = 500
@@ -25,10 +43,21 @@ NEVER_MS = 1 << 20  # "no loss of support seen lately": kept a small int (a big 
 
 
 class FallDetector:
-    def __init__(self, hz=50, thresholds=None, log=print):
+    def __init__(self, hz=50, thresholds=None, log=print, baro_hz=None):
         self.t = dict(DEFAULTS)
+        if baro_hz:
+            self.t.update(BARO_DEFAULTS)
         if thresholds:
             self.t.update(thresholds)
+        self.baro = bool(baro_hz)
+        if self.baro:
+            self._kf = max(1, int(FAST_S10 * baro_hz) // 10)
+            self._ks = max(2, int(SLOW_S10 * baro_hz) // 10)
+            self._kh = max(1, int(5 * baro_hz) // 10)
+        self._pf = self._ps = None  # the pressure's fast and slow averages, dPa x 16
+        self._pmid = self._pold = None  # the fast average 0-0.5 and 0.5-1 s ago
+        self._pk = 0
+        self._slow = False    # the candidate came from a drop, not an impact
         self.hz = hz
         self.dt = 1000 // hz
         self.log = log
@@ -48,14 +77,62 @@ class FallDetector:
         self._lo = self._hi = 0
         self._sum = [0, 0, 0]
         self._n = 0
+        self._pref = None     # the slow average when the candidate began, dPa x 16
+        self._psum = self._pn = 0   # the aftermath's pressures: first half
+        self._psum2 = self._pn2 = 0  # second half
+        self._slow = False
 
-    def feed(self, samples):
-        # Returns True when the samples complete a fall.
+    def feed(self, samples, pressures=None):
+        # Returns True when the samples complete a fall. `pressures` (dPa, oldest
+        # first) cover the same span as `samples`: each is taken in at its place.
         fell = False
-        for s in samples:
-            if self._step(s):
+        n = len(samples)
+        m = len(pressures) if pressures else 0
+        j = 0
+        for i in range(n):
+            if self._step(samples[i]):
                 fell = True
+            while j < m and (j + 1) * n <= (i + 1) * m:
+                if self._pressure(pressures[j]):
+                    fell = True
+                j += 1
+        while j < m:
+            if self._pressure(pressures[j]):
+                fell = True
+            j += 1
         return fell
+
+    def _pressure(self, p):
+        if not self.baro:
+            return False
+        p16 = p << 4
+        if self._pf is None:
+            self._pf = self._ps = p16
+        self._pf += (p16 - self._pf) // self._kf
+        if self.stage == "idle":
+            self._ps += (p16 - self._ps) // self._ks
+            self._pk += 1
+            if self._pk >= self._kh:  # every half second, set the fast average aside
+                self._pk = 0
+                self._pold, self._pmid = self._pmid, self._pf
+            sunk = _cm(self._pf - self._ps, self._ps)
+            if sunk >= self.t["slump_cm"]:
+                self.candidates += 1
+                upright = self._rest_old or self._rest_mid or self._rest
+                self._reset()
+                self._upright = list(upright) if upright else None
+                self._pref = self._ps
+                self._slow = True
+                self.stage = "aftermath"
+                self.log("fall: candidate %d sank %d cm" % (self.candidates, sunk))
+        elif self._since > self.t["settle_ms"] and self.stage == "aftermath":
+            if self._since * 2 < self.t["settle_ms"] + self.t["post_ms"]:
+                self._psum += p
+                self._pn += 1
+            else:
+                self._psum2 += p
+                self._pn2 += 1
+        return False
 
     def _step(self, s):
         x, y, z = s[0], s[1], s[2]
@@ -90,9 +167,22 @@ class FallDetector:
         turn = _angle(self._upright, self._sum) if self._n and self._upright else 0
         still = spread < t["still_mg"] * 2
         turned = turn > t["turn_deg"]
-        verdict = still or turned
-        self.log("fall: candidate %d aftermath spread %d mg turn %d deg -> %s" %
-                 (self.candidates, spread, turn, "FALL" if verdict else "rejected"))
+        # A drop with no impact is a fall only if the forearm lies another way than
+        # before: standing at the foot of a stair or in a lift, it does not.
+        verdict = turn > t["slump_turn_deg"] if self._slow else (still or turned)
+        drop = ""
+        if self.baro and self._pref is not None and self._pn and self._pn2:
+            # pressure up = the wrist lower
+            first, second = (self._psum << 4) // self._pn, (self._psum2 << 4) // self._pn2
+            lost = _cm((first + second) // 2 - self._pref, self._pref)
+            drift = abs(_cm(second - first, self._pref))
+            verdict = (verdict and lost >= (t["slump_cm"] if self._slow else t["drop_cm"])
+                       and drift <= t["level_cm"])
+            drop = " drop %d cm drift %d cm" % (lost, drift)
+        self.log("fall: candidate %d aftermath spread %d mg turn %d deg%s -> %s" %
+                 (self.candidates, spread, turn, drop, "FALL" if verdict else "rejected"))
+        if self._pf is not None:
+            self._ps = self._pf  # a height judged is the new "before": it must not start again
         self._reset()
         self._rest = self._rest_mid = self._rest_old = None  # judged afresh after an event
         self._since_low = NEVER_MS
@@ -126,10 +216,18 @@ class FallDetector:
             upright = self._rest_old or self._rest_mid or self._rest
             self._reset()
             self._upright = list(upright) if upright else None
+            self._pref = self._pold or self._pmid or self._ps
             self.stage = "landing"
             self._energy = mag - 1000
             self.log("fall: candidate %d impact %d mg" % (self.candidates, mag))
         return False
+
+
+def _cm(dp16, p16):
+    # The height (cm) that a pressure difference dp16 (dPa x 16) is at pressure p16:
+    # dh = Hs dp / p. Clamped to +-12 m, so the product stays a small int.
+    dp16 = max(-16000, min(16000, dp16))
+    return dp16 * (HS_CM_DPA >> 4) // (p16 >> 4)
 
 
 def _angle(a, b):

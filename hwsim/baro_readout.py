@@ -1,0 +1,96 @@
+"""What a wrist barometer reports for a motion: the air's pressure at the wrist's height,
+what moves the air around it, and the part's noise, filter, rate and resolution.
+
+The motion (hwsim/wrist_motion.py) gives the wrist's height above the floor per
+sample; this module turns it into the pressures the firmware drains from the
+barometer's FIFO (the BMP390 as firmware/hal/bmp390.py configures it): integers in
+decipascals (Pa x 10), oldest first, at the part's output rate.
+
+- Height to pressure: the hydrostatic equation in an isothermal layer,
+  p(h) = p0 exp(-h / Hs), Hs = R T / (M g) (8.43 km at 15 degC: 12.0 Pa per metre at
+  sea level). Over a few metres this is the ICAO standard atmosphere's barometric
+  formula to within 0.01 Pa (tests/hwsim/test_baro_readout.py checks both).
+- The part: white noise per output sample (its RMS at the configured oversampling),
+  its IIR filter (each output = (previous x c + new) / (c + 1), c the coefficient),
+  and the driver's 0.1 Pa integer.
+- The air: indoors, slow ventilation drift and, in two traces of ten, a door's
+  pressure pulse; outdoors, gusts; in a vehicle, its ventilation. All ASSUMPTIONS
+  (docs/figures.md): the figures are ranges a partner should replace with readings
+  from their own wearers.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+R_AIR = 287.05      # J/(kg K), dry air
+G0 = 9.80665        # m/s2
+
+
+def scale_height_m(temp_c: float) -> float:
+    return R_AIR * (temp_c + 273.15) / G0
+
+
+def pressure_at(h_m: float, p0_pa: float, temp_c: float = 15.0) -> float:
+    """The pressure ``h_m`` above a point where it is ``p0_pa``."""
+    return p0_pa * math.exp(-h_m / scale_height_m(temp_c))
+
+
+def isa_pressure(altitude_m: float) -> float:
+    """ICAO standard atmosphere below 11 km: 101325 (1 - 2.25577e-5 h)^5.25588 Pa."""
+    return 101325.0 * (1.0 - 2.25577e-5 * altitude_m) ** 5.25588
+
+
+@dataclass(frozen=True)
+class BaroReadout:
+    odr_hz: float = 12.5        # the output rate the driver sets
+    noise_pa: float = 0.9       # RMS per output sample at the configured oversampling
+    iir_coeff: int = 1          # CONFIG's IIR filter coefficient (0: off)
+
+    def read(self, heights: list[float], accel_hz: float, rng: random.Random, place: str = "indoors") -> list[int]:
+        """Pressures (dPa) at ``odr_hz`` for heights sampled at ``accel_hz``."""
+        p0 = rng.uniform(95000.0, 103000.0)   # the site's altitude and the day's weather
+        temp_c = rng.uniform(15.0, 28.0)
+        n = int(len(heights) / accel_hz * self.odr_hz)
+        air = _Air(place, rng, self.odr_hz)
+        out: list[int] = []
+        y: float | None = None
+        for k in range(n):
+            h = heights[min(len(heights) - 1, int((k + 1) / self.odr_hz * accel_hz) - 1)]
+            x = pressure_at(h, p0, temp_c) + air.step() + rng.gauss(0.0, self.noise_pa)
+            y = x if y is None else (y * self.iir_coeff + x) / (self.iir_coeff + 1)
+            out.append(int(round(y * 10)))
+        return out
+
+
+class _Air:
+    """Pressure changes at the wrist that are not the wrist's height (ASSUMPTIONS)."""
+
+    def __init__(self, place: str, rng: random.Random, hz: float):
+        self.rng, self.dt = rng, 1.0 / hz
+        if place == "outdoors":    # gusts: a few Pa over a second or two
+            self.sd, self.tau = rng.uniform(1.5, 5.0), rng.uniform(0.8, 2.5)
+        elif place == "vehicle":   # fans, windows, the vehicle's own speed changes
+            self.sd, self.tau = rng.uniform(1.0, 3.0), rng.uniform(1.0, 3.0)
+        else:                      # ventilation, a heater, people moving about
+            self.sd, self.tau = rng.uniform(0.2, 1.0), rng.uniform(3.0, 8.0)
+        self.x = rng.gauss(0.0, self.sd)
+        # indoors, a door shut or opened nearby: a pulse of 2-8 Pa either way that
+        # decays over 0.3-1 s, in two traces of ten, at a random time
+        self.door_at = rng.uniform(0.0, 8.0) if place == "indoors" and rng.random() < 0.2 else None
+        self.door_amp = rng.choice((-1, 1)) * rng.uniform(2.0, 8.0)
+        self.door_tau = rng.uniform(0.3, 1.0)
+        self.t = 0.0
+
+    def step(self) -> float:
+        a = math.exp(-self.dt / self.tau)
+        self.x = a * self.x + math.sqrt(1 - a * a) * self.rng.gauss(0.0, self.sd)
+        self.t += self.dt
+        door = 0.0
+        if self.door_at is not None and self.t >= self.door_at:
+            door = self.door_amp * math.exp(-(self.t - self.door_at) / self.door_tau)
+        return self.x + door
+
+
+FIRMWARE_CONFIG = BaroReadout()
