@@ -75,8 +75,8 @@ with open(sys.argv[1]) as f:
 """
 GRID = {"impact_mg": (2000, 2500, 3000), "energy_mgs": (80, 100, 130, 160), "turn_deg": (45, 70),
         "still_mg": (100, 150)}
-GRID_BARO = {"impact_mg": (1600, 2000, 2500), "energy_mgs": (0, 80), "drop_cm": (30, 35, 40),
-             "slump_cm": (35, 45), "slump_turn_deg": (20, 30)}
+GRID_BARO = {"impact_mg": (2000, 2500), "energy_mgs": (0, 80), "drop_cm": (30, 35, 40),
+             "slump_cm": (30, 40), "slump_turn_deg": (20, 30), "level_cm": (15, 25), "baro_aftermath": (0, 1)}
 
 
 Trace = tuple  # (label, seed, accelerometer samples[, pressures])

@@ -44,9 +44,15 @@ def isa_pressure(altitude_m: float) -> float:
 
 @dataclass(frozen=True)
 class BaroReadout:
-    odr_hz: float = 12.5        # the output rate the driver sets
-    noise_pa: float = 0.9       # RMS per output sample at the configured oversampling
-    iir_coeff: int = 1          # CONFIG's IIR filter coefficient (0: off)
+    # As firmware/hal/bmp390.py sets the part: 6.25 Hz, pressure x2, IIR coefficient 1.
+    odr_hz: float = 6.25
+    # RMS per conversion at x2 before the filter: the datasheet's 0.02 Pa at its
+    # lowest-noise setting (x32, strongest filter) scaled by 1/sqrt(oversampling):
+    # 1.8 Pa at x1, 1.27 at x2 (ASSUMPTION: the datasheet text found gives no table
+    # per oversampling; hwsim/bmp390.py makes the same choice). After the filter
+    # (coefficient 1) a frame's spread is 0.73 Pa.
+    noise_pa: float = 1.27
+    iir_coeff: int = 1
 
     def read(self, heights: list[float], accel_hz: float, rng: random.Random, place: str = "indoors") -> list[int]:
         """Pressures (dPa) at ``odr_hz`` for heights sampled at ``accel_hz``."""

@@ -66,7 +66,7 @@ class Motion:
         # (hwsim/baro_readout.py). Its draws come from a source of their own, derived
         # from the motion's without consuming it: the accelerometer traces are the
         # same with or without a barometer.
-        self.hrng = random.Random(hash(rng.getstate()))
+        self.hrng = random.Random(hash(rng.getstate()[1]))  # a tuple of ints: the same hash in every run
         self.body = body_height(self.hrng)
         self.h = standing_wrist(self.body)
         self.height: list[float] = []

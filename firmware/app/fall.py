@@ -28,7 +28,7 @@ import math
 
 DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "impact_ms": 1000,
             "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45,
-            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30}
+            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30, "baro_aftermath": 1}
 # With a barometer, the height settles what the accelerometer alone had to guess
 # from the landing, so the impact and landing thresholds can be lower (more
 # falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
@@ -54,9 +54,11 @@ class FallDetector:
             self._kf = max(1, int(FAST_S10 * baro_hz) // 10)
             self._ks = max(2, int(SLOW_S10 * baro_hz) // 10)
             self._kh = max(1, int(5 * baro_hz) // 10)
+            self._bh10 = int(baro_hz * 10)
         self._pf = self._ps = None  # the pressure's fast and slow averages, dPa x 16
         self._pmid = self._pold = None  # the fast average 0-0.5 and 0.5-1 s ago
         self._pk = 0
+        self._sunk = 0        # pressures in a row that showed the wrist sunk
         self._slow = False    # the candidate came from a drop, not an impact
         self.hz = hz
         self.dt = 1000 // hz
@@ -89,6 +91,16 @@ class FallDetector:
         n = len(samples)
         m = len(pressures) if pressures else 0
         j = 0
+        if m and self.baro:
+            # More pressures than the samples' span holds (the barometer's FIFO keeps
+            # seconds, the accelerometer's 0.64 s: after a wake from deep sleep): the
+            # older ones are the "before", taken in first.
+            j = max(0, m - n * self._bh10 // (self.hz * 10) - 1)
+            for k in range(j):
+                self._pressure(pressures[k])
+            m -= j
+            pressures = pressures[j:]
+            j = 0
         for i in range(n):
             if self._step(samples[i]):
                 fell = True
@@ -116,7 +128,10 @@ class FallDetector:
                 self._pk = 0
                 self._pold, self._pmid = self._pmid, self._pf
             sunk = _cm(self._pf - self._ps, self._ps)
-            if sunk >= self.t["slump_cm"]:
+            # held for a second: a fall's impact, a fraction of a second after its
+            # drop, makes it an impact candidate first
+            self._sunk = self._sunk + 1 if sunk >= self.t["slump_cm"] else 0
+            if self._sunk >= self._kh * 2:
                 self.candidates += 1
                 upright = self._rest_old or self._rest_mid or self._rest
                 self._reset()
@@ -170,6 +185,8 @@ class FallDetector:
         # A drop with no impact is a fall only if the forearm lies another way than
         # before: standing at the foot of a stair or in a lift, it does not.
         verdict = turn > t["slump_turn_deg"] if self._slow else (still or turned)
+        if self.baro and not self._slow and not t["baro_aftermath"]:
+            verdict = True  # the height alone judges the aftermath: a faller may move
         drop = ""
         if self.baro and self._pref is not None and self._pn and self._pn2:
             # pressure up = the wrist lower
@@ -183,6 +200,7 @@ class FallDetector:
                  (self.candidates, spread, turn, drop, "FALL" if verdict else "rejected"))
         if self._pf is not None:
             self._ps = self._pf  # a height judged is the new "before": it must not start again
+        self._sunk = 0
         self._reset()
         self._rest = self._rest_mid = self._rest_old = None  # judged afresh after an event
         self._since_low = NEVER_MS

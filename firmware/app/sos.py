@@ -81,12 +81,14 @@ class Emergency:
 
     def _fall_check(self):
         samples = self.board.accel_read()
+        pressures = self.board.baro_read()  # None: no barometer on this board
         if not samples or not self.cfg.get("fall_detection", True):
             return
         if self.fall is None:
             from app.fall import FallDetector  # with the first motion: not before
-            self.fall = FallDetector(self.board.accel_hz, self.cfg.get("fall"))
-        if self.fall.feed(samples) and self.countdown is None and not self.alarm.active():
+            self.fall = FallDetector(self.board.accel_hz, self.cfg.get("fall"),
+                                     baro_hz=self.board.baro_hz if pressures is not None else None)
+        if self.fall.feed(samples, pressures) and self.countdown is None and not self.alarm.active():
             asyncio.create_task(self._fall_countdown())
 
     async def _fall_countdown(self):

@@ -63,4 +63,81 @@ def test_the_verdict_waits_for_the_aftermath():
     eq(d.stage, "idle")
 
 
+# With a barometer: pressures in dPa at 6.25 Hz (one per eight samples), 12 Pa a metre
+# at sea level, fed 32 samples at a time with the pressures of their span.
+LANDING = [[0, 0, 4000], [0, 0, 600], [1500, 0, 2500], [900, 0, 300], [2200, 0, 1900],
+           [400, 300, 800], [1800, 200, 1200], [1200, 0, 500], [1600, 0, 300], [1100, 0, 100]]
+
+
+def pa(h):
+    return 1013250 - int(120 * h)
+
+
+def run_baro(parts, wake=False):
+    # parts: (samples, wrist height at the start, at the end): the height moves linearly
+    samples, heights = [], []
+    for part, h0, h1 in parts:
+        for i, s in enumerate(part):
+            samples.append(s)
+            heights.append(h0 + (h1 - h0) * (i + 1) / len(part))
+    logs = []
+    d = FallDetector(50, None, log=logs.append, baro_hz=6.25)
+    fell = False
+    start = 0
+    if wake:  # woken at sample `wake`: the barometer's FIFO holds seconds, the accelerometer's 32 samples
+        start = wake
+        fell = d.feed(samples[start - 32:start], [pa(heights[k]) for k in range(7, start, 8)])
+    for c in range(start, len(samples), 32):
+        ps = [pa(heights[k]) for k in range(c + 7, min(c + 32, len(samples)), 8)]
+        if d.feed(samples[c:c + 32], ps):
+            fell = True
+    return fell, logs
+
+
+def test_with_a_barometer_a_fall_to_the_floor_is_a_fall():
+    fell, logs = run_baro([(hold(UP, 3), 0.8, 0.8), (hold([0, 0, 450], 0.2), 0.8, 0.1),
+                           (LANDING, 0.1, 0.1), (hold(SIDE, 4), 0.1, 0.1)])
+    eq(fell, True)
+    assert any("drop 69 cm" in m and "-> FALL" in m for m in logs), logs  # 0.7 m: 84 dPa
+
+
+def test_with_a_barometer_the_same_landing_on_a_sofa_is_not():
+    fell, logs = run_baro([(hold(UP, 3), 0.8, 0.8), (hold([0, 0, 450], 0.2), 0.8, 0.55),
+                           (LANDING, 0.55, 0.55), (hold(SIDE, 4), 0.55, 0.55)])
+    eq(fell, False)
+    assert any("drop 2" in m and "rejected" in m for m in logs), logs
+
+
+def test_a_landing_in_a_bus_going_downhill_is_not_a_fall():
+    # the height keeps changing over the aftermath: 0.5 m/s
+    fell, logs = run_baro([(hold(UP, 3), 3.0, 1.5), (hold([0, 0, 450], 0.2), 1.5, 1.4),
+                           (LANDING, 1.4, 1.3), (hold(SIDE, 4), 1.3, -0.7)])
+    eq(fell, False)
+    assert any("drift" in m and "rejected" in m for m in logs), logs
+
+
+def test_a_slump_with_no_impact_is_found_by_the_height_and_the_turn():
+    slide = [[0, 0, 900] for _ in range(100)]
+    fell, logs = run_baro([(hold(UP, 6), 0.8, 0.8), (slide, 0.8, 0.1), (hold(SIDE, 6), 0.1, 0.1)])
+    eq(fell, True)
+    assert any("sank" in m for m in logs), logs
+
+
+def test_a_lift_going_down_is_not_a_slump():
+    # the same height lost, standing still: the forearm does not turn
+    fell, logs = run_baro([(hold(UP, 6), 0.8, 0.8), (hold(UP, 2), 0.8, -2.2), (hold(UP, 6), -2.2, -2.2)])
+    eq(fell, False)
+    assert any("sank" in m for m in logs) and any("rejected" in m for m in logs), logs
+
+
+def test_after_a_deep_sleep_the_barometer_fifo_gives_the_before():
+    # woken by the fall: the first batch carries 32 samples and seconds of pressures
+    # the loss of support starts at sample 300, the impact at 310: the interrupt wakes
+    # the board and the app reads both FIFOs at 320
+    fell, logs = run_baro([(hold(UP, 6), 0.8, 0.8), (hold([0, 0, 450], 0.2), 0.8, 0.1),
+                           (LANDING, 0.1, 0.1), (hold(SIDE, 4), 0.1, 0.1)], wake=320)
+    eq(fell, True)
+    assert any("drop 69 cm" in m for m in logs), logs
+
+
 mpytest.run(globals())
