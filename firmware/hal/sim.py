@@ -145,6 +145,9 @@ class Board:
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
+        # A BMP390 where the board has one (hwsim's [board] barometer), as hal/esp32.py
+        # finds it: its driver is imported only then.
+        self._baro, self.baro_hz = hal.find_barometer(self.i2c)
         # The LIS3DH at register level, by the board's own driver: while the CPU
         # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
         # Loaded only around a deep sleep: awake, the bus carries the motion.
@@ -239,6 +242,10 @@ class Board:
                 pass
         out, self._accel = self._accel, []
         return out
+
+    def baro_read(self):
+        # The barometer's FIFO since the last call: [Pa x 10, ...] oldest first, or None.
+        return hal.baro_read(self._baro)
 
     async def heart_rate(self):
         # Beats per minute from the PPG sensor (seconds of sampling), or None.
