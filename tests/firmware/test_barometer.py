@@ -20,6 +20,7 @@ from hwsim.events import Recorder
 from hwsim.firmware import FIRMWARE_DIR
 from hwsim.i2c import I2CBus
 from hwsim.lis3dh import Lis3dh
+from hwsim.scenario import BoardSpec, Scenario
 from hwsim.st7789 import St7789
 from hwsim.wires import Wires
 
@@ -221,3 +222,22 @@ def test_a_driver_with_a_wrong_register_fails_these_tests(tmp_path, right, wrong
     else:
         seen, part = run_baro("read", "300", "100", firmware=firmware)
         assert part.regs[0x1C] != 0x01
+
+
+# --- in hwsim's watch ---------------------------------------------------------------------------
+def test_the_simulated_board_finds_and_runs_the_barometer_a_scenario_fits(make_watch, cloud):
+    # hal/sim.py probes the I2C bus as hal/esp32.py does; hwsim fits the part for [board] barometer.
+    scenario = Scenario(name="baro", board=BoardSpec(barometer=True, barometer_addr=0x76))
+    with make_watch(scenario) as w:
+        assert w.wait_display("Ready", 20)
+        part = w.baro_part
+        assert part is not None and part.mode() == 3 and part.regs[0x1D] == 0x05 and part.unmodelled == []
+        assert w.meter.state["baro"] == "normal"
+        w.set_wrist_height(0.1)
+        w.sleep(3)
+        # Nobody in the app reads it yet: what its FIFO holds, as a read on the bus finds it.
+        assert int.from_bytes(bytes.fromhex(w.i2c.transfer("R 118 18 2")), "little") >= 7 * 15
+        assert w.world.wrist_height_m == 0.1
+    with make_watch(Scenario(name="plain")) as w:
+        assert w.wait_display("Ready", 20)
+        assert w.baro_part is None and w.meter.state["baro"] == "absent"
