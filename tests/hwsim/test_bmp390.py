@@ -162,3 +162,14 @@ def test_only_a_board_that_says_so_has_a_barometer():
             w.stop()
     with pytest.raises(ScenarioError):
         parse({"name": "x", "board": {"barometer": True, "barometer_addr": 0x50}})
+
+
+def test_the_standby_figures_include_the_barometer_only_when_fitted():
+    from hwsim.power_model import integrate
+
+    def hour(baro: str) -> dict:
+        timeline = [(0.0, "mcu", "deep_sleep"), (0.0, "modem", "off"), (0.0, "baro", baro)]
+        return integrate(timeline, [], 0.0, 3600.0)["by_item_mah"]
+
+    assert "bmp390 barometer" not in hour("absent")
+    assert hour("normal")["bmp390 barometer"] == pytest.approx(normal_mode_ma(1, 0, 6.25), abs=1e-5)
