@@ -116,6 +116,11 @@ class Watchdog:
 
 
 class Board:
+    # The barometer's driver and rate when one is fitted: class defaults, so a board
+    # without one holds no attribute of its own for them (heap).
+    _baro = None
+    baro_hz = 0
+
     def __init__(self):
         self.clock = Clock()
         self.flash_dir = FLASH_DIR
@@ -155,7 +160,9 @@ class Board:
         self._hr = MAX30102(self.i2c, self.clock, HR_ADDR)
         if not self._hr.init():
             print("heart-rate sensor not found")
-        self._baro, self.baro_hz = hal.find_barometer(self.i2c)
+        baro, hz = hal.find_barometer(self.i2c)
+        if baro is not None:
+            self._baro, self.baro_hz = baro, hz
         self._on_button = None
         self._uart_writer = None
 

@@ -118,6 +118,10 @@ class I2C:
 
 class Board:
     name = "sim"
+    # The barometer's driver and rate when one is fitted: class defaults, so a board
+    # without one holds no attribute of its own for them (heap).
+    _baro = None
+    baro_hz = 0
     _moved = False  # the accelerometer's activity latch (moved()); a class default: no slot until it fires
 
     def __init__(self):
@@ -147,7 +151,9 @@ class Board:
         self._hr = MAX30102(self.i2c, self.clock)
         # A BMP390 where the board has one (hwsim's [board] barometer), as hal/esp32.py
         # finds it: its driver is imported only then.
-        self._baro, self.baro_hz = hal.find_barometer(self.i2c)
+        baro, hz = hal.find_barometer(self.i2c)
+        if baro is not None:
+            self._baro, self.baro_hz = baro, hz
         # The LIS3DH at register level, by the board's own driver: while the CPU
         # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
         # Loaded only around a deep sleep: awake, the bus carries the motion.
