@@ -154,6 +154,7 @@ class Bmp390:
         self.reads = self.writes = 0
         self.frames_made = 0          # every measurement the part took (tests)
         self.frames_dropped = 0       # the oldest frames a full FIFO let go
+        self.config_change_frames = 0
         self.unmodelled: list[str] = []
         self.log: list[tuple[float, int, int]] = []  # (time, raw pressure, raw temperature) of each measurement
         self.powered_at = now()
@@ -372,6 +373,7 @@ class Bmp390:
         self.regs[r] = value
         if measuring_config and changed and self.fifo_on() and self.fifo:
             self._push(bytes((HEADER_CONFIG_CHANGE, 0x00)))
+            self.config_change_frames += 1
         if r in (OSR, ODR):
             self._charge()
 

@@ -135,6 +135,14 @@ def test_the_fifo_keeps_its_seconds_through_a_deep_sleep():
     assert part.log[0][0] == part.on_at + 1 / 6.25     # one normal-mode start: no second reset
 
 
+def test_the_driver_steps_over_a_configuration_change_frame():
+    seen, part = run_baro("reconfigure")
+    assert part.config_change_frames == 2
+    values = seen["values"]
+    assert len(values) == part.frames_made >= 30                   # no frame lost behind the 0x48s
+    assert max(abs(a - b) for a, b in zip(values, model_dpa(part, part.log))) <= 1
+
+
 def test_the_compensation_matches_a_published_test_vector():
     # elixir-sensors/bmp3xx's test: this NVM and raw frame are 100876.006 Pa and 30.4993 degC.
     out = run_micropython(SCRIPT, "compensate", str(0x6D9F97), str(0x85D873), REAL_NVM.hex())
