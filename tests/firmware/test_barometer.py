@@ -10,6 +10,7 @@ import json
 import shutil
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from hwsim.events import Recorder
 from hwsim.firmware import FIRMWARE_DIR
 from hwsim.i2c import I2CBus
 from hwsim.lis3dh import Lis3dh
-from hwsim.scenario import BoardSpec, Scenario
+from hwsim.scenario import BoardSpec, Scenario, load
 from hwsim.st7789 import St7789
 from hwsim.wires import Wires
 
@@ -249,3 +250,20 @@ def test_the_simulated_board_finds_and_runs_the_barometer_a_scenario_fits(make_w
     with make_watch(Scenario(name="plain")) as w:
         assert w.wait_display("Ready", 20)
         assert w.baro_part is None and w.meter.state["baro"] == "absent"
+
+
+def test_the_part_measures_through_the_simulated_watchs_deep_sleep_and_the_wake_keeps_it(make_watch, cloud):
+    # deep_sleep_fall's watch (deep sleep 10 s after its check-in) with a barometer fitted.
+    scenario = replace(load("deep_sleep_fall"), board=BoardSpec(barometer=True), timeline=[], expect=[])
+    with make_watch(scenario) as w:
+        assert w.wait_for(lambda e: e["type"] == "log" and "watch: deep sleep for" in e["line"], 120)
+        part = w.baro_part
+        started = part.on_at
+        w.sleep(4)
+        w.press("red", 1.5)                       # ext0: the ESP32 boots again
+        assert w.wait_for(lambda e: e["type"] == "log" and "reset cause deepsleep" in e["line"], 60)
+        # The second boot found the part running as the driver sets it and left it alone:
+        # one normal-mode start, and every measurement since is still counted in order.
+        assert part.on_at == started and part.regs[0x1B] == 0x33
+        assert not [e for e in w.events if e["type"] == "log" and "barometer not configured" in e["line"]]
+        assert int.from_bytes(bytes.fromhex(w.i2c.transfer("R 119 18 2")), "little") == FIFO_FRAMES * 7
