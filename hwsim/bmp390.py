@@ -30,7 +30,9 @@ register map, FIFO and compensation):
   subsampling keeps one measurement in 2^n.
 * Measurement time (3.9.2): T_conv = 234 us + press_en (392 us + 2^osr_p 2020 us) +
   temp_en (163 us + 2^osr_t 2020 us). In normal mode a T_conv longer than the ODR's
-  period is an invalid configuration: conf_err is set and the part stays asleep (3.3.3).
+  period is an invalid configuration: conf_err is set and the part stays asleep (3.3.3);
+  a BMP388 on Bosch's forum ("BMP388 OSR OVERSAMPLING", 2024) shows just that: osr_p x2
+  at the default 200 Hz left PWR_CTRL at 0x03 (sleep) and ERR_REG at 0x04.
 * IIR filter (3.4.3): out = (out' * c + in) / (c + 1) on the ADC values, the first
   measurement after a reset of the filter taken as it is.
 * Compensation (section 8, the floating-point form): the coefficients from the NVM
