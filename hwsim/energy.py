@@ -15,6 +15,9 @@ CURRENT_MA = {
     "display": {"off": 0.0, "on": 8.0},                             # small OLED: estimate
     "vibration": {"off": 0.0, "on": 70.0},                          # coin motor: estimate
     "ppg": {"off": 0.001, "on": 1.2},  # MAX30102: 0.7 uA shut down; 0.6 mA + two 7 mA LEDs at 4 % duty
+    # BMP390, when fitted (hwsim/bmp390.py): 1.4 uA asleep (datasheet Table 1); in normal mode
+    # the part sets its own figure from its oversampling and rate (Meter.set_current).
+    "baro": {"absent": 0.0, "sleep": 0.0014, "normal": 0.0174},
 }
 TX_BURST_S = 0.05  # radio time per chunk of data sent (one LTE scheduling burst)
 
@@ -29,6 +32,7 @@ class Meter:
         self.now = now
         self.capacity_mah = capacity_mah
         self.used_mah = capacity_mah * (100.0 - start_pct) / 100.0
+        self.currents = {part: dict(states) for part, states in CURRENT_MA.items()}  # this watch's parts
         self.state = {part: next(iter(states)) for part, states in CURRENT_MA.items()}
         self.state["mcu"] = "active"
         self.by_part = {part: 0.0 for part in CURRENT_MA}
@@ -46,10 +50,10 @@ class Meter:
         t = self.now()
         dt_h = max(0.0, t - self._since) / 3600.0
         for part, st in self.state.items():
-            ma = CURRENT_MA[part][st]
+            ma = self.currents[part][st]
             if part == "modem" and st == "idle" and self._bursts_until > self._since:
                 burst = min(t, self._bursts_until) - self._since
-                extra = (CURRENT_MA["modem"]["transmit"] - ma) * burst / 3600.0
+                extra = (self.currents["modem"]["transmit"] - ma) * burst / 3600.0
                 self.by_part[part] += extra
                 self.used_mah += extra
             self.by_part[part] += ma * dt_h
@@ -57,12 +61,18 @@ class Meter:
         self._since = t
 
     def set(self, part: str, state: str) -> None:
-        if state not in CURRENT_MA[part]:
+        if state not in self.currents[part]:
             raise ValueError(f"{part} has no state {state}")
         self._settle()
         if self.timeline is not None and self.state[part] != state:
             self.timeline.append((self.now(), part, state))
         self.state[part] = state
+
+    def set_current(self, part: str, state: str, ma: float) -> None:
+        """A part whose current in a state depends on how it is configured (the barometer's
+        normal mode): from now on, for this watch."""
+        self._settle()
+        self.currents[part][state] = ma
 
     def transmit(self) -> None:
         """One chunk of data on the air: a burst at transmit current."""
@@ -72,7 +82,7 @@ class Meter:
         self._bursts_until = max(self._bursts_until, self.now()) + TX_BURST_S
 
     def current_ma(self) -> float:
-        return sum(CURRENT_MA[p][s] for p, s in self.state.items())
+        return sum(self.currents[p][s] for p, s in self.state.items())
 
     def used(self) -> float:
         self._settle()

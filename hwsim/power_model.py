@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwsim.bmp390 import SLEEP_MA, normal_mode_ma
 from hwsim.energy import CURRENT_MA
 
 
@@ -27,6 +28,7 @@ class Figure:
 ESP32_DS = "Espressif ESP32 Series Datasheet, table 'Power consumption by power modes'"
 A7670_HD = "SIMCom A7670 Series Hardware Design, 'Current consumption' table"
 LIS3DH_DS = "ST LIS3DH datasheet DocID17530, table 5 'Electrical characteristics'"
+BMP390_DS = "Bosch BMP390 datasheet BST-BMP390-DS002"
 
 FIGURES: dict[str, Figure] = {
     # ESP32 (WROOM module, MicroPython's default 160 MHz)
@@ -65,6 +67,11 @@ FIGURES: dict[str, Figure] = {
     "battery_divider_ma": Figure(0.021, "mA", "ASSUMPTION: 2 x 100 kOhm VBAT sense divider at 4.2 V"),
     "board_leakage_ma": Figure(0.005, "mA", "ASSUMPTION: PCB, ESD diodes, pull-ups"),
     "max30102_off_ma": Figure(0.0007, "mA", "Maxim MAX30102 datasheet: 0.7 uA shutdown"),
+    # the optional barometer, charged only on a board that has one (hwsim's [board] barometer)
+    "bmp390_normal_ma": Figure(round(normal_mode_ma(1, 0, 6.25), 6), "mA", BMP390_DS
+                               + ": 3.2 uA at 1 Hz x1/x1 and 1.4 uA asleep give 373 uA while measuring; x2/x1 "
+                               "T_conv 6.85 ms (3.9.2) at 6.25 Hz (hal/bmp390.py). ASSUMPTION: standby = sleep"),
+    "bmp390_sleep_ma": Figure(SLEEP_MA, "mA", BMP390_DS + ", Table 1: 1.4 uA sleep"),
     "lipo_self_discharge_pct_month": Figure(3.0, "%/month", "ASSUMPTION: Li-ion/LiPo 2-3 %/month at 20 C"),
     "usable_capacity_pct": Figure(90.0, "%", "ASSUMPTION: the A7670 needs VBAT >= 3.4 V (" + A7670_HD
                                   + "): the last ~10 % of a LiPo is below it under TX load"),
@@ -124,6 +131,9 @@ def integrate(timeline: list[tuple[float, str, str]], at_log: list[tuple[float, 
         add(f"modem {modem}", _state_ma(modem, over) * dt_h)
         for part in ("gnss", "display", "vibration"):  # no datasheet of their own here: hwsim's figures
             add(f"{part} (hwsim figures)", CURRENT_MA[part][state.get(part, "off")] * dt_h)
+        baro = state.get("baro", "absent")
+        if baro != "absent":
+            add("bmp390 barometer", _v(f"bmp390_{baro}_ma", over) * dt_h)
 
     for t, part, st in events:
         if t <= t0:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hwsim import firmware, traces
+from hwsim.bmp390 import Bmp390
 from hwsim.board import BoardBus
 from hwsim.energy import Meter
 from hwsim.events import Recorder
@@ -75,6 +76,12 @@ class Watch:
         self.accel_part = Lis3dh(lambda t: (0.0, 0.0, 1000.0))
         self.bus.accel_part = self.accel_part
         self.i2c = I2CBus(self.rec, {MAX30102_ADDR: self.hr_sensor, LIS3DH_ADDR: OnTheBus(self.accel_part)})
+        # The BMP390, only on a board that has one ([board] barometer): it keeps measuring
+        # into its FIFO through the ESP32's deep sleep, from the world's air at the wrist.
+        self.baro_part: Bmp390 | None = None
+        if self.scenario.board.barometer:
+            self.baro_part = Bmp390(self.world.air_at, self.rec.now, meter=self.meter)
+            self.i2c.devices[self.scenario.board.barometer_addr] = self.baro_part
         # The air behind the modem: the firmware reaches the broker only through the
         # modem's TCP commands on the UART (hwsim/modem_net.py), never beside it.
         self.link = AirLink(self.rec, self.modem.data_ready, self.meter,
@@ -264,6 +271,13 @@ class Watch:
             self.rec.record("world", skin_contact=on)
         self._threadsafe(apply)
 
+    def set_wrist_height(self, metres: float) -> None:
+        """The wrist's height above the floor from now (what a barometer sees)."""
+        def apply():
+            self.world.wrist_height_m = metres
+            self.rec.record("world", wrist_height_m=metres)
+        self._threadsafe(apply)
+
     def set_coverage(self, on: bool) -> None:
         self._loop.call_soon_threadsafe(self._coverage, on)
 
@@ -303,6 +317,8 @@ class Watch:
             self.factory_reset()
         if action.skin is not None:
             self.set_skin_contact(action.skin)
+        if action.wrist_height is not None:
+            self.set_wrist_height(action.wrist_height)
         if action.answer_after is not None:
             self.modem.far_end = replace(self.modem.far_end, answer_after_s=action.answer_after)
 

@@ -79,6 +79,13 @@ class WorldSpec:
     battery_mah: float = 600.0
     hr: int = 72  # resting heart rate
     skin_contact: bool = True  # the watch on the wrist: its PPG sensor sees a pulse
+    # The air at the wrist, for a barometer ([board] barometer): the site's altitude and
+    # the day's sea-level pressure (ICAO standard atmosphere), the wrist's height above the
+    # floor (a timeline's wrist_height changes it), the air temperature at the part.
+    altitude_m: float = 0.0
+    sea_level_pa: float = 101325.0
+    wrist_height_m: float = 0.8
+    air_temp_c: float = 25.0
     cell: CellSpec = field(default_factory=CellSpec)
     cells: list[CellSpec] = field(default_factory=list)
     operators: list[OperatorSpec] = field(default_factory=list)
@@ -162,11 +169,13 @@ class Action:
     loss: float | None = None     # packet loss on the data link from now (burst from [link])
     factory_reset: bool = False   # power off, erase the flash (device.json written again), power on
     skin: bool | None = None      # the watch put on (True) or taken off the wrist (False): what its PPG sees
+    wrist_height: float | None = None  # the wrist's height above the floor from now, metres (a barometer sees it)
 
     def does_something(self) -> bool:
         return bool(self.press or self.fall or self.activity or self.incoming_call or self.sms_from
                     or self.modem_reboot or self.hangup or self.factory_reset) or any(
-            v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss, self.skin))
+            v is not None for v in (self.coverage, self.indoors, self.move, self.broker, self.loss, self.skin,
+                                    self.wrist_height))
 
 
 @dataclass
@@ -216,6 +225,14 @@ class Expectation:
 
 
 @dataclass
+class BoardSpec:
+    """The board's optional parts. barometer: a BMP390 on the I2C bus (hwsim/bmp390.py), at
+    barometer_addr (0x77 with SDO high, 0x76 with SDO low)."""
+    barometer: bool = False
+    barometer_addr: int = 0x77
+
+
+@dataclass
 class Scenario:
     name: str
     description: str = ""
@@ -229,6 +246,7 @@ class Scenario:
     config: dict = field(default_factory=dict)  # a config document already on flash
     link: LinkSpec = field(default_factory=LinkSpec)  # packet loss on the data link
     far_end: FarEndSpec = field(default_factory=FarEndSpec)  # who answers the calls the watch dials
+    board: BoardSpec = field(default_factory=BoardSpec)  # optional parts fitted ([board])
 
 
 class ScenarioError(ValueError):
@@ -262,7 +280,7 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         if not act.does_something():
             raise ScenarioError(f"[[timeline]] #{i + 1}: nothing happens (press, coverage, indoors, move, "
                                 "fall, activity, incoming_call, sms_from, modem_reboot, broker, hangup, loss, "
-                                "factory_reset or skin)")
+                                "factory_reset, skin or wrist_height)")
         actions.append(act)
     expects = [_build(Expectation, e, f"[[expect]] #{i + 1}") for i, e in enumerate(doc.get("expect", []))]
     for i, e in enumerate(expects):
@@ -282,6 +300,9 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         raise ScenarioError(f"[far_end] answer must be one of {', '.join(FAR_END_ANSWERS)}, got {far_end.answer!r}")
     if modem.family not in ("SIM7600", "A7670"):
         raise ScenarioError(f"[modem] family must be SIM7600 or A7670, got {modem.family!r}")
+    board = _build(BoardSpec, doc.get("board", {}), "[board]")
+    if board.barometer_addr not in (0x76, 0x77):
+        raise ScenarioError(f"[board] barometer_addr must be 0x76 or 0x77, got {board.barometer_addr!r}")
     return Scenario(
         name=doc.get("name", name),
         description=doc.get("description", ""),
@@ -295,6 +316,7 @@ def parse(doc: dict, name: str = "scenario") -> Scenario:
         config=dict(doc.get("config", {})),
         link=link,
         far_end=far_end,
+        board=board,
     )
 
 

@@ -1,5 +1,5 @@
 """The world around the watch: where it is, the radio networks it can hear, the
-time of day, and the wearer's body (heart rate).
+time of day, the wearer's body (heart rate) and the air at the wrist (pressure).
 
 Signal falls with distance from each cell (log-distance path loss), walls cost
 a fixed loss, and a coverage hole (cellar, lift) silences every cell. A world
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hwsim.bmp390 import isa_pressure_pa
 from hwsim.scenario import CellSpec, OperatorSpec, WorldSpec
 
 PATH_LOSS_EXPONENT = 3.5   # suburban macro cells
@@ -52,6 +53,35 @@ class World:
         self._hr_event: tuple[float, int] | None = None  # (when, extra beats per minute)
         self._wall0 = _parse_start(spec.start) if spec.start else time.time()
         self._was_covered = self.covered()
+        # The wrist's height above the floor, each change with its time: a barometer's FIFO
+        # is filled later (when it is read) with the height each measurement saw.
+        self._heights: list[tuple[float, float]] = [(float("-inf"), spec.wrist_height_m)]
+
+    # --- the air at the wrist ----------------------------------------------------------
+    @property
+    def wrist_height_m(self) -> float:
+        """Metres above the floor; set it to move the wrist from now on."""
+        return self._heights[-1][1]
+
+    @wrist_height_m.setter
+    def wrist_height_m(self, metres: float) -> None:
+        self._heights.append((self.now(), float(metres)))
+
+    def wrist_height_at(self, t: float) -> float:
+        for since, metres in reversed(self._heights):
+            if since <= t:
+                return metres
+        return self._heights[0][1]
+
+    def pressure_pa(self, t: float | None = None) -> float:
+        """The true pressure at the wrist (ICAO standard atmosphere, the site's altitude plus
+        the wrist's height), now or at scenario time t."""
+        h = self.wrist_height_m if t is None else self.wrist_height_at(t)
+        return isa_pressure_pa(self.spec.altitude_m + h, self.spec.sea_level_pa)
+
+    def air_at(self, t: float) -> tuple[float, float]:
+        """(pressure Pa, temperature degC) at the wrist at scenario time t: a barometer's input."""
+        return self.pressure_pa(t), self.spec.air_temp_c
 
     # --- where the wearer is -----------------------------------------------------
     def position(self) -> tuple[float, float, bool]:

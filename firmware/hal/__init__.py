@@ -13,6 +13,8 @@
 #                                       asyncio's next timer or a wake source
 #   async modem_uart() -> (reader, writer)   the AT byte stream, and the only path
 #                                       to the network (app/netsock.py: the modem's TCP stack)
+#   baro_read() -> [Pa x 10, ...] | None     the barometer's FIFO since the last call,
+#                                       oldest first, at baro_hz (Hz); None: no barometer
 import asyncio
 import sys
 
@@ -76,3 +78,29 @@ def board():
     else:
         from hal.sim import Board
     return Board()
+
+
+def find_barometer(i2c):
+    # (driver, Hz) of a BMP390 on the bus, or (None, 0). Its CHIP_ID is read at
+    # both addresses first, so a board without one never imports the driver.
+    for addr in (0x77, 0x76):  # BMP390: SDO high, SDO low
+        try:
+            if i2c.readfrom_mem(addr, 0x00, 1)[0] != 0x60:
+                continue
+        except OSError:
+            continue
+        from hal.bmp390 import BMP390, HZ
+        baro = BMP390(i2c, addr)
+        if baro.init():
+            return baro, HZ
+        print("barometer not configured")
+    return None, 0
+
+
+def baro_read(baro):
+    if baro is None:
+        return None
+    try:
+        return baro.drain()
+    except OSError:
+        return []

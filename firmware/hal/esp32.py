@@ -1,6 +1,7 @@
 # The real board: ESP32 + SIMCom LTE modem (UART) + GNSS in the modem, an
 # ST7789 panel (SPI), a LIS3DH accelerometer and a MAX30102 pulse sensor (I2C),
-# a vibration motor and a buzzer (PWM), the battery on an ADC pin.
+# a vibration motor and a buzzer (PWM), the battery on an ADC pin. A BMP390
+# barometer on the same I2C bus is optional (hal/bmp390.py, loaded only if found).
 # Pin numbers are the board's (pin_map); a different PCB changes only pin_map.
 import asyncio
 import sys
@@ -115,6 +116,11 @@ class Watchdog:
 
 
 class Board:
+    # The barometer's driver and rate when one is fitted: class defaults, so a board
+    # without one holds no attribute of its own for them (heap).
+    _baro = None
+    baro_hz = 0
+
     def __init__(self):
         self.clock = Clock()
         self.flash_dir = FLASH_DIR
@@ -154,6 +160,9 @@ class Board:
         self._hr = MAX30102(self.i2c, self.clock, HR_ADDR)
         if not self._hr.init():
             print("heart-rate sensor not found")
+        baro, hz = hal.find_barometer(self.i2c)
+        if baro is not None:
+            self._baro, self.baro_hz = baro, hz
         self._on_button = None
         self._uart_writer = None
 
@@ -180,6 +189,11 @@ class Board:
         if self._on_button and self._levels[name] != down:
             self._levels[name] = down
             self._on_button(name, down)
+
+    def baro_read(self):
+        # The pressures the barometer's FIFO took since the last call, in Pa x 10
+        # (ints), oldest first, at baro_hz; None on a board without one.
+        return hal.baro_read(self._baro)
 
     def accel_read(self):
         # Drains the LIS3DH FIFO: [[x, y, z] milli-g, ...]

@@ -118,6 +118,10 @@ class I2C:
 
 class Board:
     name = "sim"
+    # The barometer's driver and rate when one is fitted: class defaults, so a board
+    # without one holds no attribute of its own for them (heap).
+    _baro = None
+    baro_hz = 0
     _moved = False  # the accelerometer's activity latch (moved()); a class default: no slot until it fires
 
     def __init__(self):
@@ -145,6 +149,11 @@ class Board:
         self.i2c = I2C(self.host, int(os.getenv(_ENV_I2C)))
         from hal.max30102 import MAX30102
         self._hr = MAX30102(self.i2c, self.clock)
+        # A BMP390 where the board has one (hwsim's [board] barometer), as hal/esp32.py
+        # finds it: its driver is imported only then.
+        baro, hz = hal.find_barometer(self.i2c)
+        if baro is not None:
+            self._baro, self.baro_hz = baro, hz
         # The LIS3DH at register level, by the board's own driver: while the CPU
         # deep-sleeps its FIFO and its INT1 (the wake source) are all there is.
         # Loaded only around a deep sleep: awake, the bus carries the motion.
@@ -239,6 +248,10 @@ class Board:
                 pass
         out, self._accel = self._accel, []
         return out
+
+    def baro_read(self):
+        # The barometer's FIFO since the last call: [Pa x 10, ...] oldest first, or None.
+        return hal.baro_read(self._baro)
 
     async def heart_rate(self):
         # Beats per minute from the PPG sensor (seconds of sampling), or None.
