@@ -128,7 +128,7 @@ def _pick(scored: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     """The tuning choice: most sensitive under the false-alarm goal; failing that, the
     fewest false alarms at the sensitivity goal; failing that, the fewest false alarms
     per point of sensitivity."""
-    ok = [x for x in scored if x[1]["false_alarms_per_day"] <= GOAL["false_alarms_per_day"]]
+    ok = [x for x in scored if x[1]["false_alarms_per_day"] < GOAL["false_alarms_per_day"]]
     if ok:
         return max(ok, key=lambda x: (x[1]["sensitivity"], -x[1]["false_alarms_per_day"]))
     sens = [x for x in scored if x[1]["sensitivity"] >= GOAL["sensitivity"]]

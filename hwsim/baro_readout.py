@@ -9,7 +9,7 @@ decipascals (Pa x 10), oldest first, at the part's output rate.
 - Height to pressure: the hydrostatic equation in an isothermal layer,
   p(h) = p0 exp(-h / Hs), Hs = R T / (M g) (8.43 km at 15 degC: 12.0 Pa per metre at
   sea level). Over a few metres this is the ICAO standard atmosphere's barometric
-  formula to within 0.01 Pa (tests/hwsim/test_baro_readout.py checks both).
+  formula (hwsim/bmp390.py isa_pressure_pa) to within 0.1 Pa (tests/hwsim/test_wrist_motion.py).
 - The part: white noise per output sample (its RMS at the configured oversampling),
   its IIR filter (each output = (previous x c + new) / (c + 1), c the coefficient),
   and the driver's 0.1 Pa integer.
@@ -35,11 +35,6 @@ def scale_height_m(temp_c: float) -> float:
 def pressure_at(h_m: float, p0_pa: float, temp_c: float = 15.0) -> float:
     """The pressure ``h_m`` above a point where it is ``p0_pa``."""
     return p0_pa * math.exp(-h_m / scale_height_m(temp_c))
-
-
-def isa_pressure(altitude_m: float) -> float:
-    """ICAO standard atmosphere below 11 km: 101325 (1 - 2.25577e-5 h)^5.25588 Pa."""
-    return 101325.0 * (1.0 - 2.25577e-5 * altitude_m) ** 5.25588
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,8 @@ class _Air:
             self.sd, self.tau = rng.uniform(1.5, 5.0), rng.uniform(0.8, 2.5)
         elif place == "vehicle":   # fans, windows, the vehicle's own speed changes
             self.sd, self.tau = rng.uniform(1.0, 3.0), rng.uniform(1.0, 3.0)
+        elif place == "still":     # a sealed room: the part's own noise alone
+            self.sd, self.tau = 0.0, 1.0
         else:                      # ventilation, a heater, people moving about
             self.sd, self.tau = rng.uniform(0.2, 1.0), rng.uniform(3.0, 8.0)
         self.x = rng.gauss(0.0, self.sd)

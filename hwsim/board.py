@@ -157,11 +157,18 @@ class BoardBus:
             self._send(msg)
             await asyncio.sleep(self.rec.real(len(msg["s"]) / (msg.get("hz") or 50)))
 
-    async def play_accel(self, samples: list[list[int]], hz: int, label: str) -> None:
-        """Streams a trace to the firmware in FIFO-sized batches, at the trace's own pace."""
+    async def play_accel(self, samples: list[list[int]], hz: int, label: str,
+                         heights: list[float] | None = None) -> None:
+        """Streams a trace to the firmware in FIFO-sized batches, at the trace's own pace.
+        ``heights`` (m, one per sample): the wrist's height meanwhile, each at its own
+        sample's time, for a barometer (the world keeps them; the part reads them)."""
         self.rec.record("accel", trace=label, samples=len(samples))
         for i in range(0, len(samples), ACCEL_CHUNK):
             chunk = samples[i:i + ACCEL_CHUNK]
+            if heights is not None:
+                t0 = self.rec.now()
+                for k, h in enumerate(heights[i:i + len(chunk)]):
+                    self.world.set_wrist_height_at(t0 + (k + 1) / hz, h)
             await asyncio.sleep(self.rec.real(len(chunk) / hz))
             self._send({"ev": "accel", "hz": hz, "s": chunk})
             if self.activity.feed(chunk, hz):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from hwsim import firmware, traces
+from hwsim import firmware, traces, wrist_motion
 from hwsim.bmp390 import Bmp390
 from hwsim.board import BoardBus
 from hwsim.energy import Meter
@@ -242,6 +242,15 @@ class Watch:
         samples = traces.generate(label, seed)
         self._loop.call_soon_threadsafe(self._spawn, self.bus.play_accel(samples, traces.HZ, label))
         if traces.is_fall(label):
+            self._loop.call_soon_threadsafe(self.world.body_shock)
+
+    def motion(self, label: str, trace_set: str = "test", index: int = 0) -> None:
+        """The wearer moves as hwsim/wrist_motion.py's model has it (a fall, a flop onto a
+        sofa...): its accelerometer samples and, for a barometer, the wrist's height."""
+        m = wrist_motion.motion(label, trace_set, index)
+        samples = m.read()
+        self._loop.call_soon_threadsafe(self._spawn, self.bus.play_accel(samples, wrist_motion.HZ, label, m.height))
+        if label in wrist_motion.FALLS:
             self._loop.call_soon_threadsafe(self.world.body_shock)
 
     def _latency(self) -> float:

@@ -67,6 +67,13 @@ class World:
     def wrist_height_m(self, metres: float) -> None:
         self._heights.append((self.now(), float(metres)))
 
+    def set_wrist_height_at(self, t: float, metres: float) -> None:
+        """The wrist at ``metres`` from scenario time ``t`` on (a motion played ahead of
+        the part's reading: hwsim/board.py play_accel). Times must not go backwards."""
+        if t < self._heights[-1][0]:
+            raise ValueError(f"wrist height at {t:.3f} s: before the last one set ({self._heights[-1][0]:.3f} s)")
+        self._heights.append((t, float(metres)))
+
     def wrist_height_at(self, t: float) -> float:
         for since, metres in reversed(self._heights):
             if since <= t:

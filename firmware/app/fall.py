@@ -66,6 +66,7 @@ class FallDetector:
         self.candidates = 0
         self._rest = None     # gravity's direction at rest before the event, mg (x16)
         self._rest_mid = self._rest_old = None
+        self._rest_slow = None  # the same over about 5 s (x256): before a slow sink
         self._age = 0
         self._low = 0         # ms of the current run below ff_mg
         self._since_low = NEVER_MS  # ms since a run of at least ff_ms below ff_mg ended
@@ -133,7 +134,8 @@ class FallDetector:
             self._sunk = self._sunk + 1 if sunk >= self.t["slump_cm"] else 0
             if self._sunk >= self._kh * 2:
                 self.candidates += 1
-                upright = self._rest_old or self._rest_mid or self._rest
+                # the sink began seconds ago: the wrist's direction from before it
+                upright = self._rest_slow or self._rest_old or self._rest_mid or self._rest
                 self._reset()
                 self._upright = list(upright) if upright else None
                 self._pref = self._ps
@@ -202,7 +204,7 @@ class FallDetector:
             self._ps = self._pf  # a height judged is the new "before": it must not start again
         self._sunk = 0
         self._reset()
-        self._rest = self._rest_mid = self._rest_old = None  # judged afresh after an event
+        self._rest = self._rest_mid = self._rest_old = self._rest_slow = None  # judged afresh after an event
         self._since_low = NEVER_MS
         return verdict
 
@@ -222,6 +224,13 @@ class FallDetector:
             else:
                 for i in range(3):
                     r[i] += s[i] - (r[i] >> REST_SHIFT)
+            if self.baro:
+                r = self._rest_slow
+                if r is None:
+                    self._rest_slow = [s[0] << 8, s[1] << 8, s[2] << 8]
+                else:
+                    for i in range(3):
+                        r[i] += s[i] - (r[i] >> 8)
         # Every REST_AGE_MS the resting direction is set aside: the one the impact is
         # compared with is that of 0.5-1 s earlier, before the wrist began to turn.
         self._age += self.dt

@@ -1,11 +1,16 @@
 """The independent fall traces respect the LIS3DH as the firmware configures it, and
 the tuning and test sets never share a draw. No detector figure is asserted here."""
 import math
+import os
 import random
 import statistics
+import subprocess
+import sys
 
 from hwsim import wearer_day, wrist_motion
 from hwsim.accel_readout import FIRMWARE_CONFIG, Readout
+from hwsim.baro_readout import BaroReadout, pressure_at
+from hwsim.bmp390 import isa_pressure_pa
 
 
 def test_readout_is_the_firmware_configuration_of_the_datasheet():
@@ -69,3 +74,54 @@ def test_false_alarms_per_wearer_day_weight_each_activity_by_its_count():
     # none of 30 walking minutes alarmed: the rule of three bounds the rate at 3/30
     bound = wearer_day.upper_bound_per_day({"walking": 0}, {"walking": 30}, {"walking": 45})
     assert bound == 45 * 3 / 30
+
+
+# --- the barometer's view of the same motions (hwsim/baro_readout.py) -----------------
+
+def test_a_barometer_leaves_the_accelerometer_traces_as_they_were():
+    for label in wrist_motion.FALLS + wrist_motion.ACTIVITIES:
+        accel, pressures = wrist_motion.generate_with_pressure(label, "tuning", 1)
+        assert accel == wrist_motion.generate(label, "tuning", 1), label
+        assert pressures and all(isinstance(p, int) for p in pressures)
+
+
+def test_pressures_are_the_same_in_every_process():
+    # the heights' random source is derived from the motion's: it must not depend on
+    # anything a new interpreter draws afresh (hash(None) does, before Python 3.12)
+    code = ("from hwsim import wrist_motion as w; "
+            "print(w.generate_with_pressure('fall_from_chair', 'test', 2)[1][:40])")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1, runs
+
+
+def test_height_to_pressure_is_the_standard_atmosphere():
+    # ISO 2533 over a wrist's few metres: the isothermal layer agrees within 0.1 Pa
+    for site in (0.0, 500.0, 1500.0):
+        p0 = isa_pressure_pa(site)
+        for h in (0.1, 0.8, 3.0):
+            assert abs(pressure_at(h, p0, 15.0 - 0.0065 * site) - isa_pressure_pa(site + h)) < 0.1, (site, h)
+    # 12.0 Pa a metre at sea level, 15 degC
+    assert abs((isa_pressure_pa(0.0) - isa_pressure_pa(1.0)) - 12.01) < 0.02
+
+
+def test_the_readout_is_as_noisy_as_the_part_model_frame_by_frame():
+    # a still wrist with still air: the trace readout's spread per frame is what
+    # hwsim's BMP390 register model gives at the same settings (0.73 Pa)
+    quiet = BaroReadout().read([0.8] * 50 * 200, 50, random.Random(4), place="still")
+    diffs = [(b - a) / 10 for a, b in zip(quiet, quiet[1:])]
+    # successive frames of an IIR(1) over white noise: sd of the difference = sd * sqrt(2 (1 - rho)), rho = 1/2
+    frame_sd = statistics.pstdev(diffs) / math.sqrt(2 * (1 - 0.5))
+    assert 0.6 < frame_sd < 0.9, frame_sd
+
+
+def test_the_heights_of_a_fall_and_of_sitting_down_are_apart_as_the_anthropometry_says():
+    def lost(label, i):
+        m = wrist_motion.motion(label, "tuning", i)
+        return m.height[0] - m.height[-1]
+    falls = [lost("fall_forward", i) for i in range(30)]
+    sofa = [lost("sofa_flop", i) for i in range(30)]
+    # standing wrist 0.485 x 1.50-1.85 m = 0.73-0.90 m; on the floor 0.03-0.25 m
+    assert 0.47 < min(falls) and max(falls) < 0.88
+    # a sofa's seat 0.38-0.46 m, the thigh 0.13-0.18 m, or an armrest
+    assert max(sofa) < 0.40
