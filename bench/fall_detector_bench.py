@@ -128,7 +128,7 @@ def _pick(scored: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     """The tuning choice: most sensitive under the false-alarm goal; failing that, the
     fewest false alarms at the sensitivity goal; failing that, the fewest false alarms
     per point of sensitivity."""
-    ok = [x for x in scored if x[1]["false_alarms_per_day"] < GOAL["false_alarms_per_day"]]
+    ok = [x for x in scored if x[1]["false_alarms_per_day"] <= GOAL["false_alarms_per_day"]]
     if ok:
         return max(ok, key=lambda x: (x[1]["sensitivity"], -x[1]["false_alarms_per_day"]))
     sens = [x for x in scored if x[1]["sensitivity"] >= GOAL["sensitivity"]]
@@ -189,7 +189,9 @@ def run(per_label: int, minutes: int, sweep: bool) -> dict:
     trows = _run_detector(test, wrist_motion.HZ, settings)
     own = _run_detector([(label, seed, s) for label, seed, s in traces.labelled_set(max(5, per_label // 2))],
                         traces.HZ, [{}])
-    holdout = trace_set("holdout", per_label + per_label // 2, minutes + minutes // 2)
+    # three times the tuning set: it is scored under two settings only, and its size
+    # is what narrows the 95 % bound on false alarms a day
+    holdout = trace_set("holdout", 3 * per_label, 3 * minutes)
     barometer = _barometer(tuning, holdout, sweep)
     own_score = _score(own, 0, traces.FALLS)
     result = {
