@@ -6,5 +6,8 @@
 # (_boot.py, which mounts the filesystem; asyncio; ...) come from it first.
 include("$(PORT_DIR)/boards/manifest.py")
 package("app", base_path=".")
-# hal/sim.py is the simulator's board: never on a watch.
-package("hal", files=("__init__.py", "esp32.py", "max30102.py"), base_path=".")
+# Every board module but hal/sim.py (the simulator's board: never on a watch). An
+# image flashed without one that hal/esp32.py imports would not boot:
+# tests/firmware/test_flash.py checks this list against the imports.
+package("hal", files=("__init__.py", "battery.py", "bmp390.py", "esp32.py", "haptics.py", "lis3dh.py",
+                      "max30102.py", "screen.py", "st7789.py"), base_path=".")

@@ -172,3 +172,51 @@ def test_provisioning_after_an_image_writes_the_credentials_and_ca_and_clears_ol
     assert files_on(root) == {"main.py", "boot.py", "data/device.json", "data/ca.pem"}
     assert json.loads((root / "data/device.json").read_text()) == device
     assert (root / "data/ca.pem").read_bytes() == CA
+
+
+def _frozen_by_manifest() -> dict[str, set[str]]:
+    """What firmware/manifest.py freezes into an image, per package, read as MicroPython's
+    makemanifest.py reads it: the file is Python calling include/package/module."""
+    frozen: dict[str, set[str]] = {}
+
+    def package(name, files=None, base_path=".", opt=None):
+        root = FIRMWARE_DIR / base_path / name
+        frozen[name] = set(files) if files else {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
+
+    def module(name, base_path=".", opt=None):
+        frozen.setdefault("", set()).add(name)
+
+    exec((FIRMWARE_DIR / "manifest.py").read_text(), {"include": lambda *a, **k: None, "package": package,
+                                                       "module": module})
+    return frozen
+
+
+def _board_imports() -> set[str]:
+    """Every firmware module a watch can import (app and hal, the simulator's board aside)."""
+    import ast
+    names: set[str] = set()
+    for src in sorted(FIRMWARE_DIR.rglob("*.py")):
+        rel = src.relative_to(FIRMWARE_DIR).as_posix()
+        if rel in ("hal/sim.py", "manifest.py"):
+            continue
+        for node in ast.walk(ast.parse(src.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("app", "hal"):
+                if node.module in ("app", "hal"):
+                    names |= {f"{node.module}.{a.name}" for a in node.names}
+                else:
+                    names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names if a.name.split(".")[0] in ("app", "hal") and "." in a.name}
+    return names
+
+
+def test_an_image_freezes_every_module_the_watch_imports():
+    # An image carries no app or hal files of its own: a module the board imports and
+    # the manifest leaves out is an ImportError at boot (a watch dead on the board).
+    frozen = _frozen_by_manifest()
+    modules = {n for n in _board_imports() if (FIRMWARE_DIR / (n.replace(".", "/") + ".py")).exists()}
+    modules.discard("hal.sim")  # hal.board() takes it only off the ESP32
+    assert {"hal.lis3dh", "hal.st7789", "app.fall"} <= modules  # the scan sees the imports
+    missing = sorted(n for n in modules if n.split(".")[1] + ".py" not in frozen.get(n.split(".")[0], set()))
+    assert not missing, missing
+    assert "sim.py" not in frozen["hal"]
