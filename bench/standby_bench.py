@@ -27,20 +27,20 @@ sys.path.insert(0, str(REPO))
 from bench.firmware_bench import DEV, SECRET, Broker  # noqa: E402
 from hwsim import power_model  # noqa: E402
 from hwsim.runner import Watch  # noqa: E402
-from hwsim.scenario import Scenario  # noqa: E402
+from hwsim.scenario import BoardSpec, Scenario  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 GOAL_DAYS = {"at_least": 10, "aim": 14}
 DEEP_SLEEP_AFTER_S = 10  # device option: idle this long, the watch deep-sleeps till the check-in
 
 
-def record_run(port: int, measure_heartbeat_s: int, speed: float) -> dict:
+def record_run(port: int, measure_heartbeat_s: int, speed: float, barometer: bool = False) -> dict:
     """One hwsim run: the meter's timeline, the AT commands, and the marks of the
     cycle measured (2nd power-on to 2nd off, and the idle spans around it)."""
     # The standby design: deep sleep between check-ins once idle for DEEP_SLEEP_AFTER_S,
     # woken by the RTC timer, the SOS button or the LIS3DH's interrupt (app/watch.py).
     scenario = Scenario(name="standby", speed=speed, config={"heartbeat_s": measure_heartbeat_s},
-                        device={"deep_sleep_after_s": DEEP_SLEEP_AFTER_S})
+                        device={"deep_sleep_after_s": DEEP_SLEEP_AFTER_S}, board=BoardSpec(barometer=barometer))
     w = Watch(DEV, SECRET, ("127.0.0.1", port), scenario=scenario)
     at_log: list[tuple[float, str]] = []
     answer_time = w.modem.duration
@@ -158,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a short heartbeat at a high clock speed")
     ap.add_argument("--battery-mah", type=float, default=600.0)
     ap.add_argument("--heartbeat-s", type=int, default=3600)
-    ap.add_argument("--out", type=Path, default=RESULTS / "standby.json")
+    ap.add_argument("--barometer", action="store_true",
+                    help="a board with the optional BMP390 fitted (default out: standby_barometer.json)")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    args.out = args.out or RESULTS / ("standby_barometer.json" if args.barometer else "standby.json")
     broker = Broker()
     try:
-        run = record_run(broker.port, 120 if args.quick else 600, speed=50 if args.quick else 20)
+        run = record_run(broker.port, 120 if args.quick else 600, speed=50 if args.quick else 20,
+                         barometer=args.barometer)
     finally:
         broker.stop()
     base = project(run, args.battery_mah, args.heartbeat_s)
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 if run["marks"]["on2"] < t <= run["marks"]["off2"]}),
               "figures": {k: {"value": f.value, "unit": f.unit, "source": f.source}
                           for k, f in power_model.FIGURES.items()},
-              "clock_speed": 50 if args.quick else 20, "quick": args.quick}
+              "clock_speed": 50 if args.quick else 20, "quick": args.quick, "barometer": args.barometer}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("standby_days", "checkin_s", "checkin_mah", "sleep_ma", "what_if_days")}))

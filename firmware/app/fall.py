@@ -19,8 +19,9 @@
 #      height (the two halves of the aftermath within level_cm): a bus going
 #      downhill, a lift or a staircase keeps changing;
 #   5. a second trigger needs no impact: the wrist sinking slump_cm below the slow
-#      average (a faint, a slide down a wall) starts a candidate judged on its
-#      aftermath: the forearm must lie turned by slump_turn_deg, at one height.
+#      average for a second (a faint, a slide down a wall) starts a candidate
+#      judged on its aftermath: the forearm turned by slump_turn_deg from its
+#      direction before the sink, no steps, at one height.
 # Every stage a candidate reaches is reported to `log`, so the thresholds can be
 # tuned from what real wearers do. Streaming, integer maths: it runs per sample
 # at 50 Hz and keeps a dozen numbers, no sample buffer.
@@ -28,7 +29,8 @@ import math
 
 DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "impact_ms": 1000,
             "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45,
-            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30, "baro_aftermath": 1}
+            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30, "slump_spread_mg": 900,
+            "baro_aftermath": 1}
 # With a barometer, the height settles what the accelerometer alone had to guess
 # from the landing, so the impact and landing thresholds can be lower (more
 # falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
@@ -185,8 +187,13 @@ class FallDetector:
         still = spread < t["still_mg"] * 2
         turned = turn > t["turn_deg"]
         # A drop with no impact is a fall only if the forearm lies another way than
-        # before: standing at the foot of a stair or in a lift, it does not.
-        verdict = turn > t["slump_turn_deg"] if self._slow else (still or turned)
+        # before (standing at the foot of a stair or in a lift, it does not) and the
+        # wearer is not walking (steps strike the wrist with a spread near 1 g;
+        # someone trying to get up off the floor moves it less).
+        if self._slow:
+            verdict = turn > t["slump_turn_deg"] and spread < t["slump_spread_mg"]
+        else:
+            verdict = still or turned
         if self.baro and not self._slow and not t["baro_aftermath"]:
             verdict = True  # the height alone judges the aftermath: a faller may move
         drop = ""
