@@ -29,12 +29,12 @@ import math
 
 DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "impact_ms": 1000,
             "energy_mgs": 160, "post_ms": 3000, "settle_ms": 1000, "still_mg": 100, "turn_deg": 45,
-            "drop_cm": 40, "slump_cm": 45, "level_cm": 15, "slump_turn_deg": 30, "slump_spread_mg": 900,
+            "drop_cm": 40, "slump_cm": 30, "level_cm": 25, "slump_turn_deg": 30, "slump_spread_mg": 900,
             "baro_aftermath": 1}
 # With a barometer, the height settles what the accelerometer alone had to guess
 # from the landing, so the impact and landing thresholds can be lower (more
 # falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
-BARO_DEFAULTS = {"impact_mg": 2000, "energy_mgs": 80}
+BARO_DEFAULTS = {"impact_mg": 2500, "energy_mgs": 0}
 FAST_S10 = 3     # the pressure's fast average: tenths of a second
 SLOW_S10 = 50    # its slow average, the "before" a drop is measured from
 HS_CM_DPA = 843400  # cm per (dPa / dPa): the air's scale height, 8.434 km at 15 degC
