@@ -155,6 +155,7 @@ class Bmp390:
         self.meter = meter
         self.reads = self.writes = 0
         self.frames_made = 0          # every measurement the part took (tests)
+        self.fifo_bursts: list[int] = []  # the bytes of each FIFO_DATA read (tests)
         self.frames_dropped = 0       # the oldest frames a full FIFO let go
         self.config_change_frames = 0
         self.unmodelled: list[str] = []
@@ -298,6 +299,7 @@ class Bmp390:
         self.advance()
         self.reads += 1
         if reg == FIFO_DATA:
+            self.fifo_bursts.append(n)
             return self._read_fifo(n)
         out = bytearray()
         for r in range(reg, reg + n):
