@@ -35,7 +35,7 @@ DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "i
 # from the landing, so the impact and landing thresholds can be lower (more
 # falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
 BARO_DEFAULTS = {"impact_mg": 2500, "energy_mgs": 0}
-FAST_S10 = 3     # the pressure's fast average: tenths of a second
+FAST_S10 = 5     # the pressure's fast average: tenths of a second
 SLOW_S10 = 50    # its slow average, the "before" a drop is measured from
 HS_CM_DPA = 843400  # cm per (dPa / dPa): the air's scale height, 8.434 km at 15 degC
 REST_MG = 150    # |a| within 1 g +- this: the wrist is at rest and shows gravity's direction
@@ -58,8 +58,10 @@ class FallDetector:
             self._kh = max(1, int(5 * baro_hz) // 10)
             self._bh10 = int(baro_hz * 10)
         self._pf = self._ps = None  # the pressure's fast and slow averages, dPa x 16
-        self._pmid = self._pold = None  # the fast average 0-0.5 and 0.5-1 s ago
-        self._pk = 0
+        # The pressure's means over half-second blocks (dPa x 16): the block under way
+        # (sum, count), then the last three finished: 0-0.5, 0.5-1 and 1-1.5 s ago.
+        self._pbs = self._pk = 0
+        self._pmid = self._pold = self._pold2 = None
         self._sunk = 0        # pressures in a row that showed the wrist sunk
         self._slow = False    # the candidate came from a drop, not an impact
         self.hz = hz
@@ -126,10 +128,11 @@ class FallDetector:
         self._pf += (p16 - self._pf) // self._kf
         if self.stage == "idle":
             self._ps += (p16 - self._ps) // self._ks
+            self._pbs += p16
             self._pk += 1
-            if self._pk >= self._kh:  # every half second, set the fast average aside
-                self._pk = 0
-                self._pold, self._pmid = self._pmid, self._pf
+            if self._pk >= self._kh:  # every half second, a block's mean set aside
+                self._pold2, self._pold, self._pmid = self._pold, self._pmid, self._pbs // self._pk
+                self._pbs = self._pk = 0
             sunk = _cm(self._pf - self._ps, self._ps)
             # held for a second: a fall's impact, a fraction of a second after its
             # drop, makes it an impact candidate first
@@ -250,7 +253,9 @@ class FallDetector:
             upright = self._rest_old or self._rest_mid or self._rest
             self._reset()
             self._upright = list(upright) if upright else None
-            self._pref = self._pold or self._pmid or self._ps
+            # before the fall: the second of pressures that ended half a second before
+            # the impact (a single 6.25 Hz frame is 0.7 Pa noisy: 6 cm)
+            self._pref = (self._pold + self._pold2) // 2 if self._pold2 else self._ps
             self.stage = "landing"
             self._energy = mag - 1000
             self.log("fall: candidate %d impact %d mg" % (self.candidates, mag))
