@@ -34,7 +34,7 @@ DEFAULTS = {"ff_mg": 750, "ff_ms": 40, "descent_ms": 1000, "impact_mg": 3000, "i
 # With a barometer, the height settles what the accelerometer alone had to guess
 # from the landing, so the impact and landing thresholds can be lower (more
 # falls found). Picked on the tuning traces only (bench/fall_detector_bench.py).
-BARO_DEFAULTS = {"impact_mg": 2500, "energy_mgs": 0}
+BARO_DEFAULTS = {"impact_mg": 2500, "energy_mgs": 80}
 FAST_S10 = 5     # the pressure's fast average: tenths of a second
 SLOW_S10 = 50    # its slow average, the "before" a drop is measured from
 HS_CM_DPA = 843400  # cm per (dPa / dPa): the air's scale height, 8.434 km at 15 degC
