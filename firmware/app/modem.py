@@ -12,7 +12,6 @@ _SELECT_TIMEOUT_MS = const(120000)  # AT+COPS=0 answers at once; registration ma
 _REG_POLL_MS = const(3000)  # between registration queries while waiting for the URC
 _SCAN_TIMEOUT_MS = const(180000)
 _SILENT_REBOOTED = const(2)  # polls with no answer at all before the modem is set up again
-_SETTLE_MS = const(5000)  # at least this long for a late answer before the next command (_settle)
 
 
 def _final(line):
@@ -277,10 +276,10 @@ class Modem:
         # after it would be one behind, and a prompt-taking command ended by a
         # stale OK would leave the modem waiting for its payload, swallowing the
         # commands that follow as data (an AT+CCHSEND's or AT+CCERTDOWN's bytes).
-        # So: wait for the late end (as long again, 5 s at least; a boot banner
-        # ends the wait) and give a late ">" its payload. A modem silent all
-        # that while lost the command: the next one goes.
-        end = self.clock.ticks_add(self.clock.ticks_ms(), max(self._owed, _SETTLE_MS))
+        # So: wait for the late end (twice as long again; a boot banner ends
+        # the wait) and give a late ">" its payload. A modem silent all that
+        # while lost the command: the next one goes.
+        ms, t0 = 2 * self._owed, self.clock.ticks_ms()
         while self.alive:
             self._done.clear()
             if self._late is not None and not self._prompt:  # the late ">" came
@@ -288,7 +287,7 @@ class Modem:
                 self._late = None
                 await self._w.drain()
                 continue
-            left = self.clock.ticks_diff(end, self.clock.ticks_ms())
+            left = ms - self.clock.ticks_diff(self.clock.ticks_ms(), t0)
             if not self._owed or left <= 0:
                 break
             await self._done.wait_ms(left)
