@@ -74,7 +74,8 @@ class ATCommands:
         # +CEREG URCs. AT+COPS=1 (manual) answers after the registration attempt.
         if cmd.startswith("AT+COPS=1"):
             return self.spec.register_s + 0.5
-        return self.spec.answer_delay_s
+        late = self.spec.late_every and self.commands % self.spec.late_every == 0
+        return self.spec.answer_delay_s + (self.spec.late_answer_s if late else 0.0)
 
     def answer(self, line: str) -> list[str]:
         """The response lines to one command line, final result last."""

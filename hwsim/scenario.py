@@ -110,6 +110,10 @@ class ModemSpec:
     model: str = ""  # AT+CGMM; "" the family's usual one. "A7670E-LASE": the A7670E without GNSS
     answers: bool = True  # False: a dead modem (or UART) that never says anything
     urc_interleave_seed: int | None = None  # set: URCs land between the lines of answers (seeded)
+    # Every late_every-th command is answered late_answer_s late (0: never): a modem
+    # busy inside (a cell reselection, a call setup), or a host too busy to serve it.
+    late_every: int = 0
+    late_answer_s: float = 0.0
 
     @property
     def gnss(self) -> bool:

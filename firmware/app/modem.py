@@ -30,6 +30,11 @@ class Modem:
         self._pending = None  # lines of the command in flight, until its final result
         self._sent = ""  # that command's text
         self._prompt = False  # a prompt-taking command waits for its ">"
+        # A command whose answer did not come in time is still owed one (the ms
+        # to wait for it), and the payload of one whose ">" had not come yet:
+        # the modem answers late, never not at all (app/modem.py _settle).
+        self._owed = 0
+        self._late = None
         self._want = 0  # raw socket bytes still to come after a +CIPRXGET: 2 header
         self.payload = b""  # those bytes, for the socket that asked (app/netsock.py)
         self.net = None  # the socket over this modem (app/netsock.py): it hears the URCs first
@@ -118,6 +123,10 @@ class Modem:
             self._raw(line)
             return
         lines = self._pending
+        if lines is None and self._owed and _final(line) and not self._unsolicited(line):
+            self._owed = 0  # the late end of a command given up on: nobody's news (_settle)
+            self._done.set()
+            return
         # "+CIPRXGET: 1,<link>" (data waiting) is a URC even inside the answer to a read.
         if lines is None or line.startswith("+CIPRXGET: 1") or self._unsolicited(line):
             self._urc(line)
@@ -168,6 +177,10 @@ class Modem:
         self.urcs += 1
         if self.net and self.net.urc(line):
             return
+        if line == "RDY" or line == "*ATREADY: 1":
+            if self._owed:
+                self._owed, self._late = 0, None  # a modem that (re)started owes no answer
+                self._done.set()
         if (line == "RDY" or line == "*ATREADY: 1") and (self.ready or self.rebooted):
             # Nobody asked it to restart: everything we set up is gone.
             print("modem: rebooted by itself (boot banner)")
@@ -220,27 +233,65 @@ class Modem:
         async with self._lock:
             if not self.alive:
                 return None
-            lines = self._pending = []
-            self._sent = text
-            self._prompt = payload is not None
-            self._done.clear()
+            owed = False  # the command is out and its final result not in
             try:
+                if self._owed:
+                    await self._settle()
+                lines = self._pending = []
+                self._sent = text
+                self._prompt = payload is not None
+                self._done.clear()
+                owed = True
                 self._w.write((text + "\r\n").encode())
                 await self._w.drain()
                 if not await self._done.wait_ms(timeout_ms):
                     return None
                 if payload is not None and self._pending is not None:  # the prompt, not an answer
                     self._w.write(payload)
+                    payload = None  # the modem has its data
                     await self._w.drain()
                     if not await self._done.wait_ms(timeout_ms):
                         return None
+                owed = False
                 lines = [ln for ln in lines if ln != text]  # drop the echo
                 return lines if lines else None
             except OSError:
+                owed = False  # the UART is gone: nothing more comes
                 return None
             finally:
+                # Given up on (a timeout, or the caller cancelled: a connection
+                # closed while its reader read), not forgotten: the modem still
+                # answers it, and still waits for the payload its ">" asks for.
+                if owed and self._pending is not None:
+                    self._owed, self._late = timeout_ms, payload
                 self._pending = None
-                self._prompt = False
+                if self._late is None:
+                    self._prompt = False  # else a late ">" is still looked for (_feed)
+
+    async def _settle(self):
+        # The last command's answer did not come in time (a busy modem, or a
+        # host): the modem answers it all the same, later, and one command at a
+        # time (manuals: the next command after the final result). Sent now, the
+        # next command would take that late answer for its own, every answer
+        # after it would be one behind, and a prompt-taking command ended by a
+        # stale OK would leave the modem waiting for its payload, swallowing the
+        # commands that follow as data (an AT+CCHSEND's or AT+CCERTDOWN's bytes).
+        # So: wait for the late end (twice as long again; a boot banner ends
+        # the wait) and give a late ">" its payload. A modem silent all that
+        # while lost the command: the next one goes.
+        ms, t0 = 2 * self._owed, self.clock.ticks_ms()
+        while self.alive:
+            self._done.clear()
+            if self._late is not None and not self._prompt:  # the late ">" came
+                self._w.write(self._late)
+                self._late = None
+                await self._w.drain()
+                continue
+            left = ms - self.clock.ticks_diff(self.clock.ticks_ms(), t0)
+            if not self._owed or left <= 0:
+                break
+            await self._done.wait_ms(left)
+        self._owed, self._late, self._prompt = 0, None, False
 
     async def ok(self, text, timeout_ms=2000):
         lines = await self.cmd(text, timeout_ms)

@@ -253,7 +253,7 @@ class Socket:
             try:
                 # TLS: "+CCHSEND: 0,<err>", all or nothing; TCP: "+CIPSEND: <link>,<req>,<cnf>"
                 sent = (len(chunk) if r[-2:] == ",0" else -1) if tls else int(r.split(",")[2])
-            except (AttributeError, IndexError, ValueError):
+            except (AttributeError, IndexError, TypeError, ValueError):  # r None: no result came
                 sent = -1
             if sent < 0:
                 self.lost("send failed: %s" % r)
