@@ -13,9 +13,9 @@
 #      event).
 # With a barometer (a watch that carries one: board.baro_read()), the height the
 # wrist lost decides too, because it is what tells a fall from sitting down: the
-# wrist ends 0.4-0.85 m lower on the floor, 0.05-0.4 m lower on a chair or a sofa.
+# wrist ends 0.3-0.9 m lower on the floor, under 0.4 m lower on a chair or a sofa.
 #   4. a candidate is a fall only if the wrist, over the aftermath, is at least
-#      drop_cm below where it was 0.5-1 s before the impact, and stays at one
+#      drop_cm below where it was 0.5-1.5 s before the impact, and stays at one
 #      height (the two halves of the aftermath within level_cm): a bus going
 #      downhill, a lift or a staircase keeps changing;
 #   5. a second trigger needs no impact: the wrist sinking slump_cm below the slow
@@ -84,7 +84,7 @@ class FallDetector:
         self._lo = self._hi = 0
         self._sum = [0, 0, 0]
         self._n = 0
-        self._pref = None     # the slow average when the candidate began, dPa x 16
+        self._pref = None     # the height before the candidate, as a pressure (dPa x 16)
         self._psum = self._pn = 0   # the aftermath's pressures: first half
         self._psum2 = self._pn2 = 0  # second half
         self._slow = False
@@ -120,6 +120,8 @@ class FallDetector:
         return fell
 
     def _pressure(self, p):
+        # One pressure: the averages, and the slump trigger. A verdict comes only
+        # from _step (the accelerometer's clock), so this never returns True.
         if not self.baro:
             return False
         p16 = p << 4
