@@ -6,10 +6,9 @@ sample; this module turns it into the pressures the firmware drains from the
 barometer's FIFO (the BMP390 as firmware/hal/bmp390.py configures it): integers in
 decipascals (Pa x 10), oldest first, at the part's output rate.
 
-- Height to pressure: the hydrostatic equation in an isothermal layer,
-  p(h) = p0 exp(-h / Hs), Hs = R T / (M g) (8.43 km at 15 degC: 12.0 Pa per metre at
-  sea level). Over a few metres this is the ICAO standard atmosphere's barometric
-  formula (hwsim/bmp390.py isa_pressure_pa) to within 0.1 Pa (tests/hwsim/test_wrist_motion.py).
+- Height to pressure: the ICAO standard atmosphere (ISO 2533), as hwsim's world
+  has it (hwsim/bmp390.py isa_pressure_pa), at the site's altitude plus the
+  wrist's height: about 12 Pa a metre at sea level.
 - The part: white noise per output sample (its RMS at the configured oversampling),
   its IIR filter (each output = (previous x c + new) / (c + 1), c the coefficient),
   and the driver's 0.1 Pa integer.
@@ -24,17 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 
-R_AIR = 287.05      # J/(kg K), dry air
-G0 = 9.80665        # m/s2
-
-
-def scale_height_m(temp_c: float) -> float:
-    return R_AIR * (temp_c + 273.15) / G0
-
-
-def pressure_at(h_m: float, p0_pa: float, temp_c: float = 15.0) -> float:
-    """The pressure ``h_m`` above a point where it is ``p0_pa``."""
-    return p0_pa * math.exp(-h_m / scale_height_m(temp_c))
+from hwsim.bmp390 import isa_pressure_pa
 
 
 @dataclass(frozen=True)
@@ -51,15 +40,15 @@ class BaroReadout:
 
     def read(self, heights: list[float], accel_hz: float, rng: random.Random, place: str = "indoors") -> list[int]:
         """Pressures (dPa) at ``odr_hz`` for heights sampled at ``accel_hz``."""
-        p0 = rng.uniform(95000.0, 103000.0)   # the site's altitude and the day's weather
-        temp_c = rng.uniform(15.0, 28.0)
+        site_m = rng.uniform(0.0, 600.0)            # where the wearer lives
+        sea_level_pa = rng.uniform(99000.0, 103500.0)  # the day's weather
         n = int(len(heights) / accel_hz * self.odr_hz)
         air = _Air(place, rng, self.odr_hz)
         out: list[int] = []
         y: float | None = None
         for k in range(n):
             h = heights[min(len(heights) - 1, int((k + 1) / self.odr_hz * accel_hz) - 1)]
-            x = pressure_at(h, p0, temp_c) + air.step() + rng.gauss(0.0, self.noise_pa)
+            x = isa_pressure_pa(site_m + h, sea_level_pa) + air.step() + rng.gauss(0.0, self.noise_pa)
             y = x if y is None else (y * self.iir_coeff + x) / (self.iir_coeff + 1)
             out.append(int(round(y * 10)))
         return out

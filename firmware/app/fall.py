@@ -38,6 +38,9 @@ BARO_DEFAULTS = {"impact_mg": 2500, "energy_mgs": 80}
 FAST_S10 = 5     # the pressure's fast average: tenths of a second
 SLOW_S10 = 50    # its slow average, the "before" a drop is measured from
 HS_CM_DPA = 843400  # cm per (dPa / dPa): the air's scale height, 8.434 km at 15 degC
+HS_LAPSE_CM = 160464  # its fall per unit of (1 - p / p0) in the standard atmosphere: 0.19026 Hs
+SEA_DPA = 1013250     # p0, the standard sea-level pressure, Pa x 10
+P_MIN_DPA, P_MAX_DPA = 300000, 1250000  # the BMP390's range, 300-1250 hPa, in Pa x 10
 REST_MG = 150    # |a| within 1 g +- this: the wrist is at rest and shows gravity's direction
 REST_SHIFT = 4   # the resting direction follows rest samples with a weight of 1/16
 REST_AGE_MS = 500
@@ -63,6 +66,7 @@ class FallDetector:
         self._pbs = self._pk = 0
         self._pmid = self._pold = self._pold2 = None
         self._sunk = 0        # pressures in a row that showed the wrist sunk
+        self.bad_pressures = 0  # pressures out of the part's range, dropped
         self._slow = False    # the candidate came from a drop, not an impact
         self.hz = hz
         self.dt = 1000 // hz
@@ -123,6 +127,12 @@ class FallDetector:
         # One pressure: the averages, and the slump trigger. A verdict comes only
         # from _step (the accelerometer's clock), so this never returns True.
         if not self.baro:
+            return False
+        if not P_MIN_DPA <= p <= P_MAX_DPA:
+            # Outside what the part can measure: a bus glitch or a broken part. Dropped
+            # and counted, never a reason to miss a fall: without pressures the
+            # accelerometer's verdict stands alone.
+            self.bad_pressures += 1
             return False
         p16 = p << 4
         if self._pf is None:
@@ -266,9 +276,14 @@ class FallDetector:
 
 def _cm(dp16, p16):
     # The height (cm) that a pressure difference dp16 (dPa x 16) is at pressure p16:
-    # dh = Hs dp / p. Clamped to +-12 m, so the product stays a small int.
+    # dh = Hs dp / p, Hs = R T / (M g) the air's scale height. T as the standard
+    # atmosphere (ISO 2533) has it at that pressure: T/T0 = (p/p0)^0.19026, here to
+    # first order (within 0.3 % down to 700 hPa); 1500 m up, Hs is 3.4 % below sea
+    # level's. Clamped (+-12 m, 350 hPa), so every product stays a small int.
+    p = p16 >> 4
+    hs = HS_CM_DPA - HS_LAPSE_CM * min(6600, (SEA_DPA - p) // 100) // (SEA_DPA // 100)
     dp16 = max(-16000, min(16000, dp16))
-    return dp16 * (HS_CM_DPA >> 4) // (p16 >> 4)
+    return dp16 * (hs >> 4) // p
 
 
 def _angle(a, b):

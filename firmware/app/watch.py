@@ -217,8 +217,13 @@ class Watch(Orders, Emergency, Vitals, Routine):
             # wake reason after a deep sleep, the RTC's clock and memory, which
             # deep sleep keeps): its FIFO holds the
             # last 640 ms (32 samples at 50 Hz), the fall's history only until the
-            # stream overwrites it. Read at once, before anything else runs.
-            self._fall_check()
+            # stream overwrites it. Read at once, before anything else runs. A check
+            # that fails is logged, as in the periodic task: the watch still starts,
+            # and its SOS button with it.
+            try:
+                self._fall_check()
+            except Exception as e:
+                print("watch: fall check at wake failed", repr(e))
         if self.board.reset_cause() == "deepsleep" and self.board.button("red"):
             # The SOS button woke the watch from deep sleep (a reboot) and is
             # still held: the press began before the app could time it.

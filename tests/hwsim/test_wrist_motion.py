@@ -9,8 +9,7 @@ import sys
 
 from hwsim import wearer_day, wrist_motion
 from hwsim.accel_readout import FIRMWARE_CONFIG, Readout
-from hwsim.baro_readout import BaroReadout, pressure_at
-from hwsim.bmp390 import isa_pressure_pa
+from hwsim.baro_readout import BaroReadout
 
 
 def test_readout_is_the_firmware_configuration_of_the_datasheet():
@@ -93,16 +92,6 @@ def test_pressures_are_the_same_in_every_process():
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1, runs
-
-
-def test_height_to_pressure_is_the_standard_atmosphere():
-    # ISO 2533 over a wrist's few metres: the isothermal layer agrees within 0.1 Pa
-    for site in (0.0, 500.0, 1500.0):
-        p0 = isa_pressure_pa(site)
-        for h in (0.1, 0.8, 3.0):
-            assert abs(pressure_at(h, p0, 15.0 - 0.0065 * site) - isa_pressure_pa(site + h)) < 0.1, (site, h)
-    # 12.0 Pa a metre at sea level, 15 degC
-    assert abs((isa_pressure_pa(0.0) - isa_pressure_pa(1.0)) - 12.01) < 0.02
 
 
 def test_the_readout_is_as_noisy_as_the_part_model_frame_by_frame():

@@ -140,4 +140,45 @@ def test_after_a_deep_sleep_the_barometer_fifo_gives_the_before():
     assert any("drop 69 cm" in m for m in logs), logs
 
 
+def test_pressures_the_part_cannot_give_are_dropped_and_counted_and_the_fall_still_found():
+    # A glitching bus or a broken part: zeros, a negative, a huge value among the
+    # frames. Nothing raises, they are counted, and the accelerometer and the good
+    # pressures still find the fall.
+    samples, heights = [], []
+    for part, h in ((hold(UP, 3), 0.8), (hold([0, 0, 450], 0.2), 0.1), (LANDING, 0.1), (hold(SIDE, 4), 0.1)):
+        samples += part
+        heights += [h] * len(part)
+    logs = []
+    d = FallDetector(50, None, log=logs.append, baro_hz=6.25)
+    fell = False
+    for c in range(0, len(samples), 32):
+        ps = [pa(heights[k]) for k in range(c + 7, min(c + 32, len(samples)), 8)]
+        ps[0:0] = [0, -5, 1 << 29] if c % 64 == 0 else []
+        if d.feed(samples[c:c + 32], ps):
+            fell = True
+    eq(fell, True)
+    assert d.bad_pressures >= 9, d.bad_pressures
+    assert any("drop 69 cm" in m for m in logs), logs
+
+
+def test_a_broken_barometer_leaves_the_accelerometers_verdict():
+    # Every pressure out of range: no height to judge, the accelerometer alone decides.
+    d = FallDetector(50, None, log=lambda m: None, baro_hz=6.25)
+    samples = hold(UP, 3) + hold([0, 0, 450], 0.2) + LANDING + hold(SIDE, 4)
+    fell = False
+    for c in range(0, len(samples), 32):
+        if d.feed(samples[c:c + 32], [0, 0, 0, 0]):
+            fell = True
+    eq(fell, True)
+
+
+def test_heights_from_the_standard_atmospheres_pressures():
+    # ISO 2533 (the ICAO standard atmosphere): 101325.0 Pa at sea level, 101316.59 at
+    # 0.7 m; 84555.99 at 1500 m, 84548.73 at 1500.7 m. Both are 0.7 m: 70 cm, within 1.
+    from app.fall import _cm
+    for low, high in ((1013250, 1013166), (845560, 845487)):
+        cm = _cm((low - high) << 4, high << 4)
+        assert 69 <= cm <= 71, (low, cm)
+
+
 mpytest.run(globals())
